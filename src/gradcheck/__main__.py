@@ -1,0 +1,3 @@
+from gradcheck._cli import main
+
+main()

@@ -1,0 +1,375 @@
+"""``check``: backprop gradients against finite differences, judged against the measured noise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from gradcheck import _notes
+from gradcheck._errors import GradCheckError, LossRaisedError, StochasticLossError
+from gradcheck._evaluate import SerialEvaluator, Workspace
+from gradcheck._noise import POINTS, noise_level
+from gradcheck._options import Options, validate
+from gradcheck._report import AGREES, KINK, MISMATCH, Component, Report, relative_error
+from gradcheck._schemes import SCHEMES, Scheme, default_step, derivative_weights
+from gradcheck._tolerance import LOW_PRECISION, SAFETY, analytic_bound
+from gradcheck._tree import Params, Tree, flatten
+from gradcheck._validate import check_grads, check_params
+
+SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def check(
+    loss: Callable[[Params], Any],
+    params: Params,
+    grads: Params | Callable[[Params], Params],
+    *,
+    eps: float | dict[str, float] | None = None,
+    scheme: SchemeName = "central",
+    seed: int = 0,
+    rtol: float | dict[Any, float] | None = None,
+    atol: float | dict[Any, float] | None = None,
+    order: Sequence[str] | None = None,
+) -> Report:
+    """Compares backprop gradients with finite differences, parameter by parameter.
+
+    Args:
+      loss: ``loss(params) -> J``, a float or a size-1 array.
+      params: an ndarray, or dicts / lists / tuples of ndarrays (``{"W1": ..., "b1": ...}``).
+      grads: the analytic gradients in the same structure, or ``grads(params)`` returning them.
+      eps: the step; None chooses one per parameter from the measured noise and its scale.
+      scheme: "central" (default), "forward", "backward", "richardson" or "complex".
+      seed: seeds gradcheck's own generator (random directions); the global RNG is untouched.
+      rtol, atol: precision allowed to the analytic gradient, by dtype (``{np.float32: 1e-4}``).
+      order: parameter names from input to output, for locating where a bug starts.
+
+    Returns:
+      A frozen ``Report``; ``report.passed`` is the verdict, ``print(report)`` shows a table.
+
+    >>> w = np.array([1.0, 2.0, 3.0])
+    >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w**2}).passed
+    True
+    >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
+    ('w',)
+    """
+    options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
+    return run(loss, params, grads, options, order=order)
+
+
+def run(
+    loss: Callable[[Params], Any],
+    params: Params,
+    grads: Any,
+    options: Options,
+    *,
+    order: Sequence[str] | None = None,
+    refine: bool = True,
+) -> Report:
+    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only."""
+    start = time.perf_counter()
+    tree, analytic = _inputs(params, grads)
+    plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
+    workspace = Workspace(tree, np.complex128 if plan.complex else np.float64)
+    evaluator = SerialEvaluator(loss, workspace, complex_step=plan.complex)
+    j0 = _base_value(evaluator, plan)
+    results = [
+        _check_tensor(evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype)
+        for t in range(len(tree.names))
+    ]
+    if not workspace.unchanged():
+        raise GradCheckError(
+            "loss(params) modified the arrays it was given in place; a loss must not write to "
+            "params (copy before modifying). Your own arrays were not touched."
+        )
+    return _assemble(tree, results, plan, evaluator.calls, j0, order, time.perf_counter() - start)
+
+
+def _inputs(params: Params, grads: Any) -> tuple[Tree, list[np.ndarray]]:
+    tree = flatten(params, what="params")
+    check_params(tree)
+    if callable(grads):
+        copies = tree.rebuild([leaf.copy() for leaf in tree.leaves])
+        try:
+            grads = grads(copies)
+        except Exception as error:
+            raise LossRaisedError(
+                f"grads(params) raised {type(error).__name__}: {error}. Your parameters are "
+                "untouched."
+            ) from error
+    gtree = flatten(grads, what="grads")
+    check_grads(tree, gtree)
+    by_name = dict(zip(gtree.names, gtree.leaves, strict=True))
+    return tree, [np.asarray(by_name[n]) for n in tree.names]
+
+
+@dataclass
+class _Plan:
+    scheme: Scheme
+    options: Options
+    rng: np.random.Generator
+    refine: bool = True
+
+    @property
+    def complex(self) -> bool:
+        return self.scheme.name == "complex"
+
+    def eps_for(self, name: str) -> float | None:
+        eps = self.options.eps
+        return eps.get(name) if isinstance(eps, dict) else eps
+
+
+def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
+    """J(θ), evaluated twice: a loss that answers differently is stochastic and gets no verdict."""
+    first, second = evaluator.base(), evaluator.base()
+    if plan.complex and not isinstance(first, complex):
+        raise GradCheckError(
+            "scheme='complex' needs a loss that carries complex input through to a complex "
+            "J (no abs(), np.real or float() inside); this loss returned a real number. Use "
+            "scheme='central' instead."
+        )
+    a, b = float(np.real(first)), float(np.real(second))
+    if a != b and abs(a - b) > 64 * EPS64 * max(abs(a), abs(b)):
+        raise StochasticLossError(
+            f"loss(params) returned {a!r} and then {b!r} for the same parameters: the loss is "
+            "stochastic (dropout with a fresh mask, or random sampling inside the loss). Finite "
+            "differences of a random function mean nothing: set keep_prob = 1 or fix the "
+            "dropout mask (and any sampling seed) before checking."
+        )
+    return a
+
+
+@dataclass
+class _Tensor:
+    """Per-entry results for one parameter tensor."""
+
+    numeric: np.ndarray
+    analytic: np.ndarray
+    bound: np.ndarray
+    flags: np.ndarray
+    eps: float
+    noise: float
+    low_precision: bool
+    refined: int
+
+
+def _check_tensor(
+    ev: SerialEvaluator, plan: _Plan, t: int, j0: float, g: np.ndarray, dtype: np.dtype
+) -> _Tensor:
+    theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+    g = g.reshape(-1).astype(np.float64)
+    sigma = 0.0 if plan.complex else _measure_noise(ev, t, theta, j0, plan.rng)
+    relative = sigma / max(abs(j0), 1.0)
+    low = relative > LOW_PRECISION
+    scale = float(np.sqrt(np.mean(theta**2)))
+    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, max(relative, EPS64), scale)
+    if low:  # J rounds the parameters to their own dtype: keep every step representable there
+        h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+    stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
+    idx = np.arange(theta.size)
+    values = _evaluate_nodes(ev, t, idx, stepper, plan.scheme.nodes, j0, plan.complex)
+    numeric, rounding = _estimate(plan.scheme, stepper, idx, values, sigma, plan.complex)
+    a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol)
+    bound = SAFETY * rounding + a
+    flags = np.where(np.abs(numeric - g) <= bound, AGREES, MISMATCH).astype(np.int8)
+    suspicious = np.flatnonzero(flags == MISMATCH)
+    if suspicious.size and plan.refine and not plan.complex:
+        _refine(ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, numeric, bound, flags)
+    return _Tensor(numeric, g, bound, flags, h, sigma, low, int(suspicious.size))
+
+
+def _measure_noise(ev: SerialEvaluator, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator) -> float:
+    """σ of J's rounding noise near θ, along a random unit direction in this tensor (ECnoise)."""
+    direction = rng.standard_normal(theta.size)
+    direction /= np.linalg.norm(direction)
+    delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
+    k = np.arange(POINTS) - POINTS // 2
+    others = ev.along(t, direction, delta * k[k != 0])
+    values = np.insert(others, POINTS // 2, j0)
+    sigma, _ = noise_level(values)
+    return max(sigma, EPS64 * abs(j0))
+
+
+class _Stepper:
+    """Actual offsets θ(c·h) − θ, with θ ± c·h rounded to ``dtype`` where J would round them."""
+
+    def __init__(self, theta: np.ndarray, h: float, dtype: np.dtype) -> None:
+        self.theta, self.h, self.dtype = theta, h, dtype
+
+    def point(self, idx: np.ndarray, c: float) -> np.ndarray:
+        x = self.theta[idx] + c * self.h
+        return x.astype(self.dtype).astype(np.float64)
+
+    def offset(self, idx: np.ndarray, c: float) -> np.ndarray:
+        return self.point(idx, c) - self.theta[idx] if c != 0 else np.zeros(len(idx))
+
+
+def _evaluate_nodes(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    stepper: _Stepper,
+    nodes: Sequence[float],
+    j0: float,
+    complex_step: bool,
+) -> dict[float, np.ndarray]:
+    values: dict[float, np.ndarray] = {}
+    for c in nodes:
+        if c == 0:
+            values[c] = np.full(len(idx), j0)
+        elif complex_step:
+            values[c] = ev.coordinates(t, idx, stepper.theta[idx] + 1j * c * stepper.h)
+        else:
+            values[c] = ev.coordinates(t, idx, stepper.point(idx, c))
+    return values
+
+
+def _estimate(
+    scheme: Scheme,
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    sigma: float,
+    complex_step: bool,
+    nodes: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The derivative estimate on ``nodes`` and the rounding error it carries (σ·‖w‖₂)."""
+    if complex_step:
+        numeric = np.imag(values[1.0]) / stepper.h
+        return numeric, 4 * EPS64 * np.abs(numeric)
+    nodes = scheme.nodes if nodes is None else nodes
+    offsets = np.stack([stepper.offset(idx, c) for c in nodes])
+    weights = derivative_weights(offsets)
+    numeric = sum(w * np.real(values[c][: len(idx)]) for w, c in zip(weights, nodes, strict=True))
+    return np.asarray(numeric), sigma * np.sqrt(np.sum(weights**2, axis=0))
+
+
+def _refine(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    stepper: _Stepper,
+    scheme: Scheme,
+    first: dict[float, np.ndarray],
+    j0: float,
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """Second opinion on suspicious entries: a half step tells truncation from a bug, and
+    one-sided slopes tell a kink (where any value between the slopes is a valid subgradient)."""
+    half = tuple(c / 2 for c in scheme.nodes)
+    needed = sorted(set(half) | {-1.0, -0.5, 0.5, 1.0} | {0.0})
+    known = {c: v[idx] for c, v in first.items()}
+    missing = [c for c in needed if c not in known]
+    values = {**known, **_evaluate_nodes(ev, t, idx, stepper, missing, j0, False)}
+    n_h, r_h = _estimate(scheme, stepper, idx, values, sigma, False)
+    n_2, r_2 = _estimate(scheme, stepper, idx, values, sigma, False, nodes=half)
+    q = 2.0**scheme.order - 1.0
+    truncation = np.abs(n_h - n_2) / q
+    n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation: error O(h^(order+1)) or better
+    r_star = (2.0**scheme.order * r_2 + r_h) / q
+    smooth_bound = SAFETY * (truncation + r_star) + a[idx]
+    agrees = np.abs(n_star - g[idx]) <= smooth_bound
+    kink = ~agrees & _valid_subgradient(stepper, idx, values, sigma, g[idx], a[idx])
+    numeric[idx] = n_star
+    bound[idx] = smooth_bound
+    flags[idx] = np.where(agrees, AGREES, np.where(kink, KINK, MISMATCH))
+
+
+def _valid_subgradient(
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+) -> np.ndarray:
+    """True where J is not smooth within the step and g lies between its one-sided slopes.
+
+    For smooth J the gap between right and left slopes is ≈ s·J'' and halves with the step s;
+    a kink inside the window breaks that scaling. We accept g within the slopes' hull.
+    """
+    j0 = values[0.0]
+    slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-1.0, -0.5, 0.5, 1.0)}
+    gap_h, gap_2 = slope[1.0] - slope[-1.0], slope[0.5] - slope[-0.5]
+    h = stepper.h
+    nonsmooth = np.abs(gap_2 - gap_h / 2) > SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
+    stacked = np.stack(list(slope.values()))
+    slack = SAFETY * 4 * sigma / h + a
+    inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
+    return nonsmooth & inside
+
+
+def _assemble(
+    tree: Tree,
+    results: list[_Tensor],
+    plan: _Plan,
+    evaluations: int,
+    j0: float,
+    order: Sequence[str] | None,
+    seconds: float,
+) -> Report:
+    components: dict[str, Component] = {}
+    for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
+        components[name] = _component(name, leaf, results[t])
+    suspects = tuple(n for n, c in components.items() if not c.passed)
+    masks = [(r.flags == AGREES) | (r.flags == MISMATCH) for r in results]
+    rel = relative_error(
+        np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
+        np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
+    )
+    from gradcheck._diagnose import diagnose
+
+    findings, origin = diagnose(components, suspects, order)
+    notes = _notes.collect(components, results, plan.options.scheme, j0, rel, not suspects)
+    return Report(
+        passed=not suspects,
+        relative_error=rel,
+        evaluations=evaluations,
+        eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
+        scheme=plan.options.scheme,
+        components=components,
+        suspects=suspects,
+        notes=notes,
+        findings=findings,
+        origin=origin,
+        seconds=seconds,
+    )
+
+
+def _component(name: str, leaf: np.ndarray, r: _Tensor) -> Component:
+    checked = (r.flags == AGREES) | (r.flags == MISMATCH)
+    diff = np.abs(r.numeric - r.analytic)
+    excess = np.where(checked, diff / np.maximum(r.bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess))
+    mismatches = int(np.sum(r.flags == MISMATCH))
+    return Component(
+        name=name,
+        shape=tuple(leaf.shape),
+        relative_error=relative_error(r.numeric[checked], r.analytic[checked]),
+        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, leaf.shape)),
+        numeric=float(r.numeric[worst]),
+        analytic=float(r.analytic[worst]),
+        tolerance=float(r.bound[worst]),
+        checked=int(checked.sum()),
+        skipped=int(leaf.size - checked.sum()),
+        passed=mismatches == 0,
+        eps=r.eps,
+        noise=r.noise,
+        dtype=str(leaf.dtype),
+        mismatches=mismatches,
+        value_array=np.array(leaf, copy=True),
+        numeric_array=r.numeric.reshape(leaf.shape),
+        analytic_array=r.analytic.reshape(leaf.shape),
+        bound_array=r.bound.reshape(leaf.shape),
+        flags=r.flags.reshape(leaf.shape),
+    )

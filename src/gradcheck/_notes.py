@@ -1,0 +1,59 @@
+"""Plain sentences for ``Report.notes``: what the numbers alone would not tell a reader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradcheck._render import fmt, index_text
+from gradcheck._report import KINK, Component
+
+
+def collect(
+    components: dict[str, Component],
+    results: list[Any],
+    scheme: str,
+    j0: float,
+    relative_error: float,
+    passed: bool,
+) -> tuple[str, ...]:
+    notes: list[str] = []
+    for (name, c), r in zip(components.items(), results, strict=True):
+        notes.extend(_kinks(name, c))
+        if r.low_precision:
+            notes.append(
+                f"{name}: J is computed in low precision inside the loss (measured noise "
+                f"{fmt(r.noise)} on J = {fmt(j0)}); the check is limited by the loss's precision "
+                "and the tolerance was widened to the measured noise."
+            )
+        if c.dtype != "float64":
+            notes.append(
+                f"{name} is {c.dtype}: the loss was evaluated on float64 copies and the analytic "
+                f"gradient judged with the {c.dtype} precision allowance."
+            )
+    if passed and relative_error > 1e-4:
+        notes.append(
+            f"The textbook ratio reads 'worry' ({fmt(relative_error)}), but every difference is "
+            "within the estimated numerical error: tiny, cancelling or kinked gradients make "
+            "that ratio unreliable here, not a bug."
+        )
+    elif not passed and relative_error < 1e-6:
+        notes.append(
+            f"The textbook ratio looks 'great' ({fmt(relative_error)}) only because larger "
+            "gradients elsewhere dominate it; the entries named above are wrong all the same."
+        )
+    return tuple(notes)
+
+
+def _kinks(name: str, c: Component) -> list[str]:
+    where = np.argwhere(c.flags == KINK)
+    if not len(where):
+        return []
+    first = ", ".join(index_text(name, tuple(int(i) for i in w)) for w in where[:3])
+    more = f" and {len(where) - 3} more" if len(where) > 3 else ""
+    return [
+        f"{len(where)} coordinate{'s' if len(where) > 1 else ''} of {name} sit on a kink "
+        f"(ReLU at 0, |w|, hinge): kink at {first}{more}. The analytic value lies between the "
+        "left and right slopes (a valid subgradient), so they were skipped, not blamed."
+    ]

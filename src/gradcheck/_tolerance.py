@@ -1,0 +1,41 @@
+"""How much disagreement is noise: the safety factor and the analytic-precision tables (as data).
+
+An entry is judged wrong only when |numeric − analytic| exceeds
+
+    SAFETY · (rounding + truncation of the numeric estimate)  +  rtol[d] · (|g_i| + rms(g)) + atol[d]
+
+The first term is *measured* for this loss at this θ (see ``_noise`` and the refinement in
+``_check``). The second is the precision of the analytic gradient itself, computed by the
+user's backprop in dtype d: a sum of K terms in precision u is off by about √K·u relative to
+the typical magnitude of the tensor, hence the rms term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAFETY = 10.0
+
+DEFAULT_RTOL: dict[np.dtype, float] = {
+    np.dtype(np.float16): 1e-2,
+    np.dtype(np.float32): 1e-5,
+    np.dtype(np.float64): 1e-9,
+}
+DEFAULT_ATOL: dict[np.dtype, float] = {
+    np.dtype(np.float16): 0.0,
+    np.dtype(np.float32): 0.0,
+    np.dtype(np.float64): 0.0,
+}
+
+# Above this measured relative noise, J is computed in less than float64 precision internally.
+LOW_PRECISION = 1e-11
+
+
+def analytic_bound(
+    g: np.ndarray, dtype: np.dtype, rtol: dict[np.dtype, float], atol: dict[np.dtype, float]
+) -> np.ndarray:
+    """rtol[d] · (|g_i| + rms(g)) + atol[d] for each entry of the analytic gradient ``g``."""
+    r = rtol.get(dtype, DEFAULT_RTOL.get(dtype, DEFAULT_RTOL[np.dtype(np.float32)]))
+    a = atol.get(dtype, DEFAULT_ATOL.get(dtype, 0.0))
+    rms = float(np.sqrt(np.mean(np.square(g)))) if g.size else 0.0
+    return r * (np.abs(g) + rms) + a

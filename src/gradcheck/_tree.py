@@ -1,0 +1,97 @@
+"""Parameter structures: flatten dicts/lists/tuples/arrays to named leaves, and rebuild them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck._errors import DTypeError, StructureError
+
+Params = Any  # an ndarray, or nested dicts / lists / tuples of ndarrays
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The named leaves of a parameter structure, and how to rebuild it."""
+
+    names: tuple[str, ...]
+    leaves: tuple[np.ndarray, ...]
+    rebuild: Callable[[list[Any]], Params]
+
+
+def flatten(params: Params, *, what: str = "params") -> Tree:
+    """Named leaves in structure order: ``W1``, ``layers.0.W``; a bare array is ``theta``.
+
+    >>> flatten({"W1": np.zeros((2, 3)), "layers": [{"b": np.zeros(2)}]}).names
+    ('W1', 'layers.0.b')
+    """
+    if isinstance(params, np.ndarray):
+        return Tree(("theta",), (params,), lambda leaves: leaves[0])
+    names: list[str] = []
+    leaves: list[Any] = []
+    build = _walk(params, "", names, leaves, what)
+    if not leaves:
+        raise StructureError(
+            f"{what} holds no arrays: pass a dict such as {{'W1': W1, 'b1': b1}}, a list of "
+            "arrays, or one ndarray."
+        )
+
+    def rebuild(values: list[Any]) -> Params:
+        return build(iter(values))
+
+    return Tree(tuple(names), tuple(leaves), rebuild)
+
+
+def _walk(node: Any, prefix: str, names: list[str], leaves: list[Any], what: str) -> Any:
+    """Record the leaves under ``node``; return a builder taking an iterator of new leaves."""
+    if isinstance(node, Mapping):
+        keys = list(node.keys())
+        builders = [_walk(node[k], _join(prefix, k), names, leaves, what) for k in keys]
+        kind = type(node) if type(node) is not dict else dict
+        return lambda it: _make_mapping(kind, keys, [b(it) for b in builders])
+    if isinstance(node, list | tuple):
+        builders = [_walk(v, _join(prefix, i), names, leaves, what) for i, v in enumerate(node)]
+        if isinstance(node, tuple) and hasattr(node, "_fields"):  # NamedTuple
+            cls = type(node)
+            return lambda it: cls(*[b(it) for b in builders])
+        kind = tuple if isinstance(node, tuple) else list
+        return lambda it: kind(b(it) for b in builders)
+    names.append(prefix or "theta")
+    leaves.append(_as_leaf(node, prefix or "theta", what))
+    return lambda it: next(it)
+
+
+def _make_mapping(kind: type, keys: list[Any], values: list[Any]) -> Any:
+    try:
+        return kind(zip(keys, values, strict=True))
+    except TypeError:  # a Mapping type that cannot be built from pairs
+        return dict(zip(keys, values, strict=True))
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
+    if isinstance(node, np.ndarray):
+        return node
+    if isinstance(node, np.generic):
+        return np.asarray(node)
+    if isinstance(node, float):
+        return np.asarray(node, dtype=np.float64)
+    raise DTypeError(
+        f"{what}['{name}'] is a {type(node).__name__}, not a NumPy array. "
+        f"Pass np.asarray(...) of floats for '{name}' (for torch or JAX, use gradcheck.torch "
+        "or gradcheck.jax)."
+    )
+
+
+def same_structure(params: Params, other: Params) -> bool:
+    """True when both have the same container types, keys and lengths."""
+    try:
+        return flatten(params).names == flatten(other).names
+    except StructureError:
+        return False
