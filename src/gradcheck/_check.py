@@ -16,12 +16,13 @@ from gradcheck._noise import POINTS, noise_level
 from gradcheck._options import Options, validate
 from gradcheck._report import AGREES, KINK, MISMATCH, Component, Report, relative_error
 from gradcheck._schemes import SCHEMES, Scheme, default_step, derivative_weights
-from gradcheck._tolerance import LOW_PRECISION, SAFETY, analytic_bound
+from gradcheck._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analytic_bound
 from gradcheck._tree import Params, Tree, flatten
 from gradcheck._validate import check_grads, check_params
 
 SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
 EPS64 = float(np.finfo(np.float64).eps)
+MAX_LEVELS = 5  # halvings of the step tried on an ambiguous (kinked) entry: down to h/16
 
 
 def check(
@@ -125,7 +126,13 @@ class _Plan:
 
 def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
     """J(θ), evaluated twice: a loss that answers differently is stochastic and gets no verdict."""
-    first, second = evaluator.base(), evaluator.base()
+    first = evaluator.base()
+    if not evaluator.ws.unchanged():
+        raise GradCheckError(
+            "loss(params) modified the arrays it was given in place; a loss must not write to "
+            "params (copy before modifying). Your own arrays were not touched."
+        )
+    second = evaluator.base()
     if plan.complex and not isinstance(first, complex):
         raise GradCheckError(
             "scheme='complex' needs a loss that carries complex input through to a complex "
@@ -263,49 +270,82 @@ def _refine(
     bound: np.ndarray,
     flags: np.ndarray,
 ) -> None:
-    """Second opinion on suspicious entries: a half step tells truncation from a bug, and
-    one-sided slopes tell a kink (where any value between the slopes is a valid subgradient)."""
-    half = tuple(c / 2 for c in scheme.nodes)
-    needed = sorted(set(half) | {-1.0, -0.5, 0.5, 1.0} | {0.0})
-    known = {c: v[idx] for c, v in first.items()}
-    missing = [c for c in needed if c not in known]
-    values = {**known, **_evaluate_nodes(ev, t, idx, stepper, missing, j0, False)}
-    n_h, r_h = _estimate(scheme, stepper, idx, values, sigma, False)
-    n_2, r_2 = _estimate(scheme, stepper, idx, values, sigma, False, nodes=half)
-    q = 2.0**scheme.order - 1.0
-    truncation = np.abs(n_h - n_2) / q
-    n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation: error O(h^(order+1)) or better
-    r_star = (2.0**scheme.order * r_2 + r_h) / q
-    smooth_bound = SAFETY * (truncation + r_star) + a[idx]
-    agrees = np.abs(n_star - g[idx]) <= smooth_bound
-    kink = ~agrees & _valid_subgradient(stepper, idx, values, sigma, g[idx], a[idx])
-    numeric[idx] = n_star
-    bound[idx] = smooth_bound
-    flags[idx] = np.where(agrees, AGREES, np.where(kink, KINK, MISMATCH))
+    """Second opinion on suspicious entries, halving the step while they stay ambiguous.
+
+    At each level a half step tells truncation from a bug (Richardson), and one-sided slopes
+    tell a kink (where any value between the slopes is a valid subgradient). A smooth entry that
+    disagrees is settled at once; only a non-smooth entry whose g lies outside the slopes goes
+    one level down, so that kinks near θ leave the window.
+    """
+    values = {c: v[idx] for c, v in first.items()}
+    active = np.arange(len(idx))
+    for level in range(MAX_LEVELS):
+        s = 0.5**level
+        nodes = tuple(c * s for c in scheme.nodes)
+        half = tuple(c / 2 for c in nodes)
+        sub = idx[active]
+        _fill(ev, t, idx, active, stepper, {*half, s, -s, s / 2, -s / 2}, values, j0)
+        vals = {c: v[active] for c, v in values.items()}
+        n_h, r_h = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=nodes)
+        n_2, r_2 = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=half)
+        q = 2.0**scheme.order - 1.0
+        n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation
+        smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**scheme.order * r_2 + r_h) / q) + a[sub]
+        agrees = np.abs(n_star - g[sub]) <= smooth_bound
+        nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
+        numeric[sub], bound[sub] = n_star, smooth_bound
+        flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
+        active = active[~agrees & nonsmooth & ~inside]
+        if not active.size:
+            return
 
 
-def _valid_subgradient(
+def _fill(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    active: np.ndarray,
+    stepper: _Stepper,
+    nodes: set[float],
+    values: dict[float, np.ndarray],
+    j0: float,
+) -> None:
+    """Evaluate J at the nodes (multiples of h) still unknown for the active entries."""
+    values.setdefault(0.0, np.full(len(idx), j0))
+    for c in sorted(nodes):
+        column = values.setdefault(c, np.full(len(idx), np.nan))
+        todo = active[np.isnan(column[active])]
+        if todo.size:
+            column[todo] = _evaluate_nodes(ev, t, idx[todo], stepper, [c], j0, False)[c]
+
+
+def _kink(
     stepper: _Stepper,
     idx: np.ndarray,
     values: dict[float, np.ndarray],
+    s: float,
     sigma: float,
     g: np.ndarray,
     a: np.ndarray,
-) -> np.ndarray:
-    """True where J is not smooth within the step and g lies between its one-sided slopes.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether J is non-smooth within the step s·h, and whether g lies between its slopes.
 
-    For smooth J the gap between right and left slopes is ≈ s·J'' and halves with the step s;
-    a kink inside the window breaks that scaling. We accept g within the slopes' hull.
+    For smooth J the gap between right and left slopes is ≈ s·J'' and halves with the step;
+    a kink inside the window breaks that scaling. The one-sided derivatives at θ are the slopes
+    extrapolated to zero step (2·f(s/2) − f(s), removing the curvature term); any value between
+    the left and the right one is a valid subgradient.
     """
     j0 = values[0.0]
-    slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-1.0, -0.5, 0.5, 1.0)}
-    gap_h, gap_2 = slope[1.0] - slope[-1.0], slope[0.5] - slope[-0.5]
-    h = stepper.h
-    nonsmooth = np.abs(gap_2 - gap_h / 2) > SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
-    stacked = np.stack(list(slope.values()))
-    slack = SAFETY * 4 * sigma / h + a
+    slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
+    gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
+    h = s * stepper.h
+    # Only asked of entries that already failed the smooth test, so a lower factor suffices.
+    nonsmooth = np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
+    left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
+    stacked = np.stack([*slope.values(), left, right])
+    slack = SAFETY * 6 * sigma / h + a
     inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
-    return nonsmooth & inside
+    return nonsmooth, inside
 
 
 def _assemble(
