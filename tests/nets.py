@@ -43,7 +43,7 @@ def mlp(
     f, df = ACTIVATIONS[act]
     cast = (lambda v: v.astype(loss_dtype)) if loss_dtype else (lambda v: v)
 
-    def forward(p: dict[str, np.ndarray]) -> tuple[list, np.ndarray]:
+    def forward(p: dict[str, np.ndarray], cast: Callable = cast) -> tuple[list, np.ndarray]:
         a = cast(x)
         cache = [(None, a)]
         for layer in range(1, depth + 1):
@@ -62,8 +62,8 @@ def mlp(
 
     def grads(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         p = {k: v.astype(dtype) for k, v in p.items()}
-        cache, s = forward(p)
-        delta = (s - y) / m * scale
+        cache, s = forward(p, lambda v: v.astype(dtype))  # backprop runs in the params' dtype
+        delta = ((s - y) / m * scale).astype(dtype)
         out: dict[str, np.ndarray] = {}
         for layer in range(depth, 0, -1):
             a_prev = cache[layer - 1][1]
