@@ -21,6 +21,7 @@ from gradcheck._errors import (
 )
 from gradcheck._numerical import numerical_gradient
 from gradcheck._report import SCHEMA, Component, Finding, Report, relative_error, textbook_verdict
+from gradcheck._taylor import TaylorResult, taylor_test
 
 __version__ = "0.1.0"
 
@@ -39,8 +40,10 @@ __all__ = [
     "ShapeMismatchError",
     "StochasticLossError",
     "StructureError",
+    "TaylorResult",
     "check",
     "numerical_gradient",
     "relative_error",
+    "taylor_test",
     "textbook_verdict",
 ]

@@ -36,6 +36,7 @@ def check(
     rtol: float | dict[Any, float] | None = None,
     atol: float | dict[Any, float] | None = None,
     order: Sequence[str] | None = None,
+    batch_size: int | None = None,
 ) -> Report:
     """Compares backprop gradients with finite differences, parameter by parameter.
 
@@ -48,6 +49,8 @@ def check(
       seed: seeds gradcheck's own generator (random directions); the global RNG is untouched.
       rtol, atol: precision allowed to the analytic gradient, by dtype (``{np.float32: 1e-4}``).
       order: parameter names from input to output, for locating where a bug starts.
+      batch_size: the batch size m, if known; only used to name a wrong factor of m or 1/m
+        ("looks like a missing 1/m") in ``report.findings``.
 
     Returns:
       A frozen ``Report``; ``report.passed`` is the verdict, ``print(report)`` shows a table.
@@ -59,7 +62,11 @@ def check(
     ('w',)
     """
     options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
-    return run(loss, params, grads, options, order=order)
+    from gradcheck._diagnose import check_batch_size, finish
+
+    check_batch_size(batch_size)
+    report = run(loss, params, grads, options, order=order)
+    return finish(report, loss, params, grads, seed=seed, batch_size=batch_size)
 
 
 def run(

@@ -1,0 +1,192 @@
+"""A gallery of real backprop bugs and of correct "traps", each case carrying its truth.
+
+``BUGS``: networks with one planted mistake; ``Case.faulty`` is the set of parameters whose
+gradient differs from the correct backprop (computed, not typed in), ``Case.kind`` the kind a
+diagnosis should name (None where no simple kind describes it). ``TRAPS``: correct gradients
+that make naive checkers cry wolf. ``stochastic()``: a loss with a fresh dropout mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bugs.layers import batchnorm, embed_conv
+from bugs.mlp import mlp
+
+Params = dict[str, np.ndarray]
+
+
+def _norm(d: Params) -> float:
+    return float(np.sqrt(sum(np.sum(np.asarray(v, dtype=float) ** 2) for v in d.values())))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One network: its loss, params, the gradients under test, and the truth about them."""
+
+    name: str
+    family: str
+    loss: Callable[[Params], float]
+    params: Params
+    grads: Params
+    correct: Params
+    kind: str | None = None
+    batch_size: int | None = None
+    faulty: frozenset[str] = field(default=frozenset())
+
+    @property
+    def severity(self) -> float:
+        """The textbook relative error of the planted mistake, against the exact backprop."""
+        diff = {k: self.grads[k].astype(float) - self.correct[k].astype(float) for k in self.grads}
+        return _norm(diff) / (_norm(self.grads) + _norm(self.correct))
+
+
+def _case(name: str, net: tuple, kind: str | None = None, post: Callable | None = None,
+          m: int | None = None, **bug: Any) -> Case:
+    loss, params, grads = net
+    correct = grads(params)
+    wrong = grads(params, **bug)
+    if post is not None:
+        wrong = post({k: v.copy() for k, v in wrong.items()})
+    faulty = frozenset(
+        k for k in params
+        if np.max(np.abs(wrong[k] - correct[k]), initial=0.0)
+        > 1e-12 * (np.max(np.abs(correct[k]), initial=0.0) + 1e-300)
+    )
+    family = name.split(":")[0]
+    return Case(name, family, loss, params, wrong, correct, kind, m, faulty)
+
+
+def _set(name: str, f: Callable[[np.ndarray], np.ndarray]) -> Callable[[Params], Params]:
+    def post(g: Params) -> Params:
+        g[name] = f(g[name])
+        return g
+    return post
+
+
+def _swap(a: str, b: str) -> Callable[[Params], Params]:
+    def post(g: Params) -> Params:
+        g[a], g[b] = g[b], g[a]
+        return g
+    return post
+
+
+def _zero_at(name: str, index: Any) -> Callable[[Params], Params]:
+    def f(v: np.ndarray) -> np.ndarray:
+        v = v.copy()
+        v[index] = 0.0
+        return v
+    return _set(name, f)
+
+
+def bugs(seed: int = 0) -> list[Case]:
+    """At least 30 planted mistakes across the families (``seed`` redraws data and weights)."""
+    s = 100 * seed
+    tanh = lambda **kw: mlp("tanh", "softmax", (5, 8, 8, 3), m=16, seed=s, **kw)  # noqa: E731
+    sig = lambda **kw: mlp("sigmoid", "bce", (5, 6, 1), m=12, seed=s + 1, **kw)  # noqa: E731
+    relu = lambda **kw: mlp("relu", "mse", (4, 10, 2), m=10, seed=s + 2, **kw)  # noqa: E731
+    deep = lambda **kw: mlp("tanh", "mse", (4, 6, 6, 6, 2), m=9, seed=s + 3, **kw)  # noqa: E731
+    bn = lambda: batchnorm(seed=s)  # noqa: E731
+    emb = lambda: embed_conv(seed=s)  # noqa: E731
+    return [
+        _case("tanh-ce: missing 1/m", tanh(), "scale", m=16, no_mean=True),
+        _case("tanh-ce: dW3 sign", tanh(), "sign", _set("W3", np.negative)),
+        _case("tanh-ce: y - a", tanh(), "sign", flip=True),
+        _case("tanh-ce: L2 missing in dW", tanh(lam=0.8), "regularization", reg_scale=0.0),
+        _case("tanh-ce: L2 uses λ, not λ/m", tanh(lam=0.5), "regularization", reg_scale=16.0),
+        _case("tanh-ce: L2 on biases", tanh(lam=0.8), "regularization", reg_bias=True),
+        _case("tanh-ce: dW2 transposed", tanh(), "transposed", _set("W2", np.transpose)),
+        _case("tanh-ce: db1, db2 swapped", tanh(), "swapped", _swap("b1", "b2")),
+        _case("tanh-ce: f' at a, not z", tanh(), None, act_on_a=True),
+        _case("tanh-ce: W2 not transposed in delta", tanh(), None, no_transpose=2),
+        _case("tanh-ce: row 7 of dW2 at 0", tanh(), "localized", _zero_at("W2", 7)),
+        _case("tanh-ce: one entry of dW1 at 0", tanh(), "localized", _zero_at("W1", (2, 3))),
+        _case("tanh-ce: db3 mean, not sum", tanh(), "scale", _set("b3", lambda g: g / 16), m=16),
+        _case("tanh-ce: dW1 x1.01", tanh(), "scale", _set("W1", lambda g: 1.01 * g)),
+        _case("tanh-ce: dW1 x1.001", tanh(), "scale", _set("W1", lambda g: 1.001 * g)),
+        _case("tanh-ce: db3 missing", tanh(), "zero", _set("b3", np.zeros_like)),
+        _case("tanh-ce: stale activations in dW2", tanh(), None, stale=2),
+        _case("sigmoid-bce: f' at a, not z", sig(), None, act_on_a=True),
+        _case("sigmoid-bce: dW2 missing 1/m", sig(), "scale", _set("W2", lambda g: 12 * g), m=12),
+        _case("sigmoid-bce: y - a", sig(), "sign", flip=True),
+        _case("sigmoid-bce: db1 missing", sig(), "zero", _set("b1", np.zeros_like)),
+        _case("sigmoid-bce: dW1 x2", sig(), "scale", _set("W1", lambda g: 2 * g)),
+        _case("relu-mse: no 1/2 in MSE", relu(), "scale", double=True),
+        _case("relu-mse: ReLU derivative left out", relu(), None, no_deriv=True),
+        _case("relu-mse: dW1 transposed and reshaped", relu(), "transposed",
+              _set("W1", lambda g: g.T.reshape(g.shape))),
+        _case("relu-mse: L1 missing in dW", relu(l1=0.3), "regularization", reg_scale=0.0),
+        _case("relu-mse: dW2 halved", relu(), "scale", _set("W2", lambda g: g / 2)),
+        _case("relu-mse: y - a, L2 right", relu(lam=2.0), "sign", flip=True),
+        _case("tanh-ce: missing 1/m, L2 right", tanh(lam=0.8), "scale", m=16, no_mean=True),
+        _case("deep-mse: dW2, dW3 swapped", deep(), "swapped", _swap("W2", "W3")),
+        _case("deep-mse: last row of dW3 at 0", deep(), "localized", _zero_at("W3", 5)),
+        _case("deep-mse: dW3 transposed", deep(), "transposed", _set("W3", np.transpose)),
+        _case("deep-mse: stale activations in dW3", deep(), None, stale=3),
+        _case("deep-mse: W3 not transposed in delta", deep(), None, no_transpose=3),
+        _case("batchnorm: dgamma sign", bn(), "sign", dgamma_sign=True),
+        _case("batchnorm: mean term left out", bn(), None, no_mean_term=True),
+        _case("batchnorm: variance term left out", bn(), None, no_var_term=True),
+        _case("batchnorm: dgamma uses z, not x̂", bn(), None, dgamma_z=True),
+        _case("batchnorm: dbeta mean, not sum", bn(), "scale", m=12, dbeta_mean=True),
+        _case("embed-conv: dE assigned, not accumulated", emb(), None, assign=True),
+        _case("embed-conv: kernel flipped", emb(), None, flip_kernel=True),
+        _case("embed-conv: pooling 1/T left out", emb(), "scale", no_pool_mean=True),
+        _case("embed-conv: dWo missing 1/m", emb(), "scale", m=8, no_mean=True),
+    ]
+
+
+def _trap(name: str, net: tuple) -> Case:
+    loss, params, grads = net
+    g = grads(params)
+    return Case(name, name.split(":")[0], loss, params, g, g)
+
+
+def _unused() -> tuple:
+    loss, params, grads = mlp("tanh", "softmax", (4, 5, 3), m=8, seed=7)
+    params = {**params, "unused": np.ones((2, 3))}
+    return loss, params, lambda p, **_: {**grads(p), "unused": np.zeros((2, 3))}
+
+
+def _l1_at_zero() -> tuple:
+    loss, params, grads = mlp("tanh", "mse", (4, 6, 2), m=8, l1=0.5, seed=8)
+    params = {k: v.copy() for k, v in params.items()}
+    params["W1"][:2] = 0.0  # |w| at its kink; sign(0) = 0 is a valid subgradient
+    return loss, params, grads
+
+
+def traps() -> list[Case]:
+    """At least 12 correct networks that trip naive checkers."""
+    return [
+        _trap("trap: ReLU kinks", mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=4)),
+        _trap("trap: float32 model", mlp("tanh", "softmax", (5, 8, 3), dtype=np.float32, seed=5)),
+        _trap("trap: saturated sigmoids", mlp("sigmoid", "bce", (5, 6, 1), x_scale=30.0, seed=6)),
+        _trap("trap: gradients ~1e-9", mlp("tanh", "softmax", (5, 6, 3), out_scale=1e-9)),
+        _trap("trap: loss ~1e6", mlp("tanh", "mse", (5, 6, 2), out_scale=1e6, seed=1)),
+        _trap("trap: λ = 50", mlp("tanh", "softmax", (5, 6, 3), lam=50.0, seed=2)),
+        _trap("trap: hinge loss", mlp("tanh", "hinge", (5, 6, 3), m=12, seed=3)),
+        _trap("trap: L1 at zero weights", _l1_at_zero()),
+        _trap("trap: mixed scales", mlp("tanh", "softmax", (4, 6, 3), x_scale=1e-3,
+                                        w_scales=(1e3, 1e-2), seed=9)),
+        _trap("trap: zero-gradient parameter", _unused()),
+        _trap("trap: batch norm", batchnorm(seed=1)),
+        _trap("trap: embedding + conv", embed_conv(seed=1)),
+        _trap("trap: deep ReLU MSE", mlp("relu", "mse", (4, 8, 8, 8, 2), m=10, seed=10)),
+        _trap("trap: sigmoid BCE", mlp("sigmoid", "bce", (5, 6, 2), seed=11)),
+    ]
+
+
+def stochastic() -> tuple[Callable, Params, Params]:
+    """A loss with dropout drawing a fresh mask on every call (keep_prob = 0.8)."""
+    loss, params, grads = mlp("tanh", "softmax", (5, 8, 3), seed=12)
+    rng = np.random.default_rng(0)
+
+    def dropout_loss(p: Params) -> float:
+        mask = rng.random(p["W1"].shape) < 0.8
+        return loss({**p, "W1": p["W1"] * mask / 0.8})
+
+    return dropout_loss, params, grads(params)
