@@ -17,7 +17,19 @@ from gradcheck._errors import OptionError
 from gradcheck._report import AGREES, MISMATCH, Report, relative_error
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
-FORWARDED = ("eps", "scheme", "seed", "rtol", "atol", "order")
+FORWARDED = (
+    "eps",
+    "scheme",
+    "seed",
+    "rtol",
+    "atol",
+    "order",
+    "batch_size",
+    "coords",
+    "budget",
+    "progress",
+    "on_interrupt",
+)
 PRECISIONS = ("auto", "float64", "native")
 VECTORIZE = ("auto", "vmap", "loop")
 
@@ -77,14 +89,12 @@ def run_check(
 
 def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str:
     """One sentence saying how perturbed losses were evaluated, and why."""
-    if batched is not None and accepts_batched():
-        return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
     if batched is not None:
-        return (
-            f"Perturbed losses were evaluated one by one: the function can be vmapped with "
-            f"{tool}, but this gradcheck.check has no batched_loss hook."
-        )
+        return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
     return f"Perturbed losses were evaluated one by one (loop fallback): {reason}"
+
+
+NO_HOOK = "this gradcheck.check takes no batched_loss."
 
 
 def short(error: BaseException, limit: int = 160) -> str:

@@ -45,7 +45,7 @@ def check(
       precision: "auto" runs in float64 (scoped ``jax_enable_x64``) when the function allows it,
         else in its own dtype; "float64" insists; "native" keeps the leaves' dtype.
       vectorize: "auto" batches perturbed losses with ``jax.vmap`` where possible, "loop" never.
-      options: ``eps``, ``scheme``, ``seed``, ``rtol``, ``atol``, ``order`` of ``gradcheck.check``.
+      options: keywords of ``gradcheck.check`` (``eps``, ``seed``, ``rtol``, ``coords``, ...).
 
     Returns:
       The ``Report`` of ``gradcheck.check``, with notes on precision and evaluation.
@@ -258,6 +258,8 @@ def _batched(
 
     if vectorize == "loop":
         return None, "vectorize='loop' was asked for."
+    if not _adapters.accepts_batched():
+        return None, _adapters.NO_HOOK
     shapes = [a.shape for a in params.values()]
     cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
 

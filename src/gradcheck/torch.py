@@ -53,7 +53,7 @@ def check_module(
         module's own dtype; "float64" insists on float64; "native" keeps the module's dtype.
       vectorize: "auto" batches perturbed losses with ``torch.func.vmap`` where the module allows
         it and loops otherwise; "loop" never batches; "vmap" raises if vmap fails.
-      options: ``eps``, ``scheme``, ``seed``, ``rtol``, ``atol``, ``order`` of ``gradcheck.check``.
+      options: keywords of ``gradcheck.check`` (``eps``, ``seed``, ``rtol``, ``coords``, ...).
 
     Returns:
       The ``Report`` of ``gradcheck.check``, with notes on precision and evaluation.
@@ -445,6 +445,8 @@ def _batched(
     """``fn(thetas (B, N)) -> J (B,)`` through ``torch.func.vmap``, or None and the reason."""
     if vectorize == "loop":
         return None, "vectorize='loop' was asked for."
+    if not _adapters.accepts_batched():
+        return None, _adapters.NO_HOOK
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in problem.names])
     try:
