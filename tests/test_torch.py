@@ -233,9 +233,17 @@ def test_the_wrong_input_output_pair_is_named() -> None:
 def test_jacobian_mode_compares_every_entry() -> None:
     a, b = _inputs(3, n=2)
     good = gt.check_function(Mul.apply, a, b, jacobian=True)
-    assert good.passed and len(good.components) == 2 * 3  # one row per output entry and input
+    assert good.passed and list(good.components) == ["input0 (output)", "input1 (output)"]
+    block = good.components["input1 (output)"]
+    assert block.shape == (3, 3) and block.checked == 9
+    np.testing.assert_allclose(block.analytic_array, np.diag(a.detach().numpy()), atol=0)
     bad = gt.check_function(MulMissingTerm.apply, a, b, jacobian=True)
-    assert bad.suspects and all(s.startswith("input1 ") for s in bad.suspects)
+    assert bad.suspects == ("input1 (output)",)
+    assert bad.components["input1 (output)"].mismatches == 3  # the diagonal, nothing else
+    assert (
+        bad.components["input1 (output)"].worst_index[0]
+        == bad.components["input1 (output)"].worst_index[1]
+    )
     with pytest.raises(gradcheck.OptionError, match="jacobian"):
         gt.check_function(Mul.apply, *_inputs(200, 200), jacobian=True)
 

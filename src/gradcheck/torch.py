@@ -117,12 +117,12 @@ def check_function(
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
         outputs = _probe_outputs(problem)
-        if jacobian:
-            objectives = _jacobian_objectives(outputs, problem)
-        else:
+        if not jacobian:
             objectives = {k: _objective(None, seed, pick=i) for i, k in enumerate(outputs)}
-        report = _run(problem, objectives, options, precision, vectorize, "check_function")
-    return report
+            return _run(problem, objectives, options, precision, vectorize, "check_function")
+        objectives, shapes = _jacobian_objectives(outputs, problem)
+        rows = _run(problem, objectives, options, precision, vectorize, "check_function", raw=True)
+    return _jacobian_report(rows, shapes)
 
 
 # --- what is being checked ------------------------------------------------------------------
@@ -265,28 +265,110 @@ def _probe_outputs(problem: _Problem) -> list[str]:
     return ["output"] if n == 1 else [f"output {k}" for k in range(n)]
 
 
-def _jacobian_objectives(outputs: list[str], problem: _Problem) -> dict[str, _Objective]:
+def _jacobian_objectives(
+    outputs: list[str], problem: _Problem
+) -> tuple[dict[tuple[str, int], _Objective], dict[str, tuple[int, ...]]]:
+    """One objective per output entry (J = out_k.flat[m]), and each output's shape."""
     import torch
 
     with torch.no_grad():
         out = problem.call({n: t.detach() for n, t in problem.tensors.items()}, lambda x: x)
-    shapes = [tuple(t.shape) for t in _leaves(out)]
+    shapes = {label: tuple(t.shape) for label, t in zip(outputs, _leaves(out), strict=True)}
     n_in = sum(t.numel() for t in problem.tensors.values())
-    total = n_in * sum(int(np.prod(s)) for s in shapes)
+    total = n_in * sum(int(np.prod(s)) for s in shapes.values())
     if total > MAX_JACOBIAN:
         raise OptionError(
             f"check_function(jacobian=True) would compare {total:,} Jacobian entries (more than "
             f"{MAX_JACOBIAN:,}); use smaller inputs, or jacobian=False (random cotangents), "
             "which catches the same bugs."
         )
-    objectives = {}
-    for k, shape in enumerate(shapes):
-        for m in range(int(np.prod(shape))):
-            index = ", ".join(str(int(i)) for i in np.unravel_index(m, shape))
-            label = f"{outputs[k]}[{index}]" if len(outputs) > 1 else f"output[{index}]"
-            obj = _Objective(None, 0, pick=k, entry=m)
-            objectives[label] = obj
-    return objectives
+    objectives = {
+        (label, m): _Objective(None, 0, pick=k, entry=m)
+        for k, (label, shape) in enumerate(shapes.items())
+        for m in range(int(np.prod(shape)))
+    }
+    return objectives, shapes
+
+
+def _jacobian_report(rows: dict[tuple[str, int], Report], shapes: dict[str, tuple]) -> Report:
+    """One component per (input, output): the Jacobian block, indexed [output..., input...]."""
+    from gradcheck._report import Report
+
+    first = next(iter(rows.values()))
+    components = {}
+    for label, shape in shapes.items():
+        parts = [rows[(label, m)] for m in range(int(np.prod(shape)))]
+        for name in first.components:
+            block = _stack(f"{name} ({label})", [r.components[name] for r in parts], shape)
+            components[block.name] = block
+    notes = dict.fromkeys(n for r in rows.values() for n in r.notes)
+    suspects = tuple(n for n, c in components.items() if not c.passed)
+    numeric = np.concatenate([c.numeric_array[_checked(c.flags)] for c in components.values()])
+    analytic = np.concatenate([c.analytic_array[_checked(c.flags)] for c in components.values()])
+    from gradcheck._report import relative_error
+
+    return Report(
+        passed=not suspects,
+        relative_error=relative_error(numeric, analytic),
+        evaluations=sum(r.evaluations for r in rows.values()),
+        eps={n: c.eps for n, c in components.items()},
+        scheme=first.scheme,
+        components=components,
+        suspects=suspects,
+        notes=(
+            "Full Jacobians compared (jacobian=True): one check per output entry; a component "
+            "is indexed [output index..., input index...].",
+            *notes,
+        ),
+        seconds=sum(r.seconds for r in rows.values()),
+    )
+
+
+def _checked(flags: np.ndarray) -> np.ndarray:
+    from gradcheck._report import AGREES, MISMATCH
+
+    return (flags == AGREES) | (flags == MISMATCH)
+
+
+def _stack(name: str, rows: list[Any], out_shape: tuple[int, ...]) -> Any:
+    """Per-output-entry components of one input stacked into a Jacobian block component."""
+    from gradcheck._report import MISMATCH, Component, relative_error
+
+    shape = tuple(out_shape) + tuple(rows[0].shape)
+
+    def block(attr: str) -> np.ndarray:
+        return np.stack([getattr(r, attr) for r in rows]).reshape(shape)
+
+    n, g, bound, flags = (
+        block(a) for a in ("numeric_array", "analytic_array", "bound_array", "flags")
+    )
+    checked = _checked(flags)
+    diff = np.abs(n - g)
+    excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess))
+    mismatches = int(np.sum(flags == MISMATCH))
+    return Component(
+        name=name,
+        shape=shape,
+        relative_error=relative_error(n[checked], g[checked]),
+        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, shape)),
+        numeric=float(n.flat[worst]),
+        analytic=float(g.flat[worst]),
+        tolerance=float(bound.flat[worst]),
+        checked=int(checked.sum()),
+        skipped=int(checked.size - checked.sum()),
+        passed=mismatches == 0,
+        eps=max(r.eps for r in rows),
+        noise=max(r.noise for r in rows),
+        dtype=rows[0].dtype,
+        mismatches=mismatches,
+        value_array=np.broadcast_to(rows[0].value_array, shape).copy(),
+        numeric_array=n,
+        analytic_array=g,
+        bound_array=bound,
+        flags=flags,
+    )
 
 
 # --- running the check ----------------------------------------------------------------------
@@ -299,7 +381,8 @@ def _run(
     precision: Any,
     vectorize: Any,
     api: str,
-) -> Report:
+    raw: bool = False,
+) -> Any:
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     first = next(iter(objectives.values()))
@@ -307,6 +390,8 @@ def _run(
     reports = {}
     for label, objective in objectives.items():
         reports[label] = _check_one(problem, objective, dtypes, options, vectorize, precision_note)
+    if raw:
+        return reports
     if len(reports) == 1:
         return next(iter(reports.values()))
     return _adapters.merge(reports, lambda name, key: f"{name} ({key})")
