@@ -1,0 +1,131 @@
+"""Minibatch training with a progress bar, and gradient checks at chosen moments (never every step)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradcheck._errors import OptionError
+from gradcheck.nn._optim import make_optimizer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gradcheck._report import Report
+    from gradcheck.nn._net import Net
+
+CHECK_MOMENTS = ("init", "end")
+
+
+@dataclass
+class History:
+    """Per-epoch loss and accuracies, and the checks run during training as (moment, report)."""
+
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    checks: list[tuple[str, Report]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(
+    net: Net,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    epochs: int = 30,
+    batch_size: int = 32,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    check_at: Sequence[str] = (),
+    check_every: int | None = None,
+    check_rows: int = 32,
+    check_options: dict[str, Any] | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> History:
+    """Trains ``net`` in place with minibatches; the net's seed makes the run repeatable.
+
+    Args:
+      net: the ``Net`` to train (its ``params`` are replaced step by step).
+      X, Y: training data; Y one-hot or integer labels.
+      epochs, batch_size: passes over the data and rows per step (shuffled each epoch).
+      optimizer, lr: "sgd", "momentum", "rmsprop" or "adam", and its learning rate.
+      validation: (X, Y) scored after each epoch into ``history.test_accuracy``.
+      check_at: any of "init" and "end": run ``net.check`` on the first ``check_rows`` rows then.
+      check_every: also check every that many steps (for debugging; checks cost 2N loss calls).
+      check_options: passed to ``net.check`` (eps, scheme, seed...).
+      progress: show a rich progress bar with loss and accuracy.
+
+    Returns:
+      A ``History``.
+
+    >>> from gradcheck.nn import Net
+    >>> X = np.random.default_rng(0).standard_normal((40, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> net = Net((3, 8, 2), seed=0)
+    >>> h = net.fit(X, y, epochs=40, lr=0.05, check_at=("init", "end"), progress=False)
+    >>> h.train_accuracy[-1] > 0.9, [(moment, r.passed) for moment, r in h.checks]
+    (True, [('init', True), ('end', True)])
+    """
+    unknown = set(check_at) - set(CHECK_MOMENTS)
+    if unknown or (check_every is not None and check_every < 1) or epochs < 0 or batch_size < 1:
+        raise OptionError(
+            f"check_at={tuple(check_at)!r} may only hold {CHECK_MOMENTS}; check_every must be "
+            f"≥ 1 (got {check_every}), epochs ≥ 0 ({epochs}) and batch_size ≥ 1 ({batch_size})."
+        )
+    start, history = time.perf_counter(), History()
+    Xc, Yc = net._data(X, Y)
+    opt, checker = make_optimizer(optimizer, lr), _Checker(net, Xc, Yc, check_rows, check_options)
+    if "init" in check_at:
+        history.checks.append(("init", checker()))
+    with _bar(progress, epochs, console) as bar:
+        task = bar.add_task("training", total=epochs, loss=float("nan"), acc=float("nan"))
+        step = 0
+        for _ in range(epochs):
+            for rows in np.array_split(net.rng.permutation(len(Xc)), max(1, len(Xc) // batch_size)):
+                masks = net.dropout_masks(len(rows), net.rng)
+                grads = net.gradients(Xc[rows], Yc[rows], net.params, masks)
+                net.params = opt.step(net.params, grads)
+                step += 1
+                if check_every and step % check_every == 0:
+                    history.checks.append((f"step {step}", checker()))
+            _score(net, history, Xc, Yc, validation)
+            bar.update(task, advance=1, loss=history.loss[-1], acc=_shown(history))
+    if "end" in check_at:
+        history.checks.append(("end", checker()))
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+class _Checker:
+    def __init__(self, net: Net, X: np.ndarray, Y: np.ndarray, rows: int, options: Any) -> None:
+        self.net, self.X, self.Y, self.options = net, X[:rows], Y[:rows], options or {}
+
+    def __call__(self) -> Report:
+        return self.net.check(self.X, self.Y, **self.options)
+
+
+def _score(net: Net, history: History, X: np.ndarray, Y: np.ndarray, validation: Any) -> None:
+    history.loss.append(net.loss(X, Y))
+    history.train_accuracy.append(net.accuracy(X, Y))
+    if validation is not None:
+        history.test_accuracy.append(net.accuracy(*validation))
+
+
+def _shown(history: History) -> float:
+    return (history.test_accuracy or history.train_accuracy)[-1]
+
+
+def _bar(enabled: bool, epochs: int, console: Console | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[acc]:.2%}"),
+        TimeElapsedColumn(), console=console, disable=not enabled, transient=False,
+    )
