@@ -20,6 +20,7 @@ from gradcheck._errors import (
     StructureError,
 )
 from gradcheck._numerical import numerical_gradient
+from gradcheck._progress import CheckInterrupted
 from gradcheck._report import SCHEMA, Component, Finding, Report, relative_error, textbook_verdict
 from gradcheck._taylor import TaylorResult, taylor_test
 
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA",
+    "CheckInterrupted",
     "Component",
     "DTypeError",
     "Finding",

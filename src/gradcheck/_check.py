@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from gradcheck import _notes
-from gradcheck._errors import GradCheckError, LossRaisedError, StochasticLossError
-from gradcheck._evaluate import SerialEvaluator, Workspace
+from gradcheck._coords import DEFAULT_BUDGET, Selection, select, validate_coords
+from gradcheck._directional import Located, locate
+from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, StochasticLossError
+from gradcheck._evaluate import SerialEvaluator, Workspace, make_evaluator
 from gradcheck._noise import POINTS, noise_level
 from gradcheck._options import Options, validate
+from gradcheck._progress import CheckInterrupted, Progress
 from gradcheck._report import AGREES, KINK, MISMATCH, Component, Report, relative_error
 from gradcheck._schemes import SCHEMES, Scheme, default_step, derivative_weights
 from gradcheck._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analytic_bound
@@ -37,6 +41,12 @@ def check(
     atol: float | dict[Any, float] | None = None,
     order: Sequence[str] | None = None,
     batch_size: int | None = None,
+    coords: Literal["auto", "all", "directional"] | int | float = "auto",
+    budget: int = DEFAULT_BUDGET,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+    progress: bool | None = None,
+    on_interrupt: Literal["raise", "report"] = "raise",
 ) -> Report:
     """Compares backprop gradients with finite differences, parameter by parameter.
 
@@ -51,6 +61,17 @@ def check(
       order: parameter names from input to output, for locating where a bug starts.
       batch_size: the batch size m, if known; only used to name a wrong factor of m or 1/m
         ("looks like a missing 1/m") in ``report.findings``.
+      coords: which coordinates: "all"; an int k or a fraction (a sample stratified per tensor);
+        "directional" (random directions per tensor, bisected down to wrong entries); "auto"
+        (default): "all" when the loss calls fit ``budget``, else directional plus a sample.
+      budget: loss calls "auto" may spend (default 250,000: every coordinate up to N = 125k).
+      batched_loss: ``fn(thetas) -> Js`` for a (B, N) stack of flattened parameter vectors
+        (every parameter raveled in C order, concatenated in structure order); used in place of
+        ``loss`` for the perturbed evaluations.
+      executor: a ``concurrent.futures`` executor or a Dask ``Client`` to spread evaluations.
+      progress: show a progress bar after 1 s; None (default) only when stderr is a terminal.
+      on_interrupt: on Ctrl-C, "raise" ``CheckInterrupted`` (a KeyboardInterrupt whose
+        ``.report`` is the partial report) or "report" to return the partial report.
 
     Returns:
       A frozen ``Report``; ``report.passed`` is the verdict, ``print(report)`` shows a table.
@@ -65,7 +86,17 @@ def check(
     from gradcheck._diagnose import check_batch_size, finish
 
     check_batch_size(batch_size)
-    report = run(loss, params, grads, options, order=order)
+    validate_coords(coords, budget)
+    if on_interrupt not in ("raise", "report"):
+        raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
+    report = run(
+        loss, params, grads, options, order=order, coords=coords, budget=budget,
+        batched_loss=batched_loss, executor=executor, progress=progress,
+    )
+    if report.interrupted:
+        if on_interrupt == "raise":
+            raise CheckInterrupted(report)
+        return report
     return finish(report, loss, params, grads, seed=seed, batch_size=batch_size)
 
 
@@ -77,24 +108,106 @@ def run(
     *,
     order: Sequence[str] | None = None,
     refine: bool = True,
+    coords: Any = "all",
+    budget: int = DEFAULT_BUDGET,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+    progress: bool | None = False,
 ) -> Report:
-    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only."""
+    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only.
+
+    A Ctrl-C during the evaluations returns the partial report (``report.interrupted``).
+    """
     start = time.perf_counter()
     tree, analytic = _inputs(params, grads)
     plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
+    sizes = [leaf.size for leaf in tree.leaves]
+    nodes = sum(1 for c in plan.scheme.nodes if c != 0)
+    selection = select(coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]))
+    plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
     workspace = Workspace(tree, np.complex128 if plan.complex else np.float64)
-    evaluator = SerialEvaluator(loss, workspace, complex_step=plan.complex)
-    j0 = _base_value(evaluator, plan)
-    results = [
-        _check_tensor(evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype)
-        for t in range(len(tree.names))
-    ]
+    evaluator = make_evaluator(
+        loss, workspace, complex_step=plan.complex, batched_loss=batched_loss, executor=executor
+    )
+    results: list[_Tensor] = []
+    try:
+        j0 = _base_value(evaluator, plan)
+        for t in range(len(tree.names)):
+            try:
+                results.append(
+                    _check_tensor(
+                        evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype,
+                        selection.indices[t], selection.directional,
+                    )
+                )
+            except KeyboardInterrupt as stop:  # keep what is done; the rest stays unchecked
+                results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
+                break
+    finally:
+        plan.progress.close()
+        evaluator.close()
+    interrupted = len(results) < len(sizes) or any(r.partial for r in results)
+    results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
     if not workspace.unchanged():
         raise GradCheckError(
             "loss(params) modified the arrays it was given in place; a loss must not write to "
             "params (copy before modifying). Your own arrays were not touched."
         )
-    return _assemble(tree, results, plan, evaluator.calls, j0, order, time.perf_counter() - start)
+    report = _assemble(tree, results, plan, evaluator.calls, j0, order, time.perf_counter() - start)
+    extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
+    return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
+
+
+def _unchecked(g: np.ndarray) -> _Tensor:
+    n = g.size
+    nan = np.full(n, np.nan)
+    flat = g.reshape(-1).astype(np.float64)
+    return _Tensor(nan, flat, nan.copy(), np.zeros(n, np.int8), np.nan, np.nan, False, 0, True)
+
+
+def _scale_notes(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    results: list[_Tensor],
+    selection: Selection,
+    located: dict[int, Located],
+    interrupted: bool,
+) -> tuple[str, ...]:
+    """What a partial check covered: the sample, the directional search, an interruption."""
+    done = [int(np.count_nonzero(r.flags)) for r in results]
+    total, planned = sum(sizes), selection.count(sizes)
+    notes: list[str] = []
+    if interrupted:
+        notes.append(
+            f"Interrupted after {sum(done):,} of {planned:,} coordinates: the verdict covers "
+            "only those; the rest are unchecked (NaN)."
+        )
+    elif planned < total:
+        parts = ", ".join(f"{n} {d:,} of {s:,}" for n, d, s in zip(names, done, sizes, strict=True))
+        notes.append(
+            f"Checked {sum(done):,} of {total:,} coordinates ({parts}); the others were not "
+            "evaluated (coords= and budget= choose how many)."
+        )
+    for t, found in located.items():
+        notes.append(_located_note(names[t], found))
+    return tuple(notes)
+
+
+def _located_note(name: str, found: Located) -> str:
+    calls = f"{found.tests} directional tests, {4 * found.tests} loss calls"
+    if not found.failed:
+        return f"{name}: random directions agree with g·v ({calls})."
+    where = ", ".join(str(int(i)) for i in found.culprits[:8]) or "none"
+    text = (
+        f"{name}: a random direction disagreed with g·v ({found.worst:.3g}× the tolerance); "
+        f"bisection ({calls}) isolated flat entries {where}, checked coordinate by coordinate."
+    )
+    if found.unresolved or not len(found.culprits):
+        text += (
+            " Some failing sets could not be narrowed to single entries (errors that cancel, "
+            "or kinks): check this tensor with coords='all'."
+        )
+    return text
 
 
 def _inputs(params: Params, grads: Any) -> tuple[Tree, list[np.ndarray]]:
@@ -121,6 +234,8 @@ class _Plan:
     options: Options
     rng: np.random.Generator
     refine: bool = True
+    progress: Any = None
+    located: dict[int, Located] = field(default_factory=dict)
 
     @property
     def complex(self) -> bool:
@@ -169,11 +284,20 @@ class _Tensor:
     noise: float
     low_precision: bool
     refined: int
+    partial: bool = False  # interrupted before every selected coordinate was judged
 
 
 def _check_tensor(
-    ev: SerialEvaluator, plan: _Plan, t: int, j0: float, g: np.ndarray, dtype: np.dtype
+    ev: SerialEvaluator,
+    plan: _Plan,
+    t: int,
+    j0: float,
+    g: np.ndarray,
+    dtype: np.dtype,
+    idx: np.ndarray | None = None,
+    directional: bool = False,
 ) -> _Tensor:
+    """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
     g = g.reshape(-1).astype(np.float64)
     sigma = 0.0 if plan.complex else _measure_noise(ev, t, theta, j0, plan.rng)
@@ -184,16 +308,77 @@ def _check_tensor(
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
         h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
-    idx = np.arange(theta.size)
-    values = _evaluate_nodes(ev, t, idx, stepper, plan.scheme.nodes, j0, plan.complex)
-    numeric, rounding = _estimate(plan.scheme, stepper, idx, values, sigma, plan.complex)
     a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol)
-    bound = SAFETY * rounding + a
-    flags = np.where(np.abs(numeric - g) <= bound, AGREES, MISMATCH).astype(np.int8)
+    if directional and not plan.complex:
+        rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
+        found = locate(ev, t, theta, g, a, h, sigma, rng)
+        plan.located[t] = found
+        if idx is not None:
+            idx = np.union1d(idx, found.culprits).astype(np.int64)
+    idx = np.arange(theta.size) if idx is None else idx
+    numeric, bound = np.full(theta.size, np.nan), np.full(theta.size, np.nan)
+    flags = np.zeros(theta.size, dtype=np.int8)
+    out = (numeric, bound, flags)
+    try:
+        values = _evaluate_nodes(
+            ev, t, idx, stepper, plan.scheme.nodes, j0, plan.complex, plan.progress
+        )
+    except _Interrupted as stop:  # judge the coordinates done so far, then stop
+        done = {c: v[: stop.done] for c, v in stop.values.items()}
+        _judge(plan, stepper, idx[: stop.done], done, sigma, g, a, *out)
+        stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, 0, partial=True)
+        raise
+    _judge(plan, stepper, idx, values, sigma, g, a, *out)
+    values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
     suspicious = np.flatnonzero(flags == MISMATCH)
     if suspicious.size and plan.refine and not plan.complex:
-        _refine(ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, numeric, bound, flags)
+        try:
+            _refine(
+                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out
+            )
+        except KeyboardInterrupt as stop:  # a first-pass mismatch may be a kink: leave unjudged
+            flags[suspicious], numeric[suspicious] = 0, np.nan
+            partial = _Tensor(numeric, g, bound, flags, h, sigma, low, 0, partial=True)
+            stop.partial = partial  # type: ignore[attr-defined]
+            raise
     return _Tensor(numeric, g, bound, flags, h, sigma, low, int(suspicious.size))
+
+
+def _judge(
+    plan: _Plan,
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """First-pass estimate and verdict for the entries ``idx`` (``values`` aligned with idx)."""
+    estimate, rounding = _estimate(plan.scheme, stepper, idx, values, sigma, plan.complex)
+    numeric[idx] = estimate
+    bound[idx] = SAFETY * rounding + a[idx]
+    flags[idx] = np.where(np.abs(estimate - g[idx]) <= bound[idx], AGREES, MISMATCH)
+
+
+def _spread(v: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """Values aligned with ``idx`` placed in a length-n array (NaN elsewhere)."""
+    if len(idx) == n:
+        return v
+    out = np.full(n, np.nan, dtype=v.dtype)
+    out[idx] = v
+    return out
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the first pass: the values of the first ``done`` coordinates are known."""
+
+    def __init__(self, values: dict[float, np.ndarray], done: int) -> None:
+        super().__init__()
+        self.values, self.done = values, done
+        self.partial: _Tensor | None = None
 
 
 def _measure_noise(ev: SerialEvaluator, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator) -> float:
@@ -230,15 +415,26 @@ def _evaluate_nodes(
     nodes: Sequence[float],
     j0: float,
     complex_step: bool,
+    progress: Progress | None = None,
 ) -> dict[float, np.ndarray]:
-    values: dict[float, np.ndarray] = {}
-    for c in nodes:
-        if c == 0:
-            values[c] = np.full(len(idx), j0)
-        elif complex_step:
-            values[c] = ev.coordinates(t, idx, stepper.theta[idx] + 1j * c * stepper.h)
-        else:
-            values[c] = ev.coordinates(t, idx, stepper.point(idx, c))
+    """J at θ + c·h·e_i for each node c and entry i of ``idx``, in blocks (progress, Ctrl-C)."""
+    kind = np.complex128 if complex_step else np.float64
+    values = {c: np.full(len(idx), j0) if c == 0 else np.empty(len(idx), kind) for c in nodes}
+    moving = [c for c in nodes if c != 0]
+    block = getattr(ev, "block", max(len(idx), 1))
+    for lo in range(0, len(idx), block):
+        sub = idx[lo : lo + block]
+        try:
+            for c in moving:
+                if complex_step:
+                    x = stepper.theta[sub] + 1j * c * stepper.h
+                else:
+                    x = stepper.point(sub, c)
+                values[c][lo : lo + len(sub)] = ev.coordinates(t, sub, x)
+        except KeyboardInterrupt:
+            raise _Interrupted(values, lo) from None
+        if progress is not None:
+            progress.advance(len(sub) * len(moving))
     return values
 
 

@@ -243,7 +243,7 @@ class ExecutorEvaluator(SerialEvaluator):
         _require_picklable(loss, executor, self.dask)
         self._struct = None  # on Dask the parameters are sent to every worker once
         if self.dask:
-            self._struct = executor.scatter([workspace.struct], broadcast=True)[0]
+            self._struct = executor.scatter([workspace.struct], broadcast=True, hash=False)[0]
 
     def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         n_chunks = min(len(idx), CHUNKS_PER_WORKER * self.workers) or 1
