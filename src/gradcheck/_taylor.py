@@ -45,7 +45,7 @@ def taylor_test(
     grads: Params | Callable[[Params], Params],
     *,
     seed: int = 0,
-    steps: int = 10,
+    steps: int = 20,
     names: tuple[str, ...] | None = None,
 ) -> dict[str, TaylorResult]:
     """Convergence rate of the first-order Taylor remainder, one parameter at a time.

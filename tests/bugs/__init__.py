@@ -146,37 +146,38 @@ def _trap(name: str, net: tuple) -> Case:
     return Case(name, name.split(":")[0], loss, params, g, g)
 
 
-def _unused() -> tuple:
-    loss, params, grads = mlp("tanh", "softmax", (4, 5, 3), m=8, seed=7)
+def _unused(s: int) -> tuple:
+    loss, params, grads = mlp("tanh", "softmax", (4, 5, 3), m=8, seed=s + 7)
     params = {**params, "unused": np.ones((2, 3))}
     return loss, params, lambda p, **_: {**grads(p), "unused": np.zeros((2, 3))}
 
 
-def _l1_at_zero() -> tuple:
-    loss, params, grads = mlp("tanh", "mse", (4, 6, 2), m=8, l1=0.5, seed=8)
+def _l1_at_zero(s: int) -> tuple:
+    loss, params, grads = mlp("tanh", "mse", (4, 6, 2), m=8, l1=0.5, seed=s + 8)
     params = {k: v.copy() for k, v in params.items()}
     params["W1"][:2] = 0.0  # |w| at its kink; sign(0) = 0 is a valid subgradient
     return loss, params, grads
 
 
-def traps() -> list[Case]:
-    """At least 12 correct networks that trip naive checkers."""
+def traps(seed: int = 0) -> list[Case]:
+    """At least 12 correct networks that trip naive checkers (``seed`` redraws them)."""
+    s = 100 * seed
     return [
-        _trap("trap: ReLU kinks", mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=4)),
-        _trap("trap: float32 model", mlp("tanh", "softmax", (5, 8, 3), dtype=np.float32, seed=5)),
-        _trap("trap: saturated sigmoids", mlp("sigmoid", "bce", (5, 6, 1), x_scale=30.0, seed=6)),
-        _trap("trap: gradients ~1e-9", mlp("tanh", "softmax", (5, 6, 3), out_scale=1e-9)),
-        _trap("trap: loss ~1e6", mlp("tanh", "mse", (5, 6, 2), out_scale=1e6, seed=1)),
-        _trap("trap: λ = 50", mlp("tanh", "softmax", (5, 6, 3), lam=50.0, seed=2)),
-        _trap("trap: hinge loss", mlp("tanh", "hinge", (5, 6, 3), m=12, seed=3)),
-        _trap("trap: L1 at zero weights", _l1_at_zero()),
+        _trap("trap: ReLU kinks", mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=s + 4)),
+        _trap("trap: float32 model", mlp("tanh", "softmax", (5, 8, 3), dtype=np.float32, seed=s + 5)),
+        _trap("trap: saturated sigmoids", mlp("sigmoid", "bce", (5, 6, 1), x_scale=30.0, seed=s + 6)),
+        _trap("trap: gradients ~1e-9", mlp("tanh", "softmax", (5, 6, 3), out_scale=1e-9, seed=s)),
+        _trap("trap: loss ~1e6", mlp("tanh", "mse", (5, 6, 2), out_scale=1e6, seed=s + 1)),
+        _trap("trap: λ = 50", mlp("tanh", "softmax", (5, 6, 3), lam=50.0, seed=s + 2)),
+        _trap("trap: hinge loss", mlp("tanh", "hinge", (5, 6, 3), m=12, seed=s + 3)),
+        _trap("trap: L1 at zero weights", _l1_at_zero(s)),
         _trap("trap: mixed scales", mlp("tanh", "softmax", (4, 6, 3), x_scale=1e-3,
-                                        w_scales=(1e3, 1e-2), seed=9)),
-        _trap("trap: zero-gradient parameter", _unused()),
-        _trap("trap: batch norm", batchnorm(seed=1)),
-        _trap("trap: embedding + conv", embed_conv(seed=1)),
-        _trap("trap: deep ReLU MSE", mlp("relu", "mse", (4, 8, 8, 8, 2), m=10, seed=10)),
-        _trap("trap: sigmoid BCE", mlp("sigmoid", "bce", (5, 6, 2), seed=11)),
+                                        w_scales=(1e3, 1e-2), seed=s + 9)),
+        _trap("trap: zero-gradient parameter", _unused(s)),
+        _trap("trap: batch norm", batchnorm(seed=s + 1)),
+        _trap("trap: embedding + conv", embed_conv(seed=s + 1)),
+        _trap("trap: deep ReLU MSE", mlp("relu", "mse", (4, 8, 8, 8, 2), m=10, seed=s + 10)),
+        _trap("trap: sigmoid BCE", mlp("sigmoid", "bce", (5, 6, 2), seed=s + 11)),
     ]
 
 
