@@ -40,21 +40,21 @@ def _function(forward: Callable, backward: Callable) -> Callable:
     return F.apply
 
 
-TORCH_FUNCTIONS: dict[str, tuple[Callable, bool, int]] = {
-    # name: (fn, has a bug, number of inputs)
+TORCH_FUNCTIONS: dict[str, tuple[Callable, int | None, int]] = {
+    # name: (fn, index of the input whose gradient is wrong (None: correct), number of inputs)
     "mul: missing term for input1": (
         _function(lambda a, b: a * b, lambda a, b, g: (g * b, torch.zeros_like(b))),
-        True,
+        1,
         2,
     ),
-    "exp: wrong sign": (_function(torch.exp, lambda x, g: -g * x.exp()), True, 1),
-    "sin: ignores grad_output": (_function(torch.sin, lambda x, g: x.cos()), True, 1),
+    "exp: wrong sign": (_function(torch.exp, lambda x, g: -g * x.exp()), 0, 1),
+    "sin: ignores grad_output": (_function(torch.sin, lambda x, g: x.cos()), 0, 1),
     "tanh: 0.1% too large": (
         _function(torch.tanh, lambda x, g: 1.001 * g * (1 - x.tanh() ** 2)),
-        True,
+        0,
         1,
     ),
-    "mul: correct": (_function(lambda a, b: a * b, lambda a, b, g: (g * b, g * a)), False, 2),
+    "mul: correct": (_function(lambda a, b: a * b, lambda a, b, g: (g * b, g * a)), None, 2),
 }
 
 
@@ -64,6 +64,7 @@ def _modules() -> dict[str, tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]:
         "Linear(8, 4)": (torch.nn.Linear(8, 4), (torch.randn(16, 8),)),
         "Conv2d(2, 4, 3)": (torch.nn.Conv2d(2, 4, 3), (torch.randn(2, 2, 6, 6),)),
         "LayerNorm(8)": (torch.nn.LayerNorm(8), (torch.randn(4, 8),)),
+        "Linear(64, 32), batch 16": (torch.nn.Linear(64, 32), (torch.randn(16, 64),)),
         "MultiheadAttention(8, 2)": (
             torch.nn.MultiheadAttention(8, 2, batch_first=True),
             (torch.randn(2, 3, 8),) * 3,
@@ -111,7 +112,7 @@ def _function_inputs(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
 
 def torch_rows(repeat: int) -> list[dict[str, Any]]:
     rows = []
-    for case, (fn, buggy, n) in TORCH_FUNCTIONS.items():
+    for case, (fn, culprit, n) in TORCH_FUNCTIONS.items():
         for dtype in (torch.float32, torch.float64):
             inputs = _function_inputs(n, dtype)
             tools = {
@@ -119,7 +120,7 @@ def torch_rows(repeat: int) -> list[dict[str, Any]]:
                 "torch slow": lambda fn=fn, inputs=inputs: _torch_tool(fn, inputs, False),
                 "torch fast": lambda fn=fn, inputs=inputs: _torch_tool(fn, inputs, True),
             }
-            rows += _rows(case, str(dtype)[6:], buggy, tools, repeat)
+            rows += _rows(case, str(dtype)[6:], culprit, tools, repeat)
     for case, (module, inputs) in _modules().items():
         for dtype in (torch.float32, torch.float64):
             m = module.to(dtype)
@@ -136,7 +137,7 @@ def torch_rows(repeat: int) -> list[dict[str, Any]]:
                 "torch slow": lambda f=as_fn, p=params: _torch_tool(f, p, False),
                 "torch fast": lambda f=as_fn, p=params: _torch_tool(f, p, True),
             }
-            rows += _rows(case, str(dtype)[6:], False, tools, repeat)
+            rows += _rows(case, str(dtype)[6:], None, tools, repeat)
     return rows
 
 
@@ -156,19 +157,19 @@ def jax_rows(repeat: int) -> list[dict[str, Any]]:
     cases = {
         "mul: missing term for input1": (
             vjp_function(lambda a, b: a * b, lambda a, b, g: (g * b, jnp.zeros_like(b))),
-            True,
+            1,
             2,
         ),
-        "exp: wrong sign": (vjp_function(jnp.exp, lambda x, g: (-g * jnp.exp(x),)), True, 1),
-        "sin: ignores grad_output": (vjp_function(jnp.sin, lambda x, g: (jnp.cos(x),)), True, 1),
+        "exp: wrong sign": (vjp_function(jnp.exp, lambda x, g: (-g * jnp.exp(x),)), 0, 1),
+        "sin: ignores grad_output": (vjp_function(jnp.sin, lambda x, g: (jnp.cos(x),)), 0, 1),
         "tanh: 0.1% too large": (
             vjp_function(jnp.tanh, lambda x, g: (1.001 * g * (1 - jnp.tanh(x) ** 2),)),
-            True,
+            0,
             1,
         ),
         "mul: correct": (
             vjp_function(lambda a, b: a * b, lambda a, b, g: (g * b, g * a)),
-            False,
+            None,
             2,
         ),
     }
@@ -182,25 +183,37 @@ def jax_rows(repeat: int) -> list[dict[str, Any]]:
 
     rows = []
     rng = np.random.default_rng(0)
-    for case, (f, buggy, n) in cases.items():
+    for case, (f, culprit, n) in cases.items():
         args = tuple(rng.standard_normal((4, 5)).astype(np.float32) for _ in range(n))
         argnums = tuple(range(n))
         tools = {
             "gradcheck": lambda f=f, a=args, k=argnums: _ours(gj.check(f, *a, argnums=k)),
             "jax check_grads": lambda f=f, a=args: theirs(f, tuple(jnp.asarray(x) for x in a)),
         }
-        rows += _rows(case, "float32", buggy, tools, repeat)
+        rows += _rows(case, "float32", culprit, tools, repeat)
     return rows
 
 
-def _rows(case: str, dtype: str, buggy: bool, tools: dict, repeat: int) -> list[dict[str, Any]]:
+_NAMED = (r"\binput ?{i}\b", r"\barg{i}\b")  # how each tool names input i in its failure
+
+
+def _verdict(passed: bool, where: str, culprit: int | None) -> str:
+    if culprit is None:
+        return "pass" if passed else "FALSE ALARM"
+    if passed:
+        return "MISSED"
+    if any(re.search(p.format(i=culprit), where) for p in _NAMED):
+        return "caught, right input"
+    return (
+        "caught, WRONG input named" if re.search(r"input ?\d", where) else "caught, no input named"
+    )
+
+
+def _rows(case: str, dtype: str, culprit: int | None, tools: dict, repeat: int) -> list[dict]:
     out = []
     for tool, run in tools.items():
         (passed, where), seconds = _timed(run, repeat)
-        right = (not passed) if buggy else passed
-        verdict = (
-            ("caught" if right else "MISSED") if buggy else ("pass" if right else "FALSE ALARM")
-        )
+        verdict = _verdict(passed, where, culprit)
         out.append(
             {
                 "case": case,
@@ -229,16 +242,34 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def summary(rows: list[dict[str, Any]]) -> str:
     tools = sorted({r["tool"] for r in rows}, key=[r["tool"] for r in rows].index)
     lines = [
-        "| tool | right verdicts | missed bugs | false alarms | total ms |",
+        "| tool | right verdict and input | missed bugs | false alarms | total ms |",
         "|---|---:|---:|---:|---:|",
     ]
     for tool in tools:
         mine = [r for r in rows if r["tool"] == tool]
-        right = sum(r["verdict"] in ("caught", "pass") for r in mine)
+        right = sum(r["verdict"] in ("caught, right input", "pass") for r in mine)
         missed = sum(r["verdict"] == "MISSED" for r in mine)
         alarms = sum(r["verdict"] == "FALSE ALARM" for r in mine)
         total = sum(r["ms"] for r in mine)
         lines.append(f"| {tool} | {right}/{len(mine)} | {missed} | {alarms} | {total:.0f} |")
+    return "\n".join(lines)
+
+
+def vmap_rows(repeat: int) -> str:
+    """gradcheck's own speed path: torch.func.vmap batches against the loop fallback."""
+    lines = ["| module | dtype | vmap (ms) | loop (ms) | loop / vmap |", "|---|---|---:|---:|---:|"]
+    for case, (module, inputs) in _modules().items():
+        for dtype in (torch.float32, torch.float64):
+            m, xs = module.to(dtype), tuple(x.to(dtype) for x in inputs)
+            ms = {
+                how: 1e3
+                * _timed(lambda h=how, m=m, xs=xs: gt.check_module(m, *xs, vectorize=h), repeat)[1]
+                for how in ("auto", "loop")
+            }
+            ratio = ms["loop"] / ms["auto"]
+            lines.append(
+                f"| {case} | {str(dtype)[6:]} | {ms['auto']:.1f} | {ms['loop']:.1f} | {ratio:.2f}x |"
+            )
     return "\n".join(lines)
 
 
@@ -253,6 +284,7 @@ def main() -> None:
         sections["JAX"] = jax_rows(args.repeat)
     for title, rows in sections.items():
         print(f"### {title}\n\n{summary(rows)}\n\n{markdown(rows)}\n")
+    print(f"### Batched (torch.func.vmap) vs loop\n\n{vmap_rows(args.repeat)}")
 
 
 if __name__ == "__main__":
