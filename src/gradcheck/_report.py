@@ -170,6 +170,18 @@ class Report:
 
         return explain(self)
 
+    def to_html(self, sweep: Any = None, title: str = "gradcheck report") -> str:
+        """A self-contained HTML page: table, findings, per-entry error heatmaps (no JS)."""
+        from gradcheck._html import to_html
+
+        return to_html(self, sweep=sweep, title=title)
+
+    def to_markdown(self) -> str:
+        """The report as GitHub Markdown, for an issue or a pull-request comment."""
+        from gradcheck._markdown import to_markdown
+
+        return to_markdown(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict following the ``gradcheck.report/1`` schema (see README)."""
         return {
