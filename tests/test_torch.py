@@ -275,6 +275,30 @@ def test_float32_only_kernel_is_checked_in_its_own_dtype() -> None:
         gt.check_function(Float32Only.apply, x, precision="float64")
 
 
+class Float16Only(ExpWrongSign):
+    """A half-precision "kernel" with a wrong sign: forward refuses anything but float16."""
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype != torch.float16:
+            raise TypeError("half_exp only supports float16")
+        y = x.exp()
+        ctx.save_for_backward(y)
+        return y
+
+
+def test_float16_only_kernel_is_checked_in_float16() -> None:
+    (x,) = _inputs(6, n=1, dtype=torch.float16)
+    report = gt.check_function(Float16Only.apply, x)
+    assert report.suspects == ("input0",), str(report)
+    assert report.components["input0"].mismatches == 6
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(4, 3).half()
+    assert gt.check_module(linear, torch.randn(5, 4).half(), precision="native").passed
+    with pytest.raises(gradcheck.GradCheckError, match="bfloat16"):
+        gt.check_module(linear.bfloat16(), torch.randn(5, 4).bfloat16(), precision="native")
+
+
 # --- speed path: vmap, with a loop fallback that says so -------------------------------------
 
 

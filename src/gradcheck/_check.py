@@ -300,7 +300,7 @@ def _check_tensor(
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
     g = g.reshape(-1).astype(np.float64)
-    sigma = 0.0 if plan.complex else _measure_noise(ev, t, theta, j0, plan.rng)
+    sigma = 0.0 if plan.complex else _measure_noise(ev, t, theta, j0, plan.rng, dtype)
     relative = sigma / max(abs(j0), 1.0)
     low = relative > LOW_PRECISION
     scale = float(np.sqrt(np.mean(theta**2)))
@@ -381,11 +381,21 @@ class _Interrupted(KeyboardInterrupt):
         self.partial: _Tensor | None = None
 
 
-def _measure_noise(ev: SerialEvaluator, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator) -> float:
+def _measure_noise(
+    ev: SerialEvaluator,
+    t: int,
+    theta: np.ndarray,
+    j0: float,
+    rng: np.random.Generator,
+    dtype: Any = np.float64,
+) -> float:
     """σ of J's rounding noise near θ, along a random unit direction in this tensor (ECnoise)."""
     direction = rng.standard_normal(theta.size)
     direction /= np.linalg.norm(direction)
     delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
+    # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
+    # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
+    delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     k = np.arange(POINTS) - POINTS // 2
     others = ev.along(t, direction, delta * k[k != 0])
     values = np.insert(others, POINTS // 2, j0)
@@ -424,15 +434,16 @@ def _evaluate_nodes(
     block = getattr(ev, "block", max(len(idx), 1))
     for lo in range(0, len(idx), block):
         sub = idx[lo : lo + block]
-        try:
-            for c in moving:
-                if complex_step:
-                    x = stepper.theta[sub] + 1j * c * stepper.h
-                else:
-                    x = stepper.point(sub, c)
-                values[c][lo : lo + len(sub)] = ev.coordinates(t, sub, x)
+        if complex_step:
+            x = [stepper.theta[sub] + 1j * c * stepper.h for c in moving]
+        else:
+            x = [stepper.point(sub, c) for c in moving]
+        try:  # one request for every node of the block: fewer round trips to workers
+            js = ev.coordinates(t, np.tile(sub, len(moving)), np.concatenate(x))
         except KeyboardInterrupt:
             raise _Interrupted(values, lo) from None
+        for k, c in enumerate(moving):
+            values[c][lo : lo + len(sub)] = js[k * len(sub) : (k + 1) * len(sub)]
         if progress is not None:
             progress.advance(len(sub) * len(moving))
     return values

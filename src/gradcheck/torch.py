@@ -456,6 +456,7 @@ def _precision(
     import torch
 
     native = {n: t.dtype for n, t in problem.tensors.items()}
+    _refuse_bfloat16(native, precision, api)
     if precision == "native" or all(d == torch.float64 for d in native.values()):
         return native, _precision_note(native, native)
     wide = dict.fromkeys(native, torch.float64)
@@ -474,8 +475,21 @@ def _precision(
             f"{api}(precision='float64'): the computation cannot run on float64 copies "
             f"({why}). Use precision='auto' to check it in its own dtype."
         )
+    _refuse_bfloat16(native, "native", api)
     note = _precision_note(native, native)
     return native, f"{note} (float64 copies were tried, but {why}.)"
+
+
+def _refuse_bfloat16(native: dict[str, Any], precision: str, api: str) -> None:
+    import torch
+
+    if precision == "native" and torch.bfloat16 in native.values():
+        name = next(n for n, d in native.items() if d == torch.bfloat16)
+        raise GradCheckError(
+            f"{api}(precision='native'): {name} is bfloat16, which NumPy cannot hold, so "
+            "gradcheck cannot keep its finite-difference steps representable in it. Use "
+            "precision='auto' (float64 copies), or check the kernel on float16/float32 inputs."
+        )
 
 
 def _precision_note(native: dict[str, Any], used: dict[str, Any]) -> str:
@@ -507,11 +521,7 @@ def _caster(dtypes: dict[str, Any]) -> Callable[[Any], Any]:
 
 
 def _to_numpy(t: Any, dtype: Any) -> np.ndarray:
-    import torch
-
-    # NumPy has no bfloat16: its values are exact in float32, which the core then rounds to.
-    via = torch.float32 if dtype == torch.bfloat16 else dtype
-    return t.detach().to(device="cpu", dtype=via).numpy().copy()
+    return t.detach().to(device="cpu", dtype=dtype).numpy().copy()
 
 
 # --- batched evaluation (torch.func.vmap) ---------------------------------------------------
