@@ -181,3 +181,24 @@ def test_options_are_validated() -> None:
         gj.check(lambda n: jnp.sum(n), np.arange(3))
     with pytest.raises(gradcheck.OptionError, match="unexpected option"):
         gj.check(jnp.sum, np.ones(2), rel_tol=1e-3)
+
+
+def test_registered_dataclass_module_names() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Dense:
+        W: np.ndarray
+        b: np.ndarray
+
+    jax.tree_util.register_dataclass(Dense, data_fields=["W", "b"], meta_fields=[])
+    model = {"layers": [Dense(np.eye(2), np.zeros(2)), Dense(np.ones((2, 2)), np.ones(2))]}
+
+    def f(m, x):
+        for layer in m["layers"]:
+            x = jnp.tanh(x @ layer.W + layer.b)
+        return jnp.sum(x)
+
+    report = gj.check(f, model, np.array([[0.5, -1.0]]))
+    assert report.passed
+    assert list(report.components) == ["layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"]

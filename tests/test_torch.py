@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -440,3 +442,39 @@ def test_cuda_module_and_rng_untouched() -> None:
         _Wrap(ExpWrongSign.apply, 4).cuda(), torch.zeros(4, device="cuda", dtype=torch.float64)
     )
     assert report.suspects == ("weight",)
+
+
+def test_function_inputs_and_global_rng_untouched() -> None:
+    a, b = _inputs(3, 2)
+    a.grad = torch.full_like(a, 7.0)
+    before = (a.detach().clone(), b.detach().clone(), torch.get_rng_state())
+    assert not gt.check_function(MulMissingTerm.apply, a, b).passed
+    assert torch.equal(a, before[0]) and torch.equal(b, before[1])
+    assert torch.equal(a.grad, torch.full_like(a, 7.0)) and b.grad is None
+    assert torch.equal(torch.get_rng_state(), before[2])
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    seed=st.integers(0, 2**16),
+    factor=st.sampled_from([1.0, 1.002, 0.99, -1.0, 2.0]),
+)
+def test_a_scaled_backward_fails_exactly_when_scaled(shape, seed, factor) -> None:
+    """Any derivative off by 0.2% or more is caught; the exact one passes (same seed)."""
+
+    class Scaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.tanh(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return factor * g * (1 - torch.tanh(x) ** 2)
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64).requires_grad_()
+    report = gt.check_function(Scaled.apply, x, seed=seed)
+    assert report.passed == (factor == 1.0), str(report)
