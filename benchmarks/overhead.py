@@ -48,7 +48,7 @@ def make(sizes: tuple[int, ...], batch: int = 100, seed: int = 0):
 
 def bare_loop(loss, params, eps: float = 1e-7) -> float:
     start = time.perf_counter()
-    for name, array in params.items():
+    for array in params.values():
         flat = array.reshape(-1)
         for i in range(flat.size):
             old = flat[i]
