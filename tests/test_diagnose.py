@@ -109,12 +109,34 @@ def test_l2_on_a_bias_the_loss_does_not_penalise() -> None:
         assert "does not have" in finding.detail
 
 
+def test_a_one_entry_tensor_takes_the_kind_that_explains_its_peers() -> None:
+    # Any one-constant relation fits a single entry; L2 on the biases explains b1, so b2 too.
+    loss, params, grads = mlp("sigmoid", "bce", (5, 6, 1), m=12, lam=0.8)
+    report = gradcheck.check(loss, params, grads(params, reg_bias=True))
+    assert report.suspects == ("b1", "b2") and params["b2"].size == 1
+    assert [f.kind for f in report.findings] == ["regularization", "regularization"]
+    alone = gradcheck.check(loss, params, {**grads(params), "b2": 3.0 * grads(params)["b2"]})
+    assert [(f.kind, round(f.factor, 6)) for f in alone.findings] == [("scale", 3.0)]
+
+
 def test_a_scaled_data_term_next_to_a_right_l2_term_is_a_scale() -> None:
     loss, params, grads = _net(lam=0.8)
     report = gradcheck.check(loss, params, grads(params, no_mean=True), batch_size=M)
     assert {f.kind for f in report.findings} == {"scale"}
     w = next(f for f in report.findings if f.param == "W2")
     assert w.factor == pytest.approx(M, rel=1e-5)
+
+
+def test_a_transposed_gradient_with_kink_skipped_entries_is_still_transposed() -> None:
+    rng = np.random.default_rng(3)
+    c, d = rng.uniform(0.5, 1.0, (5, 5)), rng.standard_normal((5, 5))
+    w = rng.standard_normal((5, 5))
+    np.fill_diagonal(w, 0.0)  # |w| kinks on the diagonal, which a transpose maps to itself
+    loss = lambda p: float(np.sum(c * np.abs(p["w"]) + d * np.sin(p["w"])))  # noqa: E731
+    right = c * np.sign(w) + d * np.cos(w) + 0.5 * np.diag(np.diag(c))  # valid subgradients
+    report = gradcheck.check(loss, {"w": w}, {"w": right.T.copy()})
+    assert report.components["w"].skipped == 5
+    assert _only(report, "w").kind == "transposed"
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (4, 7)])

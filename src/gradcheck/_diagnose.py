@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from gradcheck._report import Component, Finding, Report
-from gradcheck._signatures import classify, evidence, swapped, swapped_finding
+from gradcheck._signatures import (
+    MIN_FIT,
+    classify,
+    classify_as,
+    evidence,
+    swapped,
+    swapped_finding,
+)
+
+# Kinds that one mistake gives to several tensors at once (a missing 1/m, a sign, L2 on biases).
+SHARED = ("sign", "scale", "regularization", "zero")
 
 
 def diagnose(
@@ -43,10 +54,16 @@ def diagnose(
         for b in suspects[i + 1 :]:
             if a not in findings and b not in findings and swapped(found[a], found[b]):
                 findings[a], findings[b] = swapped_finding(a, b), swapped_finding(b, a)
+    small = [n for n in suspects if n not in findings and found[n].n.size < MIN_FIT]
     for name in suspects:
-        if name not in findings:
+        if name not in findings and name not in small:
             findings[name] = classify(found[name])
+    peers = Counter(f.kind for f in findings.values() if f.kind in SHARED)
+    for name in small:
+        fits = (classify_as(found[name], kind) for kind, _ in peers.most_common())
+        findings[name] = next((f for f in fits if f is not None), None) or classify(found[name])
     return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, order)
+
 
 
 def rediagnose(report: Report, *, batch_size: int | None) -> Report:

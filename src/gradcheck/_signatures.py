@@ -25,6 +25,9 @@ NAMED = 1e-3  # relative closeness for a factor to be called 2, 1/2, m or 1/m
 ZERO = 1e-8  # ‖g‖ ≤ ZERO·‖n‖ counts as "all zeros"
 CONCENTRATED = 0.5  # localized: at most this fraction of rows / columns / entries is wrong
 ENTRIES = 6  # name single entries when at most this many are wrong
+# With fewer checked entries than this, any one-constant relation fits (a scalar is a "scale"
+# of anything); such a tensor takes the kind that explains the other suspects, if it fits.
+MIN_FIT = 3
 
 
 @dataclass(frozen=True)
@@ -177,11 +180,15 @@ def _permutations(shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
 
 def _transposed(e: Evidence) -> Finding | None:
     c = e.component
-    if not np.all(e.mask):
-        return None
     n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
     for how, p in _permutations(c.shape):
-        if e.explains(e.g - n_full[p]):
+        both = e.mask & e.mask[p]  # entries checked at both ends of the permutation
+        if both.sum() < MIN_FIT:
+            continue
+        g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
+        bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
+        sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
+        if sub.explains(g[both] - n_full[p][both]):
             return Finding(
                 c.name, "transposed",
                 f"d{c.name} matches the numeric gradient {how}.",
@@ -346,6 +353,17 @@ def swapped_finding(a: str, b: str) -> Finding:
         f"Check the names or the order in which the gradients are returned ({a} ↔ {b}).",
         where=(b,),
     )
+
+
+def classify_as(e: Evidence, kind: str) -> Finding | None:
+    """The finding of the given kind if one of its signatures fits (both passes), else None."""
+    for strict in (True, False):
+        for signature in SIGNATURES:
+            if signature.kind == kind:
+                finding = signature.match(dataclasses.replace(e, strict=strict))
+                if finding is not None and finding.kind == kind:
+                    return finding
+    return None
 
 
 def classify(e: Evidence) -> Finding:

@@ -115,6 +115,7 @@ def bugs(seed: int = 0) -> list[Case]:
         _case("sigmoid-bce: y - a", sig(), "sign", flip=True),
         _case("sigmoid-bce: db1 missing", sig(), "zero", _set("b1", np.zeros_like)),
         _case("sigmoid-bce: dW1 x2", sig(), "scale", _set("W1", lambda g: 2 * g)),
+        _case("sigmoid-bce: L2 on biases", sig(lam=0.8), "regularization", reg_bias=True),
         _case("relu-mse: no 1/2 in MSE", relu(), "scale", double=True),
         _case("relu-mse: ReLU derivative left out", relu(), None, no_deriv=True),
         _case("relu-mse: dW1 transposed and reshaped", relu(), "transposed",
@@ -191,3 +192,65 @@ def stochastic() -> tuple[Callable, Params, Params]:
         return loss({**p, "W1": p["W1"] * mask / 0.8})
 
     return dropout_loss, params, grads(params)
+
+
+def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
+    """(bugs, traps) written after the signatures were settled, to probe unseen variants.
+
+    Not used by the tests; ``benchmarks/bug_gallery.py --heldout`` reports them separately.
+    """
+    s = 100 * seed + 50
+    kinked = lambda: mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=s)  # noqa: E731
+    deep = lambda **kw: mlp("relu", "mse", (6, 12, 12, 2), m=20, seed=s + 1, **kw)  # noqa: E731
+    f32 = lambda **kw: mlp("tanh", "softmax", (6, 10, 4), m=20, dtype=np.float32, seed=s + 2, **kw)  # noqa: E731
+    wide = lambda **kw: mlp("tanh", "softmax", (6, 10, 10, 4), m=24, seed=s + 3, **kw)  # noqa: E731
+    sig3 = lambda **kw: mlp("sigmoid", "bce", (5, 6, 6, 3), m=14, seed=s + 4, **kw)  # noqa: E731
+    linear = mlp("tanh", "softmax", (20, 5), m=64, seed=s + 5)
+
+    def column(g: Params) -> Params:
+        g["W1"][:, 1] *= 1.5
+        return g
+
+    bugs_ = [
+        _case("relu-kinks: dW1 x2", kinked(), "scale", _set("W1", lambda g: 2 * g)),
+        _case("relu-kinks: db1 sign", kinked(), "sign", _set("b1", np.negative)),
+        _case("relu-kinks: missing 1/m", kinked(), "scale", m=10, no_mean=True),
+        _case("relu-deep: dW2 / m", deep(), "scale", _set("W2", lambda g: g / 20), m=20),
+        _case("relu-deep: L2 halved", deep(lam=1.0), "regularization", reg_scale=0.5),
+        _case("relu-deep: ReLU derivative left out", deep(), None, no_deriv=True),
+        _case("f32: db2 sign", f32(), "sign", _set("b2", np.negative)),
+        _case("f32: dW1 x1.01", f32(), "scale", _set("W1", lambda g: (1.01 * g).astype(g.dtype))),
+        _case("f32: L2 missing", f32(lam=2.0), "regularization", reg_scale=0.0),
+        _case("loss 1e6: dW1 halved", mlp("tanh", "mse", (5, 6, 2), out_scale=1e6, seed=s + 6),
+              "scale", _set("W1", lambda g: 0.5 * g)),
+        _case("grads 1e-9: dW1 sign", mlp("tanh", "softmax", (5, 6, 3), out_scale=1e-9, seed=s + 7),
+              "sign", _set("W1", np.negative)),
+        _case("hinge: dW2 x2", mlp("tanh", "hinge", (5, 6, 3), m=12, seed=s + 8), "scale",
+              _set("W2", lambda g: 2 * g)),
+        _case("softmax-regression: missing 1/m", linear, "scale", m=64, no_mean=True),
+        _case("softmax-regression: dW1 halved", linear, "scale", _set("W1", lambda g: g / 2)),
+        _case("sigmoid-bce-3: W2 not transposed in delta", sig3(), None, no_transpose=2),
+        _case("sigmoid-bce-3: y - a", sig3(), "sign", flip=True),
+        _case("sigmoid-bce-3: L1 doubled", sig3(l1=0.2), "regularization", reg_scale=2.0),
+        _case("tanh-wide: db1, db2 swapped", wide(), "swapped", _swap("b1", "b2")),
+        _case("tanh-wide: stale activations in dW2", wide(), None, stale=2),
+        _case("tanh-wide: one entry of db2 at 0", wide(), "localized", _zero_at("b2", 4)),
+        _case("tanh-wide: column 1 of dW1 x1.5", wide(), "localized", column),
+        _case("tanh-wide: dW2 transposed", wide(), "transposed", _set("W2", np.transpose)),
+        _case("batchnorm: dgamma x2", batchnorm(seed=s), "scale", _set("gamma", lambda g: 2 * g)),
+        _case("embed-conv: dbc sign", embed_conv(seed=s), "sign", _set("bc", np.negative)),
+        _case("embed-conv: row 2 of dWo at 0", embed_conv(seed=s), "localized", _zero_at("Wo", 2)),
+    ]
+    traps_ = [
+        _trap("heldout trap: float32 deep ReLU",
+              mlp("relu", "mse", (6, 12, 12, 2), m=20, dtype=np.float32, seed=s + 9)),
+        _trap("heldout trap: ReLU kinks, λ = 5", mlp("relu", "softmax", (4, 8, 3), m=10,
+                                                     zero_rows=4, lam=5.0, seed=s + 10)),
+        _trap("heldout trap: saturated tanh, loss 1e4",
+              mlp("tanh", "mse", (5, 6, 2), x_scale=20.0, out_scale=1e4, seed=s + 11)),
+        _trap("heldout trap: float32 batch of 64", mlp("sigmoid", "bce", (8, 16, 1), m=64,
+                                                       dtype=np.float32, seed=s + 12)),
+        _trap("heldout trap: hinge, L1", mlp("tanh", "hinge", (5, 6, 3), m=12, l1=0.5, seed=s + 13)),
+        _trap("heldout trap: batch norm", batchnorm(m=20, d=5, h=8, seed=s + 14)),
+    ]
+    return bugs_, traps_
