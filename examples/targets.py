@@ -21,8 +21,8 @@ def _data(seed=0, m=16, d=4, hidden=6):
     return x, y, params
 
 
-def _mlp(bug=None):
-    x, y, params = _data()
+def _mlp(bug=None, **sizes):
+    x, y, params = _data(**sizes)
     m = len(x)
 
     def loss(p):
@@ -36,6 +36,9 @@ def _mlp(bug=None):
         g = {"W1": x.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
         if bug == "W1":
             g["W1"] = g["W1"] * m  # forgot the 1/m for W1
+        if bug == "unit":  # hidden unit 3 skips the tanh derivative (1 - h²)
+            d1[:, 3] = (d2 @ p["W2"].T)[:, 3]
+            g["W1"], g["b1"] = x.T @ d1, d1.sum(0)
         return g
 
     return loss, params, grads
@@ -49,6 +52,11 @@ def mlp():
 def buggy_mlp():
     """The same MLP, with dW1 missing its 1/m."""
     return _mlp(bug="W1")
+
+
+def buggy_unit_mlp():
+    """A wider MLP where one hidden unit's backward pass forgets tanh' (one column of dW1)."""
+    return _mlp(bug="unit", d=10, hidden=8)
 
 
 def cubic():

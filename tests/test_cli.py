@@ -275,3 +275,18 @@ def test_python_dash_m_works():
     out = subprocess.run([sys.executable, "-m", "gradcheck", "approx", "x**3"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "3.0301" in out.stdout
+
+
+def test_sweep_of_a_wrong_gradient_says_no_step_fixes_it(tmp_path):
+    result = run("sweep", f"{EXAMPLES}:buggy_mlp", "--out", str(tmp_path / "s"), "--points", "8",
+                 "--html", str(tmp_path / "r.html"))
+    assert result.exit_code == 0
+    assert "analytic gradient is wrong" in " ".join(result.stdout.split())
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Relative error against the step" in page and "WRONG" in page
+
+
+def test_readme_example_with_a_localised_bug():
+    data = json.loads(run("check", f"{EXAMPLES}:buggy_unit_mlp", "--json").stdout)
+    assert data["suspects"] == ["W1", "b1"]
+    assert data["components"]["W1"]["worst_index"][1] == 3  # the hidden unit with the bug

@@ -97,3 +97,12 @@ def test_default_grid_spans_the_interesting_range():
     grid = default_grid()
     assert grid[0] == pytest.approx(1e-12) and grid[-1] == pytest.approx(1e-1)
     assert np.all(np.diff(np.log10(grid)) > 0)
+
+
+def test_floor_is_reported_only_for_a_wrong_gradient(result, tmp_path):
+    assert result.floor() is None
+    loss, params, grads = _smooth()
+    wrong = sweep(loss, params, {"w": grads["w"] * 1.01, "v": grads["v"]}, eps=GRID[::3],
+                  schemes=["central"])
+    assert wrong.floor() == pytest.approx(wrong.errors["central"].min())
+    assert all(p.stat().st_size > 0 for p in save(wrong, tmp_path / "floor"))

@@ -262,6 +262,8 @@ def sweep_command(
     points: int = typer.Option(45, "--points", help="Steps, log-spaced."),
     seed: int = typer.Option(0, "--seed", help="Seed of gradcheck's own generator."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON (best ε and the curves)."),
+    html: str = typer.Option(None, "--html", help="Also check the target and write the HTML "
+                             "report with this plot inlined."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Relative error vs ε for several schemes, on a log-log plot (PNG and SVG); best ε per scheme."""
@@ -280,11 +282,19 @@ def sweep_command(
             raise _Usage(f"--min {eps_min:g} / --max {eps_max:g} / --points {points} must satisfy "
                          "0 < min < max (finite) and points ≥ 2.")
         _writable(Path(out + ".png"), "--out")
+        _writable(None if html is None else Path(html), "--html")
         with contextlib.redirect_stdout(sys.stderr):
             loss, params, grads = call_target(load_target(target), target)
             grid = np.logspace(np.log10(eps_min), np.log10(eps_max), points)
             result = sweep(loss, params, grads, eps=grid, schemes=names, seed=seed)
             paths = save(result, out, title=f"gradcheck sweep {target}")
+            if html is not None:
+                from gradcheck._check import check
+
+                report = check(loss, params, grads, seed=seed)
+                Path(html).write_text(report.to_html(sweep=result, title=f"gradcheck {target}"),
+                                      encoding="utf-8")
+                paths.append(Path(html))
     except Exception as error:
         raise _fail(error, debug) from None
     best = result.best()
@@ -293,6 +303,7 @@ def sweep_command(
 
         typer.echo(json.dumps({
             "best": {k: {"eps": h, "relative_error": e} for k, (h, e) in best.items()},
+            "floor": result.floor(),
             "eps": result.eps.tolist(),
             "errors": {k: [None if not np.isfinite(v) else float(v) for v in errs]
                        for k, errs in result.errors.items()},
@@ -308,6 +319,9 @@ def sweep_command(
         table.add_row(name, f"{h:.2e}", f"{e:.2e}")
     console = _console()
     console.print(table)
+    if result.floor() is not None:
+        console.print(f"No step gets the relative error below {result.floor():.2e}: the analytic "
+                      "gradient is wrong, not the step. Run gradcheck check on this target.")
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 

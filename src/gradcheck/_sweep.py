@@ -23,6 +23,7 @@ from gradcheck._tree import Params
 
 DEFAULT_SCHEMES = ("central", "forward", "richardson")
 FLOOR = 1e-17  # plotted in place of an exact zero, which a log axis cannot show
+FLOOR_BUG = 1e-4  # the textbook's "worry": no step reaching below it means the gradient is wrong
 _STYLE = {"central": ("#1f77b4", "o"), "forward": ("#d62728", "s"), "richardson": ("#2ca02c", "^")}
 
 
@@ -40,6 +41,14 @@ class SweepResult:
             i = int(np.nanargmin(err)) if np.isfinite(err).any() else 0
             out[name] = (float(self.eps[i]), float(err[i]))
         return out
+
+
+    def floor(self) -> float | None:
+        """The smallest error over every scheme and step when it stays above 1e-4 (a wrong
+        gradient, not a step problem: no ε gets below it); None otherwise."""
+        lowest = min((float(np.nanmin(e)) for e in self.errors.values() if np.isfinite(e).any()),
+                     default=np.nan)
+        return lowest if lowest > FLOOR_BUG else None
 
 
 def default_grid() -> np.ndarray:
@@ -102,22 +111,31 @@ def figure(result: SweepResult, title: str = "relative error vs step") -> Any:
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    floor = result.floor()
     for name, err in result.errors.items():
         color, marker = _STYLE.get(name, ("#555555", "x"))
         ax.loglog(result.eps, np.maximum(err, FLOOR), marker=marker, ms=3.5, lw=1.4,
                   color=color, label=name)
+        if floor is not None:
+            continue
         h, e = result.best()[name]
         ax.scatter([h], [max(e, FLOOR)], s=90, facecolors="none", edgecolors=color, lw=1.8)
         ax.annotate(f"best ε = {h:.1e}", (h, max(e, FLOOR)), xytext=(6, -12),
                     textcoords="offset points", fontsize=8, color=color)
+    ax.set_ylim(bottom=min(ax.get_ylim()[0], 1e-14))
+    if floor is not None:
+        ax.axhline(floor, color="#a1261b", ls="--", lw=1)
+        ax.text(result.eps[0], floor, f" floor {floor:.1e}: the analytic gradient is wrong, "
+                "no step fixes that", fontsize=8, color="#a1261b", va="top")
     ax.axvline(1e-7, color="#999999", ls=":", lw=1)
-    ax.text(1e-7, ax.get_ylim()[1], " ε = 1e-7 (textbook)", fontsize=8, color="#777777", va="top")
+    ax.text(1e-7, ax.get_ylim()[0], " ε = 1e-7 (textbook)", fontsize=8, color="#777777",
+            va="bottom")
     ax.set_xlabel("step ε")
     ax.set_ylabel("‖n − g‖ / (‖n‖ + ‖g‖)")
     ax.set_title(f"{title}\nleft: rounding error ∝ 1/ε rises · right: truncation ∝ ε^p falls",
                  fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper center", fontsize=9)
+    ax.legend(loc="lower right" if floor is not None else "upper center", fontsize=9)
     fig.tight_layout()
     return fig
 
