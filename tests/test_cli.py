@@ -290,3 +290,15 @@ def test_readme_example_with_a_localised_bug():
     data = json.loads(run("check", f"{EXAMPLES}:buggy_unit_mlp", "--json").stdout)
     assert data["suspects"] == ["W1", "b1"]
     assert data["components"]["W1"]["worst_index"][1] == 3  # the hidden unit with the bug
+
+
+def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
+    target = tmp_path / "t.py"
+    target.write_text(
+        "import numpy as np\ndef t():\n    calls = [0]\n    def loss(p):\n"
+        "        calls[0] += 1\n        if calls[0] > 30:\n            raise KeyboardInterrupt\n"
+        "        return float(np.sum(p ** 2))\n    return loss, np.ones(40), 2 * np.ones(40)\n"
+    )
+    result = run("check", f"{target}:t", "--json")
+    assert result.exit_code == 130
+    assert json.loads(result.stdout)["interrupted"] is True

@@ -6,6 +6,7 @@
 True
 """
 
+from gradcheck._approx import ApproxTable, approx
 from gradcheck._check import check
 from gradcheck._errors import (
     DTypeError,
@@ -22,12 +23,14 @@ from gradcheck._errors import (
 from gradcheck._numerical import numerical_gradient
 from gradcheck._progress import CheckInterrupted
 from gradcheck._report import SCHEMA, Component, Finding, Report, relative_error, textbook_verdict
+from gradcheck._sweep import SweepResult, sweep
 from gradcheck._taylor import TaylorResult, taylor_test
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA",
+    "ApproxTable",
     "CheckInterrupted",
     "Component",
     "DTypeError",
@@ -42,10 +45,13 @@ __all__ = [
     "ShapeMismatchError",
     "StochasticLossError",
     "StructureError",
+    "SweepResult",
     "TaylorResult",
+    "approx",
     "check",
     "numerical_gradient",
     "relative_error",
+    "sweep",
     "taylor_test",
     "textbook_verdict",
 ]
