@@ -126,3 +126,18 @@ def test_in_a_headless_browser_the_script_name_is_text_and_no_script_runs(tmp_pa
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # the name is text
     assert "<svg" in dom and "FAILED" in dom
     assert Path(page).read_text(encoding="utf-8").count("<figure>") == 2
+
+
+def test_kinks_and_unchecked_entries_have_their_own_colours():
+    relu = lambda t: float(np.sum(np.maximum(t, 0.0)))  # noqa: E731
+    theta = np.array([0.0, 1.0, -1.0, 0.0, 2.0])
+    kinked = gradcheck.check(relu, theta, (theta > 0).astype(float))  # 0 at the kinks: valid
+    assert kinked.passed and kinked.components["theta"].skipped == 2
+    assert kinked.to_html().count('fill="#4a78c2"') == 2  # blue: the two kinks
+    assert kinked.to_html().count("(kink, skipped)") == 2
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((20, 10))
+    sampled = gradcheck.check(lambda p: float(np.sum(p**2)), w, 2 * w, coords=20)
+    unchecked = int(np.sum(sampled.components["theta"].flags == 0))
+    assert unchecked == 200 - sampled.components["theta"].checked > 0
+    assert sampled.to_html().count('fill="#d9d9d9"') == unchecked  # grey: not checked

@@ -140,12 +140,12 @@ def _mappable(c: Component) -> bool:
 
 
 def ratios(c: Component) -> np.ndarray:
-    """|numeric − analytic| / tolerance per entry, NaN where unchecked (shape of the parameter)."""
+    """|numeric − analytic| / tolerance per entry; NaN where unchecked or skipped at a kink."""
     n, g = np.asarray(c.numeric_array, float), np.asarray(c.analytic_array, float)
     bound = np.maximum(np.asarray(c.bound_array, float), 1e-300)
     with np.errstate(invalid="ignore"):
         r = np.abs(n - g) / bound
-    return np.where(c.flags == UNCHECKED, np.nan, r)
+    return np.where((c.flags == UNCHECKED) | (c.flags == KINK), np.nan, r)
 
 
 def _as_matrix(a: np.ndarray) -> np.ndarray:
@@ -179,13 +179,15 @@ def _heatmap(c: Component) -> str:
     for i in range(rows):
         for j in range(cols):
             value = cells[i, j]
-            color = "#4a78c2" if kinks[i, j] and not value > 1 else _color(value)
+            color = "#4a78c2" if kinks[i, j] and value != value else _color(value)
             if blocked:
                 tip = (f"rows {i * br}–{min((i + 1) * br, r.shape[0]) - 1}, cols "
                        f"{j * bc}–{min((j + 1) * bc, r.shape[1]) - 1}: worst ratio {fmt(value)}")
             else:
+                state = {KINK: " (kink, skipped)", UNCHECKED: " (not checked)"}
                 tip = (f"{_entry(c, i * r.shape[1] + j)}: numeric {fmt(numeric[i, j])}, analytic "
-                       f"{fmt(analytic[i, j])}, ratio {fmt(value)}")
+                       f"{fmt(analytic[i, j])}, ratio {fmt(value)}"
+                       f"{state.get(int(flags[i, j]), '')}")
             svg.append(f'<rect x="{1 + j * scale}" y="{1 + i * scale}" width="{scale}" '
                        f'height="{scale}" fill="{color}"><title>{escape(tip)}</title></rect>')
     svg += _worst_marks(c, r, flags, br, bc, scale)
