@@ -113,6 +113,8 @@ def test_bad_options_exit_2_before_running_the_target(tmp_path, args, words):
         ("raise ImportError('torch missing')\n", "t", ["ImportError", "torch missing"]),
         ("def t():\n    pass\n", "other", ["no function 'other'", "t"]),
         ("x = 3\n", "x", ["int, not a function"]),
+        ("import sys\nsys.exit(0)\n", "t", ["sys.exit(0)"]),
+        ("import sys\ndef t():\n    sys.exit(0)\n", "t", ["sys.exit(0)"]),
         (
             "import numpy as np\ndef t():\n"
             "    def loss(w):\n        raise ValueError('shapes (3,) and (2,)')\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +125,23 @@ def _writable(path: Path | None, flag: str) -> None:
         raise _Usage(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist.")
 
 
+@contextlib.contextmanager
+def _user_code() -> Iterator[None]:
+    """Around the user's code: its prints go to stderr, and its sys.exit() is an input error
+    (it must not decide our exit code)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as error:
+        raise _Usage(f"the target called sys.exit({error.code!r}).") from None
+
+
 def _run_check(target: str, options: dict[str, Any]) -> Any:
     """Loads the target and runs ``gradcheck.check``; the user's prints go to stderr."""
-    import contextlib
-
     from gradcheck._check import check
     from gradcheck._target import call_target, load_target
 
-    with contextlib.redirect_stdout(sys.stderr):
+    with _user_code():
         loss, params, grads = call_target(load_target(target), target)
         workers = options.pop("executor", None)
         if workers is None or workers == 1:
@@ -267,8 +278,6 @@ def sweep_command(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Relative error vs ε for several schemes, on a log-log plot (PNG and SVG); best ε per scheme."""
-    import contextlib
-
     import numpy as np
 
     from gradcheck._sweep import save, sweep
@@ -283,7 +292,7 @@ def sweep_command(
                          "0 < min < max (finite) and points ≥ 2.")
         _writable(Path(out + ".png"), "--out")
         _writable(None if html is None else Path(html), "--html")
-        with contextlib.redirect_stdout(sys.stderr):
+        with _user_code():
             loss, params, grads = call_target(load_target(target), target)
             grid = np.logspace(np.log10(eps_min), np.log10(eps_max), points)
             result = sweep(loss, params, grads, eps=grid, schemes=names, seed=seed)
