@@ -60,6 +60,8 @@ def test_demo_prints_the_tables_and_the_diagnosis(capsys):
     for step in range(1, 6):
         assert f"{step}. " in out
     assert "PASSED" in out and "FAILED" in out and "W1" in out
+    assert "training" in out and "1/1" in out  # the progress bar, not a TTY here
+    assert "planted bug 'transposed-dW1' found in W1." in " ".join(out.split())
     assert summary["planted"]["suspects"] == ["W1"] and summary["figure"] is None
 
 

@@ -132,7 +132,21 @@ def run_demo(
         curve = error_vs_eps(net, Xc, yc, seed=s.seed)
         figure = str(save_figure(Path(s.out), history, curve, accuracy))
         out.print(f"saved {figure}")
-    return _summary(s, cube, initial, final, planted, accuracy, history, figure, start)
+    summary = _summary(s, cube, initial, final, planted, accuracy, history, figure, start)
+    out.rule()
+    out.print(_closing(summary))
+    return summary
+
+
+def _closing(r: dict[str, Any]) -> str:
+    verdict = {True: "PASSED", False: "FAILED"}
+    caught = ", ".join(r["planted"]["suspects"]) or "nothing (missed!)"
+    return (
+        f"done in {r['seconds']:.1f} s: check at init {verdict[r['initial_check']['passed']]}, "
+        f"test accuracy {r['test_accuracy']:.2%}, check after training "
+        f"{verdict[r['final_check']['passed']]}, planted bug {r['planted']['bug']!r} found in "
+        f"{caught}."
+    )
 
 
 def _summary(s: DemoSettings, cube: dict[str, float], initial: Report, final: Report,
