@@ -71,3 +71,15 @@ def test_demo_refuses_bad_options():
     assert bad_data.exit_code == 2 and "does not exist" in bad_data.output
     bad_bug = runner.invoke(app, ["demo", "--bug", "off-by-one", "--no-plot"])
     assert bad_bug.exit_code == 2 and "act-deriv-of-a" in bad_bug.output
+
+
+def test_demo_on_a_local_mnist_like_file(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = (rng.random((60, 5, 5)) * 80 + 150 * (y[:, None, None] == np.arange(5)[None, :, None])).astype(
+        np.uint8)  # class k lights up row k: learnable
+    np.savez(tmp_path / "tiny.npz", X=X, y=y)
+    summary = run_demo(DemoSettings(data=str(tmp_path / "tiny.npz"), epochs=5, hidden=4,
+                                    plot=False, bug="missing-1-over-m"), quiet=True)
+    assert summary["initial_check"]["passed"] and summary["final_check"]["passed"]
+    assert summary["planted"]["suspects"] == ["W1", "b1", "W2", "b2"]

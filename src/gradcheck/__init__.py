@@ -6,6 +6,7 @@
 True
 """
 
+from gradcheck import nn  # the reference NumPy network (imports numpy only)
 from gradcheck._approx import ApproxTable, approx
 from gradcheck._check import check
 from gradcheck._errors import (
@@ -49,6 +50,7 @@ __all__ = [
     "TaylorResult",
     "approx",
     "check",
+    "nn",
     "numerical_gradient",
     "relative_error",
     "sweep",

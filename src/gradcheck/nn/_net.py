@@ -59,7 +59,7 @@ class Net:
         *,
         activation: str = "tanh",
         loss: str = "softmax-ce",
-        init: str = "he",
+        init: str = "xavier",
         init_scale: float = 1.0,
         l2: float = 0.0,
         keep_prob: float = 1.0,
