@@ -85,3 +85,9 @@ def test_invalid_options(coords: object, budget: object) -> None:
     loss, params, grads = mlp()
     with pytest.raises(gradcheck.OptionError, match="coords|budget"):
         gradcheck.check(loss, params, grads, coords=coords, budget=budget)
+
+
+def test_directional_needs_a_real_step() -> None:
+    loss, params, grads = mlp()
+    with pytest.raises(gradcheck.OptionError, match="scheme='complex'"):
+        gradcheck.check(loss, params, grads, coords="directional", scheme="complex")

@@ -87,6 +87,11 @@ def check(
 
     check_batch_size(batch_size)
     validate_coords(coords, budget)
+    if coords == "directional" and scheme == "complex":
+        raise OptionError(
+            "coords='directional' uses central differences along random directions and "
+            "cannot be combined with scheme='complex'; use coords='all' or a sample."
+        )
     if on_interrupt not in ("raise", "report"):
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
     report = run(
