@@ -115,8 +115,12 @@ def test_a_one_entry_tensor_takes_the_kind_that_explains_its_peers() -> None:
     report = gradcheck.check(loss, params, grads(params, reg_bias=True))
     assert report.suspects == ("b1", "b2") and params["b2"].size == 1
     assert [f.kind for f in report.findings] == ["regularization", "regularization"]
+    # Alone, a one-entry tensor's factor is no evidence until the re-check confirms it.
     alone = gradcheck.check(loss, params, {**grads(params), "b2": 3.0 * grads(params)["b2"]})
     assert [(f.kind, round(f.factor, 6)) for f in alone.findings] == [("scale", 3.0)]
+    assert "re-check" in alone.findings[0].detail
+    odd = gradcheck.check(loss, params, {**grads(params), "b2": grads(params)["b2"] + 0.37})
+    assert [f.kind for f in odd.findings] == ["unexplained"]
 
 
 def test_a_scaled_data_term_next_to_a_right_l2_term_is_a_scale() -> None:
@@ -250,3 +254,16 @@ def test_a_wrong_value_at_a_kink_is_blamed() -> None:
     assert report.suspects == ("w",)
     assert report.components["w"].worst_index == (1, 0)
     assert report.findings[0].where == ((1, 0),)
+
+
+def test_a_sign_flip_of_a_bias_whose_every_entry_sits_on_a_kink_is_confirmed_by_recheck() -> None:
+    # Zero input rows and zero biases: every entry of db1 is at a ReLU kink, so its numeric
+    # value is a midpoint of two slopes and no relation fits exactly; the re-check decides.
+    loss, params, grads = mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=4)
+    g = grads(params)
+    report = gradcheck.check(loss, params, {**g, "b1": -g["b1"]})
+    finding = _only(report, "b1")
+    assert finding.kind == "sign" and "re-check" in finding.detail
+    scaled = gradcheck.check(loss, params, grads(params, no_mean=True), batch_size=10)
+    assert [f.kind for f in scaled.findings] == ["scale"] * 4
+    assert all(f.factor == pytest.approx(10.0, rel=1e-3) for f in scaled.findings)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck._render import fmt, index_text
-from gradcheck._report import MISMATCH, Component, Finding
+from gradcheck._report import AGREES, MISMATCH, Component, Finding
 
 EXPLAINED = 1e-2  # residual norm, over min(‖g − n‖, ‖g‖), below which a relation fits
 SLACK = 3.0  # or: every residual entry within this many times the check's own tolerance
@@ -26,7 +26,8 @@ ZERO = 1e-8  # ‖g‖ ≤ ZERO·‖n‖ counts as "all zeros"
 CONCENTRATED = 0.5  # localized: at most this fraction of rows / columns / entries is wrong
 ENTRIES = 6  # name single entries when at most this many are wrong
 # With fewer checked entries than this, any one-constant relation fits (a scalar is a "scale"
-# of anything); such a tensor takes the kind that explains the other suspects, if it fits.
+# of anything); such a tensor takes the kind that explains the other suspects, if it fits
+# (``classify_as``), and ``classify`` alone only names kinds that fit no constant.
 MIN_FIT = 3
 
 
@@ -70,7 +71,7 @@ class Evidence:
 
 def evidence(c: Component, batch_size: int | None = None) -> Evidence:
     """The checked entries of a component as flat float64 arrays."""
-    mask = np.isin(c.flags.ravel(), (1, 2))
+    mask = np.isin(c.flags.ravel(), (AGREES, MISMATCH))
     flat = lambda a: np.asarray(a, dtype=np.float64).ravel()[mask]  # noqa: E731
     return Evidence(
         c, mask, flat(c.numeric_array), flat(c.analytic_array), flat(c.value_array),
@@ -88,7 +89,10 @@ def fit(y: np.ndarray, x: np.ndarray) -> float:
 
 
 def _zero(e: Evidence) -> Finding | None:
-    if np.linalg.norm(e.g) > ZERO * np.linalg.norm(e.n) or not np.any(e.n):
+    # The whole analytic tensor, not only the checked entries: a sampled or bisected check
+    # may have compared just the entries that happen to be zero.
+    whole = np.asarray(e.component.analytic_array, dtype=np.float64)
+    if np.linalg.norm(whole) > ZERO * np.linalg.norm(e.n) or not np.any(e.n):
         return None
     return Finding(
         e.name, "zero",
@@ -230,7 +234,10 @@ def _scaled_data_term(e: Evidence) -> Finding | None:
     if basis.shape[0] < 3:
         return None
     (c, k), *_ = np.linalg.lstsq(basis, e.g, rcond=None)
-    if abs(c - 1.0) < 1e-2 or not e.explains(e.g - basis @ (c, k), slack=max(1.0, abs(c))):
+    # c ≈ 0 is no scaled data term but a missing one (zero, or localized where it is partial).
+    if abs(c - 1.0) < 1e-2 or abs(c) < 1e-3:
+        return None
+    if not e.explains(e.g - basis @ (c, k), slack=max(1.0, abs(c))):
         return None
     if abs(c + 1.0) <= 0.05:
         return Finding(
@@ -280,7 +287,7 @@ def _lines(c: Component, bad: np.ndarray, checked: np.ndarray) -> Finding | None
 def _localized(e: Evidence) -> Finding | None:
     c = e.component
     bad = np.asarray(c.flags) == MISMATCH
-    checked = np.isin(np.asarray(c.flags), (1, 2))
+    checked = np.isin(np.asarray(c.flags), (AGREES, MISMATCH))
     count = int(bad.sum())
     if count == 0 or count > CONCENTRATED * checked.sum():
         return None
@@ -321,18 +328,25 @@ def _unexplained(e: Evidence) -> Finding:
 
 @dataclass(frozen=True)
 class Signature:
+    """A kind, its test, and how many constants the test fits to the data (c, k, …)."""
+
     kind: str
     match: Callable[[Evidence], Finding | None]
+    fitted: int = 0
+
+    def applies(self, e: Evidence) -> bool:
+        """A relation with p fitted constants is evidence only on more than p + 1 entries."""
+        return e.n.size >= self.fitted + 2
 
 
 # Order matters: the first that fits names the kind (a sign flip is a scale of −1 too).
 SIGNATURES: tuple[Signature, ...] = (
     Signature("zero", _zero),
     Signature("sign", _sign),
-    Signature("scale", _scale),
+    Signature("scale", _scale, fitted=1),
     Signature("transposed", _transposed),
-    Signature("regularization", _regularization),
-    Signature("scale", _scaled_data_term),
+    Signature("regularization", _regularization, fitted=1),
+    Signature("scale", _scaled_data_term, fitted=2),
     Signature("localized", _localized),
 )
 
@@ -355,6 +369,24 @@ def swapped_finding(a: str, b: str) -> Finding:
     )
 
 
+def confirmed(name: str, kind: str, factor: float, batch_size: int | None) -> Finding:
+    """A kind established by re-checking the corrected gradient (see ``_diagnose.confirm``)."""
+    why = "confirmed by a re-check: the corrected gradient passes"
+    if kind == "sign":
+        return Finding(name, "sign", f"d{name} has the wrong sign ({why}).",
+                       "Look for a flipped sign (y − a instead of a − y) in this layer's delta.",
+                       factor=-1.0)
+    if kind == "regularization":
+        return Finding(name, "regularization",
+                       f"d{name} is off by an L2 term {fmt(factor)}·{name} ({why}).",
+                       f"Match the penalty's derivative in d{name} to the loss (λ and 1/m).",
+                       factor=factor)
+    shown, hint = _factor_name(abs(factor), batch_size) or _whole_number(abs(factor)) or (
+        fmt(abs(factor)), "A constant factor applied once too often or not at all.")
+    return Finding(name, "scale", f"d{name} is off by a constant factor {shown} ({why}).", hint,
+                   factor=factor)
+
+
 def classify_as(e: Evidence, kind: str) -> Finding | None:
     """The finding of the given kind if one of its signatures fits (both passes), else None."""
     for strict in (True, False):
@@ -375,6 +407,8 @@ def classify(e: Evidence) -> Finding:
     """
     for strict in (True, False):
         for signature in SIGNATURES:
+            if not signature.applies(e):
+                continue
             finding = signature.match(dataclasses.replace(e, strict=strict))
             if finding is not None:
                 return finding

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck._noise import POINTS, noise_level
+from gradcheck._report import AGREES, MISMATCH
 from gradcheck._tree import Params
 
 PASS_RATE = 1.5  # halfway between 1 (wrong) and 2 (right)
@@ -127,7 +128,7 @@ def borderline(report: Any) -> tuple[str, ...]:
     """Parameters whose worst difference lies within ``BORDER`` of its tolerance, either side."""
     out = []
     for name, c in report.components.items():
-        checked = np.isin(c.flags, (1, 2))
+        checked = np.isin(c.flags, (AGREES, MISMATCH))
         if not checked.any():
             continue
         diff = np.abs(c.numeric_array - c.analytic_array)[checked]
