@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradcheck
+from gradcheck._diagnose import diagnose
 from gradcheck._signatures import SIGNATURES
 
 M = 16
@@ -267,3 +268,13 @@ def test_a_sign_flip_of_a_bias_whose_every_entry_sits_on_a_kink_is_confirmed_by_
     scaled = gradcheck.check(loss, params, grads(params, no_mean=True), batch_size=10)
     assert [f.kind for f in scaled.findings] == ["scale"] * 4
     assert all(f.factor == pytest.approx(10.0, rel=1e-3) for f in scaled.findings)
+
+
+def test_swapped_biases_on_kinks_are_confirmed_by_exchanging_them() -> None:
+    loss, params, grads = mlp("relu", "mse", (4, 6, 6, 2), m=10, zero_rows=3, seed=1)
+    g = grads(params)
+    report = gradcheck.check(loss, params, {**g, "b1": g["b2"], "b2": g["b1"]})
+    assert [(f.param, f.kind) for f in report.findings] == [("b1", "swapped"), ("b2", "swapped")]
+    # The direct fit alone cannot see it: every entry sits on a kink.
+    direct, _ = diagnose(report.components, report.suspects, None)
+    assert [f.kind for f in direct] == ["unexplained", "unexplained"]

@@ -142,7 +142,24 @@ def confirm(report: Report, loss: Any, params: Any, *, seed: int, batch_size: in
             if _passes(loss, params, f.param, corrected, seed):
                 findings[i] = confirmed(f.param, kind, factor, batch_size)
                 break
+    _confirm_swaps(report, findings, loss, params, seed)
     return dataclasses.replace(report, findings=tuple(findings))
+
+
+def _confirm_swaps(report: Report, findings: list[Finding], loss: Any, params: Any, seed: int) -> None:
+    """Two still-unexplained tensors of one shape: does exchanging their gradients pass?"""
+    left = [i for i, f in enumerate(findings) if f.kind == "unexplained"]
+    comps = report.components
+    for x, i in enumerate(left):
+        for j in left[x + 1 :]:
+            a, b = findings[i].param, findings[j].param
+            if findings[i].kind != "unexplained" or findings[j].kind != "unexplained":
+                continue
+            if comps[a].shape != comps[b].shape or np.size(comps[a].value_array) > CONFIRM_MAX:
+                continue
+            ga, gb = comps[a].analytic_array, comps[b].analytic_array
+            if _passes(loss, params, a, gb, seed) and _passes(loss, params, b, ga, seed):
+                findings[i], findings[j] = swapped_finding(a, b), swapped_finding(b, a)
 
 
 def candidates(
