@@ -29,7 +29,7 @@ def test_select_modes() -> None:
     rng = np.random.default_rng(0)
     assert select("all", [10, 5], 2, 1, rng).indices == (None, None)
     assert select("auto", [10, 5], 2, 30, rng).indices == (None, None)  # 2N = 30 fits
-    auto = select("auto", [10_000, 5], 2, 500, rng)
+    auto = select("auto", [10_000, 5], 2, 1_000, rng)
     assert auto.directional and auto.indices[1] is None and len(auto.indices[0]) < 10_000
     directional = select("directional", [10, 5], 2, 1, rng)
     assert directional.directional and [len(i) for i in directional.indices] == [0, 0]

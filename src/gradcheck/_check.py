@@ -142,7 +142,7 @@ def run(
                 results.append(
                     _check_tensor(
                         evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype,
-                        selection.indices[t], selection.directional,
+                        selection.indices[t], selection.directional, selection.max_tests,
                     )
                 )
             except KeyboardInterrupt as stop:  # keep what is done; the rest stays unchecked
@@ -301,6 +301,7 @@ def _check_tensor(
     dtype: np.dtype,
     idx: np.ndarray | None = None,
     directional: bool = False,
+    max_tests: int = 400,
 ) -> _Tensor:
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
@@ -316,7 +317,7 @@ def _check_tensor(
     a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
-        found = locate(ev, t, theta, g, a, h, sigma, rng)
+        found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
         plan.located[t] = found
         if idx is not None:
             idx = np.union1d(idx, found.culprits).astype(np.int64)

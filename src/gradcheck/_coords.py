@@ -27,6 +27,7 @@ class Selection:
 
     indices: tuple[np.ndarray | None, ...]
     directional: bool
+    max_tests: int = 400  # directional tests per tensor (4 loss calls each)
 
     def count(self, sizes: Sequence[int]) -> int:
         return sum(s if i is None else len(i) for i, s in zip(self.indices, sizes, strict=True))
@@ -107,14 +108,16 @@ def select(
     if coords == "directional":
         return Selection(tuple(np.zeros(0, dtype=np.int64) for _ in sizes), True)
     if coords == "auto":  # directional locating first, then a sample with the calls left over
-        k = max(len(sizes), (budget - _DIRECTIONAL_RESERVE * len(sizes)) // max(nodes, 1))
-        return Selection(_sample(sizes, min(k, n), rng), True)
+        k = max(len(sizes), (budget - _RESERVE * len(sizes)) // max(nodes, 1))
+        return Selection(_sample(sizes, min(k, n), rng), True, _TESTS)
     k = int(coords) if isinstance(coords, int | np.integer) else math.ceil(float(coords) * n)
     return Selection(_sample(sizes, min(k, n), rng), False)
 
 
-# Calls set aside per tensor for its directional test and a short bisection in "auto".
-_DIRECTIONAL_RESERVE = 200
+# "auto" sets aside, per tensor, the noise probe (6 calls) and 60 directional tests (240 calls):
+# enough for bisection to reach one wrong entry among 2^28 (2 tests per level, plus 2).
+_TESTS = 60
+_RESERVE = 6 + 4 * _TESTS
 
 
 def _sample(
