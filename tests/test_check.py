@@ -196,3 +196,41 @@ def test_raise_for_failure() -> None:
         bad.raise_for_failure()
     assert info.value.report is bad
     assert isinstance(info.value, gradcheck.GradCheckError)
+
+
+def test_a_random_loss_that_repeats_itself_at_first_is_still_refused() -> None:
+    loss, params, grads = mlp("tanh")
+    calls = 0
+
+    def unlucky(p):  # the first two draws coincide (a small dropout mask can), later ones not
+        nonlocal calls
+        calls += 1
+        return loss(p) * (1.0 if calls <= 2 else 1.0 + 1e-3 * calls)
+
+    with pytest.raises(gradcheck.StochasticLossError):
+        gradcheck.check(unlucky, params, grads(params))
+
+
+def test_float32_gradient_that_cancels_to_zero_is_not_blamed() -> None:
+    # A bias whose true gradient is 0, computed as a float32 sum of ±1/m terms (hinge with
+    # balanced margins, a bias before batch norm): a few ulps of the terms remain.
+    m = 21
+    terms = (np.array([1.0] * 10 + [-1.0] * 10 + [0.0]) / m).astype(np.float32)
+    residual = np.float32(0)
+    for term in terms:
+        residual += term
+    assert residual != 0
+    x = np.linspace(0.1, 1, 6)
+
+    def loss(p):
+        return float(np.sum(p["w"] * x) ** 2 / 2 + 0.0 * p["b"][0])  # b has no effect: dJ/db = 0
+
+    w = np.full(6, 0.5, np.float32)
+    grads = {
+        "w": (np.sum(w.astype(np.float64) * x) * x).astype(np.float32),
+        "b": np.array([residual], np.float32),
+    }
+    report = gradcheck.check(loss, {"w": w, "b": np.zeros(1, np.float32)}, grads)
+    assert report.passed, str(report)
+    wrong = {**grads, "b": np.array([0.05], np.float32)}
+    assert gradcheck.check(loss, {"w": w, "b": np.zeros(1, np.float32)}, wrong).suspects == ("b",)

@@ -126,6 +126,7 @@ def run(
     start = time.perf_counter()
     tree, analytic = _inputs(params, grads)
     plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
+    plan.grad_scale = max(float(np.max(np.abs(g), initial=0.0)) for g in analytic)
     sizes = [leaf.size for leaf in tree.leaves]
     nodes = sum(1 for c in plan.scheme.nodes if c != 0)
     selection = select(coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]))
@@ -148,6 +149,8 @@ def run(
             except KeyboardInterrupt as stop:  # keep what is done; the rest stays unchecked
                 results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
                 break
+        else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
+            _same_again(j0, float(np.real(evaluator.base())), "at the start and")
     finally:
         plan.progress.close()
         evaluator.close()
@@ -239,6 +242,7 @@ class _Plan:
     options: Options
     rng: np.random.Generator
     refine: bool = True
+    grad_scale: float = 0.0  # largest analytic entry: sets the floor of a low-precision sum's rounding
     progress: Any = None
     located: dict[int, Located] = field(default_factory=dict)
 
@@ -266,15 +270,20 @@ def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
             "J (no abs(), np.real or float() inside); this loss returned a real number. Use "
             "scheme='central' instead."
         )
-    a, b = float(np.real(first)), float(np.real(second))
+    a = float(np.real(first))
+    _same_again(a, float(np.real(second)), "and then")
+    return a
+
+
+def _same_again(a: float, b: float, between: str) -> None:
+    """Two values of J at the same θ must agree to rounding, or the loss is stochastic."""
     if a != b and abs(a - b) > 64 * EPS64 * max(abs(a), abs(b)):
         raise StochasticLossError(
-            f"loss(params) returned {a!r} and then {b!r} for the same parameters: the loss is "
+            f"loss(params) returned {a!r} {between} {b!r} for the same parameters: the loss is "
             "stochastic (dropout with a fresh mask, or random sampling inside the loss). Finite "
             "differences of a random function mean nothing: set keep_prob = 1 or fix the "
             "dropout mask (and any sampling seed) before checking."
         )
-    return a
 
 
 @dataclass
@@ -314,7 +323,7 @@ def _check_tensor(
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
         h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
-    a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol)
+    a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol, plan.grad_scale)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
         found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
