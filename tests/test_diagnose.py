@@ -205,7 +205,8 @@ def test_origin_is_the_suspect_nearest_the_output_and_explain_says_so() -> None:
     report = gradcheck.check(loss, params, grads(params, act_on_a=True))
     assert report.origin in ("W2", "b2")
     text = report.explain()
-    assert f"most likely starts at {report.origin}" in text
+    assert "most likely starts in layer 2 (W2, b2)" in text
+    assert "W1, b1 may be wrong only because backprop carries" in text
     assert all(f.detail in text for f in report.findings)
     shown = " ".join(str(report).split())  # print(report) shows the same sentences, wrapped
     assert all(" ".join(f.detail.split()) in shown for f in report.findings)

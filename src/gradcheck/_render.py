@@ -42,12 +42,7 @@ def summary(report: Report) -> str:
 def explain(report: Report) -> str:
     lines = [summary(report)]
     if report.origin is not None and len(report.suspects) > 1:
-        downstream = [s for s in report.suspects if s != report.origin]
-        lines.append(
-            f"The bug most likely starts at {report.origin} (the wrong gradient closest to the "
-            f"output); {', '.join(downstream)} may be wrong only because backprop carries "
-            "that error to earlier layers."
-        )
+        lines.append(_origin_sentence(report.origin, report.suspects))
     for finding in report.findings:
         lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
     for name in report.suspects:
@@ -57,6 +52,23 @@ def explain(report: Report) -> str:
         lines.append(_worst_sentence(component))
     lines.extend(report.notes)
     return "\n".join(lines)
+
+
+def _origin_sentence(origin: str, suspects: tuple[str, ...]) -> str:
+    """Backprop runs from the output back: the wrong layer closest to the output comes first."""
+    from gradcheck._diagnose import layer_key
+
+    key = layer_key(origin)
+    layer = [s for s in suspects if key is not None and layer_key(s) == key] or [origin]
+    downstream = [s for s in suspects if s not in layer]
+    where = f"layer {'.'.join(map(str, key))} ({', '.join(layer)})" if key else origin
+    if not downstream:
+        return f"The wrong gradients are all in {where}: look at that layer's backward pass."
+    return (
+        f"The bug most likely starts in {where}, the wrong gradient closest to the output; "
+        f"{', '.join(downstream)} may be wrong only because backprop carries that error to "
+        "earlier layers."
+    )
 
 
 def _worst_sentence(c: Component) -> str:

@@ -121,7 +121,7 @@ def _one(
     return TaylorResult(rate, rate >= PASS_RATE, tuple(remainders), hs, sigma)
 
 
-BORDER = 4.0  # borderline: the worst difference is within this factor of its tolerance
+BORDER = 2.0  # borderline: the worst difference is within this factor of its tolerance, either side
 
 
 def borderline(report: Any) -> tuple[str, ...]:
