@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck._render import fmt, index_text, summary
+from gradcheck._render import fmt, index_text, origin_sentence, summary
 from gradcheck._report import KINK, MISMATCH, UNCHECKED
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _table(report: Report) -> str:
 def _findings(report: Report) -> str:
     out = []
     if report.origin is not None and not report.passed:
-        out.append(f"<p>The bug most likely starts at <b>{escape(report.origin)}</b>.</p>")
+        out.append(f"<p>{escape(origin_sentence(report.origin, report.suspects))}</p>")
     for f in report.findings:
         out.append(
             f'<div class="finding"><b>{escape(f.param)}</b> — {escape(f.kind)}: '

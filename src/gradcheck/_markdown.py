@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from gradcheck._render import fmt, index_text, summary
+from gradcheck._render import fmt, index_text, origin_sentence, summary
 
 if TYPE_CHECKING:
     from gradcheck._report import Report
@@ -68,7 +68,7 @@ def to_markdown(report: Report) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     extra = []
     if report.origin is not None and not report.passed:
-        extra.append(f"- The bug most likely starts at **{md_escape(report.origin)}**.")
+        extra.append(f"- {md_escape(origin_sentence(report.origin, report.suspects))}")
     extra += [
         f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)} "
         f"_{md_escape(f.hint)}_"

@@ -42,7 +42,7 @@ def summary(report: Report) -> str:
 def explain(report: Report) -> str:
     lines = [summary(report)]
     if report.origin is not None and len(report.suspects) > 1:
-        lines.append(_origin_sentence(report.origin, report.suspects))
+        lines.append(origin_sentence(report.origin, report.suspects))
     for finding in report.findings:
         lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
     for name in report.suspects:
@@ -54,7 +54,7 @@ def explain(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _origin_sentence(origin: str, suspects: tuple[str, ...]) -> str:
+def origin_sentence(origin: str, suspects: tuple[str, ...]) -> str:
     """Backprop runs from the output back: the wrong layer closest to the output comes first."""
     from gradcheck._diagnose import layer_key
 
