@@ -156,11 +156,7 @@ def run(
         evaluator.close()
     interrupted = len(results) < len(sizes) or any(r.partial for r in results)
     results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
-    if not workspace.unchanged():
-        raise GradCheckError(
-            "loss(params) modified the arrays it was given in place; a loss must not write to "
-            "params (copy before modifying). Your own arrays were not touched."
-        )
+    _require_unchanged(workspace)
     report = _assemble(tree, results, plan, evaluator.calls, j0, order, time.perf_counter() - start)
     extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
@@ -258,11 +254,7 @@ class _Plan:
 def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
     """J(θ), evaluated twice: a loss that answers differently is stochastic and gets no verdict."""
     first = evaluator.base()
-    if not evaluator.ws.unchanged():
-        raise GradCheckError(
-            "loss(params) modified the arrays it was given in place; a loss must not write to "
-            "params (copy before modifying). Your own arrays were not touched."
-        )
+    _require_unchanged(evaluator.ws)
     second = evaluator.base()
     if plan.complex and not isinstance(first, complex):
         raise GradCheckError(
@@ -273,6 +265,15 @@ def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
     a = float(np.real(first))
     _same_again(a, float(np.real(second)), "and then")
     return a
+
+
+def _require_unchanged(workspace: Workspace) -> None:
+    """The loss gets our copies; if it wrote into them, every later value would be wrong."""
+    if not workspace.unchanged():
+        raise GradCheckError(
+            "loss(params) modified the arrays it was given in place; a loss must not write to "
+            "params (copy before modifying). Your own arrays were not touched."
+        )
 
 
 def _same_again(a: float, b: float, between: str) -> None:
