@@ -15,7 +15,7 @@ from gradcheck._coords import DEFAULT_BUDGET, Selection, select, validate_coords
 from gradcheck._directional import Located, locate
 from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, StochasticLossError
 from gradcheck._evaluate import SerialEvaluator, Workspace, make_evaluator
-from gradcheck._noise import POINTS, noise_level
+from gradcheck._noise import POINTS, noise_level, resolution
 from gradcheck._options import Options, validate
 from gradcheck._progress import CheckInterrupted, Progress
 from gradcheck._report import AGREES, KINK, MISMATCH, Component, Report, relative_error
@@ -26,6 +26,7 @@ from gradcheck._validate import check_grads, check_params
 
 SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
 EPS64 = float(np.finfo(np.float64).eps)
+RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
 MAX_LEVELS = 5  # halvings of the step tried on an ambiguous (kinked) entry: down to h/16
 
 
@@ -138,6 +139,8 @@ def run(
     results: list[_Tensor] = []
     try:
         j0 = _base_value(evaluator, plan)
+        if not plan.complex:
+            plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
         for t in range(len(tree.names)):
             try:
                 results.append(
@@ -241,6 +244,7 @@ class _Plan:
     grad_scale: float = 0.0  # largest analytic entry: sets the floor of a low-precision sum's rounding
     progress: Any = None
     located: dict[int, Located] = field(default_factory=dict)
+    noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
 
     @property
     def complex(self) -> bool:
@@ -316,11 +320,13 @@ def _check_tensor(
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
     g = g.reshape(-1).astype(np.float64)
-    sigma = 0.0 if plan.complex else _measure_noise(ev, t, theta, j0, plan.rng, dtype)
-    relative = sigma / max(abs(j0), 1.0)
+    sigma = 0.0 if plan.complex else plan.noise[t]
+    # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
+    # itself, not of 1. (A J that is exactly 0 says nothing: fall back to float64's.)
+    relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
     low = relative > LOW_PRECISION
     scale = float(np.sqrt(np.mean(theta**2)))
-    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, max(relative, EPS64), scale)
+    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, relative, scale)
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
         h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
@@ -398,14 +404,28 @@ class _Interrupted(KeyboardInterrupt):
 
 
 def _measure_noise(
+    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator
+) -> list[float]:
+    """σ of J's rounding noise near θ for each tensor: ECnoise along a random unit direction in
+    that tensor, floored by the precision J's values reveal (one property of the loss, so the
+    coarsest grid seen on any tensor applies to all) and by float64's own."""
+    probes = [
+        _probe(ev, t, np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
+        for t, leaf in enumerate(tree.leaves)
+    ]
+    floor = max([EPS64 * abs(j0)] + [grid for _, grid in probes])
+    return [max(sigma, floor) for sigma, _ in probes]
+
+
+def _probe(
     ev: SerialEvaluator,
     t: int,
     theta: np.ndarray,
     j0: float,
     rng: np.random.Generator,
-    dtype: Any = np.float64,
-) -> float:
-    """σ of J's rounding noise near θ, along a random unit direction in this tensor (ECnoise)."""
+    dtype: Any,
+) -> tuple[float, float]:
+    """(ECnoise σ, resolution of J) from J at θ + k·δ·v, k = -3..3, for one tensor."""
     direction = rng.standard_normal(theta.size)
     direction /= np.linalg.norm(direction)
     delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
@@ -413,10 +433,13 @@ def _measure_noise(
     # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
     delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     k = np.arange(POINTS) - POINTS // 2
-    others = ev.along(t, direction, delta * k[k != 0])
-    values = np.insert(others, POINTS // 2, j0)
+    for _ in range(RETRIES_IF_FLAT):  # J did not move at all: a low-precision J hides small steps
+        values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        if np.unique(values).size > 1:
+            break
+        delta *= 16
     sigma, _ = noise_level(values)
-    return max(sigma, EPS64 * abs(j0))
+    return sigma, resolution(values)
 
 
 class _Stepper:

@@ -43,3 +43,28 @@ def noise_level(values: np.ndarray) -> tuple[float, bool]:
         if window.max() <= 4 * window.min() and sign_change[k]:
             return float(levels[k]), True
     return float(np.max(levels[2:])), False
+
+
+def resolution(values: np.ndarray) -> float:
+    """Half an ulp of J in the narrowest float dtype that holds every value exactly, else 0.
+
+    A loss that computes in float32 and returns a Python float still shows its precision: its
+    values all sit on the float32 grid. ECnoise cannot see that when the quantised values
+    happen to fall on a straight line (every difference of order 2+ is then exactly 0), so
+    this is a floor under its σ. A constant J says nothing about precision and gives 0.
+
+    >>> resolution(np.float32([1.5, 1.5000001, 1.5000002]).astype(np.float64)) > 1e-8
+    True
+    >>> resolution(np.array([1.5, 1.5 + 1e-12, 1.5 + 2e-12]))
+    0.0
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if np.unique(v).size < 2:
+        return 0.0
+    for dtype in (np.float16, np.float32):
+        if np.abs(v).max() > np.finfo(dtype).max:
+            continue
+        narrow = v.astype(dtype)
+        if np.array_equal(narrow.astype(np.float64), v):
+            return 0.5 * float(np.spacing(np.abs(narrow).max()))
+    return 0.0

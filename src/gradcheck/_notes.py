@@ -19,19 +19,28 @@ def collect(
     passed: bool,
 ) -> tuple[str, ...]:
     notes: list[str] = []
-    for (name, c), r in zip(components.items(), results, strict=True):
+    for name, c in components.items():
         notes.extend(_kinks(name, c))
-        if r.low_precision:
-            notes.append(
-                f"{name}: J is computed in low precision inside the loss (measured noise "
-                f"{fmt(r.noise)} on J = {fmt(j0)}); the check is limited by the loss's precision "
-                "and the tolerance was widened to the measured noise."
-            )
+    low = [(n, r) for n, r in zip(components, results, strict=True) if r.low_precision]
+    if low:
+        worst = max(r.noise for _, r in low)
+        digits = f"about {fmt(worst / abs(j0))} of its value" if j0 else f"±{fmt(worst)}"
+        notes.append(
+            f"J is only known to {digits} (measured noise {fmt(worst)} on J = {fmt(j0)}: low "
+            "precision inside the loss, float32 or cancellation); the check of "
+            f"{', '.join(n for n, _ in low)} is limited by the loss's precision, and the step "
+            "and tolerance were widened to the measured noise."
+        )
+    by_dtype: dict[str, list[str]] = {}
+    for name, c in components.items():
         if c.dtype != "float64":
-            notes.append(
-                f"{name} is {c.dtype}: the loss was evaluated on float64 copies and the analytic "
-                f"gradient judged with the {c.dtype} precision allowance."
-            )
+            by_dtype.setdefault(c.dtype, []).append(name)
+    for dtype, names in by_dtype.items():
+        notes.append(
+            f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} {dtype}: the loss was "
+            f"evaluated on float64 copies and the analytic gradient judged with the {dtype} "
+            "precision allowance."
+        )
     if passed and relative_error > 1e-4:
         notes.append(
             f"The textbook ratio reads 'worry' ({fmt(relative_error)}), but every difference is "
