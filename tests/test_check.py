@@ -234,3 +234,13 @@ def test_float32_gradient_that_cancels_to_zero_is_not_blamed() -> None:
     assert report.passed, str(report)
     wrong = {**grads, "b": np.array([0.05], np.float32)}
     assert gradcheck.check(loss, {"w": w, "b": np.zeros(1, np.float32)}, wrong).suspects == ("b",)
+
+
+def test_float16_gradient_that_underflows_to_zero_is_not_blamed() -> None:
+    # The true gradient 1e-9 is below float16's smallest subnormal (6e-8): 0 is the best float16.
+    def loss(p):
+        return 1e-9 * float(np.sum(p["w"].astype(np.float64)))
+
+    w = np.ones(3, np.float16)
+    assert gradcheck.check(loss, {"w": w}, {"w": np.zeros(3, np.float16)}).passed
+    assert not gradcheck.check(loss, {"w": w}, {"w": np.full(3, 1e-3, np.float16)}).passed

@@ -44,7 +44,7 @@ def analytic_bound(
     atol: dict[np.dtype, float],
     model_scale: float = 0.0,
 ) -> np.ndarray:
-    """rtol[d] · (|g_i| + rms(g)) + atol[d] + FLOOR_ULPS · u_d · model_scale, for each entry.
+    """rtol[d]·(|g_i| + rms(g)) + atol[d] + FLOOR_ULPS·u_d·model_scale + the smallest subnormal.
 
     The last term covers a gradient that is 0 in exact arithmetic but computed as a sum of
     cancelling terms in dtype d (a bias before batch norm, a hinge with no active margin): its
@@ -56,4 +56,6 @@ def analytic_bound(
     a = atol.get(dtype, DEFAULT_ATOL.get(dtype, 0.0))
     rms = float(np.sqrt(np.mean(np.square(g)))) if g.size else 0.0
     floor = FLOOR_ULPS * float(np.finfo(dtype).eps) * model_scale
-    return r * (np.abs(g) + rms) + a + floor
+    # A true value below the dtype's smallest subnormal (6e-8 in float16) can only be stored as 0.
+    underflow = float(np.finfo(dtype).smallest_subnormal)
+    return r * (np.abs(g) + rms) + a + floor + underflow
