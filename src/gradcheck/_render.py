@@ -27,7 +27,8 @@ def summary(report: Report) -> str:
     head = (
         f"{verdict}: all {n_params} parameters agree within the numerical noise"
         if report.passed
-        else f"{verdict}: {len(report.suspects)} of {n_params} parameters have wrong gradients "
+        else f"{verdict}: {len(report.suspects)} of {n_params} parameters "
+        f"{'has a wrong gradient' if len(report.suspects) == 1 else 'have wrong gradients'} "
         f"({', '.join(report.suspects)})"
     )
     if report.interrupted:
