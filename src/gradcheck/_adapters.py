@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck._errors import OptionError
+from gradcheck._errors import GradCheckError, OptionError
 from gradcheck._report import AGREES, MISMATCH, Report, relative_error
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
@@ -95,6 +95,28 @@ def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str:
 
 
 NO_HOOK = "this gradcheck.check takes no batched_loss."
+
+
+def probe_batched(
+    fn: Callable[[np.ndarray], np.ndarray],
+    rows: np.ndarray,
+    plain: Callable[[], float],
+    vectorize: str,
+    tool: str,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """``(fn, "")`` if the batched ``fn`` agrees with a plain call on ``rows``; else
+    ``(None, reason)`` for the loop fallback (or an error when ``vectorize="vmap"`` was asked)."""
+    try:
+        got, want = fn(rows), plain()
+        ok = bool(np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, abs(want))))
+        reason = f"vmap gave {got[0]!r} where a plain call gives {want!r}."
+    except Exception as error:  # no vmap rule, host callbacks, dropout, .item(), control flow...
+        ok, reason = False, f"{tool} cannot batch it ({short(error)})."
+    if ok:
+        return fn, ""
+    if vectorize == "vmap":
+        raise GradCheckError(f"vectorize='vmap' was asked for, but {reason}")
+    return None, reason
 
 
 def short(error: BaseException, limit: int = 160) -> str:

@@ -281,14 +281,4 @@ def _batched(
         return np.concatenate(out).astype(np.float64)
 
     theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
-    try:
-        got, want = fn(theta[None, :]), loss(params)
-        ok = bool(np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, abs(want))))
-        reason = f"vmap gave {got[0]!r} where a plain call gives {want!r}."
-    except Exception as error:  # host callbacks, data-dependent Python control flow, ...
-        ok, reason = False, f"jax.vmap cannot batch it ({_adapters.short(error)})."
-    if ok:
-        return fn, ""
-    if vectorize == "vmap":
-        raise GradCheckError(f"vectorize='vmap' was asked for, but {reason}")
-    return None, reason
+    return _adapters.probe_batched(fn, theta[None, :], lambda: loss(params), vectorize, "jax.vmap")

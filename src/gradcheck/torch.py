@@ -544,18 +544,8 @@ def _batched(
         return None, _adapters.NO_HOOK
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in problem.names])
-    try:
-        got = fn(np.stack([theta, theta]))
-        want = loss(params)
-        ok = bool(np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, abs(want))))
-        reason = f"vmap gave {got[0]!r} where a plain call gives {want!r}."
-    except Exception as error:  # custom Functions without a vmap rule, dropout, .item() ...
-        ok, reason = False, f"torch.func.vmap cannot batch it ({_adapters.short(error)})."
-    if ok:
-        return fn, ""
-    if vectorize == "vmap":
-        raise GradCheckError(f"vectorize='vmap' was asked for, but {reason}")
-    return None, reason
+    rows = np.stack([theta, theta])
+    return _adapters.probe_batched(fn, rows, lambda: loss(params), vectorize, "torch.func.vmap")
 
 
 def _vmapped(
