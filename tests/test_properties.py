@@ -28,8 +28,6 @@ def random_problem(seed: int, n: int, k: int):
     return loss, {"theta": theta}, {"theta": grad(theta)}
 
 
-settings.register_profile("gradcheck", deadline=None, max_examples=40)
-settings.load_profile("gradcheck")
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), k=st.integers(1, 6))
