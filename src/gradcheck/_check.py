@@ -177,7 +177,7 @@ def _unchecked(g: np.ndarray) -> _Tensor:
     n = g.size
     nan = np.full(n, np.nan)
     flat = g.reshape(-1).astype(np.float64)
-    return _Tensor(nan, flat, nan.copy(), np.zeros(n, np.int8), np.nan, np.nan, False, 0, True)
+    return _Tensor(nan, flat, nan.copy(), np.zeros(n, np.int8), np.nan, np.nan, False, True)
 
 
 def _scale_notes(
@@ -310,7 +310,6 @@ class _Tensor:
     eps: float
     noise: float
     low_precision: bool
-    refined: int
     partial: bool = False  # interrupted before every selected coordinate was judged
 
 
@@ -356,7 +355,7 @@ def _check_tensor(
     except _Interrupted as stop:  # judge the coordinates done so far, then stop
         done = {c: v[: stop.done] for c, v in stop.values.items()}
         _judge(plan, stepper, idx[: stop.done], done, sigma, g, a, *out)
-        stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, 0, partial=True)
+        stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
         raise
     _judge(plan, stepper, idx, values, sigma, g, a, *out)
     values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
@@ -368,10 +367,10 @@ def _check_tensor(
             )
         except KeyboardInterrupt as stop:  # a first-pass mismatch may be a kink: leave unjudged
             flags[suspicious], numeric[suspicious] = 0, np.nan
-            partial = _Tensor(numeric, g, bound, flags, h, sigma, low, 0, partial=True)
+            partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
             stop.partial = partial  # type: ignore[attr-defined]
             raise
-    return _Tensor(numeric, g, bound, flags, h, sigma, low, int(suspicious.size))
+    return _Tensor(numeric, g, bound, flags, h, sigma, low)
 
 
 def _judge(

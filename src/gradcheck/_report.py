@@ -151,7 +151,6 @@ class Report:
     origin: str | None = None
     interrupted: bool = False
     seconds: float = 0.0
-    extras: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def textbook_verdict(self) -> str:

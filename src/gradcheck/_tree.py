@@ -88,10 +88,3 @@ def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
         "or gradcheck.jax)."
     )
 
-
-def same_structure(params: Params, other: Params) -> bool:
-    """True when both have the same container types, keys and lengths."""
-    try:
-        return flatten(params).names == flatten(other).names
-    except StructureError:
-        return False

@@ -237,7 +237,8 @@ class Net:
                 "one fixed mask for every loss call and for backprop."
             )
         if self.bug is not None:
-            notes.append(f"Planted bug {self.bug.value!r}: {self._plant.what}.")
+            plant = self._plant
+            notes.append(f"Planted bug {self.bug.value!r}: {plant.what}; it corrupts {plant.wrong}.")
         return tuple(notes)
 
     def fit(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> History:
