@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from gradcheck._demo import BATCH, CHECK_ROWS, INIT, L2, LR
+from gradcheck.cli._demo import BATCH, CHECK_ROWS, INIT, L2, LR
 from gradcheck.nn import Bug, Net, load_digits
 
 

@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 import numpy as np  # noqa: E402
 
 import gradcheck  # noqa: E402
-from gradcheck._evaluate import MEMORY  # noqa: E402
+from gradcheck.core._evaluate import MEMORY  # noqa: E402
 
 MODELS = {
     "64-32-10 (N=2,410)": (64, 32, 10),

@@ -1,5 +1,10 @@
 """gradcheck: is your backprop right, and if not, where and why?
 
+This module is the only public door: every public name is re-exported here. The layers below,
+from the bottom: ``_errors`` (0), ``report`` (1), ``core`` (2), ``diagnose`` (3), ``checks`` (4),
+``nn`` and ``frameworks`` (5), ``testing`` (6), ``cli`` (7); imports only go down (see README,
+"Architecture"). ``gradcheck.torch`` and ``gradcheck.jax`` are the adapters' doors.
+
 >>> import numpy as np, gradcheck
 >>> w = np.array([0.5, -1.0])
 >>> gradcheck.check(lambda p: float(np.sum(p["w"] ** 2)), {"w": w}, {"w": 2 * w}).passed
@@ -7,12 +12,9 @@ True
 """
 
 from gradcheck import nn  # the reference NumPy network (imports numpy only)
-from gradcheck._approx import ApproxTable, approx
-from gradcheck._check import check
 from gradcheck._errors import (
     DTypeError,
     GradCheckError,
-    GradientMismatchError,
     LossOutputError,
     LossRaisedError,
     NonFiniteError,
@@ -21,11 +23,15 @@ from gradcheck._errors import (
     StochasticLossError,
     StructureError,
 )
-from gradcheck._numerical import numerical_gradient
-from gradcheck._progress import CheckInterrupted
-from gradcheck._report import SCHEMA, Component, Finding, Report, relative_error, textbook_verdict
-from gradcheck._sweep import SweepResult, sweep
-from gradcheck._taylor import TaylorResult, taylor_test
+from gradcheck.checks._check import check
+from gradcheck.checks._sweep import sweep
+from gradcheck.cli._approx import ApproxTable, approx
+from gradcheck.core._numerical import numerical_gradient
+from gradcheck.core._progress import CheckInterrupted
+from gradcheck.diagnose._taylor import TaylorResult, taylor_test
+from gradcheck.report._model import SCHEMA, Component, Finding, relative_error, textbook_verdict
+from gradcheck.report._report import GradientMismatchError, Report
+from gradcheck.report._sweep import SweepResult
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-from gradcheck._cli import main
+from gradcheck.cli._app import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,8 @@
-"""One family of exceptions: every error gradcheck raises is a ``GradCheckError``."""
+"""One family of exceptions: every error gradcheck raises is a ``GradCheckError``.
+
+Layer 0: imports nothing of gradcheck, and every layer may import it. (``GradientMismatchError``
+carries a ``Report``, so it lives with the report, in ``gradcheck.report._report``.)
+"""
 
 from __future__ import annotations
 
@@ -37,11 +41,3 @@ class LossRaisedError(GradCheckError):
 
 class StochasticLossError(GradCheckError):
     """The loss returns different values for the same parameters (dropout left on?)."""
-
-
-class GradientMismatchError(GradCheckError):
-    """Raised by ``Report.raise_for_failure()`` when some gradient is judged wrong."""
-
-    def __init__(self, message: str, report: object = None) -> None:
-        super().__init__(message)
-        self.report = report

@@ -1,5 +1,9 @@
 """``gradcheck.nn``: a small, readable NumPy network with hand-written backprop to compare with.
 
+Layer 5, beside ``frameworks``: may import ``checks``, ``report``, ``core`` and ``gradcheck._errors``.
+Inside, ``_net`` builds on ``_train``, ``_bugs``, ``_losses``, ``_init``, ``_activations``, ``_optim``
+and ``_data``; none of those imports ``_net``.
+
 >>> import numpy as np
 >>> from gradcheck.nn import Net
 >>> net = Net((3, 4, 2), activation="sigmoid", l2=0.1, seed=1)

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck._errors import OptionError, ShapeMismatchError
+from gradcheck.checks._check import check
 from gradcheck.nn._activations import ACTIVATIONS
 from gradcheck.nn._bugs import Bug, plant
 from gradcheck.nn._init import INITS, init_params
 from gradcheck.nn._losses import OUTPUTS
+from gradcheck.nn._train import History, train
 
 if TYPE_CHECKING:
-    from gradcheck._report import Report
-    from gradcheck.nn._train import History
+    from gradcheck.report._report import Report
 
 Params = dict[str, np.ndarray]
 
@@ -213,8 +214,6 @@ class Net:
         Returns:
           The ``Report``, with ``order`` set to W1, b1, …, WL, bL.
         """
-        from gradcheck._check import check
-
         X, Y = self._data(X, Y)
         masks = self.dropout_masks(X.shape[0], np.random.default_rng(mask_seed))
         fixed = masks if self.keep_prob < 1.0 else None
@@ -243,6 +242,4 @@ class Net:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> History:
         """Train with minibatches; see ``gradcheck.nn.train`` for the options."""
-        from gradcheck.nn._train import train
-
         return train(self, X, Y, **options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -15,10 +15,23 @@ from gradcheck.nn._optim import make_optimizer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gradcheck._report import Report
-    from gradcheck.nn._net import Net
+    from gradcheck.report._report import Report
 
 CHECK_MOMENTS = ("init", "end")
+
+
+class Net(Protocol):
+    """What training needs of a ``gradcheck.nn.Net`` (this module does not import the net)."""
+
+    params: dict[str, np.ndarray]
+    rng: np.random.Generator
+
+    def _data(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def loss(self, X: np.ndarray, Y: np.ndarray, *args: Any) -> float: ...
+    def gradients(self, X: np.ndarray, Y: np.ndarray, *args: Any) -> dict[str, np.ndarray]: ...
+    def accuracy(self, X: np.ndarray, Y: np.ndarray) -> float: ...
+    def dropout_masks(self, m: int, rng: np.random.Generator) -> Any: ...
+    def check(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> Report: ...
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""``check``: the public NumPy check, composing the verdict (``core``) with the diagnosis.
+
+The verdict knows nothing of the diagnosis; the diagnosis gets the verdict as a function
+(``recheck``) to confirm a candidate correction. This module is where the two meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from gradcheck._errors import OptionError
+from gradcheck.core._coords import DEFAULT_BUDGET, validate_coords
+from gradcheck.core._options import validate
+from gradcheck.core._progress import CheckInterrupted
+from gradcheck.core._tree import Params
+from gradcheck.core._verdict import SchemeName, run
+from gradcheck.diagnose._diagnose import check_batch_size, diagnose, finish
+from gradcheck.report._report import Report
+
+
+def check(
+    loss: Callable[[Params], Any],
+    params: Params,
+    grads: Params | Callable[[Params], Params],
+    *,
+    eps: float | dict[str, float] | None = None,
+    scheme: SchemeName = "central",
+    seed: int = 0,
+    rtol: float | dict[Any, float] | None = None,
+    atol: float | dict[Any, float] | None = None,
+    order: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    coords: Literal["auto", "all", "directional"] | int | float = "auto",
+    budget: int = DEFAULT_BUDGET,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+    progress: bool | None = None,
+    on_interrupt: Literal["raise", "report"] = "raise",
+) -> Report:
+    """Compares backprop gradients with finite differences, parameter by parameter.
+
+    Args:
+      loss: ``loss(params) -> J``, a float or a size-1 array.
+      params: an ndarray, or dicts / lists / tuples of ndarrays (``{"W1": ..., "b1": ...}``).
+      grads: the analytic gradients in the same structure, or ``grads(params)`` returning them.
+      eps: the step; None chooses one per parameter from the measured noise and its scale.
+      scheme: "central" (default), "forward", "backward", "richardson" or "complex".
+      seed: seeds gradcheck's own generator (random directions); the global RNG is untouched.
+      rtol, atol: precision allowed to the analytic gradient, by dtype (``{np.float32: 1e-4}``).
+      order: parameter names from input to output, for locating where a bug starts.
+      batch_size: the batch size m, if known; only used to name a wrong factor of m or 1/m
+        ("looks like a missing 1/m") in ``report.findings``.
+      coords: which coordinates: "all"; an int k or a fraction (a sample stratified per tensor);
+        "directional" (random directions per tensor, bisected down to wrong entries); "auto"
+        (default): "all" when the loss calls fit ``budget``, else directional plus a sample.
+      budget: loss calls "auto" may spend (default 250,000: every coordinate up to N = 125k).
+      batched_loss: ``fn(thetas) -> Js`` for a (B, N) stack of flattened parameter vectors
+        (every parameter raveled in C order, concatenated in structure order); used in place of
+        ``loss`` for the perturbed evaluations.
+      executor: a ``concurrent.futures`` executor or a Dask ``Client`` to spread evaluations.
+      progress: show a progress bar after 1 s; None (default) only when stderr is a terminal.
+      on_interrupt: on Ctrl-C, "raise" ``CheckInterrupted`` (a KeyboardInterrupt whose
+        ``.report`` is the partial report) or "report" to return the partial report.
+
+    Returns:
+      A frozen ``Report``; ``report.passed`` is the verdict, ``print(report)`` shows a table.
+
+    >>> w = np.array([1.0, 2.0, 3.0])
+    >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w**2}).passed
+    True
+    >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
+    ('w',)
+    """
+    options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
+    check_batch_size(batch_size)
+    validate_coords(coords, budget)
+    if coords == "directional" and scheme == "complex":
+        raise OptionError(
+            "coords='directional' uses central differences along random directions and "
+            "cannot be combined with scheme='complex'; use coords='all' or a sample."
+        )
+    if on_interrupt not in ("raise", "report"):
+        raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
+    report = run(
+        loss, params, grads, options, coords=coords, budget=budget,
+        batched_loss=batched_loss, executor=executor, progress=progress,
+    )
+    findings, origin = diagnose(report.components, report.suspects, order)
+    report = dataclasses.replace(report, findings=findings, origin=origin)
+    if report.interrupted:
+        if on_interrupt == "raise":
+            raise CheckInterrupted(report)
+        return report
+    extra = 0
+
+    def counted(p: Params) -> Any:  # the diagnosis's re-checks and Taylor test call it too
+        nonlocal extra
+        extra += 1
+        return loss(p)
+
+    def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params) -> bool:
+        return run(fn, p, corrected, validate(eps=None, scheme="central", seed=seed)).passed
+
+    report = finish(
+        report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck
+    )
+    return dataclasses.replace(report, evaluations=report.evaluations + extra)

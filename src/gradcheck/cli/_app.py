@@ -1,0 +1,345 @@
+"""The ``gradcheck`` command line (thin: parsing and printing; the work is library calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from gradcheck._errors import GradCheckError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Gradient checking that tells you where and why.")
+
+
+@app.command()
+def demo(
+    data: str = typer.Option(None, help="Local MNIST .npz or IDX images file (default: sklearn digits)."),
+    epochs: int = typer.Option(40, min=0, help="Training epochs."),
+    hidden: int = typer.Option(64, min=1, help="Hidden units."),
+    seed: int = typer.Option(0, help="Seed for the split, the weights, dropout and minibatches."),
+    bug: str = typer.Option("act-deriv-of-a", help="Bug to plant in step 5 (gradcheck.nn.Bug)."),
+    out: str = typer.Option("gradcheck-demo.png", help="Where to save the figure."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the figure."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """The notes' recipe on real data: θ³, check, train (≥ 97%), check, plant a bug, figure."""
+    import json
+
+    from gradcheck._errors import GradCheckError
+    from gradcheck.cli._demo import DemoSettings, run_demo
+    from gradcheck.nn import Bug
+
+    if bug not in {b.value for b in Bug}:
+        raise typer.BadParameter(f"choose one of: {', '.join(b.value for b in Bug)}.", param_hint="--bug")
+    settings = DemoSettings(data, epochs, hidden, seed, bug, not no_plot, out)
+    try:
+        summary = run_demo(settings, quiet=as_json)
+    except GradCheckError as error:
+        typer.echo(f"gradcheck demo: {error}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=float))
+
+
+# ---- check, approx, sweep: parsing and printing only; each calls a tested library function ----
+
+_SCHEME_HELP = "central (default), forward, backward, richardson or complex."
+
+
+class _Usage(Exception):
+    """A usage or input problem: one line on stderr, exit code 2."""
+
+
+def _fail(error: BaseException, debug: bool) -> typer.Exit:
+    """Prints ``error`` as one line on stderr (a traceback too with --debug); exit code 2."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, _Usage | GradCheckError):
+        text = f"{type(error).__name__}: {text}"
+    typer.echo(f"gradcheck: error: {text}", err=True)
+    return typer.Exit(2)
+
+
+def _coords(text: str | None) -> Any:
+    """"auto", "all", "directional", an int k or a fraction, as ``check`` takes them."""
+    if text is None or text in ("auto", "all", "directional"):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise _Usage(f"--coords {text!r} must be auto, all, directional, a count or a fraction.")
+
+
+def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None,
+                   budget: int | None, workers: int | None) -> dict[str, Any]:
+    """Validates the options before any user code runs; keeps those ``check`` supports."""
+    import inspect
+
+    from gradcheck.checks._check import check
+    from gradcheck.core._options import validate
+
+    try:
+        validate(eps=eps, scheme=scheme, seed=seed)
+    except GradCheckError as error:
+        raise _Usage(f"--{str(error).split('=')[0].split('[')[0]}: {error}") from None
+    options: dict[str, Any] = {"eps": eps, "scheme": scheme, "seed": seed}
+    accepted = inspect.signature(check).parameters
+    wanted = {"coords": _coords(coords), "budget": budget, "executor": workers}
+    flag = {"coords": "--coords", "budget": "--budget", "executor": "--workers"}
+    for name, value in wanted.items():
+        if value is None:
+            continue
+        if name not in accepted:
+            raise _Usage(f"{flag[name]} is not supported yet by this version of gradcheck.check.")
+        options[name] = value
+    if workers is not None and workers < 1:
+        raise _Usage(f"--workers {workers} must be at least 1.")
+    if "on_interrupt" in accepted:
+        options["on_interrupt"] = "report"
+    return options
+
+
+def _executor(workers: int, loss: Any) -> Any:
+    """Processes when the loss can be pickled (real parallelism), else threads."""
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    try:
+        pickle.dumps(loss)
+    except Exception:
+        return ThreadPoolExecutor(workers)
+    return ProcessPoolExecutor(workers)
+
+
+def _writable(path: Path | None, flag: str) -> None:
+    if path is not None and not path.parent.is_dir():
+        raise _Usage(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist.")
+
+
+@contextlib.contextmanager
+def _user_code() -> Iterator[None]:
+    """Around the user's code: its prints go to stderr, and its sys.exit() is an input error
+    (it must not decide our exit code)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as error:
+        raise _Usage(f"the target called sys.exit({error.code!r}).") from None
+
+
+def _run_check(target: str, options: dict[str, Any]) -> Any:
+    """Loads the target and runs ``gradcheck.check``; the user's prints go to stderr."""
+    from gradcheck.checks._check import check
+    from gradcheck.cli._target import call_target, load_target
+
+    with _user_code():
+        loss, params, grads = call_target(load_target(target), target)
+        workers = options.pop("executor", None)
+        if workers is None or workers == 1:
+            return check(loss, params, grads, **options)
+        with _executor(workers, loss) as pool:
+            return check(loss, params, grads, executor=pool, **options)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Colour only on a terminal (rich's default) and never with NO_COLOR; width from COLUMNS.
+    return Console(highlight=False, soft_wrap=False)
+
+
+FULL_WIDTH = 120  # below this the 11-column table would fold numbers; print 7 columns instead
+
+
+def _print_report(report: Any) -> None:
+    console = _console()
+    if console.width >= FULL_WIDTH:
+        console.print(report)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from gradcheck.report._format import fmt, index_text
+    from gradcheck.report._text import explain
+
+    table = Table(title="gradcheck", title_justify="left")
+    for header in ("parameter", "shape", "checked", "rel. error", "max |n-g|", "worst at", ""):
+        table.add_column(header, justify="right" if header in ("checked", "rel. error",
+                         "max |n-g|") else "left", overflow="fold")
+    for c in report.components.values():
+        table.add_row(Text(c.name), "x".join(map(str, c.shape)) or "scalar", f"{c.checked:,}",
+                      fmt(c.relative_error), fmt(c.max_abs_error),
+                      Text(index_text("", c.worst_index) or "-"),
+                      Text("ok", style="green") if c.passed else Text("WRONG", style="bold red"))
+    console.print(table)
+    style = "bold green" if report.passed else "bold red"
+    lines = explain(report).split("\n")
+    console.print(Text(lines[0], style=style))
+    if lines[1:]:
+        console.print(Text("\n".join(lines[1:])))
+
+
+@app.command("check")
+def check_command(
+    target: str = typer.Argument(..., help="path/to/file.py:function or module.path:function; "
+                                 "the function takes no arguments and returns (loss, params, grads)."),
+    eps: float = typer.Option(None, "--eps", help="Step (default: chosen per parameter)."),
+    scheme: str = typer.Option("central", "--scheme", help=_SCHEME_HELP),
+    coords: str = typer.Option(None, "--coords", help="auto, all, directional, a count or a fraction."),
+    budget: int = typer.Option(None, "--budget", help="Loss calls that coords=auto may spend."),
+    seed: int = typer.Option(0, "--seed", help="Seed of gradcheck's own generator."),
+    workers: int = typer.Option(None, "--workers", help="Evaluate the loss in N processes (threads "
+                                "if the loss cannot be pickled)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON report on stdout."),
+    html: str = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
+    markdown: str = typer.Option(None, "--markdown", help="Write a Markdown report here ('-': stdout)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code tells."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Checks a target's gradients. Exit code 0 passed, 1 wrong gradient, 2 usage or input error."""
+    html_path = None if html is None else Path(html)
+    md_path = None if markdown in (None, "-") else Path(markdown)
+    try:
+        options = _check_options(eps, scheme, seed, coords, budget, workers)
+        _writable(html_path, "--html")
+        _writable(md_path, "--markdown")
+        report = _run_check(target, options)
+        if html_path is not None:
+            html_path.write_text(report.to_html(title=f"gradcheck {target}"), encoding="utf-8")
+        if md_path is not None:
+            md_path.write_text(report.to_markdown() + "\n", encoding="utf-8")
+    except Exception as error:
+        raise _fail(error, debug) from None
+    if as_json:
+        typer.echo(report.to_json())
+    elif markdown == "-":
+        typer.echo(report.to_markdown())
+    elif not quiet:
+        _print_report(report)
+    if report.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command("approx")
+def approx_command(
+    expression: str = typer.Argument(..., help="f(x) in one variable, e.g. \"x**3\" or \"sin(x)\"."),
+    at: float = typer.Option(1.0, "--at", help="The point θ."),
+    eps: float = typer.Option(0.01, "--eps", help="The step ε."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """The textbook table: one-sided and two-sided differences against the exact derivative."""
+    from gradcheck.cli._approx import approx
+
+    try:
+        table = approx(expression, at=at, eps=eps)
+    except Exception as error:
+        raise _fail(error, debug) from None
+    if as_json:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps(dataclasses.asdict(table), indent=2))
+        return
+    from rich.table import Table
+
+    out = Table(title=f"f(x) = {table.expression},  f'(x) = {table.derivative},  "
+                f"x = {table.at:g},  ε = {table.eps:g}", title_justify="left")
+    for header in ("method", "formula", "estimate", "error"):
+        out.add_column(header, justify="left" if header in ("method", "formula") else "right",
+                       overflow="fold")
+    for row in table.rows:
+        out.add_row(row.method, row.formula, f"{row.estimate:.6g}", f"{row.error:.3g}")
+    out.add_row("exact", "f'(x), symbolic", f"{table.exact:.6g}", "0")
+    _console().print(out)
+
+
+@app.command("sweep")
+def sweep_command(
+    target: str = typer.Argument(..., help="path/to/file.py:function returning (loss, params, grads)."),
+    out: str = typer.Option("sweep", "--out", help="Output prefix: writes PREFIX.png and PREFIX.svg."),
+    schemes: str = typer.Option("central,forward,richardson", "--schemes", help="Comma-separated."),
+    eps_min: float = typer.Option(1e-12, "--min", help="Smallest step."),
+    eps_max: float = typer.Option(1e-1, "--max", help="Largest step."),
+    points: int = typer.Option(45, "--points", help="Steps, log-spaced."),
+    seed: int = typer.Option(0, "--seed", help="Seed of gradcheck's own generator."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON (best ε and the curves)."),
+    html: str = typer.Option(None, "--html", help="Also check the target and write the HTML "
+                             "report with this plot inlined."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Relative error vs ε for several schemes, on a log-log plot (PNG and SVG); best ε per scheme."""
+    import numpy as np
+
+    from gradcheck.checks._sweep import sweep
+    from gradcheck.cli._target import call_target, load_target
+    from gradcheck.report._sweep import save
+
+    try:
+        names = [s.strip() for s in schemes.split(",") if s.strip()]
+        for name in names:
+            _check_options(None, name, seed, None, None, None)
+        if not (0 < eps_min < eps_max and np.isfinite(eps_max)) or points < 2:
+            raise _Usage(f"--min {eps_min:g} / --max {eps_max:g} / --points {points} must satisfy "
+                         "0 < min < max (finite) and points ≥ 2.")
+        _writable(Path(out + ".png"), "--out")
+        _writable(None if html is None else Path(html), "--html")
+        with _user_code():
+            loss, params, grads = call_target(load_target(target), target)
+            grid = np.logspace(np.log10(eps_min), np.log10(eps_max), points)
+            result = sweep(loss, params, grads, eps=grid, schemes=names, seed=seed)
+            paths = save(result, out, title=f"gradcheck sweep {target}")
+            if html is not None:
+                from gradcheck.checks._check import check
+
+                report = check(loss, params, grads, seed=seed)
+                Path(html).write_text(report.to_html(sweep=result, title=f"gradcheck {target}"),
+                                      encoding="utf-8")
+                paths.append(Path(html))
+    except Exception as error:
+        raise _fail(error, debug) from None
+    best = result.best()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({
+            "best": {k: {"eps": h, "relative_error": e} for k, (h, e) in best.items()},
+            "floor": result.floor(),
+            "eps": result.eps.tolist(),
+            "errors": {k: [None if not np.isfinite(v) else float(v) for v in errs]
+                       for k, errs in result.errors.items()},
+            "files": [str(p) for p in paths],
+        }, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="best step per scheme", title_justify="left")
+    for header in ("scheme", "best ε", "relative error"):
+        table.add_column(header, justify="left" if header == "scheme" else "right")
+    for name, (h, e) in best.items():
+        table.add_row(name, f"{h:.2e}", f"{e:.2e}")
+    console = _console()
+    console.print(table)
+    if result.floor() is not None:
+        console.print(f"No step gets the relative error below {result.floor():.2e}: the analytic "
+                      "gradient is wrong, not the step. Run gradcheck check on this target.")
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+@app.callback()
+def _root() -> None:
+    """Gradient checking that tells you where and why."""
+
+
+def main() -> None:
+    app()

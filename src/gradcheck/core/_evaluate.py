@@ -1,0 +1,417 @@
+"""Calling the user's loss on perturbed *copies* of the parameters; the originals are never touched.
+
+Every evaluation request is "move one coordinate of one tensor to a value" (``coordinates``) or
+"move one whole tensor along a direction" (``along``). Evaluators differ only in how they run the
+requests (a loop here; batches, pools and Dask elsewhere), so they give identical numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gradcheck._errors import (
+    GradCheckError,
+    LossOutputError,
+    LossRaisedError,
+    NonFiniteError,
+    OptionError,
+)
+from gradcheck.core._tree import Tree
+
+
+class Workspace:
+    """Private float64 (or complex128) copies of the user's arrays, in the user's structure."""
+
+    def __init__(self, tree: Tree, dtype: type = np.float64) -> None:
+        self.names = tree.names
+        self.arrays = [np.array(leaf, dtype=dtype, copy=True) for leaf in tree.leaves]
+        self.flats = [a.reshape(-1) for a in self.arrays]  # views into ``arrays``
+        self.originals = [a.copy() for a in self.arrays]
+        self.struct = tree.rebuild(list(self.arrays))
+
+    def unchanged(self) -> bool:
+        return all(np.array_equal(a, o, equal_nan=True) for a, o in zip(self.arrays, self.originals, strict=True))
+
+
+def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
+    """The loss's return value as a Python number, or a clear ``LossOutputError``.
+
+    Accepts a float, a 0-d or size-1 array (NumPy, torch, JAX: anything with ``shape`` and
+    ``item()``).
+    """
+    if type(value) is float or isinstance(value, np.float64):  # the common case, kept fast
+        return float(value)
+    item = value
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        if math.prod(shape) != 1:
+            raise LossOutputError(
+                "loss(params) must return a scalar J(θ) (a float, 0-d or size-1 array); it "
+                f"returned an array of shape {tuple(shape)}. Reduce it, e.g. with .mean() over "
+                "the batch."
+            )
+        item = value.item() if hasattr(value, "item") else np.asarray(value).reshape(()).item()
+    if isinstance(item, complex):
+        if complex_ok:
+            return item
+        raise LossOutputError(
+            f"loss(params) returned the complex number {item!r}; return a real float "
+            "(or use scheme='complex', which expects that)."
+        )
+    if isinstance(item, bool) or not isinstance(item, float | int | np.number):
+        raise LossOutputError(
+            f"loss(params) returned {type(value).__name__} {item!r}; it must return a number "
+            "J(θ) (a float, 0-d or size-1 array)."
+        )
+    return float(item)
+
+
+class SerialEvaluator:
+    """Runs evaluation requests one by one on the workspace, restoring each coordinate after."""
+
+    block = 1024  # coordinates per request from the checker: the grain of progress and Ctrl-C
+
+    def __init__(
+        self, loss: Callable[[Any], Any], workspace: Workspace, *, complex_step: bool = False
+    ) -> None:
+        self.loss = loss
+        self.ws = workspace
+        self.complex_step = complex_step
+        self.calls = 0
+
+    def _call(self, where: str) -> float | complex:
+        self.calls += 1
+        try:
+            value = self.loss(self.ws.struct)
+        except Exception as error:  # the user's code: keep the cause, say where it happened
+            raise LossRaisedError(
+                f"loss(params) raised {type(error).__name__}: {error} ({where}). "
+                "Your parameters are untouched."
+            ) from error
+        out = to_scalar(value, complex_ok=self.complex_step)
+        if not np.isfinite(out):
+            raise NonFiniteError(
+                f"loss(params) returned {out} ({where}). Is the loss at a singularity "
+                "(log(0), division by zero)? Try a smaller eps or check the loss there."
+            )
+        return out
+
+    def base(self) -> float | complex:
+        """J at the unperturbed parameters."""
+        return self._call("at the given parameters")
+
+    def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """J with ``tensor[t].flat[idx[k]] = values[k]``, one evaluation per k."""
+        flat = self.ws.flats[t]
+        out = np.empty(len(idx), dtype=np.complex128 if self.complex_step else np.float64)
+        name = self.ws.names[t]
+        for k, (i, v) in enumerate(zip(idx.tolist(), values.tolist(), strict=True)):
+            old = flat[i]
+            flat[i] = v
+            try:
+                out[k] = self._call(f"with {name} entry {i} (flat) set to {v!r}")
+            finally:
+                flat[i] = old
+        return out
+
+    def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """J with ``tensor[t] += s * direction`` for each s in ``steps``."""
+        flat = self.ws.flats[t]
+        original = flat.copy()
+        out = np.empty(len(steps), dtype=np.float64)
+        try:
+            for k, s in enumerate(steps.tolist()):
+                flat[:] = original + s * direction
+                out[k] = float(np.real(self._call(f"moving {self.ws.names[t]} along a direction")))
+        finally:
+            flat[:] = original
+        return out
+
+    def close(self) -> None:
+        """Nothing to release for the serial loop."""
+
+
+# --- Batched, pooled and Dask evaluation -------------------------------------------------------
+#
+# Each answers the same requests as ``SerialEvaluator`` and, for the plain ``loss``, runs the
+# very same per-coordinate loop on workers (``_coordinates_chunk``), so the numbers are
+# bit-for-bit the serial ones. ``along`` (a handful of calls per tensor) stays in this process.
+
+# Bytes of stacked parameter vectors handed to a batched loss at once: large enough to amortise
+# the call, small enough to stay in cache on a CPU (256 MiB stacks ran 3x slower per row).
+MEMORY = 32 * 2**20
+RETRIES = 3  # a chunk whose worker process died is run again this many times
+CHUNKS_PER_WORKER = 4
+LOCAL = 64  # requests smaller than this (refinement, tiny tensors) run in this process
+
+
+class _InBand:
+    """A pickled object, unpickled once where it lands, so its arrays get fresh aligned memory.
+
+    Dask hands large buffers over zero-copy: arrays inside a shipped loss (its data X) can land at
+    odd addresses, and NumPy copies a misaligned operand before every matmul (measured: each loss
+    call 2.4x slower on a Dask worker). Plain in-band pickle bytes unpickle into new allocations.
+    """
+
+    def __init__(self, obj: Any) -> None:
+        import cloudpickle
+
+        self.payload = cloudpickle.dumps(obj)
+        self._obj: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"payload": self.payload}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.payload, self._obj = state["payload"], None
+
+    def get(self) -> Any:
+        if self._obj is None:
+            import pickle
+
+            self._obj = pickle.loads(self.payload)
+        return self._obj
+
+
+def _coordinates_chunk(
+    loss: Callable[[Any], Any], struct: Any, t: int, idx: np.ndarray, values: np.ndarray, cs: bool
+) -> np.ndarray:
+    """The serial loop on a private copy of ``struct`` (run on a worker)."""
+    from gradcheck.core._tree import flatten
+
+    loss = loss.get() if isinstance(loss, _InBand) else loss
+    ws = Workspace(flatten(struct), np.complex128 if cs else np.float64)
+    return SerialEvaluator(loss, ws, complex_step=cs).coordinates(t, idx, values)
+
+
+class BatchedEvaluator(SerialEvaluator):
+    """Evaluates perturbed parameter vectors in stacks with ``batched_loss(thetas) -> Js``.
+
+    ``thetas`` has shape (B, N): each row is every parameter raveled in C order and concatenated
+    in ``flatten(params).names`` order; B is bounded so that a stack takes at most ``memory``
+    bytes.
+    """
+
+    block = 4096
+
+    def __init__(
+        self,
+        batched_loss: Callable[[np.ndarray], Any],
+        workspace: Workspace,
+        *,
+        memory: int = MEMORY,
+    ) -> None:
+        super().__init__(batched_loss, workspace)
+        sizes = [f.size for f in workspace.flats]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.theta = np.concatenate([np.real(f) for f in workspace.flats]).astype(np.float64)
+        self.rows = max(1, int(memory // (8 * max(self.theta.size, 1))))
+
+    def _batch(self, rows: np.ndarray, where: str) -> np.ndarray:
+        self.calls += len(rows)
+        try:
+            out = self.loss(rows)
+        except Exception as error:
+            raise LossRaisedError(
+                f"batched_loss(thetas) raised {type(error).__name__}: {error} ({where}). "
+                "Your parameters are untouched."
+            ) from error
+        js = np.asarray(out, dtype=np.float64)
+        if js.shape != (len(rows),):
+            raise LossOutputError(
+                f"batched_loss(thetas) must return one J per row, shape ({len(rows)},), for "
+                f"thetas of shape {rows.shape}; it returned shape {js.shape}."
+            )
+        if not np.all(np.isfinite(js)):
+            raise NonFiniteError(
+                f"batched_loss(thetas) returned a non-finite J ({where}). Is the loss at a "
+                "singularity (log(0), division by zero)? Try a smaller eps."
+            )
+        return js
+
+    def base(self) -> float:
+        return float(self._batch(self.theta[None, :].copy(), "at the given parameters")[0])
+
+    def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        out = np.empty(len(idx))
+        cols = self.starts[t] + np.asarray(idx, dtype=np.int64)
+        for lo in range(0, len(idx), self.rows):
+            c, v = cols[lo : lo + self.rows], np.real(values[lo : lo + self.rows])
+            rows = np.repeat(self.theta[None, :], len(c), axis=0)
+            rows[np.arange(len(c)), c] = v
+            out[lo : lo + len(c)] = self._batch(rows, f"moving {self.ws.names[t]} entries")
+        return out
+
+    def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        a, b = self.starts[t], self.starts[t + 1]
+        rows = np.repeat(self.theta[None, :], len(steps), axis=0)
+        original = self.theta[a:b]
+        for k, s in enumerate(steps.tolist()):
+            rows[k, a:b] = original + s * direction
+        return self._batch(rows, f"moving {self.ws.names[t]} along a direction")
+
+
+class ExecutorEvaluator(SerialEvaluator):
+    """Ships chunks of coordinate requests to a ``concurrent.futures.Executor`` or Dask client."""
+
+    def __init__(
+        self,
+        loss: Callable[[Any], Any],
+        workspace: Workspace,
+        executor: Any,
+        *,
+        complex_step: bool = False,
+    ) -> None:
+        super().__init__(loss, workspace, complex_step=complex_step)
+        self.executor = executor
+        self.dask = _is_dask(executor)
+        self.workers = _worker_count(executor, self.dask)
+        self.block = 2048 * self.workers
+        self._owned: list[Any] = []  # replacement pools we created and must shut down
+        _require_picklable(loss, executor, self.dask)
+        self._struct = self._loss = None  # on Dask, loss and parameters go to each worker once
+        if self.dask:
+            scatter = executor.scatter
+            self._struct = scatter([workspace.struct], broadcast=True, hash=False)[0]
+            self._loss = scatter([_InBand(loss)], broadcast=True, hash=False)[0]
+
+    def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if len(idx) < LOCAL:  # a round trip to the workers would cost more than the calls
+            return super().coordinates(t, idx, values)
+        n_chunks = min(len(idx), CHUNKS_PER_WORKER * self.workers) or 1
+        split = zip(np.array_split(idx, n_chunks), np.array_split(values, n_chunks), strict=True)
+        parts = [(i, v) for i, v in split if len(i)]
+        results = self._dask(t, parts) if self.dask else self._pool(t, parts)
+        self.calls += len(idx)
+        out = np.concatenate(results) if results else np.empty(0)
+        if not np.all(np.isfinite(out)):  # workers raise on this too; kept as a guard
+            raise NonFiniteError(f"loss(params) returned a non-finite J moving {self.ws.names[t]}.")
+        return out
+
+    def _pool(self, t: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        for attempt in range(RETRIES + 1):
+            futures = [
+                self.executor.submit(
+                    _coordinates_chunk, self.loss, self.ws.struct, t, i, v, self.complex_step
+                )
+                for i, v in parts
+            ]
+            try:
+                return [f.result() for f in futures]
+            except BrokenProcessPool:
+                if attempt == RETRIES:
+                    raise GradCheckError(
+                        f"worker processes died {RETRIES + 1} times in a row while evaluating the "
+                        "loss (out of memory? a crash in native code?). This is not a gradient "
+                        "error; run with fewer workers or executor=None to see the failure."
+                    ) from None
+                self.executor = _replacement(self.executor)
+                self._owned.append(self.executor)
+            finally:
+                for f in futures:
+                    f.cancel()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _dask(self, t: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        client = self.executor
+        futures = [
+            client.submit(
+                _coordinates_chunk, self._loss, self._struct, t, i, v, self.complex_step,
+                pure=False, retries=RETRIES,
+            )
+            for i, v in parts
+        ]
+        try:
+            return list(client.gather(futures))
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        for pool in self._owned:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in (self._struct, self._loss):
+            if future is not None:
+                future.release()
+
+
+def make_evaluator(
+    loss: Callable[[Any], Any],
+    workspace: Workspace,
+    *,
+    complex_step: bool = False,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+) -> SerialEvaluator:
+    """The evaluator for these options: serial, batched, or spread over an executor / Dask."""
+    if batched_loss is not None and executor is not None:
+        raise OptionError(
+            "batched_loss and executor cannot be combined: a batched loss already evaluates "
+            "many perturbations at once. Pass one of them."
+        )
+    if batched_loss is not None:
+        if complex_step:
+            raise OptionError(
+                "scheme='complex' needs complex parameters, which batched_loss (float64 rows) "
+                "cannot carry; use scheme='central' or drop batched_loss."
+            )
+        if not callable(batched_loss):
+            raise OptionError(f"batched_loss={batched_loss!r} must be a function thetas -> Js.")
+        return BatchedEvaluator(batched_loss, workspace)
+    if executor is not None:
+        from concurrent.futures import Executor
+
+        if not (isinstance(executor, Executor) or _is_dask(executor)):
+            raise OptionError(
+                f"executor={executor!r} must be a concurrent.futures.Executor (ThreadPoolExecutor, "
+                "ProcessPoolExecutor) or a dask.distributed Client."
+            )
+        return ExecutorEvaluator(loss, workspace, executor, complex_step=complex_step)
+    return SerialEvaluator(loss, workspace, complex_step=complex_step)
+
+
+def _is_dask(executor: Any) -> bool:
+    return all(hasattr(executor, m) for m in ("scatter", "gather", "submit", "cancel"))
+
+
+def _worker_count(executor: Any, dask: bool) -> int:
+    if dask:
+        info = executor.scheduler_info()
+        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+    return max(1, int(getattr(executor, "_max_workers", 0) or 1))
+
+
+def _require_picklable(loss: Any, executor: Any, dask: bool) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    if dask:
+        from distributed.protocol.pickle import dumps
+    elif isinstance(executor, ProcessPoolExecutor):
+        from pickle import dumps
+    else:
+        return
+    try:
+        dumps(loss)
+    except Exception as error:
+        raise GradCheckError(
+            f"loss cannot be sent to worker processes: pickling it failed ({type(error).__name__}: "
+            f"{error}). Define the loss at module level (not a lambda or a nested function), "
+            "use functools.partial for its data, or pass a ThreadPoolExecutor."
+        ) from error
+
+
+def _replacement(pool: Any) -> Any:
+    """A fresh process pool like ``pool`` (whose workers died)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=getattr(pool, "_max_workers", None),
+        mp_context=getattr(pool, "_mp_context", None),
+        initializer=getattr(pool, "_initializer", None),
+        initargs=getattr(pool, "_initargs", ()),
+    )

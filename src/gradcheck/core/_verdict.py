@@ -1,0 +1,571 @@
+"""The verdict: backprop gradients against finite differences, judged against the measured noise.
+
+``run`` evaluates the loss on copies, measures the noise, chooses the steps, makes the first pass
+and the second opinion, and returns a ``Report`` without findings (the diagnosis adds those).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from gradcheck._errors import GradCheckError, StochasticLossError
+from gradcheck.core._coords import DEFAULT_BUDGET, Selection, select
+from gradcheck.core._directional import Located, locate
+from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
+from gradcheck.core._noise import POINTS, noise_level, resolution
+from gradcheck.core._options import Options
+from gradcheck.core._progress import Progress
+from gradcheck.core._schemes import SCHEMES, Scheme, default_step, derivative_weights
+from gradcheck.core._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analytic_bound
+from gradcheck.core._tree import Params, Tree
+from gradcheck.core._validate import inputs
+from gradcheck.report import _notes
+from gradcheck.report._model import AGREES, KINK, MISMATCH, Component, relative_error
+from gradcheck.report._report import Report
+
+SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
+EPS64 = float(np.finfo(np.float64).eps)
+RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
+MAX_LEVELS = 5  # halvings of the step tried on an ambiguous (kinked) entry: down to h/16
+
+
+def run(
+    loss: Callable[[Params], Any],
+    params: Params,
+    grads: Any,
+    options: Options,
+    *,
+    refine: bool = True,
+    coords: Any = "all",
+    budget: int = DEFAULT_BUDGET,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+    progress: bool | None = False,
+) -> Report:
+    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only.
+
+    A Ctrl-C during the evaluations returns the partial report (``report.interrupted``).
+    """
+    start = time.perf_counter()
+    tree, analytic = inputs(params, grads)
+    plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
+    plan.grad_scale = max(float(np.max(np.abs(g), initial=0.0)) for g in analytic)
+    sizes = [leaf.size for leaf in tree.leaves]
+    nodes = sum(1 for c in plan.scheme.nodes if c != 0)
+    selection = select(coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]))
+    plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
+    workspace = Workspace(tree, np.complex128 if plan.complex else np.float64)
+    evaluator = make_evaluator(
+        loss, workspace, complex_step=plan.complex, batched_loss=batched_loss, executor=executor
+    )
+    results: list[_Tensor] = []
+    try:
+        j0 = _base_value(evaluator, plan)
+        if not plan.complex:
+            plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
+        for t in range(len(tree.names)):
+            try:
+                results.append(
+                    _check_tensor(
+                        evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype,
+                        selection.indices[t], selection.directional, selection.max_tests,
+                    )
+                )
+            except KeyboardInterrupt as stop:  # keep what is done; the rest stays unchecked
+                results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
+                break
+        else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
+            _same_again(j0, float(np.real(evaluator.base())), "at the start and")
+    finally:
+        plan.progress.close()
+        evaluator.close()
+    interrupted = len(results) < len(sizes) or any(r.partial for r in results)
+    results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
+    _require_unchanged(workspace)
+    report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start)
+    extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
+    return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
+
+
+def _unchecked(g: np.ndarray) -> _Tensor:
+    n = g.size
+    nan = np.full(n, np.nan)
+    flat = g.reshape(-1).astype(np.float64)
+    return _Tensor(nan, flat, nan.copy(), np.zeros(n, np.int8), np.nan, np.nan, False, True)
+
+
+def _scale_notes(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    results: list[_Tensor],
+    selection: Selection,
+    located: dict[int, Located],
+    interrupted: bool,
+) -> tuple[str, ...]:
+    """What a partial check covered: the sample, the directional search, an interruption."""
+    done = [int(np.count_nonzero(r.flags)) for r in results]
+    total, planned = sum(sizes), selection.count(sizes)
+    notes: list[str] = []
+    if interrupted:
+        notes.append(
+            f"Interrupted after {sum(done):,} of {planned:,} coordinates: the verdict covers "
+            "only those; the rest are unchecked (NaN)."
+        )
+    elif planned < total:
+        parts = ", ".join(f"{n} {d:,} of {s:,}" for n, d, s in zip(names, done, sizes, strict=True))
+        notes.append(
+            f"Checked {sum(done):,} of {total:,} coordinates ({parts}); the others were not "
+            "evaluated (coords= and budget= choose how many)."
+        )
+    for t, found in located.items():
+        notes.append(_located_note(names[t], found))
+    return tuple(notes)
+
+
+def _located_note(name: str, found: Located) -> str:
+    calls = f"{found.tests} directional tests, {4 * found.tests} loss calls"
+    if not found.failed:
+        return f"{name}: random directions agree with g·v ({calls})."
+    where = ", ".join(str(int(i)) for i in found.culprits[:8]) or "none"
+    text = (
+        f"{name}: a random direction disagreed with g·v ({found.worst:.3g}× the tolerance); "
+        f"bisection ({calls}) isolated flat entries {where}, checked coordinate by coordinate."
+    )
+    if found.unresolved or not len(found.culprits):
+        text += (
+            " Some failing sets could not be narrowed to single entries (errors that cancel, "
+            "or kinks): check this tensor with coords='all'."
+        )
+    return text
+
+
+@dataclass
+class _Plan:
+    scheme: Scheme
+    options: Options
+    rng: np.random.Generator
+    refine: bool = True
+    grad_scale: float = 0.0  # largest analytic entry: sets the floor of a low-precision sum's rounding
+    progress: Any = None
+    located: dict[int, Located] = field(default_factory=dict)
+    noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
+
+    @property
+    def complex(self) -> bool:
+        return self.scheme.name == "complex"
+
+    def eps_for(self, name: str) -> float | None:
+        eps = self.options.eps
+        return eps.get(name) if isinstance(eps, dict) else eps
+
+
+def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
+    """J(θ), evaluated twice: a loss that answers differently is stochastic and gets no verdict."""
+    first = evaluator.base()
+    _require_unchanged(evaluator.ws)
+    second = evaluator.base()
+    if plan.complex and not isinstance(first, complex):
+        raise GradCheckError(
+            "scheme='complex' needs a loss that carries complex input through to a complex "
+            "J (no abs(), np.real or float() inside); this loss returned a real number. Use "
+            "scheme='central' instead."
+        )
+    a = float(np.real(first))
+    _same_again(a, float(np.real(second)), "and then")
+    return a
+
+
+def _require_unchanged(workspace: Workspace) -> None:
+    """The loss gets our copies; if it wrote into them, every later value would be wrong."""
+    if not workspace.unchanged():
+        raise GradCheckError(
+            "loss(params) modified the arrays it was given in place; a loss must not write to "
+            "params (copy before modifying). Your own arrays were not touched."
+        )
+
+
+def _same_again(a: float, b: float, between: str) -> None:
+    """Two values of J at the same θ must agree to rounding, or the loss is stochastic."""
+    if a != b and abs(a - b) > 64 * EPS64 * max(abs(a), abs(b)):
+        raise StochasticLossError(
+            f"loss(params) returned {a!r} {between} {b!r} for the same parameters: the loss is "
+            "stochastic (dropout with a fresh mask, or random sampling inside the loss). Finite "
+            "differences of a random function mean nothing: set keep_prob = 1 or fix the "
+            "dropout mask (and any sampling seed) before checking."
+        )
+
+
+@dataclass
+class _Tensor:
+    """Per-entry results for one parameter tensor."""
+
+    numeric: np.ndarray
+    analytic: np.ndarray
+    bound: np.ndarray
+    flags: np.ndarray
+    eps: float
+    noise: float
+    low_precision: bool
+    partial: bool = False  # interrupted before every selected coordinate was judged
+
+
+def _check_tensor(
+    ev: SerialEvaluator,
+    plan: _Plan,
+    t: int,
+    j0: float,
+    g: np.ndarray,
+    dtype: np.dtype,
+    idx: np.ndarray | None = None,
+    directional: bool = False,
+    max_tests: int = 400,
+) -> _Tensor:
+    """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
+    theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+    g = g.reshape(-1).astype(np.float64)
+    sigma = 0.0 if plan.complex else plan.noise[t]
+    # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
+    # itself, not of 1. (A J that is exactly 0 says nothing: fall back to float64's.)
+    relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
+    low = relative > LOW_PRECISION
+    scale = float(np.sqrt(np.mean(theta**2)))
+    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, relative, scale)
+    if low:  # J rounds the parameters to their own dtype: keep every step representable there
+        h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+    stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
+    a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol, plan.grad_scale)
+    if directional and not plan.complex:
+        rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
+        found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
+        plan.located[t] = found
+        if idx is not None:
+            idx = np.union1d(idx, found.culprits).astype(np.int64)
+    idx = np.arange(theta.size) if idx is None else idx
+    numeric, bound = np.full(theta.size, np.nan), np.full(theta.size, np.nan)
+    flags = np.zeros(theta.size, dtype=np.int8)
+    out = (numeric, bound, flags)
+    try:
+        values = _evaluate_nodes(
+            ev, t, idx, stepper, plan.scheme.nodes, j0, plan.complex, plan.progress
+        )
+    except _Interrupted as stop:  # judge the coordinates done so far, then stop
+        done = {c: v[: stop.done] for c, v in stop.values.items()}
+        _judge(plan, stepper, idx[: stop.done], done, sigma, g, a, *out)
+        stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
+        raise
+    _judge(plan, stepper, idx, values, sigma, g, a, *out)
+    values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
+    suspicious = np.flatnonzero(flags == MISMATCH)
+    if suspicious.size and plan.refine and not plan.complex:
+        try:
+            _refine(
+                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out
+            )
+        except KeyboardInterrupt as stop:  # a first-pass mismatch may be a kink: leave unjudged
+            flags[suspicious], numeric[suspicious] = 0, np.nan
+            partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
+            stop.partial = partial  # type: ignore[attr-defined]
+            raise
+    return _Tensor(numeric, g, bound, flags, h, sigma, low)
+
+
+def _judge(
+    plan: _Plan,
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """First-pass estimate and verdict for the entries ``idx`` (``values`` aligned with idx)."""
+    estimate, rounding = _estimate(plan.scheme, stepper, idx, values, sigma, plan.complex)
+    numeric[idx] = estimate
+    bound[idx] = SAFETY * rounding + a[idx]
+    flags[idx] = np.where(np.abs(estimate - g[idx]) <= bound[idx], AGREES, MISMATCH)
+
+
+def _spread(v: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """Values aligned with ``idx`` placed in a length-n array (NaN elsewhere)."""
+    if len(idx) == n:
+        return v
+    out = np.full(n, np.nan, dtype=v.dtype)
+    out[idx] = v
+    return out
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the first pass: the values of the first ``done`` coordinates are known."""
+
+    def __init__(self, values: dict[float, np.ndarray], done: int) -> None:
+        super().__init__()
+        self.values, self.done = values, done
+        self.partial: _Tensor | None = None
+
+
+def _measure_noise(
+    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator
+) -> list[float]:
+    """σ of J's rounding noise near θ for each tensor: ECnoise along a random unit direction in
+    that tensor, floored by the precision J's values reveal (one property of the loss, so the
+    coarsest grid seen on any tensor applies to all) and by float64's own."""
+    probes = [
+        _probe(ev, t, np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
+        for t, leaf in enumerate(tree.leaves)
+    ]
+    floor = max([EPS64 * abs(j0)] + [grid for _, grid in probes])
+    return [max(sigma, floor) for sigma, _ in probes]
+
+
+def _probe(
+    ev: SerialEvaluator,
+    t: int,
+    theta: np.ndarray,
+    j0: float,
+    rng: np.random.Generator,
+    dtype: Any,
+) -> tuple[float, float]:
+    """(ECnoise σ, resolution of J) from J at θ + k·δ·v, k = -3..3, for one tensor."""
+    direction = rng.standard_normal(theta.size)
+    direction /= np.linalg.norm(direction)
+    delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
+    # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
+    # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
+    delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+    k = np.arange(POINTS) - POINTS // 2
+    for _ in range(RETRIES_IF_FLAT):  # J did not move at all: a low-precision J hides small steps
+        values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        if np.unique(values).size > 1:
+            break
+        delta *= 16
+    sigma, _ = noise_level(values)
+    return sigma, resolution(values)
+
+
+class _Stepper:
+    """Actual offsets θ(c·h) − θ, with θ ± c·h rounded to ``dtype`` where J would round them."""
+
+    def __init__(self, theta: np.ndarray, h: float, dtype: np.dtype) -> None:
+        self.theta, self.h, self.dtype = theta, h, dtype
+
+    def point(self, idx: np.ndarray, c: float) -> np.ndarray:
+        x = self.theta[idx] + c * self.h
+        return x.astype(self.dtype).astype(np.float64)
+
+    def offset(self, idx: np.ndarray, c: float) -> np.ndarray:
+        return self.point(idx, c) - self.theta[idx] if c != 0 else np.zeros(len(idx))
+
+
+def _evaluate_nodes(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    stepper: _Stepper,
+    nodes: Sequence[float],
+    j0: float,
+    complex_step: bool,
+    progress: Progress | None = None,
+) -> dict[float, np.ndarray]:
+    """J at θ + c·h·e_i for each node c and entry i of ``idx``, in blocks (progress, Ctrl-C)."""
+    kind = np.complex128 if complex_step else np.float64
+    values = {c: np.full(len(idx), j0) if c == 0 else np.empty(len(idx), kind) for c in nodes}
+    moving = [c for c in nodes if c != 0]
+    block = getattr(ev, "block", max(len(idx), 1))
+    for lo in range(0, len(idx), block):
+        sub = idx[lo : lo + block]
+        if complex_step:
+            x = [stepper.theta[sub] + 1j * c * stepper.h for c in moving]
+        else:
+            x = [stepper.point(sub, c) for c in moving]
+        try:  # one request for every node of the block: fewer round trips to workers
+            js = ev.coordinates(t, np.tile(sub, len(moving)), np.concatenate(x))
+        except KeyboardInterrupt:
+            raise _Interrupted(values, lo) from None
+        for k, c in enumerate(moving):
+            values[c][lo : lo + len(sub)] = js[k * len(sub) : (k + 1) * len(sub)]
+        if progress is not None:
+            progress.advance(len(sub) * len(moving))
+    return values
+
+
+def _estimate(
+    scheme: Scheme,
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    sigma: float,
+    complex_step: bool,
+    nodes: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The derivative estimate on ``nodes`` and the rounding error it carries (σ·‖w‖₂)."""
+    if complex_step:
+        numeric = np.imag(values[1.0]) / stepper.h
+        return numeric, 4 * EPS64 * np.abs(numeric)
+    nodes = scheme.nodes if nodes is None else nodes
+    offsets = np.stack([stepper.offset(idx, c) for c in nodes])
+    weights = derivative_weights(offsets)
+    numeric = sum(w * np.real(values[c][: len(idx)]) for w, c in zip(weights, nodes, strict=True))
+    return np.asarray(numeric), sigma * np.sqrt(np.sum(weights**2, axis=0))
+
+
+def _refine(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    stepper: _Stepper,
+    scheme: Scheme,
+    first: dict[float, np.ndarray],
+    j0: float,
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """Second opinion on suspicious entries, halving the step while they stay ambiguous.
+
+    At each level a half step tells truncation from a bug (Richardson), and one-sided slopes
+    tell a kink (where any value between the slopes is a valid subgradient). A smooth entry that
+    disagrees is settled at once; only a non-smooth entry whose g lies outside the slopes goes
+    one level down, so that kinks near θ leave the window.
+    """
+    values = {c: v[idx] for c, v in first.items()}
+    active = np.arange(len(idx))
+    for level in range(MAX_LEVELS):
+        s = 0.5**level
+        nodes = tuple(c * s for c in scheme.nodes)
+        half = tuple(c / 2 for c in nodes)
+        sub = idx[active]
+        _fill(ev, t, idx, active, stepper, {*half, s, -s, s / 2, -s / 2}, values, j0)
+        vals = {c: v[active] for c, v in values.items()}
+        n_h, r_h = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=nodes)
+        n_2, r_2 = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=half)
+        q = 2.0**scheme.order - 1.0
+        n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation
+        smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**scheme.order * r_2 + r_h) / q) + a[sub]
+        agrees = np.abs(n_star - g[sub]) <= smooth_bound
+        nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
+        numeric[sub], bound[sub] = n_star, smooth_bound
+        flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
+        active = active[~agrees & nonsmooth & ~inside]
+        if not active.size:
+            return
+
+
+def _fill(
+    ev: SerialEvaluator,
+    t: int,
+    idx: np.ndarray,
+    active: np.ndarray,
+    stepper: _Stepper,
+    nodes: set[float],
+    values: dict[float, np.ndarray],
+    j0: float,
+) -> None:
+    """Evaluate J at the nodes (multiples of h) still unknown for the active entries."""
+    values.setdefault(0.0, np.full(len(idx), j0))
+    for c in sorted(nodes):
+        column = values.setdefault(c, np.full(len(idx), np.nan))
+        todo = active[np.isnan(column[active])]
+        if todo.size:
+            column[todo] = _evaluate_nodes(ev, t, idx[todo], stepper, [c], j0, False)[c]
+
+
+def _kink(
+    stepper: _Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    s: float,
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether J is non-smooth within the step s·h, and whether g lies between its slopes.
+
+    For smooth J the gap between right and left slopes is ≈ s·J'' and halves with the step;
+    a kink inside the window breaks that scaling. The one-sided derivatives at θ are the slopes
+    extrapolated to zero step (2·f(s/2) − f(s), removing the curvature term); any value between
+    the left and the right one is a valid subgradient.
+    """
+    j0 = values[0.0]
+    slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
+    gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
+    h = s * stepper.h
+    # Only asked of entries that already failed the smooth test, so a lower factor suffices.
+    nonsmooth = np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
+    left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
+    stacked = np.stack([*slope.values(), left, right])
+    slack = SAFETY * 6 * sigma / h + a
+    inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
+    return nonsmooth, inside
+
+
+def _assemble(
+    tree: Tree,
+    results: list[_Tensor],
+    plan: _Plan,
+    evaluations: int,
+    j0: float,
+    seconds: float,
+) -> Report:
+    components: dict[str, Component] = {}
+    for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
+        components[name] = _component(name, leaf, results[t])
+    suspects = tuple(n for n, c in components.items() if not c.passed)
+    masks = [(r.flags == AGREES) | (r.flags == MISMATCH) for r in results]
+    rel = relative_error(
+        np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
+        np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
+    )
+    notes = _notes.collect(components, results, plan.options.scheme, j0, rel, not suspects)
+    return Report(
+        passed=not suspects,
+        relative_error=rel,
+        evaluations=evaluations,
+        eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
+        scheme=plan.options.scheme,
+        components=components,
+        suspects=suspects,
+        notes=notes,
+        seconds=seconds,
+    )
+
+
+def _component(name: str, leaf: np.ndarray, r: _Tensor) -> Component:
+    checked = (r.flags == AGREES) | (r.flags == MISMATCH)
+    diff = np.abs(r.numeric - r.analytic)
+    excess = np.where(checked, diff / np.maximum(r.bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess))
+    mismatches = int(np.sum(r.flags == MISMATCH))
+    return Component(
+        name=name,
+        shape=tuple(leaf.shape),
+        relative_error=relative_error(r.numeric[checked], r.analytic[checked]),
+        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, leaf.shape)),
+        numeric=float(r.numeric[worst]),
+        analytic=float(r.analytic[worst]),
+        tolerance=float(r.bound[worst]),
+        checked=int(checked.sum()),
+        skipped=int(leaf.size - checked.sum()),
+        passed=mismatches == 0,
+        eps=r.eps,
+        noise=r.noise,
+        dtype=str(leaf.dtype),
+        mismatches=mismatches,
+        value_array=np.array(leaf, copy=True),
+        numeric_array=r.numeric.reshape(leaf.shape),
+        analytic_array=r.analytic.reshape(leaf.shape),
+        bound_array=r.bound.reshape(leaf.shape),
+        flags=r.flags.reshape(leaf.shape),
+    )

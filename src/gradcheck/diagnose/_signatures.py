@@ -1,0 +1,416 @@
+"""The table of bug signatures: how a wrong gradient relates to the right one, as data.
+
+Each signature is a relation between the analytic gradient g, the numeric gradient n and the
+parameter values θ of one tensor (checked entries only). A signature *fits* when, after the
+relation is applied, what is left of the error is small: either within the check's own
+per-entry tolerance (times ``SLACK``), or under ``EXPLAINED`` of both the error it started from
+and the gradient itself. The first signature in ``SIGNATURES`` that fits names the kind, so
+the order is part of the rules: a sign flip is also a scale of −1, and is named a sign flip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck.report._format import fmt, index_text
+from gradcheck.report._model import AGREES, MISMATCH, Component, Finding
+
+EXPLAINED = 1e-2  # residual norm, over min(‖g − n‖, ‖g‖), below which a relation fits
+SLACK = 3.0  # or: every residual entry within this many times the check's own tolerance
+NAMED = 1e-3  # relative closeness for a factor to be called 2, 1/2, m or 1/m
+ZERO = 1e-8  # ‖g‖ ≤ ZERO·‖n‖ counts as "all zeros"
+CONCENTRATED = 0.5  # localized: at most this fraction of rows / columns / entries is wrong
+ENTRIES = 6  # name single entries when at most this many are wrong
+# With fewer checked entries than this, any one-constant relation fits (a scalar is a "scale"
+# of anything); such a tensor takes the kind that explains the other suspects, if it fits
+# (``classify_as``), and ``classify`` alone only names kinds that fit no constant.
+MIN_FIT = 3
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the signatures look at for one suspect tensor (flattened, checked entries only)."""
+
+    component: Component
+    mask: np.ndarray  # flat bool: entries that were compared (not kink-skipped, not unchecked)
+    n: np.ndarray
+    g: np.ndarray
+    theta: np.ndarray
+    bound: np.ndarray
+    batch_size: int | None = None
+    strict: bool = False  # only fits within the per-entry tolerance count (the first pass)
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def error(self) -> float:
+        return float(np.linalg.norm(self.g - self.n))
+
+    def explains(self, residual: np.ndarray, slack: float = 1.0) -> bool:
+        """Whether ``residual`` (what a relation leaves of g − n) is small enough to call a fit.
+
+        A true relation leaves only the numerical error of n: within the check's own per-entry
+        tolerance (times ``SLACK``). Failing that, the residual must be tiny next to both the
+        error and the gradient, so that a large error (a sign flip) cannot hide a poor fit.
+        """
+        if not residual.size:
+            return False
+        if np.all(np.abs(residual) <= SLACK * slack * self.bound):
+            return True
+        if self.strict:
+            return False
+        scale = min(self.error, float(np.linalg.norm(self.g)))
+        return float(np.linalg.norm(residual)) <= EXPLAINED * scale
+
+
+def evidence(c: Component, batch_size: int | None = None) -> Evidence:
+    """The checked entries of a component as flat float64 arrays."""
+    mask = np.isin(c.flags.ravel(), (AGREES, MISMATCH))
+    flat = lambda a: np.asarray(a, dtype=np.float64).ravel()[mask]  # noqa: E731
+    return Evidence(
+        c, mask, flat(c.numeric_array), flat(c.analytic_array), flat(c.value_array),
+        flat(c.bound_array), batch_size,
+    )
+
+
+def fit(y: np.ndarray, x: np.ndarray) -> float:
+    """Least-squares k in y ≈ k·x (0.0 when x is all zeros)."""
+    xx = float(x @ x)
+    return 0.0 if xx == 0.0 else float(x @ y) / xx
+
+
+# --- signatures: each returns a Finding when it fits, else None ------------------------------
+
+
+def _zero(e: Evidence) -> Finding | None:
+    # The whole analytic tensor, not only the checked entries: a sampled or bisected check
+    # may have compared just the entries that happen to be zero.
+    whole = np.asarray(e.component.analytic_array, dtype=np.float64)
+    if np.linalg.norm(whole) > ZERO * np.linalg.norm(e.n) or not np.any(e.n):
+        return None
+    return Finding(
+        e.name, "zero",
+        f"the analytic gradient d{e.name} is all zeros, but the loss does change with "
+        f"{e.name} (largest numeric entry {fmt(float(np.abs(e.n).max()))}).",
+        f"Is d{e.name} computed at all, or overwritten / never accumulated?",
+        factor=0.0,
+    )
+
+
+def _sign(e: Evidence) -> Finding | None:
+    c = fit(e.g, e.n)
+    if abs(c + 1.0) > 0.05 or not e.explains(e.g + e.n):
+        return None
+    return Finding(
+        e.name, "sign",
+        f"d{e.name} has the wrong sign: analytic ≈ −1 × numeric.",
+        "Look for a flipped sign (y − a instead of a − y, or += instead of −=) in this layer's "
+        "delta.",
+        factor=-1.0,
+    )
+
+
+def _factor_name(c: float, m: int | None) -> tuple[str, str] | None:
+    """(name, hint) for a recognised factor, from the table below."""
+    for target, name, hint in _named_factors(m):
+        if abs(c / target - 1.0) <= NAMED:
+            return name, hint
+    return None
+
+
+def _named_factors(m: int | None) -> list[tuple[float, str, str]]:
+    rows = [
+        (2.0, "2", "A factor of 2: the derivative of a squared error without the ½ "
+         "(d/da ½(a−y)² = a−y), or a term counted twice."),
+        (0.5, "1/2", "A factor of 1/2: a ½ applied twice, or a (a − y) missing its 2."),
+    ]
+    if m is not None and m > 2:
+        rows += [
+            (float(m), "m", f"Looks like a missing 1/m (batch size m = {m}): average the loss "
+             "gradient over the batch."),
+            (1.0 / m, "1/m", f"Looks like 1/m applied twice (batch size m = {m})."),
+        ]
+    return rows
+
+
+def _whole_number(c: float) -> tuple[str, str] | None:
+    """A large whole factor with no batch size given: probably m, say so conditionally."""
+    for value, word in ((c, "missing"), (1.0 / c if c else 0.0, "doubled")):
+        k = round(value)
+        if k >= 3 and abs(value / k - 1.0) <= NAMED:
+            shown = str(k) if word == "missing" else f"1/{k}"
+            hint = (
+                f"If your batch size is {k}, this is a missing 1/m."
+                if word == "missing"
+                else f"If your batch size is {k}, 1/m is applied twice."
+            )
+            return shown, hint + " (Pass batch_size= to check to confirm.)"
+    return None
+
+
+def _scale(e: Evidence) -> Finding | None:
+    c = fit(e.g, e.n)
+    if c == 0.0 or abs(c - 1.0) < 1e-12 or not e.explains(e.g - c * e.n, slack=max(1.0, abs(c))):
+        return None
+    named = _factor_name(abs(c), e.batch_size) or _whole_number(abs(c))
+    shown, hint = named or (fmt(abs(c)), "A constant factor: look for a learning-rate, 1/m, "
+                            "temperature or ½ that is applied once too often or not at all.")
+    sign = " with the sign flipped as well" if c < 0 else ""
+    return Finding(
+        e.name, "scale",
+        f"d{e.name} is off by a constant factor: analytic ≈ {shown} × numeric{sign} "
+        f"(fitted {c:.6g}).",
+        hint,
+        factor=c,
+    )
+
+
+def _permutations(shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+    """Flat index maps p with g_flat ≈ n_flat[p] for a transposed or misread (reshaped) matrix."""
+    if len(shape) != 2 or 1 in shape:
+        return []
+    a, b = shape
+    if a == b:
+        return [("transposed", np.arange(a * b).reshape(a, b).T.ravel())]
+    # The right (b, a) gradient, i.e. n.T, computed and then reshaped to (a, b) in C order.
+    return [("transposed and reshaped to fit", np.arange(a * b).reshape(a, b).T.ravel())]
+
+
+def _transposed(e: Evidence) -> Finding | None:
+    c = e.component
+    n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
+    for how, p in _permutations(c.shape):
+        both = e.mask & e.mask[p]  # entries checked at both ends of the permutation
+        if both.sum() < MIN_FIT:
+            continue
+        g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
+        bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
+        sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
+        if sub.explains(g[both] - n_full[p][both]):
+            return Finding(
+                c.name, "transposed",
+                f"d{c.name} matches the numeric gradient {how}.",
+                f"Compute d{c.name} as a_prev.T @ delta (shape {c.shape}), not delta.T @ a_prev, "
+                "and do not reshape a transposed result.",
+            )
+    return None
+
+
+def _regularization(e: Evidence) -> Finding | None:
+    r = e.n - e.g  # what the analytic gradient lacks
+    for basis, what in ((e.theta, "L2"), (np.sign(e.theta), "L1")):
+        k = fit(r, basis)
+        if k == 0.0 or not e.explains(r - k * basis):
+            continue
+        term = f"{fmt(abs(k))}·{e.name}" if what == "L2" else f"{fmt(abs(k))}·sign({e.name})"
+        if k > 0:
+            detail = (f"numeric − analytic ≈ k·{'θ' if what == 'L2' else 'sign(θ)'} with k = "
+                      f"{fmt(k)}: d{e.name} lacks the {what} term {term}")
+            detail += f" (λ/m = {fmt(k)})." if what == "L2" else " (λ/m = " + fmt(k) + ")."
+            hint = f"Add the derivative of the {what} penalty to d{e.name}, with the same λ/m " \
+                   "the loss uses."
+        else:
+            detail = (f"analytic − numeric ≈ {term}: d{e.name} carries an {what} term the loss "
+                      f"does not have, or one {fmt(abs(k))} too large.")
+            hint = ("If this is a bias (or any unpenalised parameter), drop the penalty from its "
+                    "gradient; otherwise match λ and 1/m to the loss.")
+        return Finding(e.name, "regularization", detail, hint, factor=k)
+    return None
+
+
+def _scaled_data_term(e: Evidence) -> Finding | None:
+    """g ≈ c·n + k·θ: the data part of the gradient is scaled (or flipped), the L2 part is not.
+
+    With an L2 term λ/m·θ that is right, a missing 1/m or a flipped sign on the data term alone
+    leaves g = c·(n − λ/m·θ) + λ/m·θ, which is no pure scale of n.
+    """
+    basis = np.stack([e.n, e.theta], axis=1)
+    if basis.shape[0] < 3:
+        return None
+    (c, k), *_ = np.linalg.lstsq(basis, e.g, rcond=None)
+    # c ≈ 0 is no scaled data term but a missing one (zero, or localized where it is partial).
+    if abs(c - 1.0) < 1e-2 or abs(c) < 1e-3:
+        return None
+    if not e.explains(e.g - basis @ (c, k), slack=max(1.0, abs(c))):
+        return None
+    if abs(c + 1.0) <= 0.05:
+        return Finding(
+            e.name, "sign",
+            f"the data term of d{e.name} has the wrong sign (its regularization term is right): "
+            "analytic ≈ −(numeric − penalty) + penalty.",
+            "Look for a flipped sign (y − a instead of a − y) in this layer's delta.",
+            factor=-1.0,
+        )
+    named = _factor_name(abs(c), e.batch_size) or _whole_number(abs(c))
+    shown, hint = named or (fmt(abs(c)), "A constant factor on the data term only.")
+    return Finding(
+        e.name, "scale",
+        f"the data term of d{e.name} is off by a constant factor {shown} (fitted {c:.6g}); its "
+        "regularization term is right.",
+        hint,
+        factor=float(c),
+    )
+
+
+def _runs(values: np.ndarray) -> str:
+    return ", ".join(str(int(v)) for v in values[:8]) + (" …" if len(values) > 8 else "")
+
+
+def _lines(c: Component, bad: np.ndarray, checked: np.ndarray) -> Finding | None:
+    """Whole rows or columns of a matrix wrong (most of each), the rest right."""
+    g = np.asarray(c.analytic_array, dtype=np.float64)
+    for axis, word in ((1, "row"), (0, "column")):
+        lines = np.flatnonzero(bad.any(axis=axis))
+        dense = np.take(bad, lines, axis=1 - axis).sum(axis=axis) >= 0.5 * np.take(
+            checked, lines, axis=1 - axis).sum(axis=axis)
+        if len(lines) > CONCENTRATED * bad.shape[1 - axis] or not dense.all():
+            continue
+        zero = not np.any(np.take(g, lines, axis=1 - axis))
+        plural = len(lines) > 1
+        what = f"{word}{'s' if plural else ''} {_runs(lines)} of d{c.name}"
+        state = "left at 0" if zero else "wrong; the rest of the tensor is right"
+        hint = ("A loop that stops one short, or an index that skips it?" if zero else
+                "Look at the loop or indexing that fills those lines of the gradient.")
+        return Finding(
+            c.name, "localized", f"only {what} {'are' if plural else 'is'} {state}.", hint,
+            where=tuple((word, int(i)) for i in lines),
+        )
+    return None
+
+
+def _localized(e: Evidence) -> Finding | None:
+    c = e.component
+    bad = np.asarray(c.flags) == MISMATCH
+    checked = np.isin(np.asarray(c.flags), (AGREES, MISMATCH))
+    count = int(bad.sum())
+    if count == 0 or count > CONCENTRATED * checked.sum():
+        return None
+    if bad.ndim == 2 and count > 1 and min(bad.shape) > 1:
+        found = _lines(c, bad, checked)
+        if found is not None:
+            return found
+    if count > ENTRIES:
+        return None
+    where = tuple(tuple(int(i) for i in w) for w in np.argwhere(bad))
+    shown = ", ".join(index_text(c.name, w) for w in where)
+    zero = not np.any(np.asarray(c.analytic_array)[bad])
+    return Finding(
+        c.name, "localized",
+        f"only {count} entr{'y' if count == 1 else 'ies'} of d{c.name} {'is' if count == 1 else 'are'}"
+        f" wrong: {shown}{' (left at 0)' if zero else ''}.",
+        "Look at the special case that fills that entry (a boundary, a padding index, an "
+        "off-by-one).",
+        where=where,
+    )
+
+
+def _unexplained(e: Evidence) -> Finding:
+    c = e.component
+    worst = c.worst_entries(3)
+    shown = "; ".join(
+        f"{index_text(c.name, i)}: numeric {fmt(n)}, analytic {fmt(g)}" for i, n, g in worst
+    )
+    return Finding(
+        c.name, "unexplained",
+        f"d{c.name} is wrong in {c.mismatches} of {c.checked} entries with no simple relation "
+        f"to the right gradient (worst: {shown}).",
+        "Step through this layer's backward pass: the derivative of the activation at the "
+        "pre-activation z (not at a = f(z)), the right layer's cache, fresh activations.",
+        where=tuple(i for i, _, _ in worst),
+    )
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A kind, its test, and how many constants the test fits to the data (c, k, …)."""
+
+    kind: str
+    match: Callable[[Evidence], Finding | None]
+    fitted: int = 0
+
+    def applies(self, e: Evidence) -> bool:
+        """A relation with p fitted constants is evidence only on more than p + 1 entries."""
+        return e.n.size >= self.fitted + 2
+
+
+# Order matters: the first that fits names the kind (a sign flip is a scale of −1 too).
+SIGNATURES: tuple[Signature, ...] = (
+    Signature("zero", _zero),
+    Signature("sign", _sign),
+    Signature("scale", _scale, fitted=1),
+    Signature("transposed", _transposed),
+    Signature("regularization", _regularization, fitted=1),
+    Signature("scale", _scaled_data_term, fitted=2),
+    Signature("localized", _localized),
+)
+
+
+def swapped(a: Evidence, b: Evidence) -> bool:
+    """Whether the analytic gradients of a and b are each other's numeric gradients."""
+    if a.component.shape != b.component.shape or a.n.shape != b.n.shape:
+        return False
+    if not (np.array_equal(a.mask, b.mask)):
+        return False
+    return a.explains(a.g - b.n) and b.explains(b.g - a.n)
+
+
+def swapped_finding(a: str, b: str) -> Finding:
+    return Finding(
+        a, "swapped",
+        f"d{a} and d{b} are exchanged: the analytic d{a} is the numeric d{b} and vice versa.",
+        f"Check the names or the order in which the gradients are returned ({a} ↔ {b}).",
+        where=(b,),
+    )
+
+
+def confirmed(name: str, kind: str, factor: float, batch_size: int | None) -> Finding:
+    """A kind established by re-checking the corrected gradient (see ``_diagnose.confirm``)."""
+    why = "confirmed by a re-check: the corrected gradient passes"
+    if kind == "sign":
+        return Finding(name, "sign", f"d{name} has the wrong sign ({why}).",
+                       "Look for a flipped sign (y − a instead of a − y) in this layer's delta.",
+                       factor=-1.0)
+    if kind == "regularization":
+        return Finding(name, "regularization",
+                       f"d{name} is off by an L2 term {fmt(factor)}·{name} ({why}).",
+                       f"Match the penalty's derivative in d{name} to the loss (λ and 1/m).",
+                       factor=factor)
+    shown, hint = _factor_name(abs(factor), batch_size) or _whole_number(abs(factor)) or (
+        fmt(abs(factor)), "A constant factor applied once too often or not at all.")
+    return Finding(name, "scale", f"d{name} is off by a constant factor {shown} ({why}).", hint,
+                   factor=factor)
+
+
+def classify_as(e: Evidence, kind: str) -> Finding | None:
+    """The finding of the given kind if one of its signatures fits (both passes), else None."""
+    for strict in (True, False):
+        for signature in SIGNATURES:
+            if signature.kind == kind:
+                finding = signature.match(dataclasses.replace(e, strict=strict))
+                if finding is not None and finding.kind == kind:
+                    return finding
+    return None
+
+
+def classify(e: Evidence) -> Finding:
+    """The first signature that fits, else "unexplained" with the worst entries.
+
+    A first pass accepts only relations that leave no more than the numerical error (so a
+    scale that merely comes close cannot shadow the exact "scale of the data term + L2"); the
+    second accepts relations that explain all but ``EXPLAINED`` of the error.
+    """
+    for strict in (True, False):
+        for signature in SIGNATURES:
+            if not signature.applies(e):
+                continue
+            finding = signature.match(dataclasses.replace(e, strict=strict))
+            if finding is not None:
+                return finding
+    return _unexplained(e)
+

@@ -1,0 +1,176 @@
+"""What the torch and JAX adapters share: option checks, batched wiring, notes, merged reports.
+
+The adapters turn a framework function into a NumPy ``loss(params)`` plus analytic gradients
+and hand both to the core ``check``; nothing here knows about torch or JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradcheck._errors import GradCheckError, OptionError
+from gradcheck.report._model import AGREES, MISMATCH, relative_error
+from gradcheck.report._report import Report
+
+# Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
+FORWARDED = (
+    "eps",
+    "scheme",
+    "seed",
+    "rtol",
+    "atol",
+    "order",
+    "batch_size",
+    "coords",
+    "budget",
+    "progress",
+    "on_interrupt",
+)
+PRECISIONS = ("auto", "float64", "native")
+VECTORIZE = ("auto", "vmap", "loop")
+
+
+def check_options(api: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options for ``check``, or an ``OptionError`` naming the unknown one and the valid ones."""
+    unknown = sorted(set(options) - set(FORWARDED))
+    if unknown:
+        raise OptionError(
+            f"{api}() got an unexpected option {unknown[0]!r}. Valid options: "
+            + ", ".join(FORWARDED)
+            + ", plus the adapter's own (precision, vectorize, ...)."
+        )
+    if options.get("scheme") == "complex":
+        raise OptionError(
+            f"{api}(scheme='complex') is not supported: framework functions are evaluated on "
+            "real tensors. Use scheme='central' (default) or 'richardson'."
+        )
+    return dict(options)
+
+
+def choose(api: str, what: str, value: Any, valid: Sequence[str]) -> str:
+    """``value`` if it is one of ``valid``, else an ``OptionError`` listing them."""
+    if value not in valid:
+        raise OptionError(
+            f"{api}({what}={value!r}) is not valid. Valid values: "
+            + ", ".join(repr(v) for v in valid)
+            + "."
+        )
+    return value
+
+
+def accepts_batched() -> bool:
+    """Whether this ``gradcheck.check`` takes ``batched_loss`` (the scale engine's hook)."""
+    from gradcheck.checks._check import check
+
+    return "batched_loss" in inspect.signature(check).parameters
+
+
+def run_check(
+    loss: Callable[[Any], float],
+    params: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    options: dict[str, Any],
+    batched: Callable[[np.ndarray], np.ndarray] | None,
+    notes: Sequence[str],
+) -> Report:
+    """``gradcheck.check`` with the batched loss when the core accepts one, plus our notes."""
+    from gradcheck.checks._check import check
+
+    if batched is not None and accepts_batched():
+        report = check(loss, params, grads, batched_loss=batched, **options)
+    else:
+        report = check(loss, params, grads, **options)
+    return with_notes(report, notes)
+
+
+def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str:
+    """One sentence saying how perturbed losses were evaluated, and why."""
+    if batched is not None:
+        return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
+    return f"Perturbed losses were evaluated one by one (loop fallback): {reason}"
+
+
+NO_HOOK = "this gradcheck.check takes no batched_loss."
+
+
+def probe_batched(
+    fn: Callable[[np.ndarray], np.ndarray],
+    rows: np.ndarray,
+    plain: Callable[[], float],
+    vectorize: str,
+    tool: str,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """``(fn, "")`` if the batched ``fn`` agrees with a plain call on ``rows``; else
+    ``(None, reason)`` for the loop fallback (or an error when ``vectorize="vmap"`` was asked)."""
+    try:
+        got, want = fn(rows), plain()
+        ok = bool(np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, abs(want))))
+        reason = f"vmap gave {got[0]!r} where a plain call gives {want!r}."
+    except Exception as error:  # no vmap rule, host callbacks, dropout, .item(), control flow...
+        ok, reason = False, f"{tool} cannot batch it ({short(error)})."
+    if ok:
+        return fn, ""
+    if vectorize == "vmap":
+        raise GradCheckError(f"vectorize='vmap' was asked for, but {reason}")
+    return None, reason
+
+
+def short(error: BaseException, limit: int = 160) -> str:
+    """``Type: first sentence`` of an exception, for a one-line note."""
+    text = str(error).strip().split("\n")[0]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(error).__name__}: {text}"
+
+
+def with_notes(report: Report, notes: Sequence[str]) -> Report:
+    return dataclasses.replace(report, notes=tuple(report.notes) + tuple(notes))
+
+
+def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Report:
+    """One report from several (one per output), renaming each parameter ``label(name, key)``."""
+    components, eps, suspects, findings, notes = {}, {}, [], [], []
+    for key, r in reports.items():
+        for name, c in r.components.items():
+            new = label(name, key)
+            components[new] = dataclasses.replace(c, name=new)
+            eps[new] = r.eps[name]
+        suspects += [label(s, key) for s in r.suspects]
+        findings += [dataclasses.replace(f, param=label(f.param, key)) for f in r.findings]
+        notes += [f"[{key}] {n}" for n in r.notes]
+    # Outputs are not layers: name an origin only when the suspects all come from one part.
+    failed = [(key, r) for key, r in reports.items() if r.origin is not None]
+    origin = label(failed[0][1].origin, failed[0][0]) if len(failed) == 1 else None
+    checked = [(c.flags == AGREES) | (c.flags == MISMATCH) for c in components.values()]
+    numeric = [c.numeric_array[m] for c, m in zip(components.values(), checked, strict=True)]
+    analytic = [c.analytic_array[m] for c, m in zip(components.values(), checked, strict=True)]
+    first = next(iter(reports.values()))
+    return Report(
+        passed=all(r.passed for r in reports.values()),
+        relative_error=relative_error(np.concatenate(numeric), np.concatenate(analytic)),
+        evaluations=sum(r.evaluations for r in reports.values()),
+        eps=eps,
+        scheme=first.scheme,
+        components=components,
+        suspects=tuple(suspects),
+        notes=_dedupe(notes),
+        findings=tuple(findings),
+        origin=origin,
+        interrupted=any(r.interrupted for r in reports.values()),
+        seconds=sum(r.seconds for r in reports.values()),
+    )
+
+
+def _dedupe(notes: list[str]) -> tuple[str, ...]:
+    """Notes that every part repeats word for word are said once, without the part's label."""
+    bodies = [n.split("] ", 1)[1] for n in notes]
+    out: list[str] = []
+    for note, body in zip(notes, bodies, strict=True):
+        text = body if bodies.count(body) > 1 else note
+        if text not in out:
+            out.append(text)
+    return tuple(out)

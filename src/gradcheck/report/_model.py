@@ -1,0 +1,199 @@
+"""The data of a check's result: one ``Component`` per parameter, gathered in ``ReportData``.
+
+Plain frozen data, with its JSON form; the views (text, HTML, Markdown) live in the renderers and
+the public ``Report`` (``_report.py``) joins the two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "gradcheck.report/1"
+
+# Per-coordinate status codes stored in ``Component.flags``.
+UNCHECKED, AGREES, MISMATCH, KINK = 0, 1, 2, 3
+
+# The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
+_TEXTBOOK = ((1e-6, "great"), (1e-4, "look closely"), (math.inf, "worry"))
+
+
+def textbook_verdict(relative_error: float) -> str:
+    """The textbook's reading of a relative error.
+
+    Below 1e-6 "great", up to 1e-4 "look closely", above that "worry".
+
+    >>> textbook_verdict(3e-8), textbook_verdict(1e-5), textbook_verdict(2e-3)
+    ('great', 'look closely', 'worry')
+    """
+    if not math.isfinite(relative_error):
+        return "worry"
+    return next(word for bound, word in _TEXTBOOK if relative_error < bound)
+
+
+def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
+    """‖n − g‖₂ / (‖n‖₂ + ‖g‖₂), and 0.0 when both are exactly zero.
+
+    >>> relative_error(np.array([3.0001]), np.array([3.0]))  # doctest: +ELLIPSIS
+    1.66...e-05
+    """
+    n, g = np.ravel(numeric).astype(np.float64), np.ravel(analytic).astype(np.float64)
+    denominator = float(np.linalg.norm(n) + np.linalg.norm(g))
+    return 0.0 if denominator == 0.0 else float(np.linalg.norm(n - g) / denominator)
+
+
+@dataclass(frozen=True)
+class Component:
+    """The verdict on one parameter tensor (one row of the report table).
+
+    ``numeric_array``, ``analytic_array``, ``bound_array`` and ``flags`` hold the per-entry data
+    (shape of the parameter; NaN / ``UNCHECKED`` where an entry was not checked). ``bound_array``
+    is the tolerance each entry was judged against. ``flags`` uses ``AGREES``, ``MISMATCH`` and
+    ``KINK`` (a kink where the analytic value is a valid subgradient, skipped).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    relative_error: float
+    max_abs_error: float
+    worst_index: tuple[int, ...]
+    numeric: float
+    analytic: float
+    tolerance: float
+    checked: int
+    skipped: int
+    passed: bool
+    eps: float = math.nan
+    noise: float = math.nan
+    dtype: str = "float64"
+    mismatches: int = 0
+    value_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    numeric_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    analytic_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    bound_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    flags: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def worst_entries(self, k: int = 5) -> list[tuple[tuple[int, ...], float, float]]:
+        """Up to ``k`` failing entries, most significant first: (index, numeric, analytic)."""
+        if self.flags is None:
+            return []
+        bad = np.flatnonzero(self.flags.ravel() == MISMATCH)
+        n, g = self.numeric_array.ravel(), self.analytic_array.ravel()
+        excess = np.abs(n[bad] - g[bad]) / np.maximum(self.bound_array.ravel()[bad], 1e-300)
+        order = bad[np.argsort(-excess, kind="stable")][:k]
+        return [(_unravel(i, self.shape), float(n[i]), float(g[i])) for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "passed": self.passed,
+            "relative_error": _num(self.relative_error),
+            "max_abs_error": _num(self.max_abs_error),
+            "worst_index": list(self.worst_index),
+            "numeric": _num(self.numeric),
+            "analytic": _num(self.analytic),
+            "tolerance": _num(self.tolerance),
+            "checked": self.checked,
+            "skipped": self.skipped,
+            "mismatches": self.mismatches,
+            "eps": _num(self.eps),
+            "noise": _num(self.noise),
+            "worst_entries": [
+                {"index": list(i), "numeric": _num(n), "analytic": _num(g)}
+                for i, n, g in self.worst_entries(10)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What kind of mistake a suspect gradient looks like (see ``gradcheck.diagnose``)."""
+
+    param: str
+    kind: str
+    detail: str
+    hint: str
+    factor: float | None = None
+    where: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "param": self.param,
+            "kind": self.kind,
+            "detail": self.detail,
+            "hint": self.hint,
+            "factor": None if self.factor is None else _num(self.factor),
+            "where": None if self.where is None else [_jsonable(w) for w in self.where],
+        }
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The fields of a check's result and their JSON form (``Report`` adds the views).
+
+    ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate;
+    ``passed`` is our noise-aware verdict, which does not depend on that ratio.
+    """
+
+    passed: bool
+    relative_error: float
+    evaluations: int
+    eps: dict[str, float]
+    scheme: str
+    components: dict[str, Component]
+    suspects: tuple[str, ...]
+    notes: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
+    origin: str | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def textbook_verdict(self) -> str:
+        """"great" (< 1e-6), "look closely" (≤ 1e-4) or "worry" (> 1e-4)."""
+        return textbook_verdict(self.relative_error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict following the ``gradcheck.report/1`` schema (see README)."""
+        return {
+            "schema": SCHEMA,
+            "passed": self.passed,
+            "relative_error": _num(self.relative_error),
+            "textbook_verdict": self.textbook_verdict,
+            "evaluations": self.evaluations,
+            "scheme": self.scheme,
+            "eps": {k: _num(v) for k, v in self.eps.items()},
+            "suspects": list(self.suspects),
+            "origin": self.origin,
+            "interrupted": self.interrupted,
+            "seconds": _num(self.seconds),
+            "notes": list(self.notes),
+            "findings": [f.to_dict() for f in self.findings],
+            "components": {name: c.to_dict() for name, c in self.components.items()},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict()`` as JSON text (NaN and Inf become null)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, tuple | list):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x

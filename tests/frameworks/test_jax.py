@@ -1,0 +1,204 @@
+"""gradcheck.jax: pytrees, jit, custom_vjp / custom_jvp, scoped float64, key-path names."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp  # noqa: E402
+
+import gradcheck  # noqa: E402
+import gradcheck.frameworks.jax as gj  # noqa: E402
+from gradcheck.frameworks._shared import accepts_batched  # noqa: E402
+
+needs_hook = pytest.mark.skipif(
+    not accepts_batched(), reason="this gradcheck.check has no batched_loss hook"
+)
+
+
+@jax.custom_vjp
+def softplus(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+def _softplus_fwd(x):
+    return softplus(x), x
+
+
+def _softplus_bwd(x, g):
+    return (g * jax.nn.sigmoid(x),)
+
+
+softplus.defvjp(_softplus_fwd, _softplus_bwd)
+
+
+@jax.custom_vjp
+def softplus_bad(x):  # backward forgets grad_output
+    return jnp.logaddexp(x, 0.0)
+
+
+softplus_bad.defvjp(_softplus_fwd, lambda x, g: (jax.nn.sigmoid(x),))
+
+
+@jax.custom_jvp
+def cube(x):
+    return x**3
+
+
+@cube.defjvp
+def _cube_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x**3, 3 * x * t  # should be 3 x² t
+
+
+def _mlp(params, x):
+    h = softplus(x @ params["W1"])
+    for layer in params["layers"]:
+        h = jnp.tanh(h @ layer["W"] + layer["b"])
+    return jnp.mean(h**2)
+
+
+@pytest.fixture(scope="module")
+def net():
+    rng = np.random.default_rng(0)
+    params = {
+        "W1": rng.standard_normal((3, 4)).astype(np.float32),
+        "layers": [
+            {"W": rng.standard_normal((4, 2)).astype(np.float32), "b": np.zeros(2, np.float32)}
+        ],
+    }
+    return params, rng.standard_normal((5, 3)).astype(np.float32)
+
+
+def test_jitted_pytree_passes_with_key_path_names(net) -> None:
+    params, x = net
+    before = jax.tree_util.tree_map(np.copy, params)
+    report = gj.check(jax.jit(_mlp), params, x)
+    assert report.passed, str(report)
+    assert list(report.components) == ["W1", "layers.0.W", "layers.0.b"]
+    assert any("float64 (scoped jax_enable_x64)" in n for n in report.notes)
+    assert not jax.config.jax_enable_x64  # the scope was closed again
+    assert all(
+        np.array_equal(a, b) and a.dtype == b.dtype
+        for a, b in zip(
+            jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(before), strict=True
+        )
+    )
+
+
+def test_custom_vjp_that_ignores_grad_output_is_caught() -> None:
+    x = np.linspace(-1, 1, 6)
+    assert gj.check(softplus, x).passed  # vector output: J = <out, R>
+    report = gj.check(softplus_bad, x)
+    assert report.suspects == ("arg0",)
+    assert report.components["arg0"].mismatches > 0
+
+
+def test_custom_jvp_missing_factor_is_caught_at_the_right_index() -> None:
+    x = np.array([1.0, 2.0, 0.5])
+    report = gj.check(lambda v: jnp.sum(cube(v)), x)
+    c = report.components["arg0"]
+    assert not report.passed
+    np.testing.assert_allclose(c.numeric_array, 3 * x**2, rtol=1e-6)
+    assert c.flags[0] == 1  # at x = 1, 3x equals 3x²: that entry agrees
+    assert c.worst_index == (1,)
+
+
+class Pair(NamedTuple):
+    w: np.ndarray
+    b: np.ndarray
+
+
+def test_several_argnums_and_namedtuples() -> None:
+    def f(p, q, scale):
+        return scale * jnp.sum(jnp.sin(p.w) * q.b)
+
+    p, q = Pair(np.ones(2), np.arange(2.0)), Pair(np.full(2, 0.5), np.array([1.0, -1.0]))
+    report = gj.check(f, p, q, 2.0, argnums=(0, 1))
+    assert report.passed
+    assert list(report.components) == ["arg0.w", "arg0.b", "arg1.w", "arg1.b"]
+
+
+def test_float32_only_function_is_checked_in_its_own_dtype() -> None:
+    x = np.linspace(0.1, 1.0, 4, dtype=np.float32)
+    f = lambda v: jnp.sum(jnp.tanh(v.astype(jnp.float32)) ** 2)  # noqa: E731
+    report = gj.check(f, x)
+    assert report.passed, str(report)
+    assert any("own dtype (float32)" in n for n in report.notes)
+    with pytest.raises(gradcheck.GradCheckError, match="precision='float64'"):
+        gj.check(f, x, precision="float64")
+
+
+@jax.custom_vjp
+def host_square(v):  # a host kernel: jit runs it, vmap cannot batch it (no vmap_method)
+    shape = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    return jax.pure_callback(lambda a: np.asarray(a) ** 2, shape, v)
+
+
+host_square.defvjp(lambda v: (host_square(v), v), lambda v, g: (2 * v * g,))
+
+
+@needs_hook
+def test_vmap_fallback_is_noted() -> None:
+    report = gj.check(lambda v: jnp.sum(host_square(v)), np.array([1.0, 2.0]))
+    assert report.passed
+    assert any("loop fallback" in n and "jax.vmap" in n for n in report.notes)
+    vmapped = gj.check(lambda v: jnp.sum(v**2), np.array([1.0, 2.0]))
+    assert not any("loop fallback" in n for n in vmapped.notes)
+
+
+@needs_hook
+def test_batched_function_matches_the_loop() -> None:
+    def f(p):
+        return jnp.sum(jnp.sin(p["a"])) * jnp.sum(p["b"])
+
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    problem = gj._Problem.build(f, (params,), 0, 0)
+    thetas = np.random.default_rng(0).standard_normal((70, 5))  # more than one chunk
+    with gj._x64(True):
+
+        def j_of(values):
+            return problem.call(values, gj._cast64)
+
+        def truth(p):
+            return float(f(p))
+
+        fn, _ = gj._batched(j_of, params, [np.float64] * 2, truth, "auto")
+        want = [truth({"a": t[:3], "b": t[3:]}) for t in thetas]
+        np.testing.assert_allclose(fn(thetas), want, rtol=1e-12)
+        refused, reason = gj._batched(j_of, params, [np.float64] * 2, lambda p: 0.0, "auto")
+    assert refused is None and "vmap gave" in reason  # a probe that disagrees is not trusted
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(gradcheck.OptionError, match="argnums"):
+        gj.check(jnp.sum, np.ones(2), argnums=3)
+    with pytest.raises(gradcheck.OptionError, match="nothing to check"):
+        gj.check(lambda n: jnp.sum(n), np.arange(3))
+    with pytest.raises(gradcheck.OptionError, match="unexpected option"):
+        gj.check(jnp.sum, np.ones(2), rel_tol=1e-3)
+
+
+def test_registered_dataclass_module_names() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Dense:
+        W: np.ndarray
+        b: np.ndarray
+
+    jax.tree_util.register_dataclass(Dense, data_fields=["W", "b"], meta_fields=[])
+    model = {"layers": [Dense(np.eye(2), np.zeros(2)), Dense(np.ones((2, 2)), np.ones(2))]}
+
+    def f(m, x):
+        for layer in m["layers"]:
+            x = jnp.tanh(x @ layer.W + layer.b)
+        return jnp.sum(x)
+
+    report = gj.check(f, model, np.array([[0.5, -1.0]]))
+    assert report.passed
+    assert list(report.components) == ["layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"]
