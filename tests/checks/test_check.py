@@ -261,3 +261,26 @@ def test_evaluations_counts_every_loss_call(bug) -> None:
 
     report = gradcheck.check(counted, params, g)
     assert report.evaluations == calls
+
+
+def test_layers_names_the_parameter_order_and_must_be_a_sequence():
+    w = np.array([1.0, 2.0])
+    params = {"W1": w, "W2": w.copy()}
+    grads = {"W1": -2 * w, "W2": -2 * w}
+
+    def loss(p):
+        return float(np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2))
+
+    assert gradcheck.check(loss, params, grads, layers=["W2", "W1"]).origin == "W1"
+    assert gradcheck.check(loss, params, grads).origin == "W2"
+    for bad in (3, "W1", {"W1"}):
+        with pytest.raises(gradcheck.OptionError, match="layers="):
+            gradcheck.check(loss, params, grads, layers=bad)
+
+
+@pytest.mark.parametrize("order", [2, 3, 0, True, [1, 2]])
+def test_order_is_the_derivative_order(order):
+    w = np.array([1.0, 2.0])
+    with pytest.raises(gradcheck.OptionError, match="derivative order"):
+        gradcheck.check(lambda p: float(np.sum(p**2)), w, 2 * w, order=order)
+    assert gradcheck.check(lambda p: float(np.sum(p**2)), w, 2 * w, order=1).passed

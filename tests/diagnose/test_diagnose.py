@@ -211,7 +211,7 @@ def test_origin_is_the_suspect_nearest_the_output_and_explain_says_so() -> None:
     shown = " ".join(str(report).split())  # print(report) shows the same sentences, wrapped
     assert all(" ".join(f.detail.split()) in shown for f in report.findings)
     ordered = gradcheck.check(
-        loss, params, grads(params, act_on_a=True), order=["W2", "b2", "W1", "b1", "W3", "b3"]
+        loss, params, grads(params, act_on_a=True), layers=["W2", "b2", "W1", "b1", "W3", "b3"]
     )
     assert ordered.origin == "b1"
 

@@ -32,7 +32,8 @@ def check(
     seed: int = 0,
     rtol: float | dict[Any, float] | None = None,
     atol: float | dict[Any, float] | None = None,
-    order: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    order: int = 1,
     batch_size: int | None = None,
     coords: Literal["auto", "all", "directional"] | int | float = "auto",
     budget: int = DEFAULT_BUDGET,
@@ -51,7 +52,9 @@ def check(
       scheme: "central" (default), "forward", "backward", "richardson" or "complex".
       seed: seeds gradcheck's own generator (random directions); the global RNG is untouched.
       rtol, atol: precision allowed to the analytic gradient, by dtype (``{np.float32: 1e-4}``).
-      order: parameter names from input to output, for locating where a bug starts.
+      layers: parameter names from input to output, for locating where a bug starts.
+      order: the derivative order checked; the NumPy check compares first derivatives
+        (``order=1``); second order is in the torch and JAX adapters.
       batch_size: the batch size m, if known; only used to name a wrong factor of m or 1/m
         ("looks like a missing 1/m") in ``report.findings``.
       coords: which coordinates: "all"; an int k or a fraction (a sample stratified per tensor);
@@ -77,6 +80,8 @@ def check(
     """
     options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
     check_batch_size(batch_size)
+    layers = validate_layers(layers)
+    validate_order(order)
     validate_coords(coords, budget)
     if coords == "directional" and scheme == "complex":
         raise OptionError(
@@ -89,7 +94,7 @@ def check(
         loss, params, grads, options, coords=coords, budget=budget,
         batched_loss=batched_loss, executor=executor, progress=progress,
     )
-    findings, origin = diagnose(report.components, report.suspects, order)
+    findings, origin = diagnose(report.components, report.suspects, layers)
     report = dataclasses.replace(report, findings=findings, origin=origin)
     if report.interrupted:
         if on_interrupt == "raise":
@@ -109,3 +114,29 @@ def check(
         report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck
     )
     return dataclasses.replace(report, evaluations=report.evaluations + extra)
+
+
+def validate_layers(layers: Any) -> list[str] | None:
+    """``layers=``: parameter names from input to output, or None."""
+    if layers is None:
+        return None
+    if isinstance(layers, str | bytes) or not isinstance(layers, Sequence):
+        raise OptionError(
+            f"layers={layers!r} must be a sequence of parameter names from input to output, "
+            "e.g. layers=['W1', 'b1', 'W2', 'b2'] (or None)."
+        )
+    return [str(name) for name in layers]
+
+
+def validate_order(order: Any) -> None:
+    """``order=``: the derivative order (as in ``jax.test_util.check_grads``)."""
+    if isinstance(order, bool) or order != 1:
+        hint = (
+            " The NumPy check compares first derivatives; second derivatives are checked by "
+            "gradcheck.torch / gradcheck.jax with order=2."
+            if order == 2 and not isinstance(order, bool) else ""
+        )
+        raise OptionError(
+            f"order={order!r} is the derivative order and must be 1 here.{hint} To name the "
+            "parameters from input to output, use layers=[...]."
+        )

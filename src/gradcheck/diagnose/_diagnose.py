@@ -33,7 +33,7 @@ SHARED = ("sign", "scale", "regularization", "zero")
 def diagnose(
     components: dict[str, Component],
     suspects: tuple[str, ...],
-    order: Sequence[str] | None,
+    layers: Sequence[str] | None,
     *,
     batch_size: int | None = None,
 ) -> tuple[tuple[Finding, ...], str | None]:
@@ -42,7 +42,7 @@ def diagnose(
     Args:
       components: the per-parameter results of a check.
       suspects: names of the parameters whose gradients are wrong.
-      order: parameter names from input to output, if the user gave them.
+      layers: parameter names from input to output, if the user gave them.
       batch_size: m, so that a factor of m or 1/m can be named ("a missing 1/m").
 
     Returns:
@@ -68,7 +68,7 @@ def diagnose(
     for name in small:
         fits = (classify_as(found[name], kind) for kind, _ in peers.most_common())
         findings[name] = next((f for f in fits if f is not None), None) or classify(found[name])
-    return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, order)
+    return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, layers)
 
 
 
@@ -79,13 +79,13 @@ def rediagnose(report: Report, *, batch_size: int | None) -> Report:
 
 
 def likely_origin(
-    names: list[str], suspects: tuple[str, ...], order: Sequence[str] | None
+    names: list[str], suspects: tuple[str, ...], layers: Sequence[str] | None
 ) -> str | None:
     """Backprop runs from the output back, so the suspect nearest the output is where it starts."""
     if not suspects:
         return None
-    if order is not None:
-        ranked = [n for n in order if n in suspects]
+    if layers is not None:
+        ranked = [n for n in layers if n in suspects]
         return ranked[-1] if ranked else suspects[-1]
     keys = [layer_key(n) for n in names]
     if all(k is not None for k in keys):

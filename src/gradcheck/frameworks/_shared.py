@@ -24,7 +24,7 @@ FORWARDED = (
     "seed",
     "rtol",
     "atol",
-    "order",
+    "layers",
     "batch_size",
     "coords",
     "budget",

@@ -77,7 +77,7 @@ def check_module(
             f"check_module(): {type(module).__name__} has no parameter with requires_grad=True; "
             "there is nothing to check."
         )
-    options.setdefault("order", problem.names)
+    options.setdefault("layers", problem.names)
     with _untouched(module):
         objective = _objective(loss_fn, options.get("seed", 0))
         return _run(problem, {"output": objective}, options, precision, vectorize, "check_module")

@@ -212,7 +212,7 @@ class Net:
           **options: passed to ``gradcheck.check`` (eps, scheme, seed, rtol, atol).
 
         Returns:
-          The ``Report``, with ``order`` set to W1, b1, …, WL, bL.
+          The ``Report``, with ``layers`` set to W1, b1, …, WL, bL.
         """
         X, Y = self._data(X, Y)
         masks = self.dropout_masks(X.shape[0], np.random.default_rng(mask_seed))
@@ -221,7 +221,7 @@ class Net:
             lambda p: self.loss(X, Y, p, fixed),
             self.params,
             self.gradients(X, Y, self.params, fixed),
-            order=list(self.params),
+            layers=list(self.params),
             **options,
         )
         return dataclasses.replace(report, notes=report.notes + self._notes(fixed))
