@@ -6,6 +6,8 @@ carries a ``Report``, so it lives with the report, in ``gradcheck.report._report
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GradCheckError(ValueError):
     """Base class of every error raised by gradcheck (a ``ValueError``)."""
@@ -41,3 +43,44 @@ class LossRaisedError(GradCheckError):
 
 class StochasticLossError(GradCheckError):
     """The loss returns different values for the same parameters (dropout left on?)."""
+
+
+def require(module: str, extra: str, needed_for: str) -> Any:
+    """Imports an optional dependency, or raises an ImportError naming the extra to install.
+
+    >>> require("math", "plot", "this example").pi > 3
+    True
+    >>> require("no_such_module_xyz", "plot", "plots")
+    Traceback (most recent call last):
+    ...
+    ImportError: plots needs no_such_module_xyz, which is not installed: pip install "gradcheck[plot]"
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        top = module.split(".")[0]
+        if error.name is not None and error.name.split(".")[0] != top:
+            raise  # the dependency exists but is broken inside: show its own error
+        raise ImportError(
+            f"{needed_for} needs {top}, which is not installed: pip install \"gradcheck[{extra}]\"",
+            name=top,
+        ) from None
+
+
+def ensure_available(module: str, extra: str, needed_for: str) -> None:
+    """Like ``require`` without importing: only checks that ``module`` can be found."""
+    import importlib.util
+    import sys
+
+    try:
+        found = sys.modules.get(module) is not None or importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImportError(
+            f"{needed_for} needs {module}, which is not installed: "
+            f"pip install \"gradcheck[{extra}]\"",
+            name=module,
+        )

@@ -1,8 +1,13 @@
 """JAX: ``check`` for functions of pytrees (``jit``, ``custom_vjp``, ``custom_jvp``).
 
-The public door to ``gradcheck.frameworks.jax``; importing it does not import jax.
+The public door to ``gradcheck.frameworks.jax``; importing it does not import jax,
+but without jax installed it raises an ImportError that says ``pip install "gradcheck[jax]"``.
 """
 
-from gradcheck.frameworks.jax import check
+from gradcheck._errors import ensure_available
+
+ensure_available("jax", "jax", "gradcheck.jax")
+
+from gradcheck.frameworks.jax import check  # noqa: E402
 
 __all__ = ["check"]

@@ -1,6 +1,7 @@
 """PyTorch: ``check_module`` for ``nn.Module`` and ``check_function`` for custom Functions.
 
-The public door to ``gradcheck.frameworks.torch``; importing it does not import torch.
+The public door to ``gradcheck.frameworks.torch``; importing it does not import torch,
+but without torch installed it raises an ImportError that says ``pip install "gradcheck[torch]"``.
 
 >>> import torch, gradcheck.torch
 >>> lin = torch.nn.Linear(3, 2).double()
@@ -8,6 +9,10 @@ The public door to ``gradcheck.frameworks.torch``; importing it does not import 
 True
 """
 
-from gradcheck.frameworks.torch import check_function, check_module
+from gradcheck._errors import ensure_available
+
+ensure_available("torch", "torch", "gradcheck.torch")
+
+from gradcheck.frameworks.torch import check_function, check_module  # noqa: E402
 
 __all__ = ["check_function", "check_module"]

@@ -199,8 +199,9 @@ def _show(out: Console, report: Report) -> None:
 
 def save_figure(path: Path, history: History, curve: dict[str, np.ndarray], accuracy: float) -> Path:
     """Two panels: loss and accuracy per epoch; relative error vs ε (one- and two-sided)."""
-    import matplotlib
+    from gradcheck._errors import require
 
+    matplotlib = require("matplotlib", "plot", "the demo's figure (or pass --no-plot)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -50,7 +50,9 @@ def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
     >>> d.X_train.shape, d.X_test.shape, d.n_classes
     ((1347, 64), (450, 64), 10)
     """
-    from sklearn.datasets import load_digits as sk_digits
+    from gradcheck._errors import require
+
+    sk_digits = require("sklearn.datasets", "demo", "nn.load_digits").load_digits
     from sklearn.model_selection import train_test_split
 
     X, y = sk_digits(return_X_y=True)
@@ -100,8 +102,9 @@ def _from_npz(path: Path, test_size: float, seed: int) -> Dataset:
 
 
 def _split(name: str, X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> Dataset:
-    from sklearn.model_selection import train_test_split
+    from gradcheck._errors import require
 
+    train_test_split = require("sklearn.model_selection", "demo", "nn.load_mnist").train_test_split
     if len(X) != len(y):
         raise GradCheckError(f"{name}: {len(X)} images but {len(y)} labels; they must match.")
     X_tr, X_te, y_tr, y_te = train_test_split(

@@ -45,7 +45,9 @@ class SweepResult:
 
 def figure(result: SweepResult, title: str = "relative error vs step") -> Any:
     """A matplotlib Figure (Agg canvas, no pyplot state) of the sweep on log-log axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from gradcheck._errors import require
+
+    FigureCanvasAgg = require("matplotlib.backends.backend_agg", "plot", "a sweep plot").FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
