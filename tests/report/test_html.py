@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.report._html import ratios
+from gradcheck.report._html import LABEL, ratios
 
 EVIL = "<script>alert(1)</script>"
 
@@ -62,7 +62,7 @@ def test_table_findings_and_a_heatmap_per_matrix():
 def test_the_wrong_entry_is_outlined_and_its_cell_is_red():
     page = _report(bad=(2, 3)).to_html()
     cell = 26  # a 6x5 matrix is drawn at the largest cell size
-    x, y = 1 + 3 * cell, 1 + 2 * cell
+    x, y = LABEL + 1 + 3 * cell, LABEL + 1 + 2 * cell  # past the row / column index labels
     assert f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="none" stroke="#000"' in page
     tip = re.search(rf'<rect x="{x}" y="{y}" [^>]*fill="(#[0-9a-f]{{6}})"><title>W\[2, 3\]', page)
     assert tip is not None
@@ -141,3 +141,62 @@ def test_kinks_and_unchecked_entries_have_their_own_colours():
     unchecked = int(np.sum(sampled.components["theta"].flags == 0))
     assert unchecked == 200 - sampled.components["theta"].checked > 0
     assert sampled.to_html().count('fill="#d9d9d9"') == unchecked  # grey: not checked
+
+
+def test_heatmaps_carry_row_and_column_indices():
+    page = _report(shape=(6, 5)).to_html()
+    figure = page[page.index("<figure>"): page.index("</figure>")]
+    columns = re.findall(r'text-anchor="middle" fill="#555">(\d+)</text>', figure)
+    rows = re.findall(r'text-anchor="end" fill="#555">(\d+)</text>', figure)
+    assert columns == ["0", "1", "2", "3", "4"] and rows == ["0", "1", "2", "3", "4", "5"]
+    big = _report(shape=(200, 30), bad=(150, 7)).to_html()  # blocks: labels give first rows
+    rows = [int(v) for v in re.findall(r'text-anchor="end" fill="#555">(\d+)</text>', big)]
+    assert rows[0] == 0 and all(b - a == rows[1] - rows[0] > 0 for a, b in zip(rows, rows[1:]))
+    assert 195 <= rows[-1] + (rows[1] - rows[0]) <= 205
+
+
+def test_a_numbered_list_of_the_worst_entries_with_their_values():
+    report = _report(bad=(2, 3))
+    page = report.to_html()
+    c = report.components["W"]
+    (index, numeric, analytic), = c.worst_entries(5)
+    listed = re.findall(r'<ol class="worst"><li><code>(.*?)</code>: numeric (\S+), analytic (\S+),',
+                        page)
+    assert listed == [("W[2, 3]", gradcheck.report._format.fmt(numeric),
+                       gradcheck.report._format.fmt(analytic))]
+    assert index == (2, 3)
+
+
+def test_footer_has_version_seed_and_command():
+    page = _report().to_html(command="gradcheck check examples/targets.py:mlp", seed=7)
+    footer = page[page.index("<footer>"):]
+    assert "gradcheck " in footer and "seed 7" in footer
+    assert "gradcheck check examples/targets.py:mlp" in footer
+
+
+def test_a_one_entry_tensor_gets_a_heatmap():
+    w = np.array([0.3])
+    report = gradcheck.check(lambda p: float(np.sum(np.sin(p))), w, np.cos(w) + 0.1)
+    page = report.to_html()
+    assert page.count("<figure>") == 1 and "theta[0]: numeric" in page
+    scalar = gradcheck.check(lambda p: float(np.sin(p["s"])), {"s": np.array(0.3)},
+                             {"s": np.array(np.cos(0.3))})
+    assert scalar.to_html().count("<figure>") == 1
+
+
+def test_layout_fits_700_px():
+    page = _report(shape=(200, 30), bad=(150, 7)).to_html()
+    widths = [int(w) for w in re.findall(r'<svg [^>]*width="(\d+)"', page)]
+    assert max(widths) <= 700 - 2 * 16  # body margins
+    assert ".scroll{overflow-x:auto" in page and '<div class="scroll"><table>' in page
+    assert "svg{max-width:100%" in page
+
+
+def test_notebook_view_is_compact():
+    report = _report()
+    fragment = report._repr_html_()
+    assert fragment.startswith('<div class="gradcheck-report">')
+    assert "<html" not in fragment and "<svg" not in fragment and "<figure" not in fragment
+    assert "FAILED" in fragment and "<table>" in fragment
+    for finding in report.findings:
+        assert f"<b>{finding.param}</b>" in fragment

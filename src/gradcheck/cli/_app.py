@@ -157,35 +157,10 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
-FULL_WIDTH = 120  # below this the 11-column table would fold numbers; print 7 columns instead
-
-
 def _print_report(report: Any) -> None:
-    console = _console()
-    if console.width >= FULL_WIDTH:
-        console.print(report)
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    from gradcheck.report._format import fmt, index_text
-    from gradcheck.report._text import explain
-
-    table = Table(title="gradcheck", title_justify="left")
-    for header in ("parameter", "shape", "checked", "rel. error", "max |n-g|", "worst at", ""):
-        table.add_column(header, justify="right" if header in ("checked", "rel. error",
-                         "max |n-g|") else "left", overflow="fold")
-    for c in report.components.values():
-        table.add_row(Text(c.name), "x".join(map(str, c.shape)) or "scalar", f"{c.checked:,}",
-                      fmt(c.relative_error), fmt(c.max_abs_error),
-                      Text(index_text("", c.worst_index) or "-"),
-                      Text("ok", style="green") if c.passed else Text("WRONG", style="bold red"))
-    console.print(table)
-    style = "bold green" if report.passed else "bold red"
-    lines = explain(report).split("\n")
-    console.print(Text(lines[0], style=style))
-    if lines[1:]:
-        console.print(Text("\n".join(lines[1:])))
+    # The report's renderable fits itself to the width (COLUMNS): it drops whole columns rather
+    # than fold a number.
+    _console().print(report)
 
 
 @app.command("check")

@@ -59,11 +59,11 @@ def run(
     sizes = [leaf.size for leaf in tree.leaves]
     nodes = sum(1 for c in plan.scheme.nodes if c != 0)
     selection = select(coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]))
-    plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
     workspace = Workspace(tree, np.complex128 if plan.complex else np.float64)
     evaluator = make_evaluator(
         loss, workspace, complex_step=plan.complex, batched_loss=batched_loss, executor=executor
     )
+    plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
     results: list[_Tensor] = []
     try:
         j0 = _base_value(evaluator, plan)
@@ -380,8 +380,9 @@ def _evaluate_nodes(
     values = {c: np.full(len(idx), j0) if c == 0 else np.empty(len(idx), kind) for c in nodes}
     moving = [c for c in nodes if c != 0]
     block = getattr(ev, "block", max(len(idx), 1))
-    for lo in range(0, len(idx), block):
-        sub = idx[lo : lo + block]
+    first = max(1, block // 16)  # a small first block: progress has a rate (an ETA) early
+    for lo, hi in _blocks(len(idx), first, block):
+        sub = idx[lo:hi]
         if complex_step:
             x = [stepper.theta[sub] + 1j * c * stepper.h for c in moving]
         else:
@@ -395,6 +396,16 @@ def _evaluate_nodes(
         if progress is not None:
             progress.advance(len(sub) * len(moving))
     return values
+
+
+def _blocks(n: int, first: int, block: int) -> list[tuple[int, int]]:
+    """Bounds of the blocks of ``n`` entries: ``first`` entries, then ``block`` at a time.
+
+    >>> _blocks(10, 2, 4)
+    [(0, 2), (2, 6), (6, 10)]
+    """
+    bounds = [0, *range(min(first, n), n, block), n] if n else [0]
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False) if hi > lo]
 
 
 def _estimate(

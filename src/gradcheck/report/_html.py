@@ -22,8 +22,8 @@ CELL = 26  # pixels, at most; big matrices get smaller cells
 WORST = 5  # entries outlined per matrix
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d232a;
-max-width:1100px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#1d232a;
+max-width:1100px}svg{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}
 h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
 .verdict{padding:10px 14px;border-radius:6px;font-weight:600;margin:10px 0}
 .pass{background:#e6f4ea;color:#1e6b34}.fail{background:#fdecea;color:#a1261b}
@@ -34,17 +34,24 @@ th{background:#f5f6f7}td.l,th.l{text-align:left}
 .finding{border-left:4px solid #a1261b;padding:4px 10px;margin:8px 0;background:#fff8f7}
 .note{color:#444}.maps{display:flex;flex-wrap:wrap;gap:22px}figure{margin:0}
 figcaption{font-size:12px;color:#444;margin-top:4px;max-width:420px}code{font-size:12px}
-.legend{font-size:12px;color:#444}
+.legend{font-size:12px;color:#444}ol.worst{font-size:12px;margin:4px 0 0;padding-left:22px}
+footer{margin-top:24px;font-size:12px;color:#555;border-top:1px solid #ddd;padding-top:6px;
+overflow-wrap:anywhere}
 """
 
+LABEL = 22  # pixels left of and above a heatmap for its row and column indices
 
-def to_html(report: ReportData, sweep: object = None, title: str = "gradcheck report") -> str:
+
+def to_html(report: ReportData, sweep: object = None, title: str = "gradcheck report",
+            command: str | None = None, seed: int | None = None) -> str:
     """The report as a standalone HTML page.
 
     Args:
       report: a ``Report``.
       sweep: optionally a ``SweepResult`` (``gradcheck sweep``); its error-vs-ε plot is inlined.
       title: the page title.
+      command: how the check was run (the footer shows it; default: this process's command).
+      seed: the seed of the check, shown in the footer when given.
 
     Returns:
       The HTML text (UTF-8, no scripts, no external resources).
@@ -72,14 +79,14 @@ def to_html(report: ReportData, sweep: object = None, title: str = "gradcheck re
         from gradcheck.report._sweep import svg_text
 
         parts += ["<h2>Relative error against the step ε</h2>", svg_text(sweep)]
-    parts.append("</body></html>")
+    parts += [_footer(command, seed), "</body></html>"]
     return "\n".join(p for p in parts if p)
 
 
 def _table(report: ReportData) -> str:
     head = ("parameter", "shape", "dtype", "checked", "rel. error", "max |n−g|", "worst at",
             "numeric", "analytic", "tolerance", "ε", "verdict")
-    rows = ["<h2>Parameters</h2><table><thead><tr>"]
+    rows = ['<h2>Parameters</h2><div class="scroll"><table><thead><tr>']
     rows += [f'<th class="{"l" if i in (0, 1, 2, 6) else ""}">{h}</th>' for i, h in enumerate(head)]
     rows.append("</tr></thead><tbody>")
     for c in report.components.values():
@@ -100,7 +107,7 @@ def _table(report: ReportData) -> str:
             f"<td>{verdict}</td>",
         )
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    rows.append("</tbody></table>")
+    rows.append("</tbody></table></div>")
     return "".join(rows)
 
 
@@ -133,7 +140,7 @@ def _heatmaps(report: ReportData) -> str:
 
 
 def _mappable(c: Component) -> bool:
-    return c.flags is not None and c.numeric_array is not None and int(np.prod(c.shape)) > 1
+    return c.flags is not None and c.numeric_array is not None and int(np.prod(c.shape)) >= 1
 
 
 def ratios(c: Component) -> np.ndarray:
@@ -146,7 +153,8 @@ def ratios(c: Component) -> np.ndarray:
 
 
 def _as_matrix(a: np.ndarray) -> np.ndarray:
-    return a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
+    a = np.asarray(a)
+    return a.reshape(1, -1) if a.ndim <= 1 else a.reshape(a.shape[0], -1)
 
 
 def _blocks(m: np.ndarray, fill: float) -> tuple[np.ndarray, int, int]:
@@ -169,9 +177,10 @@ def _heatmap(c: Component) -> str:
     numeric, analytic = _as_matrix(c.numeric_array), _as_matrix(c.analytic_array)
     rows, cols = cells.shape
     scale = max(4, min(CELL, 420 // cols, 300 // rows))
-    width, height = cols * scale + 2, rows * scale + 2
+    width, height = LABEL + cols * scale + 2, LABEL + rows * scale + 2
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'role="img" aria-label="per-entry error of {escape(c.name)}">']
+    svg += _axis_labels(rows, cols, br, bc, scale, vector=np.asarray(c.flags).ndim <= 1)
     blocked = br > 1 or bc > 1
     for i in range(rows):
         for j in range(cols):
@@ -185,34 +194,121 @@ def _heatmap(c: Component) -> str:
                 tip = (f"{_entry(c, i * r.shape[1] + j)}: numeric {fmt(numeric[i, j])}, analytic "
                        f"{fmt(analytic[i, j])}, ratio {fmt(value)}"
                        f"{state.get(int(flags[i, j]), '')}")
-            svg.append(f'<rect x="{1 + j * scale}" y="{1 + i * scale}" width="{scale}" '
-                       f'height="{scale}" fill="{color}"><title>{escape(tip)}</title></rect>')
-    svg += _worst_marks(c, r, flags, br, bc, scale)
+            svg.append(f'<rect x="{LABEL + 1 + j * scale}" y="{LABEL + 1 + i * scale}" '
+                       f'width="{scale}" height="{scale}" fill="{color}"><title>{escape(tip)}'
+                       "</title></rect>")
+    worst = worst_order(r, flags)
+    svg += _worst_marks(worst, r, br, bc, scale)
     svg.append("</svg>")
     bad = int(np.sum(flags == MISMATCH))
-    caption = (f"<b>{escape(c.name)}</b> {'×'.join(map(str, c.shape))}: {bad} of {c.checked:,} "
-               f"checked entries wrong" + (f"; {br}×{bc} blocks" if blocked else ""))
-    return f"<figure>{''.join(svg)}<figcaption>{caption}</figcaption></figure>"
+    caption = (f"<b>{escape(c.name)}</b> {'×'.join(map(str, c.shape)) or 'scalar'}: {bad} of "
+               f"{c.checked:,} checked entries wrong" + (f"; {br}×{bc} blocks" if blocked else ""))
+    return (f"<figure>{''.join(svg)}<figcaption>{caption}{_worst_list(c, worst, r)}"
+            "</figcaption></figure>")
+
+
+def _axis_labels(rows: int, cols: int, br: int, bc: int, scale: int, vector: bool) -> list[str]:
+    """Row indices on the left and column indices on top, every few cells so they never touch."""
+    every_col = max(1, math.ceil(24 / scale))  # labels at least 24 px apart
+    every_row = max(1, math.ceil(12 / scale))
+    out = []
+    for j in range(0, cols, every_col):
+        x = LABEL + 1 + j * scale + scale / 2
+        out.append(f'<text x="{x}" y="{LABEL - 6}" font-size="9" text-anchor="middle" '
+                   f'fill="#555">{j * bc}</text>')
+    if not vector:
+        for i in range(0, rows, every_row):
+            y = LABEL + 1 + i * scale + scale / 2 + 3
+            out.append(f'<text x="{LABEL - 3}" y="{y}" font-size="9" text-anchor="end" '
+                       f'fill="#555">{i * br}</text>')
+    return out
 
 
 def _entry(c: Component, flat: int) -> str:
     return index_text(c.name, tuple(int(k) for k in np.unravel_index(flat, c.shape)))
 
 
-def _worst_marks(c: Component, r: np.ndarray, flags: np.ndarray, br: int, bc: int,
-                 scale: int) -> list[str]:
+def worst_order(r: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Flat indices of the wrong entries, largest ratio first (at most ``WORST``)."""
     order = np.flatnonzero((flags == MISMATCH).ravel())
-    order = order[np.argsort(-r.ravel()[order], kind="stable")][:WORST]
+    return order[np.argsort(-r.ravel()[order], kind="stable")][:WORST]
+
+
+def _worst_marks(order: np.ndarray, r: np.ndarray, br: int, bc: int, scale: int) -> list[str]:
     marks = []
     for rank, flat in enumerate(order, start=1):
         i, j = divmod(int(flat), r.shape[1])
-        x, y = 1 + (j // bc) * scale, 1 + (i // br) * scale
+        x, y = LABEL + 1 + (j // bc) * scale, LABEL + 1 + (i // br) * scale
         marks.append(f'<rect x="{x}" y="{y}" width="{scale}" height="{scale}" fill="none" '
                      f'stroke="#000" stroke-width="2"/>')
         if scale >= 9:
             marks.append(f'<text x="{x + scale / 2}" y="{y + scale - 2.5}" font-size="{scale - 3}" '
                          f'text-anchor="middle" fill="#fff" font-weight="700">{rank}</text>')
     return marks
+
+
+def _worst_list(c: Component, order: np.ndarray, r: np.ndarray) -> str:
+    """The numbered worst entries, as marked on the heatmap, with their values."""
+    if not len(order):
+        return ""
+    numeric, analytic = np.ravel(c.numeric_array), np.ravel(c.analytic_array)
+    items = "".join(
+        f"<li><code>{escape(_entry(c, int(k)))}</code>: numeric {fmt(numeric[k])}, analytic "
+        f"{fmt(analytic[k])}, {fmt(r.ravel()[k])}× the tolerance</li>"
+        for k in order
+    )
+    return f'<ol class="worst">{items}</ol>'
+
+
+def _footer(command: str | None, seed: int | None) -> str:
+    import shlex
+    import sys
+    from importlib import metadata
+
+    try:
+        version = metadata.version("gradcheck")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    if command is None and sys.argv and sys.argv[0]:
+        command = shlex.join(sys.argv)
+    parts = [f"gradcheck {escape(version)}"]
+    if seed is not None:
+        parts.append(f"seed {int(seed)}")
+    if command:
+        parts.append(f"command <code>{escape(command)}</code>")
+    return f"<footer>{' · '.join(parts)}</footer>"
+
+
+_COMPACT_CSS = (
+    ".gradcheck-report table{border-collapse:collapse;font-variant-numeric:tabular-nums;"
+    "font-size:12px}.gradcheck-report th,.gradcheck-report td{padding:2px 7px;text-align:right;"
+    "white-space:nowrap;border-bottom:1px solid #e3e3e3}.gradcheck-report .l{text-align:left}"
+    ".gradcheck-report .verdict{padding:6px 10px;border-radius:4px;font-weight:600;margin:4px 0}"
+    ".gradcheck-report .pass{background:#e6f4ea;color:#1e6b34}"
+    ".gradcheck-report .fail{background:#fdecea;color:#a1261b}"
+    ".gradcheck-report .ok{color:#1e6b34;font-weight:600}"
+    ".gradcheck-report .bad{color:#a1261b;font-weight:700}"
+    ".gradcheck-report .finding{border-left:3px solid #a1261b;padding:2px 8px;margin:4px 0}"
+    ".gradcheck-report .scroll{overflow-x:auto}.gradcheck-report h2{display:none}"
+    ".gradcheck-report .note{color:#444;margin:2px 0}"
+)
+
+
+def compact(report: ReportData) -> str:
+    """A fragment for a notebook cell: verdict, table, findings (no heatmaps: ``to_html()``).
+
+    >>> import gradcheck
+    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)},
+    ...                     {"w": 2 * np.ones(2)})
+    >>> frag = compact(r)
+    >>> frag.startswith('<div class="gradcheck-report">') and "PASSED" in frag and "<svg" not in frag
+    True
+    """
+    return (
+        f'<div class="gradcheck-report"><style>{_COMPACT_CSS}</style>'
+        f'<div class="verdict {"pass" if report.passed else "fail"}">{escape(summary(report))}'
+        f"</div>{_table(report)}{_findings(report)}</div>"
+    )
 
 
 def _color(ratio: float) -> str:

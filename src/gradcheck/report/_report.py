@@ -12,6 +12,7 @@ from typing import Any
 
 from gradcheck._errors import GradCheckError
 from gradcheck.report import _html, _markdown, _text
+from gradcheck.report._format import fmt
 from gradcheck.report._model import ReportData
 
 
@@ -23,12 +24,14 @@ class GradientMismatchError(GradCheckError):
         self.report: Report = report
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report(ReportData):
     """The result of ``gradcheck.check``: frozen, printable, serialisable.
 
     ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate;
-    ``passed`` is our noise-aware verdict, which does not depend on that ratio.
+    ``passed`` is our noise-aware verdict, which does not depend on that ratio. ``str(report)``
+    is the table and the sentences (plain text, 120 columns, also in a notebook); in Jupyter a
+    report displays as a compact HTML table (``_repr_html_``); ``repr`` is one short line.
     """
 
     def raise_for_failure(self) -> Report:
@@ -41,9 +44,13 @@ class Report(ReportData):
         """The verdict and the findings in plain sentences."""
         return _text.explain(self)
 
-    def to_html(self, sweep: Any = None, title: str = "gradcheck report") -> str:
-        """A self-contained HTML page: table, findings, per-entry error heatmaps (no JS)."""
-        return _html.to_html(self, sweep=sweep, title=title)
+    def to_html(self, sweep: Any = None, title: str = "gradcheck report",
+                command: str | None = None, seed: int | None = None) -> str:
+        """A self-contained HTML page: table, findings, per-entry error heatmaps (no JS).
+
+        ``command`` and ``seed`` (how the check was run) are shown in the page's footer.
+        """
+        return _html.to_html(self, sweep=sweep, title=title, command=command, seed=seed)
 
     def to_markdown(self) -> str:
         """The report as GitHub Markdown, for an issue or a pull-request comment."""
@@ -52,10 +59,27 @@ class Report(ReportData):
     def __rich__(self) -> Any:
         return _text.renderable(self)
 
-    def __str__(self) -> str:
+    def to_text(self, width: int = 120) -> str:
+        """The table and the sentences as plain text, ``width`` columns wide (no colour)."""
         from rich.console import Console
 
         buffer = io.StringIO()
-        console = Console(file=buffer, width=120, color_system=None, force_terminal=False)
+        # force_jupyter=False: in a notebook rich would otherwise send the output to the
+        # notebook's display and leave the string (and every exception message) empty.
+        console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
+                          force_jupyter=False, force_interactive=False, soft_wrap=False)
         console.print(self)
         return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        verdict = "INTERRUPTED" if self.interrupted else ("PASSED" if self.passed else "FAILED")
+        wrong = f", suspects={self.suspects!r}" if self.suspects else ""
+        return (f"<gradcheck.Report {verdict}: {len(self.components)} parameters{wrong}, "
+                f"relative_error={fmt(self.relative_error)}, {self.evaluations:,} evaluations>")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the verdict, the table and the findings (heatmaps: ``to_html()``)."""
+        return _html.compact(self)

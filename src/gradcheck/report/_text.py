@@ -65,45 +65,98 @@ def _worst_sentence(c: Component) -> str:
     return f"{c.name}: {c.mismatches} of {c.checked} checked entries disagree (worst: {where})."
 
 
-def renderable(report: ReportData) -> Any:
-    from rich.console import Group
-    from rich.table import Table
+# The table's columns, in display order: (header, justify). Numbers never wrap: when the table
+# does not fit the width, whole columns are dropped, least useful first (DROP_ORDER).
+COLUMNS = (
+    ("parameter", "left"),
+    ("shape", "left"),
+    ("checked", "right"),
+    ("rel. error", "right"),
+    ("max |n-g|", "right"),
+    ("worst at", "left"),
+    ("numeric", "right"),
+    ("analytic", "right"),
+    ("tolerance", "right"),
+    ("eps", "right"),
+    ("", "left"),
+)
+DROP_ORDER = (("eps",), ("tolerance",), ("numeric", "analytic"), ("checked",), ("shape",),
+              ("max |n-g|",), ("worst at",))
+
+
+def _cells(c: Component) -> dict[str, Any]:
     from rich.text import Text
 
-    table = Table(title="gradcheck", title_justify="left", expand=False)
-    for header, justify in (
-        ("parameter", "left"),
-        ("shape", "left"),
-        ("checked", "right"),
-        ("rel. error", "right"),
-        ("max |n-g|", "right"),
-        ("worst at", "left"),
-        ("numeric", "right"),
-        ("analytic", "right"),
-        ("tolerance", "right"),
-        ("eps", "right"),
-        ("", "left"),
-    ):
-        table.add_column(header, justify=justify, overflow="fold")
+    status = Text("ok", style="green") if c.passed else Text("WRONG", style="bold red")
+    checked = f"{c.checked:,}" + (f" (+{c.skipped} skipped)" if c.skipped else "")
+    return {
+        "parameter": Text(c.name),
+        "shape": "x".join(str(s) for s in c.shape) or "scalar",
+        "checked": checked,
+        "rel. error": fmt(c.relative_error),
+        "max |n-g|": fmt(c.max_abs_error),
+        "worst at": index_text("", c.worst_index) or "-",
+        "numeric": fmt(c.numeric),
+        "analytic": fmt(c.analytic),
+        "tolerance": fmt(c.tolerance),
+        "eps": fmt(c.eps),
+        "": status,
+    }
+
+
+def table(report: ReportData, dropped: frozenset[str] = frozenset()) -> Any:
+    """The parameter table without the columns in ``dropped``; only names may wrap."""
+    from rich.table import Table
+
+    out = Table(title="gradcheck", title_justify="left", expand=False)
+    shown = [(h, j) for h, j in COLUMNS if h not in dropped]
+    for header, justify in shown:
+        out.add_column(header, justify=justify, no_wrap=header != "parameter",
+                       overflow="fold" if header == "parameter" else "ellipsis")
     for c in report.components.values():
-        status = Text("ok", style="green") if c.passed else Text("WRONG", style="bold red")
-        checked = f"{c.checked:,}" + (f" (+{c.skipped} skipped)" if c.skipped else "")
-        table.add_row(
-            Text(c.name),
-            "x".join(str(s) for s in c.shape) or "scalar",
-            checked,
-            fmt(c.relative_error),
-            fmt(c.max_abs_error),
-            Text(index_text("", c.worst_index) or "-"),
-            fmt(c.numeric),
-            fmt(c.analytic),
-            fmt(c.tolerance),
-            fmt(c.eps),
-            status,
-        )
-    style = "bold green" if report.passed else "bold red"
-    parts: list[Any] = [table, Text(summary(report), style=style)]
-    details = explain(report).split("\n")[1:]
-    if details:
-        parts.append(Text("\n".join(details)))
-    return Group(*parts)
+        cells = _cells(c)
+        out.add_row(*(cells[h] for h, _ in shown))
+    return out
+
+
+def columns_for(report: ReportData, console: Any, options: Any) -> Any:
+    """The widest table that fits ``options.max_width`` (whole columns dropped, in DROP_ORDER)."""
+    from rich.measure import Measurement
+
+    unbounded = options.update_width(100_000)  # Measurement.get clamps to the width it gets
+    steps = [frozenset(sum(DROP_ORDER[:k], ())) for k in range(len(DROP_ORDER) + 1)]
+    for dropped in steps:
+        candidate = table(report, dropped)
+        if Measurement.get(console, unbounded, candidate).maximum <= options.max_width:
+            return candidate
+    return table(report, steps[-1])
+
+
+class _View:
+    """The rich view of a report: the table fitted to the console's width, then the sentences."""
+
+    def __init__(self, report: ReportData) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        report = self.report
+        yield columns_for(report, console, options)
+        yield Text(summary(report), style="bold green" if report.passed else "bold red")
+        details = explain(report).split("\n")[1:]
+        if details:
+            yield Text("\n".join(details))
+
+
+def renderable(report: ReportData) -> Any:
+    """A rich renderable: the table (columns dropped to fit the width), verdict, findings.
+
+    >>> import io, numpy as np, gradcheck
+    >>> from rich.console import Console
+    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(3)}, {"w": 3 * np.ones(3)})
+    >>> out = io.StringIO(); Console(file=out, width=60).print(renderable(r))
+    >>> max(len(line) for line in out.getvalue().splitlines()) <= 60
+    True
+    """
+    return _View(report)
