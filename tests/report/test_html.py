@@ -151,7 +151,7 @@ def test_heatmaps_carry_row_and_column_indices():
     assert columns == ["0", "1", "2", "3", "4"] and rows == ["0", "1", "2", "3", "4", "5"]
     big = _report(shape=(200, 30), bad=(150, 7)).to_html()  # blocks: labels give first rows
     rows = [int(v) for v in re.findall(r'text-anchor="end" fill="#555">(\d+)</text>', big)]
-    assert rows[0] == 0 and all(b - a == rows[1] - rows[0] > 0 for a, b in zip(rows, rows[1:]))
+    assert rows[0] == 0 and all(b - a == rows[1] - rows[0] > 0 for a, b in zip(rows, rows[1:], strict=False))
     assert 195 <= rows[-1] + (rows[1] - rows[0]) <= 205
 
 
