@@ -24,6 +24,7 @@ from gradcheck._errors import (
     StructureError,
 )
 from gradcheck.checks._check import check
+from gradcheck.checks._layer import check_layer
 from gradcheck.checks._sweep import sweep
 from gradcheck.cli._approx import ApproxTable, approx
 from gradcheck.core._numerical import numerical_gradient
@@ -56,6 +57,7 @@ __all__ = [
     "TaylorResult",
     "approx",
     "check",
+    "check_layer",
     "nn",
     "numerical_gradient",
     "relative_error",

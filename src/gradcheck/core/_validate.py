@@ -38,17 +38,30 @@ def check_grads(params: Tree, grads: Tree) -> None:
     for name, p in zip(params.names, params.leaves, strict=True):
         g = grads.leaves[order[name]]
         if g.shape != p.shape:
-            hint = (
-                " Is the gradient transposed? Return its .T."
-                if g.ndim == 2 and g.shape == p.shape[::-1]
-                else " Return a gradient with the same shape as its parameter"
-                + (" (did you sum over the wrong axis?)." if g.size != p.size else ".")
-            )
             raise ShapeMismatchError(
                 f"grads['{name}'] has shape {g.shape} but params['{name}'] has shape "
-                f"{p.shape}.{hint}"
+                f"{p.shape}.{shape_hint(g.shape, p.shape)}"
             )
         _check_leaf(g, f"grads['{name}']")
+
+
+def shape_hint(g: tuple[int, ...], p: tuple[int, ...]) -> str:
+    """The likely cause of a gradient of shape ``g`` for a parameter of shape ``p``.
+
+    >>> "only by size-1 axes" in shape_hint((1, 5), (5,)), "transposed" in shape_hint((3, 2), (2, 3))
+    (True, True)
+    """
+    if len(g) == 2 and g == p[::-1] and g != p:
+        return " Is the gradient transposed? Return its .T."
+    if tuple(s for s in g if s != 1) == tuple(s for s in p if s != 1):
+        return (
+            " They differ only by size-1 axes (a keepdims=True sum, or a row vector for a "
+            f"vector?). Reshape it to {p} (e.g. .reshape({p})): it matters because an update "
+            "θ − lr·g would broadcast and change the parameter's shape."
+        )
+    return " Return a gradient with the same shape as its parameter" + (
+        " (did you sum over the wrong axis?)." if int(np.prod(g)) != int(np.prod(p)) else "."
+    )
 
 
 def _check_leaf(leaf: np.ndarray, what: str) -> None:

@@ -77,7 +77,8 @@ class Report(ReportData):
     def __repr__(self) -> str:
         verdict = "INTERRUPTED" if self.interrupted else ("PASSED" if self.passed else "FAILED")
         wrong = f", suspects={self.suspects!r}" if self.suspects else ""
-        return (f"<gradcheck.Report {verdict}: {len(self.components)} parameters{wrong}, "
+        n = len(self.components)
+        return (f"<gradcheck.Report {verdict}: {n} parameter{'s' * (n != 1)}{wrong}, "
                 f"relative_error={fmt(self.relative_error)}, {self.evaluations:,} evaluations>")
 
     def _repr_html_(self) -> str:
