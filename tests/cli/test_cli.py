@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import gradcheck
 from gradcheck.cli._app import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "targets.py"
@@ -304,3 +305,33 @@ def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
     result = run("check", f"{target}:t", "--json")
     assert result.exit_code == 130
     assert json.loads(result.stdout)["interrupted"] is True
+
+
+def _main(*args: str) -> subprocess.CompletedProcess:
+    src = str(Path(gradcheck.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "gradcheck", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_version_help_and_completion():
+    out = _main("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"gradcheck {gradcheck.__version__}"
+    for flag in ("-h", "--help"):
+        helped = _main("check", flag)
+        assert helped.returncode == 0 and "--eps" in helped.stdout
+    top = _main("-h").stdout
+    assert "--install-completion" in top and "--show-completion" in top
+    completion = _main("--show-completion", "bash")
+    assert completion.returncode == 0 and "_GRADCHECK_COMPLETE" in completion.stdout
+
+
+def test_usage_errors_have_the_one_error_style():
+    for args, says in ((("check",), "Missing argument"), (("nosuch",), "No such command"),
+                       (("demo", "--bug", "nope"), "--bug"),
+                       (("check", "x.py:f", "--scheme", "bogus"), "--scheme")):
+        out = _main(*args)
+        assert out.returncode == 2, args
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gradcheck: error: ") and says in lines[0]
+        assert "Traceback" not in out.stderr and "╭" not in out.stderr

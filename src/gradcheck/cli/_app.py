@@ -12,7 +12,13 @@ import typer
 
 from gradcheck._errors import GradCheckError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Gradient checking that tells you where and why.")
+app = typer.Typer(
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    help="Gradient checking that tells you where and why.",
+)
 
 
 @app.command()
@@ -38,9 +44,8 @@ def demo(
     settings = DemoSettings(data, epochs, hidden, seed, bug, not no_plot, out)
     try:
         summary = run_demo(settings, quiet=as_json)
-    except GradCheckError as error:
-        typer.echo(f"gradcheck demo: {error}", err=True)
-        raise typer.Exit(2) from None
+    except (GradCheckError, ImportError) as error:
+        raise _fail(error, False) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
 
@@ -311,10 +316,42 @@ def sweep_command(
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("gradcheck")
+        except metadata.PackageNotFoundError:  # run from a source tree without installing
+            from gradcheck.report._html import _footer
+
+            version = _footer(None, None).split("gradcheck ")[1].split("<")[0]
+        typer.echo(f"gradcheck {version}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
     """Gradient checking that tells you where and why."""
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The ``gradcheck`` entry point: every error, usage errors included, is one line
+    ``gradcheck: error: ...`` on stderr with exit code 2."""
+    try:
+        code = app(args=argv, prog_name="gradcheck", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as error:  # click's usage errors (typer vendors click)
+        text = " ".join(str(getattr(error, "format_message", error.__str__)()).split())
+        if not text:  # no arguments at all: the help was printed
+            sys.exit(0)
+        ctx = getattr(error, "ctx", None)
+        if ctx is not None:
+            text += f" (see '{ctx.command_path} -h')"
+        typer.echo(f"gradcheck: error: {text}", err=True)
+        sys.exit(int(getattr(error, "exit_code", 2)))
+    sys.exit(code if isinstance(code, int) else 0)
