@@ -96,3 +96,8 @@ def test_progress_prints_a_plain_line_without_warnings(executed):
                      if out.get("output_type") == "stream" and out.get("name") == "stderr")
     assert "coordinates" in stderr and "gradcheck " in stderr
     assert "Warning" not in stderr and "ipywidgets" not in stderr
+    stdout = "".join(out.get("text", "") for _, out in _outputs(executed)
+                     if out.get("name") == "stdout")
+    training = [line for line in stdout.splitlines() if line.startswith("training")]
+    assert len(training) == 1 and "5/5" in training[0]  # net.fit's bar: one plain line
+    assert "\x1b[" not in stdout + stderr  # no terminal escape codes in the notebook

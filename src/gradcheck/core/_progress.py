@@ -38,8 +38,9 @@ def console(stderr: bool = True) -> Any:
     rich would warn 'install ipywidgets') it writes plain text to the stream instead."""
     from rich.console import Console
 
-    if in_notebook() and not _has_widgets():
-        return Console(stderr=stderr, force_jupyter=False)
+    if in_notebook() and not _has_widgets():  # plain text: a final line, no escape codes
+        return Console(stderr=stderr, force_jupyter=False, force_terminal=False,
+                       color_system=None)
     return Console(stderr=stderr)
 
 

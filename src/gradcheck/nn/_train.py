@@ -137,6 +137,10 @@ def _shown(history: History) -> float:
 def _bar(enabled: bool, epochs: int, console: Console | None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from gradcheck.core._progress import console as live_console
+
+    if console is None and enabled:  # in a notebook without ipywidgets: plain text, no warning
+        console = live_console(stderr=False)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[acc]:.2%}"),
