@@ -75,7 +75,10 @@ def test_html_and_markdown_files_are_written_and_nothing_else(tmp_path):
     result = run("check", f"{EXAMPLES}:buggy_mlp", "--html", str(html), "--markdown", str(md), "-q")
     assert result.exit_code == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.md"]
-    assert "<svg" in html.read_text(encoding="utf-8")
+    page = html.read_text(encoding="utf-8")
+    assert "<svg" in page
+    footer = page[page.index("<footer>"):]  # how to reproduce it: version, seed, command
+    assert "seed 0" in footer and "gradcheck check" in footer and "buggy_mlp --scheme central" in footer
     assert "**WRONG**" in md.read_text(encoding="utf-8")
     assert EXAMPLES.read_bytes() == before
 

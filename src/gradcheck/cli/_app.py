@@ -155,6 +155,17 @@ def _run_check(target: str, options: dict[str, Any]) -> Any:
             return check(loss, params, grads, executor=pool, **options)
 
 
+def _command(name: str, target: str, **options: Any) -> str:
+    """The command line that reproduces a report, for its HTML footer."""
+    import shlex
+
+    words = ["gradcheck", name, target]
+    for key, value in options.items():
+        if value is not None:
+            words += [f"--{key}", str(value)]
+    return shlex.join(words)
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -194,7 +205,11 @@ def check_command(
         _writable(md_path, "--markdown")
         report = _run_check(target, options)
         if html_path is not None:
-            html_path.write_text(report.to_html(title=f"gradcheck {target}"), encoding="utf-8")
+            html_path.write_text(report.to_html(title=f"gradcheck {target}", seed=seed,
+                                                command=_command("check", target, eps=eps,
+                                                                 scheme=scheme, seed=seed,
+                                                                 coords=coords)),
+                                 encoding="utf-8")
         if md_path is not None:
             md_path.write_text(report.to_markdown() + "\n", encoding="utf-8")
     except Exception as error:
@@ -283,7 +298,9 @@ def sweep_command(
                 from gradcheck.checks._check import check
 
                 report = check(loss, params, grads, seed=seed)
-                Path(html).write_text(report.to_html(sweep=result, title=f"gradcheck {target}"),
+                command = _command("sweep", target, schemes=schemes, seed=seed)
+                Path(html).write_text(report.to_html(sweep=result, title=f"gradcheck {target}",
+                                                     seed=seed, command=command),
                                       encoding="utf-8")
                 paths.append(Path(html))
     except Exception as error:
