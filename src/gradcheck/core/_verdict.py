@@ -399,12 +399,13 @@ def _evaluate_nodes(
 
 
 def _blocks(n: int, first: int, block: int) -> list[tuple[int, int]]:
-    """Bounds of the blocks of ``n`` entries: ``first`` entries, then ``block`` at a time.
+    """Bounds of the blocks of ``n`` entries: the first block of ``block`` is split after
+    ``first`` entries (an early rate for the progress display); the grid stays ``block``.
 
     >>> _blocks(10, 2, 4)
-    [(0, 2), (2, 6), (6, 10)]
+    [(0, 2), (2, 4), (4, 8), (8, 10)]
     """
-    bounds = [0, *range(min(first, n), n, block), n] if n else [0]
+    bounds = sorted({0, min(first, n), *range(block, n, block), n})
     return [(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False) if hi > lo]
 
 
