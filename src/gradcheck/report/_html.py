@@ -9,13 +9,19 @@ entries are outlined and numbered, and every cell has a tooltip (SVG ``<title>``
 from __future__ import annotations
 
 import math
-from html import escape
+from html import escape as _escape
 
 import numpy as np
 
-from gradcheck.report._format import fmt, index_text
+from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
 from gradcheck.report._text import origin_sentence, summary
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control characters and lone surrogates as visible escapes (so the page
+    always encodes as UTF-8)."""
+    return _escape(clean(text))
+
 
 MAX_CELLS = 48  # per side: bigger matrices are shown as blocks holding the block's worst ratio
 CELL = 26  # pixels, at most; big matrices get smaller cells
@@ -83,7 +89,10 @@ def _table(report: ReportData) -> str:
     rows += [f'<th class="{"l" if i in (0, 1, 2, 6) else ""}">{h}</th>' for i, h in enumerate(head)]
     rows.append("</tr></thead><tbody>")
     for c in report.components.values():
-        verdict = '<span class="ok">ok</span>' if c.passed else '<span class="bad">WRONG</span>'
+        verdict = (
+            '<span class="ok">ok</span>' if c.passed
+            else '<span class="bad">WRONG</span>' if c.passed is False else "unjudged"
+        )
         skipped = f" (+{c.skipped} skipped)" if c.skipped else ""
         cells = (
             f'<td class="l">{escape(c.name)}</td>',
