@@ -17,6 +17,7 @@ from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
 from gradcheck.report._text import origin_sentence, summary
 
+
 def escape(text: str) -> str:
     """HTML-escaped, with control characters and lone surrogates as visible escapes (so the page
     always encodes as UTF-8)."""
