@@ -750,6 +750,36 @@ def dask_workers_keep_dying(keep: Keep) -> None:
         gradcheck.check(_square, w, 2 * w, executor=_FakeDask(lose=99), coords="all")
 
 
+def _dies_once(marker: str, parent: int, w: np.ndarray) -> float:
+    """A loss whose first call on a worker process kills that worker (and its scattered data)."""
+    if os.getpid() != parent and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return float(np.sum(w**2))
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # sockets of the worker that died
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_dask_only_worker_with_the_data_dies(tmp_path: Path) -> None:
+    """A real cluster: its one worker dies with the scattered data (FutureCancelledError)."""
+    import functools
+
+    distributed = pytest.importorskip("distributed")
+    keep = Keep()
+    w = keep(BIG.copy())
+    with (
+        distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                                 dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        marker = str(tmp_path / "died")
+        loss = functools.partial(_dies_once, marker, os.getpid())
+        report = gradcheck.check(loss, w, 2 * w, executor=client, coords="all")
+        assert os.path.exists(marker)  # the worker did die, and the check recovered
+    assert report.passed is True
+    assert all(snapshot(obj) == before for obj, before in keep.kept)
+
+
 # --- harmed inputs: torch -------------------------------------------------------------------------
 
 

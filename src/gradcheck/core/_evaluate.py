@@ -43,7 +43,7 @@ class Workspace:
     @property
     def struct(self) -> Any:
         """The user's structure around our arrays: a new container on every access."""
-        return self._rebuild(list(self.arrays))
+        return self._rebuild(self.arrays)
 
     def unchanged(self) -> bool:
         return all(np.array_equal(a, o, equal_nan=True) for a, o in zip(self.arrays, self.originals, strict=True))
@@ -172,6 +172,7 @@ class SerialEvaluator:
 # the call, small enough to stay in cache on a CPU (256 MiB stacks ran 3x slower per row).
 MEMORY = 32 * 2**20
 RETRIES = 3  # a chunk whose worker process died is run again this many times
+RESTART_WAIT = 60  # seconds to wait for a Dask worker to come back before shipping data again
 CHUNKS_PER_WORKER = 4
 LOCAL = 64  # requests smaller than this (refinement, tiny tensors) run in this process
 
@@ -330,6 +331,15 @@ class ExecutorEvaluator(SerialEvaluator):
 
     def _scatter(self) -> None:
         """Ship the loss and the parameters to every Dask worker (again, after workers died)."""
+        wait = getattr(self.executor, "wait_for_workers", None)
+        if wait is not None:  # a dead worker's nanny restarts it: scatter to nobody loses the data
+            try:
+                wait(1, timeout=RESTART_WAIT)
+            except Exception as error:  # noqa: BLE001 - the cluster has no worker at all
+                raise GradCheckError(
+                    f"the Dask cluster has no worker left ({type(error).__name__}: {error}); "
+                    "restart the cluster or run with executor=None."
+                ) from error
         scatter = self.executor.scatter
         self._struct = scatter([self.ws.struct], broadcast=True, hash=False)[0]
         self._loss = scatter([_InBand(self.loss)], broadcast=True, hash=False)[0]

@@ -44,6 +44,14 @@ def flatten(params: Params, *, what: str = "params") -> Tree:
     def rebuild(values: list[Any]) -> Params:
         return build(iter(values))
 
+    flat = type(params) is dict and not any(isinstance(v, Mapping | list | tuple)
+                                            for v in params.values())
+    if flat:  # the common case, rebuilt on every loss call: keep it cheap
+        keys = list(params)
+
+        def rebuild(values: list[Any]) -> Params:  # noqa: F811 - the fast path of the above
+            return dict(zip(keys, values, strict=True))
+
     return Tree(tuple(names), tuple(leaves), rebuild)
 
 

@@ -108,8 +108,8 @@ def run(
     planned = [s if i is None else len(i) for i, s in zip(selection.indices, sizes, strict=True)]
     report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start,
                        planned, interrupted)
-    extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
-    extra += _step_notes(tree, analytic, plan, results)
+    extra = _step_notes(tree, analytic, plan, results)  # the interruption note stays last
+    extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
 
 
