@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import gradcheck
@@ -209,6 +211,22 @@ def zero_d_parameter(keep: Keep) -> None:
     assert gradcheck.check(lambda p: float(np.sin(p)), w, np.cos(w)).passed is True
 
 
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_any_layout_gives_the_numbers_of_a_c_contiguous_copy(shape: list[int], data: Any) -> None:
+    base = np.random.default_rng(len(shape)).standard_normal([2 * n for n in shape])
+    axes = data.draw(st.permutations(range(len(shape))))
+    steps = [data.draw(st.sampled_from([1, 2, -1, -2])) for _ in shape]
+    view = base[tuple(slice(None, None, k) for k in steps)].transpose(axes)
+    if data.draw(st.booleans()):
+        view = np.asfortranarray(view)
+    before = snapshot(base), snapshot(view)
+    same_numbers({"W": view}, coords="all")
+    assert (snapshot(base), snapshot(view)) == before
+
+
 # --- silent wrong answers: forced steps -------------------------------------------------------
 
 
@@ -275,6 +293,15 @@ def eps_keys_colliding(keep: Keep) -> None:
     w = keep(W3.copy())
     with pytest.raises(OptionError, match="collide"):
         gradcheck.check(cube, w, 3 * w**2, eps={1: 1e-6, "1": 1e-5})
+
+
+@scenario
+def numerical_gradient_and_sweep_use_the_literal_step(keep: Keep) -> None:
+    w = keep(np.linspace(0.2, 0.9, 8))
+    rough = gradcheck.numerical_gradient(lambda p: float(np.sum(np.sin(p))), w, eps=1e-14)
+    assert 1e-6 < np.max(np.abs(rough - np.cos(w))) < 1.0  # the rounding of that very step
+    far = gradcheck.numerical_gradient(lambda p: float(np.sum(np.sin(p))), w, eps=10.0)
+    np.testing.assert_allclose(far, np.cos(w) * np.sin(10.0) / 10.0, atol=1e-12)
 
 
 @scenario

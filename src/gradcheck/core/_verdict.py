@@ -53,13 +53,15 @@ def run(
     executor: Any = None,
     progress: bool | None = False,
 ) -> Report:
-    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only.
+    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only, at
+    exactly the forced step (``numerical_gradient`` and the sweep measure the step they are
+    given; only a verdict needs a forced eps widened or refused).
 
     A Ctrl-C during the evaluations returns the partial report (``report.interrupted``).
     """
     start = time.perf_counter()
     tree, analytic = inputs(params, grads)
-    _check_forced_eps(options, tree)
+    _check_forced_eps(options, tree, refuse_huge=refine)
     plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
     plan.grad_scale = max(float(np.max(np.abs(g), initial=0.0)) for g in analytic)
     sizes = [leaf.size for leaf in tree.leaves]
@@ -113,10 +115,10 @@ def run(
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
 
 
-def _check_forced_eps(options: Options, tree: Tree) -> None:
+def _check_forced_eps(options: Options, tree: Tree, refuse_huge: bool = True) -> None:
     """A forced eps names real parameters, and does not dwarf the parameter it moves."""
     check_eps_names(options.eps, tree.names)
-    if options.eps is None or options.scheme == "complex":  # a complex step can be any size
+    if options.eps is None or options.scheme == "complex" or not refuse_huge:
         return
     for name, leaf in zip(tree.names, tree.leaves, strict=True):
         h = options.eps.get(name) if isinstance(options.eps, dict) else options.eps
@@ -315,7 +317,8 @@ def _check_tensor(
     low = relative > LOW_PRECISION
     scale = float(np.sqrt(np.mean(theta**2)))
     h = plan.eps_for(ev.ws.names[t], t) or default_step(plan.scheme, relative, scale)
-    forced = None if plan.complex or t in plan.widened else plan.eps_for(ev.ws.names[t])
+    literal = plan.complex or not plan.refine or t in plan.widened  # no verdict rests on it
+    forced = None if literal else plan.eps_for(ev.ws.names[t])
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
         h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
