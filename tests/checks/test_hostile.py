@@ -389,6 +389,25 @@ def ctrl_c_at_the_last_base_value(keep: Keep) -> None:
 
 
 @scenario
+def ctrl_c_in_the_diagnosis_keeps_the_verdict(keep: Keep) -> None:
+    from gradcheck.core._options import validate
+    from gradcheck.core._verdict import run
+
+    w = keep(np.linspace(0.1, 1.0, 12))
+    g = 3 * w**2
+    g[5] += 1.5 * gradcheck.check(cube, w, g).components["theta"].bound_array[5]
+    keep(g)  # borderline: the diagnosis runs a Taylor test, which calls the loss again
+    verdict_calls = run(cube, w, g, validate(eps=None, scheme="central", seed=0)).evaluations
+    in_diagnosis = interrupt_at(cube, lambda k, p: k > verdict_calls)
+    report = gradcheck.check(in_diagnosis, w, g, on_interrupt="report")
+    assert report.passed is True and not report.interrupted
+    assert "Ctrl-C stopped the diagnosis" in report.notes[-1]
+    with pytest.raises(CheckInterrupted) as info:
+        gradcheck.check(interrupt_at(cube, lambda k, p: k > verdict_calls), w, g)
+    assert info.value.report.passed is True
+
+
+@scenario
 def incomplete_report_renders_and_validates(keep: Keep) -> None:
     validate = _schema_validator()
     w = keep(W3.copy())
