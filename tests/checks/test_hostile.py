@@ -455,6 +455,17 @@ def masked_inside_a_dict_refused(keep: Keep) -> None:
 
 
 @scenario
+def np_matrix_refused(keep: Keep) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        m = keep(np.matrix([[1.0, 2.0, 3.0]]))
+    with pytest.raises(DTypeError, match=r"np.matrix.*np.asarray"):
+        gradcheck.check(lambda p: float(np.sum(p)), m, np.ones((1, 3)))
+
+
+@scenario
 def float32_gradient_of_a_float64_parameter(keep: Keep) -> None:
     w = keep(np.array([0.3, 0.7, 1.1]))
     g = keep(np.cos(w).astype(np.float32))

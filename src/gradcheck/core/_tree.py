@@ -106,6 +106,11 @@ def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
             f"or not, so the mask would be silently ignored. Pass {name}.filled(value) (or "
             f"np.asarray({name}.data) if the masked entries are meaningful)."
         )
+    if isinstance(node, np.matrix):  # * is a matrix product there, not on the copies we pass
+        raise DTypeError(
+            f"{what}['{name}'] is an np.matrix, whose * and indexing differ from an ndarray's; "
+            f"the loss would see ndarray copies. Pass np.asarray({name}) and use @ in the loss."
+        )
     if isinstance(node, np.ndarray):
         return node
     if isinstance(node, np.generic):
