@@ -108,11 +108,21 @@ def check(
         return loss(p)
 
     def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params) -> bool:
-        return run(fn, p, corrected, validate(eps=None, scheme="central", seed=seed)).passed
+        again = run(fn, p, corrected, validate(eps=None, scheme="central", seed=seed))
+        if again.interrupted:  # Ctrl-C in a re-check: not a "no", a stop
+            raise KeyboardInterrupt
+        return bool(again.passed)
 
-    report = finish(
-        report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck
-    )
+    try:
+        report = finish(
+            report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck
+        )
+    except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
+        note = ("Ctrl-C stopped the diagnosis: the verdict is complete, but findings (what kind "
+                "of mistake) may be missing.")
+        report = dataclasses.replace(report, notes=(*report.notes, note))
+        if on_interrupt == "raise":
+            raise CheckInterrupted(report) from None
     return dataclasses.replace(report, evaluations=report.evaluations + extra)
 
 

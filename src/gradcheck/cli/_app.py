@@ -65,10 +65,12 @@ def _fail(error: BaseException, debug: bool) -> typer.Exit:
         import traceback
 
         traceback.print_exception(error, file=sys.stderr)
+    from gradcheck.report._format import clean
+
     text = " ".join(str(error).split()) or type(error).__name__
     if not isinstance(error, _Usage | GradCheckError):
         text = f"{type(error).__name__}: {text}"
-    typer.echo(f"gradcheck: error: {text}", err=True)
+    typer.echo(f"gradcheck: error: {clean(text)}", err=True)
     return typer.Exit(2)
 
 
@@ -135,10 +137,35 @@ def _user_code() -> Iterator[None]:
     """Around the user's code: its prints go to stderr, and its sys.exit() is an input error
     (it must not decide our exit code)."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with _stdout_to_stderr(), contextlib.redirect_stdout(sys.stderr):
             yield
     except SystemExit as error:
         raise _Usage(f"the target called sys.exit({error.code!r}).") from None
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr while the target runs: ``os.write(1, ...)``,
+    ``sys.__stdout__`` and C extensions cannot slip text into our stdout (``--json``)."""
+    import os
+
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (an embedding, a test runner)
+        yield
+        return
+    for stream in (sys.__stdout__, sys.stdout):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        os.dup2(sys.__stderr__.fileno() if sys.__stderr__ is not None else 2, fd)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.__stdout__.flush()  # what the target buffered goes to stderr, not to our output
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _run_check(target: str, options: dict[str, Any]) -> Any:

@@ -212,7 +212,13 @@ def approx(text: str, at: float = 1.0, eps: float = 0.01) -> ApproxTable:
     if not math.isfinite(at):
         raise ExpressionError(f"at={at!r} must be a finite number.")
     expr, variable = parse(text)
-    d_expr = derivative(expr)
+    try:  # constants fold while differentiating: 9**9**9**9 overflows, 0**-1 divides by zero
+        d_expr = derivative(expr)
+    except (ValueError, ZeroDivisionError, OverflowError) as error:
+        raise ExpressionError(
+            f"{text} has a constant part that cannot be computed ({_why(error)}); simplify it "
+            "or write the constant as a number."
+        ) from None
     try:
         f = lambda v: evaluate(expr, v)  # noqa: E731
         exact = evaluate(d_expr, at)
@@ -220,13 +226,29 @@ def approx(text: str, at: float = 1.0, eps: float = 0.01) -> ApproxTable:
         two = (f(at + eps) - f(at - eps)) / (2 * eps)
     except (ValueError, ZeroDivisionError, OverflowError) as error:
         raise ExpressionError(
-            f"{text} cannot be evaluated near {variable} = {at:g} with eps = {eps:g} ({error})."
+            f"{text} cannot be evaluated near {variable} = {at:g} with eps = {eps:g} "
+            f"({_why(error)}). Choose another point or a smaller eps."
         ) from None
+    if not all(math.isfinite(v) for v in (exact, one, two)):
+        raise ExpressionError(
+            f"{text} is not finite near {variable} = {at:g} with eps = {eps:g} (f'(x) = {exact}, "
+            f"differences {one}, {two}): overflow or a singularity. Choose another point or a "
+            "smaller eps."
+        )
     rows = (
         ApproxRow("one-sided", "(f(θ+ε) − f(θ)) / ε", one, abs(one - exact)),
         ApproxRow("two-sided", "(f(θ+ε) − f(θ−ε)) / 2ε", two, abs(two - exact)),
     )
     return ApproxTable(text, show(d_expr, variable), at, eps, exact, rows)
+
+
+def _why(error: BaseException) -> str:
+    """A short reason: "math domain error", "overflow", "division by zero"."""
+    if isinstance(error, OverflowError):
+        return "overflow: the result exceeds 1.8e308"
+    if isinstance(error, ZeroDivisionError):
+        return f"division by zero: {error}"
+    return str(error)
 
 
 _LEVEL = {"add": 1, "sub": 1, "mul": 2, "div": 2, "pow": 4}

@@ -24,14 +24,26 @@ from gradcheck.core._tree import Tree
 
 
 class Workspace:
-    """Private float64 (or complex128) copies of the user's arrays, in the user's structure."""
+    """Private float64 (or complex128) copies of the user's arrays, in the user's structure.
+
+    The copies are C-contiguous whatever the user's layout (Fortran order, transposed or strided
+    views), so that ``flats`` are views and a perturbation of ``flats[t][i]`` is one of entry i
+    in C order: the numbers are those of a C-contiguous copy. ``struct`` is handed to the loss
+    fresh on every call, so a loss that rebinds an entry (``p["W"] = p["W"].copy()``) changes
+    only its own mapping, never the arrays the next perturbation writes into.
+    """
 
     def __init__(self, tree: Tree, dtype: type = np.float64) -> None:
         self.names = tree.names
-        self.arrays = [np.array(leaf, dtype=dtype, copy=True) for leaf in tree.leaves]
+        self.arrays = [np.array(leaf, dtype=dtype, copy=True, order="C") for leaf in tree.leaves]
         self.flats = [a.reshape(-1) for a in self.arrays]  # views into ``arrays``
         self.originals = [a.copy() for a in self.arrays]
-        self.struct = tree.rebuild(list(self.arrays))
+        self._rebuild = tree.rebuild
+
+    @property
+    def struct(self) -> Any:
+        """The user's structure around our arrays: a new container on every access."""
+        return self._rebuild(self.arrays)
 
     def unchanged(self) -> bool:
         return all(np.array_equal(a, o, equal_nan=True) for a, o in zip(self.arrays, self.originals, strict=True))
@@ -45,6 +57,15 @@ def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
     """
     if type(value) is float or isinstance(value, np.float64):  # the common case, kept fast
         return float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise NonFiniteError(
+                f"loss(params) returned an int with {len(str(abs(value)))} digits, too large "
+                "for a float (above 1.8e308). Return J as a float; if J is this large, rescale "
+                "the loss (e.g. take its log or divide it by a constant)."
+            ) from None
     item = value
     shape = getattr(value, "shape", None)
     if shape is not None:
@@ -67,7 +88,13 @@ def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
             f"loss(params) returned {type(value).__name__} {item!r}; it must return a number "
             "J(θ) (a float, 0-d or size-1 array)."
         )
-    return float(item)
+    try:
+        return float(item)
+    except OverflowError:
+        raise NonFiniteError(
+            f"loss(params) returned {type(value).__name__} {str(item)[:20]}..., too large for "
+            "a float (above 1.8e308). Rescale the loss (e.g. divide it by a constant)."
+        ) from None
 
 
 class SerialEvaluator:
@@ -145,6 +172,7 @@ class SerialEvaluator:
 # the call, small enough to stay in cache on a CPU (256 MiB stacks ran 3x slower per row).
 MEMORY = 32 * 2**20
 RETRIES = 3  # a chunk whose worker process died is run again this many times
+RESTART_WAIT = 60  # seconds to wait for a Dask worker to come back before shipping data again
 CHUNKS_PER_WORKER = 4
 LOCAL = 64  # requests smaller than this (refinement, tiny tensors) run in this process
 
@@ -220,7 +248,7 @@ class BatchedEvaluator(SerialEvaluator):
                 f"batched_loss(thetas) raised {type(error).__name__}: {error} ({where}). "
                 "Your parameters are untouched."
             ) from error
-        js = np.asarray(out, dtype=np.float64)
+        js = _batch_values(out, where)
         if js.shape != (len(rows),):
             raise LossOutputError(
                 f"batched_loss(thetas) must return one J per row, shape ({len(rows)},), for "
@@ -255,6 +283,30 @@ class BatchedEvaluator(SerialEvaluator):
         return self._batch(rows, f"moving {self.ws.names[t]} along a direction")
 
 
+def _batch_values(out: Any, where: str) -> np.ndarray:
+    """``batched_loss``'s Js as float64, refused as strictly as ``loss``'s J (complex, objects)."""
+    if hasattr(out, "detach"):  # a torch tensor
+        out = out.detach().cpu().numpy()
+    try:
+        js = np.asarray(out)
+    except Exception as error:
+        raise LossOutputError(
+            f"batched_loss(thetas) returned {type(out).__name__}, not an array of Js ({where})."
+        ) from error
+    if js.dtype.kind == "c":
+        raise LossOutputError(
+            f"batched_loss(thetas) returned complex values ({where}); return the real Js (a "
+            "float array). The imaginary part would be silently dropped."
+        )
+    if js.dtype.kind not in "fiu" or js.dtype.kind == "b":
+        raise LossOutputError(
+            f"batched_loss(thetas) returned an array of dtype {js.dtype} ({where}); it must "
+            "return one real float J per row."
+        )
+    with np.errstate(over="ignore"):
+        return js.astype(np.float64)
+
+
 class ExecutorEvaluator(SerialEvaluator):
     """Ships chunks of coordinate requests to a ``concurrent.futures.Executor`` or Dask client."""
 
@@ -275,9 +327,22 @@ class ExecutorEvaluator(SerialEvaluator):
         _require_picklable(loss, executor, self.dask)
         self._struct = self._loss = None  # on Dask, loss and parameters go to each worker once
         if self.dask:
-            scatter = executor.scatter
-            self._struct = scatter([workspace.struct], broadcast=True, hash=False)[0]
-            self._loss = scatter([_InBand(loss)], broadcast=True, hash=False)[0]
+            self._scatter()
+
+    def _scatter(self) -> None:
+        """Ship the loss and the parameters to every Dask worker (again, after workers died)."""
+        wait = getattr(self.executor, "wait_for_workers", None)
+        if wait is not None:  # a dead worker's nanny restarts it: scatter to nobody loses the data
+            try:
+                wait(1, timeout=RESTART_WAIT)
+            except Exception as error:  # noqa: BLE001 - the cluster has no worker at all
+                raise GradCheckError(
+                    f"the Dask cluster has no worker left ({type(error).__name__}: {error}); "
+                    "restart the cluster or run with executor=None."
+                ) from error
+        scatter = self.executor.scatter
+        self._struct = scatter([self.ws.struct], broadcast=True, hash=False)[0]
+        self._loss = scatter([_InBand(self.loss)], broadcast=True, hash=False)[0]
 
     def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         if len(idx) < LOCAL:  # a round trip to the workers would cost more than the calls
@@ -296,12 +361,20 @@ class ExecutorEvaluator(SerialEvaluator):
         from concurrent.futures.process import BrokenProcessPool
 
         for attempt in range(RETRIES + 1):
-            futures = [
-                self.executor.submit(
-                    _coordinates_chunk, self.loss, self.ws.struct, t, i, v, self.complex_step
-                )
-                for i, v in parts
-            ]
+            futures = []
+            try:
+                futures += [
+                    self.executor.submit(
+                        _coordinates_chunk, self.loss, self.ws.struct, t, i, v, self.complex_step
+                    )
+                    for i, v in parts
+                ]
+            except RuntimeError as error:  # "cannot schedule new futures after shutdown"
+                raise GradCheckError(
+                    f"executor={self.executor!r} cannot run the loss ({error}): it was shut down "
+                    "(a `with` block that ended, or .shutdown()). Pass a live executor, or "
+                    "executor=None to evaluate in this process."
+                ) from error
             try:
                 return [f.result() for f in futures]
             except BrokenProcessPool:
@@ -319,18 +392,33 @@ class ExecutorEvaluator(SerialEvaluator):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _dask(self, t: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        from concurrent.futures import CancelledError
+
         client = self.executor
-        futures = [
-            client.submit(
-                _coordinates_chunk, self._loss, self._struct, t, i, v, self.complex_step,
-                pure=False, retries=RETRIES,
-            )
-            for i, v in parts
-        ]
-        try:
-            return list(client.gather(futures))
-        finally:
-            client.cancel([f for f in futures if not f.done()])
+        for attempt in range(RETRIES + 1):
+            futures = [
+                client.submit(
+                    _coordinates_chunk, self._loss, self._struct, t, i, v, self.complex_step,
+                    pure=False, retries=RETRIES,
+                )
+                for i, v in parts
+            ]
+            try:
+                return list(client.gather(futures))
+            except (CancelledError, *_dask_lost()) as error:
+                # The workers holding the scattered loss and parameters died (their data went
+                # with them): ship both again and rerun the chunks.
+                if attempt == RETRIES:
+                    raise GradCheckError(
+                        f"Dask workers died {RETRIES + 1} times in a row while evaluating the loss "
+                        f"({type(error).__name__}: {error}); this is not a gradient error. Check "
+                        "the cluster (worker memory limits, crashes in native code), or run with "
+                        "executor=None."
+                    ) from error
+                self._scatter()
+            finally:
+                client.cancel([f for f in futures if not f.done()])
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         for pool in self._owned:
@@ -371,12 +459,34 @@ def make_evaluator(
                 f"executor={executor!r} must be a concurrent.futures.Executor (ThreadPoolExecutor, "
                 "ProcessPoolExecutor) or a dask.distributed Client."
             )
+        if _is_shut_down(executor):
+            raise OptionError(
+                f"executor={executor!r} was shut down (a `with` block that ended, or "
+                ".shutdown()/.close()); pass a live executor, or executor=None to evaluate in "
+                "this process."
+            )
         return ExecutorEvaluator(loss, workspace, executor, complex_step=complex_step)
     return SerialEvaluator(loss, workspace, complex_step=complex_step)
 
 
+def _dask_lost() -> tuple[type[BaseException], ...]:
+    """Dask's errors for work lost with its workers (KilledWorker), where it can be imported."""
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - only reached with a Dask-like client
+        return ()
+    return (KilledWorker,)
+
+
 def _is_dask(executor: Any) -> bool:
     return all(hasattr(executor, m) for m in ("scatter", "gather", "submit", "cancel"))
+
+
+def _is_shut_down(executor: Any) -> bool:
+    """Whether a standard pool or a Dask client can no longer take work (best effort)."""
+    if _is_dask(executor):
+        return getattr(executor, "status", "running") in ("closed", "closing")
+    return bool(getattr(executor, "_shutdown", False) or getattr(executor, "_shutdown_thread", False))
 
 
 def _worker_count(executor: Any, dask: bool) -> int:

@@ -22,6 +22,10 @@ class Options:
     rtol: dict[np.dtype, float]
     atol: dict[np.dtype, float]
 
+    def eps_value(self, name: str) -> float | None:
+        """The forced step for parameter ``name`` (None: the automatic step)."""
+        return self.eps.get(name) if isinstance(self.eps, Mapping) else self.eps
+
 
 def validate(
     *, eps: Any, scheme: Any, seed: Any, rtol: Any = None, atol: Any = None
@@ -34,6 +38,11 @@ def validate(
         )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise OptionError(f"seed={seed!r} must be an int (it seeds gradcheck's own generator).")
+    if seed < 0:
+        raise OptionError(
+            f"seed={seed!r} must be a non-negative int such as 0 (NumPy's generators take "
+            "seeds >= 0)."
+        )
     return Options(
         eps=_check_eps(eps),
         scheme=scheme,
@@ -60,8 +69,34 @@ def _check_eps(eps: Any) -> float | dict[str, float] | None:
     if eps is None:
         return None
     if isinstance(eps, Mapping):
-        return {str(k): _positive(v, f"eps[{k!r}]") for k, v in eps.items()}
+        out = {str(k): _positive(v, f"eps[{k!r}]") for k, v in eps.items()}
+        if len(out) != len(eps):
+            raise OptionError(
+                f"eps={dict(eps)!r} has keys that collide as names ({', '.join(map(repr, eps))}): "
+                "key eps by the parameter names, e.g. {'W1': 1e-6}."
+            )
+        return out
     return _positive(eps, "eps")
+
+
+def check_eps_names(eps: float | Mapping[str, float] | None, names: tuple[str, ...]) -> None:
+    """An eps dict keyed by names that are not parameters would be silently ignored: refuse it.
+
+    >>> check_eps_names({"W": 1e-6}, ("W", "b"))
+    >>> check_eps_names({"w": 1e-6}, ("W", "b"))
+    Traceback (most recent call last):
+    ...
+    gradcheck._errors.OptionError: eps['w'] names no parameter (they are 'W', 'b'); ...
+    """
+    if not isinstance(eps, Mapping):
+        return
+    unknown = [k for k in eps if k not in names]
+    if unknown:
+        raise OptionError(
+            f"eps[{unknown[0]!r}] names no parameter (they are "
+            f"{', '.join(repr(n) for n in names)}); key eps by those names (a parameter left "
+            "out gets the automatic step)."
+        )
 
 
 def _by_dtype(table: Any, what: str) -> dict[np.dtype, float]:
@@ -69,7 +104,7 @@ def _by_dtype(table: Any, what: str) -> dict[np.dtype, float]:
     if table is None:
         return {}
     if not isinstance(table, Mapping):
-        value = float(table) if table == 0 else _positive(table, what)
+        value = _tolerance(table, what)
         return {np.dtype(d): value for d in ("float16", "float32", "float64")}
     out: dict[np.dtype, float] = {}
     for key, value in table.items():
@@ -81,5 +116,21 @@ def _by_dtype(table: Any, what: str) -> dict[np.dtype, float]:
             ) from None
         if dtype.kind != "f":
             raise OptionError(f"{what} key {key!r} must be a floating dtype (float16/32/64).")
-        out[dtype] = float(value) if value == 0 else _positive(value, f"{what}[{key!r}]")
+        out[dtype] = _tolerance(value, f"{what}[{key!r}]")
     return out
+
+
+def _tolerance(value: Any, what: str) -> float:
+    """A tolerance: one non-negative finite number (0 allowed), not an array."""
+    if np.ndim(value) != 0 or isinstance(value, bool | str | bytes):
+        raise OptionError(
+            f"{what}={value!r} must be one number (e.g. 1e-5), not "
+            f"{type(value).__name__}; for a tolerance per dtype pass a dict such as "
+            "{np.float32: 1e-5, np.float64: 1e-9}."
+        )
+    try:
+        if float(value) == 0:
+            return 0.0
+    except (TypeError, ValueError):
+        raise OptionError(f"{what}={value!r} must be a non-negative float such as 1e-5.") from None
+    return _positive(value, what)

@@ -169,7 +169,10 @@ def _eta_column(progress: Progress) -> Any:
 class CheckInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a check; ``.report`` holds the partial report (``report.interrupted``).
 
-    A ``KeyboardInterrupt``, so a script still stops; catch it to keep the partial result.
+    A ``KeyboardInterrupt``, so a script still stops; catch it to keep the partial result. The
+    partial report never says PASSED: entries not yet judged are unjudged, and ``passed`` is
+    None (``verdict`` "incomplete") unless an entry already judged is wrong (False). Raised for
+    a Ctrl-C in the diagnosis too, where the verdict itself is complete.
     """
 
     def __init__(self, report: Any) -> None:

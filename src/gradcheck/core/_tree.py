@@ -29,7 +29,7 @@ def flatten(params: Params, *, what: str = "params") -> Tree:
     ('W1', 'layers.0.b')
     """
     if isinstance(params, np.ndarray):
-        return Tree(("theta",), (params,), lambda leaves: leaves[0])
+        return Tree(("theta",), (_as_leaf(params, "theta", what),), lambda leaves: leaves[0])
     names: list[str] = []
     leaves: list[Any] = []
     build = _walk(params, "", names, leaves, what)
@@ -39,8 +39,18 @@ def flatten(params: Params, *, what: str = "params") -> Tree:
             "arrays, or one ndarray."
         )
 
+    _require_unique(names, what)
+
     def rebuild(values: list[Any]) -> Params:
         return build(iter(values))
+
+    flat = type(params) is dict and not any(isinstance(v, Mapping | list | tuple)
+                                            for v in params.values())
+    if flat:  # the common case, rebuilt on every loss call: keep it cheap
+        keys = list(params)
+
+        def rebuild(values: list[Any]) -> Params:  # noqa: F811 - the fast path of the above
+            return dict(zip(keys, values, strict=True))
 
     return Tree(tuple(names), tuple(leaves), rebuild)
 
@@ -75,7 +85,32 @@ def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+def _require_unique(names: list[str], what: str) -> None:
+    """Two leaves with one name (``{1: a, "1": b}``, or ``{"a.b": x, "a": {"b": y}}``) could
+    not be told apart in the report, the eps dict or the grads: refuse them."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise StructureError(
+                f"{what} has two entries both named {name!r} (keys that differ only in type, "
+                "such as 1 and '1', or a dotted key that repeats a nested path): rename one so "
+                "that every parameter has its own name."
+            )
+        seen.add(name)
+
+
 def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
+    if isinstance(node, np.ma.MaskedArray):  # its mask would hide entries from every check
+        raise DTypeError(
+            f"{what}['{name}'] is a masked array; gradcheck differentiates every entry, masked "
+            f"or not, so the mask would be silently ignored. Pass {name}.filled(value) (or "
+            f"np.asarray({name}.data) if the masked entries are meaningful)."
+        )
+    if isinstance(node, np.matrix):  # * is a matrix product there, not on the copies we pass
+        raise DTypeError(
+            f"{what}['{name}'] is an np.matrix, whose * and indexing differ from an ndarray's; "
+            f"the loss would see ndarray copies. Pass np.asarray({name}) and use @ in the loss."
+        )
     if isinstance(node, np.ndarray):
         return node
     if isinstance(node, np.generic):

@@ -14,25 +14,30 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, StochasticLossError
+from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
 from gradcheck.core._coords import DEFAULT_BUDGET, Selection, select
 from gradcheck.core._directional import Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
 from gradcheck.core._noise import POINTS, noise_level, resolution
-from gradcheck.core._options import Options
+from gradcheck.core._options import Options, check_eps_names
 from gradcheck.core._progress import Progress
 from gradcheck.core._schemes import SCHEMES, Scheme, default_step, derivative_weights
 from gradcheck.core._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analytic_bound
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
 from gradcheck.report import _notes
-from gradcheck.report._model import AGREES, KINK, MISMATCH, Component, relative_error
+from gradcheck.report._model import AGREES, KINK, MISMATCH, UNCHECKED, Component, relative_error
 from gradcheck.report._report import Report
 
 SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
 EPS64 = float(np.finfo(np.float64).eps)
 RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
 MAX_LEVELS = 5  # halvings of the step tried on an ambiguous (kinked) entry: down to h/16
+# A forced eps must move J by more than this many σ somewhere in its tensor; below that its
+# rounding error swamps every difference (the tolerance would be ~ the estimate itself).
+SWAMPED = 100.0
+# A forced eps above this many times max(1, rms θ) dwarfs the parameter: refused.
+DWARFS = 1e3
 
 
 def run(
@@ -48,12 +53,15 @@ def run(
     executor: Any = None,
     progress: bool | None = False,
 ) -> Report:
-    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only.
+    """``check`` with validated options; ``refine=False`` keeps first-pass estimates only, at
+    exactly the forced step (``numerical_gradient`` and the sweep measure the step they are
+    given; only a verdict needs a forced eps widened or refused).
 
     A Ctrl-C during the evaluations returns the partial report (``report.interrupted``).
     """
     start = time.perf_counter()
     tree, analytic = inputs(params, grads)
+    _check_forced_eps(options, tree, refuse_huge=refine)
     plan = _Plan(SCHEMES[options.scheme], options, np.random.default_rng(options.seed), refine)
     plan.grad_scale = max(float(np.max(np.abs(g), initial=0.0)) for g in analytic)
     sizes = [leaf.size for leaf in tree.leaves]
@@ -65,32 +73,102 @@ def run(
     )
     plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
     results: list[_Tensor] = []
+    j0, stopped = np.nan, False
     try:
-        j0 = _base_value(evaluator, plan)
-        if not plan.complex:
-            plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
-        for t in range(len(tree.names)):
+        try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
+            j0 = _base_value(evaluator, plan)
+            if not plan.complex:
+                plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
+        except KeyboardInterrupt:
+            stopped = True
+        for t in range(0 if stopped else len(tree.names)):
+            args = (analytic[t], tree.leaves[t].dtype, selection.indices[t])
             try:
-                results.append(
-                    _check_tensor(
-                        evaluator, plan, t, j0, analytic[t], tree.leaves[t].dtype,
-                        selection.indices[t], selection.directional, selection.max_tests,
-                    )
-                )
-            except KeyboardInterrupt as stop:  # keep what is done; the rest stays unchecked
+                try:
+                    result = _check_tensor(evaluator, plan, t, j0, *args, selection.directional,
+                                           selection.max_tests)
+                except _Swamped as swamped:  # a forced eps too small: the automatic step
+                    plan.widened[t] = swamped.reason
+                    result = _check_tensor(evaluator, plan, t, j0, *args, selection.directional,
+                                           selection.max_tests)
+                results.append(result)
+            except KeyboardInterrupt as stop:  # keep what is done; the rest stays unjudged
                 results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
                 break
         else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
-            _same_again(j0, float(np.real(evaluator.base())), "at the start and")
+            if not stopped:
+                try:
+                    _same_again(j0, float(np.real(evaluator.base())), "at the start and")
+                except KeyboardInterrupt:
+                    stopped = True
     finally:
         plan.progress.close()
         evaluator.close()
-    interrupted = len(results) < len(sizes) or any(r.partial for r in results)
+    interrupted = stopped or len(results) < len(sizes) or any(r.partial for r in results)
     results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
     _require_unchanged(workspace)
-    report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start)
-    extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
+    planned = [s if i is None else len(i) for i, s in zip(selection.indices, sizes, strict=True)]
+    report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start,
+                       planned, interrupted)
+    extra = _step_notes(tree, analytic, plan, results)  # the interruption note stays last
+    extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
+
+
+def _check_forced_eps(options: Options, tree: Tree, refuse_huge: bool = True) -> None:
+    """A forced eps names real parameters, and does not dwarf the parameter it moves."""
+    check_eps_names(options.eps, tree.names)
+    if options.eps is None or options.scheme == "complex" or not refuse_huge:
+        return
+    for name, leaf in zip(tree.names, tree.leaves, strict=True):
+        h = options.eps.get(name) if isinstance(options.eps, dict) else options.eps
+        if h is None:
+            continue
+        scale = max(1.0, float(np.sqrt(np.mean(np.abs(leaf.astype(np.float64)) ** 2))))
+        if h > DWARFS * scale:
+            what = "eps" if not isinstance(options.eps, dict) else f"eps[{name!r}]"
+            raise OptionError(
+                f"{what}={h:g} dwarfs the scale of {name} (entries of rms "
+                f"{float(np.sqrt(np.mean(leaf.astype(np.float64) ** 2))):.3g}): a difference "
+                f"over a step {h / scale:.3g} times max(1, rms) measures the loss far from θ, "
+                f"not its slope at θ. Use a step below {DWARFS * scale:g} (about 1e-6 times "
+                "the parameter's scale is typical), or eps=None to let gradcheck choose."
+            )
+
+
+def _step_notes(
+    tree: Tree, analytic: list[np.ndarray], plan: _Plan, results: list[_Tensor]
+) -> tuple[str, ...]:
+    """Forced steps that were widened, and gradients judged in a coarser dtype than θ's."""
+    notes = [
+        f"eps={plan.options.eps_value(tree.names[t]):g} for {tree.names[t]} {reason}; the "
+        f"automatic step {results[t].eps:.3g} was used instead (a forced eps is a starting step)."
+        for t, reason in plan.widened.items()
+        if t < len(results)
+    ]
+    for name, leaf, g in zip(tree.names, tree.leaves, analytic, strict=True):
+        if _coarser(leaf.dtype, g.dtype) != np.dtype(leaf.dtype):
+            notes.append(
+                f"grads['{name}'] is {g.dtype} for a {leaf.dtype} parameter: the analytic "
+                f"gradient was judged with the {g.dtype} precision allowance (its own dtype)."
+            )
+    return tuple(notes)
+
+
+def _coarser(a: Any, b: Any) -> np.dtype:
+    """The less precise of two floating dtypes."""
+    a, b = np.dtype(a), np.dtype(b)
+    if b.kind != "f":
+        return a
+    return a if np.finfo(a).eps >= np.finfo(b).eps else b
+
+
+class _Swamped(Exception):
+    """A forced eps that does not move θ, or moves J by no more than its rounding noise."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _unchecked(g: np.ndarray) -> _Tensor:
@@ -155,14 +233,16 @@ class _Plan:
     progress: Any = None
     located: dict[int, Located] = field(default_factory=dict)
     noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
+    widened: dict[int, str] = field(default_factory=dict)  # tensors whose forced eps was too small
 
     @property
     def complex(self) -> bool:
         return self.scheme.name == "complex"
 
-    def eps_for(self, name: str) -> float | None:
-        eps = self.options.eps
-        return eps.get(name) if isinstance(eps, dict) else eps
+    def eps_for(self, name: str, t: int | None = None) -> float | None:
+        if t in self.widened:
+            return None
+        return self.options.eps_value(name)
 
 
 def _base_value(evaluator: SerialEvaluator, plan: _Plan) -> float:
@@ -228,6 +308,7 @@ def _check_tensor(
 ) -> _Tensor:
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+    judged_as = _coarser(dtype, g.dtype)  # a float32 gradient is only as precise as float32
     g = g.reshape(-1).astype(np.float64)
     sigma = 0.0 if plan.complex else plan.noise[t]
     # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
@@ -235,11 +316,16 @@ def _check_tensor(
     relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
     low = relative > LOW_PRECISION
     scale = float(np.sqrt(np.mean(theta**2)))
-    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, relative, scale)
+    h = plan.eps_for(ev.ws.names[t], t) or default_step(plan.scheme, relative, scale)
+    literal = plan.complex or not plan.refine or t in plan.widened  # no verdict rests on it
+    forced = None if literal else plan.eps_for(ev.ws.names[t])
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
         h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
-    a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol, plan.grad_scale)
+    if forced is not None and any(np.any(stepper.offset(np.arange(theta.size), c) == 0)
+                                  for c in plan.scheme.nodes if c):
+        raise _Swamped("does not move every entry (θ ± eps rounds back to θ)")
+    a = analytic_bound(g, judged_as, plan.options.rtol, plan.options.atol, plan.grad_scale)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
         found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
@@ -257,8 +343,18 @@ def _check_tensor(
     except _Interrupted as stop:  # judge the coordinates done so far, then stop
         done = {c: v[: stop.done] for c, v in stop.values.items()}
         _judge(plan, stepper, idx[: stop.done], done, sigma, g, a, *out)
+        if plan.refine and not plan.complex:  # a first-pass mismatch awaits its second opinion
+            unrefined = flags == MISMATCH
+            flags[unrefined], numeric[unrefined] = UNCHECKED, np.nan
         stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
         raise
+    if forced is not None:
+        moved = max(float(np.max(np.abs(np.real(v) - j0), initial=0.0)) for v in values.values())
+        if moved <= SWAMPED * sigma:
+            raise _Swamped(
+                f"moves J by at most {moved:.3g}, within {SWAMPED:g}σ of its rounding noise "
+                f"(σ = {sigma:.3g}), so its rounding error would swamp every difference"
+            )
     _judge(plan, stepper, idx, values, sigma, g, a, *out)
     values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
     suspicious = np.flatnonzero(flags == MISMATCH)
@@ -529,19 +625,24 @@ def _assemble(
     evaluations: int,
     j0: float,
     seconds: float,
+    planned: list[int] | None = None,
+    interrupted: bool = False,
 ) -> Report:
     components: dict[str, Component] = {}
+    planned = planned or [leaf.size for leaf in tree.leaves]
     for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
-        components[name] = _component(name, leaf, results[t])
-    suspects = tuple(n for n, c in components.items() if not c.passed)
+        components[name] = _component(name, leaf, results[t], planned[t])
+    suspects = tuple(n for n, c in components.items() if c.passed is False)
     masks = [(r.flags == AGREES) | (r.flags == MISMATCH) for r in results]
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
     )
-    notes = _notes.collect(components, results, plan.options.scheme, j0, rel, not suspects)
+    # Nothing judged wrong, but not everything judged: no verdict ("incomplete", passed None).
+    passed = False if suspects else None if interrupted else True
+    notes = _notes.collect(components, results, plan.options.scheme, j0, rel, passed is True)
     return Report(
-        passed=not suspects,
+        passed=passed,
         relative_error=rel,
         evaluations=evaluations,
         eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
@@ -553,12 +654,14 @@ def _assemble(
     )
 
 
-def _component(name: str, leaf: np.ndarray, r: _Tensor) -> Component:
+def _component(name: str, leaf: np.ndarray, r: _Tensor, planned: int | None = None) -> Component:
     checked = (r.flags == AGREES) | (r.flags == MISMATCH)
     diff = np.abs(r.numeric - r.analytic)
     excess = np.where(checked, diff / np.maximum(r.bound, np.finfo(np.float64).tiny), -1.0)
     worst = int(np.argmax(excess))
     mismatches = int(np.sum(r.flags == MISMATCH))
+    judged = int(np.sum(r.flags != UNCHECKED))
+    unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
     return Component(
         name=name,
         shape=tuple(leaf.shape),
@@ -570,7 +673,8 @@ def _component(name: str, leaf: np.ndarray, r: _Tensor) -> Component:
         tolerance=float(r.bound[worst]),
         checked=int(checked.sum()),
         skipped=int(leaf.size - checked.sum()),
-        passed=mismatches == 0,
+        passed=False if mismatches else None if unjudged else True,
+        unjudged=unjudged,
         eps=r.eps,
         noise=r.noise,
         dtype=str(leaf.dtype),

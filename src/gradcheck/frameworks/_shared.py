@@ -150,7 +150,8 @@ def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Re
     analytic = [c.analytic_array[m] for c, m in zip(components.values(), checked, strict=True)]
     first = next(iter(reports.values()))
     return Report(
-        passed=all(r.passed for r in reports.values()),
+        passed=False if any(r.passed is False for r in reports.values())
+        else None if any(r.passed is None for r in reports.values()) else True,
         relative_error=relative_error(np.concatenate(numeric), np.concatenate(analytic)),
         evaluations=sum(r.evaluations for r in reports.values()),
         eps=eps,

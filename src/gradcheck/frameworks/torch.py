@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, StochasticLossError
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ def check_function(
     problem = _FunctionProblem(fn, inputs, names)
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
+        _refuse_inplace(fn, inputs, names)
         outputs = _probe_outputs(problem)
         if not jacobian:
             objectives = {k: _objective(None, seed, pick=i) for i, k in enumerate(outputs)}
@@ -149,7 +150,7 @@ class _ModuleProblem(_Problem):
             # Fresh buffer copies each call: train-mode BatchNorm updates its running stats
             # in place, and those updates must reach neither the module nor the next call.
             consts = {n: cast(b).clone() for n, b in {**frozen, **buffers}.items()}
-            args = tuple(_cast_tree(x, cast) for x in inputs)
+            args = tuple(_cast_tree(x, lambda t: cast(t).clone()) for x in inputs)
             return functional_call(module, {**tensors, **consts}, args)
 
         super().__init__(list(params), params, call)
@@ -180,13 +181,57 @@ class _FunctionProblem(_Problem):
                 raise OptionError(f"check_function(): input {name} must be a floating tensor.")
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
-            args = [
-                tensors[checked[i]] if i in checked else _cast_tree(x, cast)
+            args = [  # fresh copies on every call: an in-place write never reaches the user's
+                tensors[checked[i]] if i in checked else _cast_tree(x, lambda t: cast(t).clone())
                 for i, x in enumerate(inputs)
             ]
             return fn(*args)
 
         super().__init__(list(checked.values()), {n: inputs[i] for i, n in checked.items()}, call)
+
+
+def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
+    """Calls ``fn`` once on copies of every input; an input it wrote into is an error.
+
+    The check always works on copies, so the user's tensors are never modified; but a function
+    that overwrites its input (``t.mul_(2)``, ``nn.ReLU(inplace=True)``) has no well-defined
+    backward with respect to it, so no verdict would mean anything.
+    """
+    import torch
+
+    labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
+    copies = [_cast_tree(x, lambda t: t.detach().clone()) for x in inputs]
+    with torch.no_grad():
+        try:
+            fn(*copies)
+        except Exception as error:
+            raise LossRaisedError(
+                f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the forward (shapes, devices, dtypes) first; "
+                "your tensors are untouched."
+            ) from error
+    for label, before, after in zip(labels, inputs, copies, strict=True):
+        if not _same_tree(before, after):
+            raise GradCheckError(
+                f"check_function: fn writes into {label} in place (its values changed during "
+                "the call, e.g. t.mul_(2) or nn.ReLU(inplace=True)). gradcheck evaluated copies, "
+                f"so your {label} is untouched, but the gradient with respect to an overwritten "
+                "input is not well defined: use the out-of-place op (t.mul(2), "
+                "inplace=False) or clone the input first inside fn."
+            )
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a.detach(), b) or (
+            a.is_floating_point() and torch.equal(a.detach().isnan(), b.isnan())
+            and torch.equal(a.detach().nan_to_num(), b.nan_to_num())))
+    if isinstance(a, list | tuple):
+        return all(_same_tree(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return all(_same_tree(a[k], b[k]) for k in a)
+    return True
 
 
 def _cast_tree(x: Any, cast: Callable[[Any], Any]) -> Any:
@@ -255,7 +300,7 @@ def _probe_outputs(problem: _Problem) -> list[str]:
     import torch
 
     with torch.no_grad():
-        out = problem.call({n: t.detach() for n, t in problem.tensors.items()}, lambda x: x)
+        out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
     n = len(_leaves(out))
     if n == 0:
         raise GradCheckError(
@@ -272,7 +317,7 @@ def _jacobian_objectives(
     import torch
 
     with torch.no_grad():
-        out = problem.call({n: t.detach() for n, t in problem.tensors.items()}, lambda x: x)
+        out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
     shapes = {label: tuple(t.shape) for label, t in zip(outputs, _leaves(out), strict=True)}
     n_in = sum(t.numel() for t in problem.tensors.values())
     total = n_in * sum(int(np.prod(s)) for s in shapes.values())
@@ -302,7 +347,7 @@ def _jacobian_report(rows: dict[tuple[str, int], Report], shapes: dict[str, tupl
             block = _stack(f"{name} ({label})", [r.components[name] for r in parts], shape)
             components[block.name] = block
     notes = dict.fromkeys(n for r in rows.values() for n in r.notes)
-    suspects = tuple(n for n, c in components.items() if not c.passed)
+    suspects = tuple(n for n, c in components.items() if c.passed is False)
     numeric = np.concatenate([c.numeric_array[_checked(c.flags)] for c in components.values()])
     analytic = np.concatenate([c.analytic_array[_checked(c.flags)] for c in components.values()])
     from gradcheck.report._model import relative_error
@@ -436,7 +481,14 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
     for t in leaves.values():
         t.requires_grad_(True)
     with torch.enable_grad():
-        j = objective(problem.call(leaves, cast))
+        try:
+            out = problem.call(leaves, cast)
+        except Exception as error:  # shape mismatch, .cuda() without CUDA, ...: the user's forward
+            raise LossRaisedError(
+                f"the forward raised {_adapters.short(error)}. Fix the "
+                "forward (shapes, devices, dtypes) first; your tensors and module are untouched."
+            ) from error
+        j = objective(out)
         if not (isinstance(j, torch.Tensor) and j.numel() == 1):
             raise GradCheckError(
                 "loss_fn(output) must return a scalar tensor J (a 0-d tensor or one element); "

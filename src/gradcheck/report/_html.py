@@ -9,14 +9,22 @@ entries are outlined and numbered, and every cell has a tooltip (SVG ``<title>``
 from __future__ import annotations
 
 import math
-from html import escape
+from html import escape as _escape
 
 import numpy as np
 
-from gradcheck.report._format import fmt, index_text
+from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
 from gradcheck.report._text import origin_sentence, summary
 
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control characters and lone surrogates as visible escapes (so the page
+    always encodes as UTF-8)."""
+    return _escape(clean(text))
+
+
+_VERDICT_CLASS = {True: "pass", False: "fail", None: "incomplete"}
 MAX_CELLS = 48  # per side: bigger matrices are shown as blocks holding the block's worst ratio
 CELL = 26  # pixels, at most; big matrices get smaller cells
 WORST = 5  # entries outlined per matrix
@@ -27,6 +35,7 @@ max-width:1100px}svg{max-width:100%;height:auto}.scroll{overflow-x:auto;max-widt
 h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
 .verdict{padding:10px 14px;border-radius:6px;font-weight:600;margin:10px 0}
 .pass{background:#e6f4ea;color:#1e6b34}.fail{background:#fdecea;color:#a1261b}
+.incomplete{background:#fff4d6;color:#7a5500}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:13px}
 th,td{padding:4px 9px;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 th{background:#f5f6f7}td.l,th.l{text-align:left}
@@ -69,7 +78,7 @@ def to_html(report: ReportData, sweep: object = None, title: str = "gradcheck re
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<div class="verdict {"pass" if report.passed else "fail"}">'
+        f'<div class="verdict {_VERDICT_CLASS[report.passed]}">'
         f"{escape(summary(report))}</div>",
         _table(report),
         _findings(report),
@@ -90,7 +99,10 @@ def _table(report: ReportData) -> str:
     rows += [f'<th class="{"l" if i in (0, 1, 2, 6) else ""}">{h}</th>' for i, h in enumerate(head)]
     rows.append("</tr></thead><tbody>")
     for c in report.components.values():
-        verdict = '<span class="ok">ok</span>' if c.passed else '<span class="bad">WRONG</span>'
+        verdict = (
+            '<span class="ok">ok</span>' if c.passed
+            else '<span class="bad">WRONG</span>' if c.passed is False else "unjudged"
+        )
         skipped = f" (+{c.skipped} skipped)" if c.skipped else ""
         cells = (
             f'<td class="l">{escape(c.name)}</td>',

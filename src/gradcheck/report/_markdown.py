@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gradcheck.report._format import fmt, index_text
+from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import ReportData
 from gradcheck.report._text import origin_sentence, summary
 
@@ -18,6 +18,7 @@ def md_escape(text: str) -> str:
     >>> print(md_escape("W_1 <b>|x|</b>"))
     W\\_1 &lt;b&gt;\\|x\\|&lt;/b&gt;
     """
+    text = clean(text.replace("\n", " "))  # a \r or an escape would break the table
     for char, entity in _ENTITIES:
         text = text.replace(char, entity)
     return _SPECIAL.sub(r"\\\1", text).replace("\n", " ")
@@ -42,7 +43,7 @@ def to_markdown(report: ReportData) -> str:
     |:--|:--|--:|--:|--:|:--|--:|--:|--:|--:|:--|
     | theta | 2 | 2 | 0 | 0 | [0] | 2 | 2 | ... | ok |
     """
-    mark = "✅" if report.passed else "❌"
+    mark = {True: "✅", False: "❌", None: "⏸️"}[report.passed]
     head, _, rest = summary(report).partition(": ")
     lines = [f"**{mark} {head}**: {md_escape(rest)}", ""]
     lines.append("| parameter | shape | checked | rel. error | max \\|n−g\\| | worst at | numeric | "
@@ -61,7 +62,7 @@ def to_markdown(report: ReportData) -> str:
             fmt(c.analytic),
             fmt(c.tolerance),
             fmt(c.eps),
-            "ok" if c.passed else "**WRONG**",
+            "ok" if c.passed else "**WRONG**" if c.passed is False else "unjudged",
         )
         lines.append("| " + " | ".join(cells) + " |")
     extra = []

@@ -66,11 +66,12 @@ class Component:
     tolerance: float
     checked: int
     skipped: int
-    passed: bool
+    passed: bool | None  # None: nothing wrong so far, but entries left unjudged (interrupted)
     eps: float = math.nan
     noise: float = math.nan
     dtype: str = "float64"
     mismatches: int = 0
+    unjudged: int = 0  # planned entries an interruption left without a verdict (neither ok nor wrong)
     value_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     numeric_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     analytic_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
@@ -101,6 +102,7 @@ class Component:
             "checked": self.checked,
             "skipped": self.skipped,
             "mismatches": self.mismatches,
+            "unjudged": self.unjudged,
             "eps": _num(self.eps),
             "noise": _num(self.noise),
             "worst_entries": [
@@ -137,10 +139,12 @@ class ReportData:
     """The fields of a check's result and their JSON form (``Report`` adds the views).
 
     ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate;
-    ``passed`` is our noise-aware verdict, which does not depend on that ratio.
+    ``passed`` is our noise-aware verdict, which does not depend on that ratio: True, False, or
+    None when an interruption left entries unjudged and none judged so far is wrong
+    (``verdict`` is then "incomplete").
     """
 
-    passed: bool
+    passed: bool | None
     relative_error: float
     evaluations: int
     eps: dict[str, float]
@@ -154,6 +158,11 @@ class ReportData:
     seconds: float = 0.0
 
     @property
+    def verdict(self) -> str:
+        """"passed", "failed" or "incomplete" (interrupted before every entry was judged)."""
+        return {True: "passed", False: "failed", None: "incomplete"}[self.passed]
+
+    @property
     def textbook_verdict(self) -> str:
         """"great" (< 1e-6), "look closely" (≤ 1e-4) or "worry" (> 1e-4)."""
         return textbook_verdict(self.relative_error)
@@ -163,6 +172,7 @@ class ReportData:
         return {
             "schema": SCHEMA,
             "passed": self.passed,
+            "verdict": self.verdict,
             "relative_error": _num(self.relative_error),
             "textbook_verdict": self.textbook_verdict,
             "evaluations": self.evaluations,

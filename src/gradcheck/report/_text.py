@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradcheck.report._format import fmt, index_text, layer_key
+from gradcheck.report._format import clean, fmt, index_text, layer_key
 from gradcheck.report._model import Component, ReportData
 
 
 def summary(report: ReportData) -> str:
     n_params = len(report.components)
-    verdict = "PASSED" if report.passed else "FAILED"
+    verdict = {True: "PASSED", False: "FAILED", None: "INCOMPLETE"}[report.passed]
     head = (
         f"{verdict}: all {n_params} parameters agree within the numerical noise"
         if report.passed
         else f"{verdict}: {len(report.suspects)} of {n_params} parameters "
         f"{'has a wrong gradient' if len(report.suspects) == 1 else 'have wrong gradients'} "
         f"({', '.join(report.suspects)})"
+        if report.passed is False
+        else f"{verdict}: interrupted before every entry was judged; none judged so far is wrong"
     )
-    if report.interrupted:
+    if report.interrupted and report.passed is not None:
         head = f"INTERRUPTED (partial): {head}"
-    return (
+    return clean(
         f"{head}. Textbook relative error {fmt(report.relative_error)} "
         f"({report.textbook_verdict}); scheme {report.scheme}, "
         f"{report.evaluations:,} loss evaluations."
@@ -39,7 +41,7 @@ def explain(report: ReportData) -> str:
         component = report.components[name]
         lines.append(_worst_sentence(component))
     lines.extend(report.notes)
-    return "\n".join(lines)
+    return "\n".join(clean(line) for line in lines)
 
 
 def origin_sentence(origin: str, suspects: tuple[str, ...]) -> str:
@@ -84,13 +86,22 @@ DROP_ORDER = (("eps",), ("tolerance",), ("numeric", "analytic"), ("checked",), (
               ("max |n-g|",), ("worst at",))
 
 
+def status_text(passed: bool | None) -> Any:
+    """The last cell of a row: ok, WRONG, or 'unjudged' (interrupted before a verdict)."""
+    from rich.text import Text
+
+    if passed is None:
+        return Text("unjudged", style="yellow")
+    return Text("ok", style="green") if passed else Text("WRONG", style="bold red")
+
+
 def _cells(c: Component) -> dict[str, Any]:
     from rich.text import Text
 
-    status = Text("ok", style="green") if c.passed else Text("WRONG", style="bold red")
+    status = status_text(c.passed)
     checked = f"{c.checked:,}" + (f" (+{c.skipped} skipped)" if c.skipped else "")
     return {
-        "parameter": Text(c.name),
+        "parameter": Text(clean(c.name)),
         "shape": "x".join(str(s) for s in c.shape) or "scalar",
         "checked": checked,
         "rel. error": fmt(c.relative_error),
@@ -143,7 +154,8 @@ class _View:
 
         report = self.report
         yield columns_for(report, console, options)
-        yield Text(summary(report), style="bold green" if report.passed else "bold red")
+        style = {True: "bold green", False: "bold red", None: "bold yellow"}[report.passed]
+        yield Text(summary(report), style=style)
         details = explain(report).split("\n")[1:]
         if details:
             yield Text("\n".join(details))
