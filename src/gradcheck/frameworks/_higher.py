@@ -19,6 +19,7 @@ Nothing here imports the adapters (they call in, passing what they know): no cyc
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -172,7 +173,9 @@ def torch_forward(problem: Any, objective: Callable, leaves: Mapping[str, Any], 
     primal = {n: t.detach() for n, t in leaves.items()}
     _guard_forward(api, sum(t.numel() for t in primal.values()))
     grads: dict[str, np.ndarray] = {}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # forward AD loads its decompositions with torch.jit.script the first time (deprecated)
+        warnings.filterwarnings("ignore", ".*torch.jit.script", DeprecationWarning)
         for name, t in primal.items():
             flat = np.zeros(t.numel())
             for j in range(t.numel()):
