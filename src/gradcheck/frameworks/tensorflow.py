@@ -365,10 +365,14 @@ def _batched(
         }
         return tf.cast(objective(call(tensors, cast)), tf.float64)
 
+    # one trace for every chunk (a fresh vectorized_map per call would retrace each time)
+    spec = tf.TensorSpec([None, sum(sizes)], tf.float64)
+    mapped = tf.function(lambda t: tf.vectorized_map(one, t, warn=False), input_signature=[spec])
+
     def fn(thetas: np.ndarray) -> np.ndarray:
         thetas = np.asarray(thetas, dtype=np.float64)
         out = [
-            tf.vectorized_map(one, tf.constant(thetas[s : s + CHUNK]), warn=False).numpy()
+            mapped(tf.constant(thetas[s : s + CHUNK])).numpy()
             for s in range(0, len(thetas), CHUNK)
         ]
         return np.concatenate(out).reshape(-1).astype(np.float64)
