@@ -249,3 +249,30 @@ def test_jax_order2_on_a_pytree_with_a_scalar_output():
     assert {"W (backward w.r.t. input)", "b (backward w.r.t. input)", "cotangent"} <= set(
         report.components
     )
+
+
+def test_order2_of_a_once_differentiable_backward_fails_with_a_note_naming_it(torch, x):
+    from torch.autograd.function import once_differentiable
+
+    class Once(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x**2
+
+    assert gradcheck.torch.check_function(Once.apply, x).passed
+    report = gradcheck.torch.check_function(Once.apply, x, order=2)
+    assert set(report.suspects) == {INPUT, "cotangent"}  # double backward gives zeros for both
+    assert any("once_differentiable" in n for n in report.notes)
+
+
+def test_order2_with_two_outputs_names_a_cotangent_per_output(torch, x):
+    report = gradcheck.torch.check_function(lambda a: (a.sin(), a * a.exp()), x, order=2)
+    assert report.passed, report
+    assert {"cotangent (output 0)", "cotangent (output 1)", INPUT} <= set(report.components)

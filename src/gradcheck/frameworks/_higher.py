@@ -255,12 +255,20 @@ def torch_second(
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(g_of(p, False)[0])
 
-    g, wrt = g_of(params, True)
-    with torch.enable_grad():
-        if isinstance(g, torch.Tensor) and g.requires_grad:
-            second = torch.autograd.grad(g, wrt, allow_unused=True)
-        else:
-            second = [None] * len(wrt)
+    try:
+        g, wrt = g_of(params, True)
+        with torch.enable_grad():
+            if isinstance(g, torch.Tensor) and g.requires_grad:
+                second = torch.autograd.grad(g, wrt, allow_unused=True)
+            else:
+                second = [None] * len(wrt)
+    except RuntimeError as error:  # @once_differentiable, a backward that breaks create_graph
+        raise GradCheckError(
+            f"order=2: the backward could not be differentiated ({_adapters.short(error)}). "
+            "A custom Function's backward must be built from differentiable torch operations "
+            "(no @once_differentiable, no .numpy() round trip) for double backward; check it "
+            "with order=1 otherwise."
+        ) from error
     grads = {
         a: np.zeros(params[a].shape) if d is None else d.detach().cpu().double().numpy()
         for a, d in zip([*in_names, *cot_names], second, strict=True)
@@ -269,6 +277,13 @@ def torch_second(
         loss, params, grads, second_options(options, names), None,
         [second_note(len(probe)), *notes],
     )
+    cut = [a for a, d in zip([*in_names, *cot_names], second, strict=True) if d is None]
+    if not report.passed and set(cut) & set(report.suspects):
+        report = _adapters.with_notes(report, [
+            f"order=2: double backward found no path from the backward to {', '.join(cut)} "
+            "(None from autograd.grad): the backward is not differentiable there "
+            "(@once_differentiable, .detach(), a NumPy round trip, no create_graph path)."
+        ])
     return report
 
 
