@@ -12,13 +12,16 @@ Cases (each correct, and with a planted bug that only one kind of check can see)
   TF custom grad    tf.custom_gradient off by a factor; peer: tf.test.compute_gradient then
                     np.allclose (rtol=1e-6, atol=1e-6, TensorFlow's assertAllClose default).
 
-Run from the repository root:  PYTHONPATH=src python benchmarks/higher.py
-Prints a Markdown table: verdict (PASS/FAIL) and seconds per tool, side by side in one run,
-and the calls of the user's function (a counting wrapper) where they can be counted.
+Run from the repository root:  PYTHONPATH=src python benchmarks/higher.py [--repeat 3]
+Prints a Markdown table: verdict (PASS/FAIL) and seconds per tool (median of --repeat runs after
+one warm-up), side by side in one run, and the calls of the user's function (a counting
+wrapper, last run) where they can be counted: under jax.jit or tf.function a Python-level
+counter sees traces, not evaluations, so JAX rows say "—" and TF rows count eager calls+traces.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -36,7 +39,10 @@ class Counter:
         return self.fn(*args)
 
 
-def timed(fn: Callable[[], bool]) -> tuple[str, float]:
+REPEAT = 3
+
+
+def once(fn: Callable[[], bool]) -> tuple[str, float]:
     start = time.perf_counter()
     try:
         ok = fn()
@@ -47,9 +53,15 @@ def timed(fn: Callable[[], bool]) -> tuple[str, float]:
 
 
 def row(case: str, tool: str, fn: Callable[[], bool], counter: Counter | None = None) -> None:
-    if counter is not None:
-        counter.calls = 0
-    verdict, seconds = timed(fn)
+    """One warm-up run, then the median of REPEAT runs; calls counted on the last run."""
+    once(fn)
+    times = []
+    for _ in range(REPEAT):
+        if counter is not None:
+            counter.calls = 0
+        verdict, seconds = once(fn)
+        times.append(seconds)
+    seconds = float(np.median(times))
     calls = str(counter.calls) if counter is not None else "—"
     ROWS.append((case, tool, verdict, f"{seconds:.3f}", calls))
     print(f"{case:38s} {tool:52s} {verdict:22s} {seconds:8.3f}s {calls}", flush=True)
@@ -98,15 +110,15 @@ def torch_cases() -> None:
     }
     for case, fn in cases.items():
         f = Counter(fn)
-        row(case, "torch.autograd.gradcheck", lambda: torch.autograd.gradcheck(f, (x,)), f)
-        row(case, "torch.autograd.gradgradcheck", lambda: torch.autograd.gradgradcheck(f, (x,)), f)
+        row(case, "torch.autograd.gradcheck", lambda f=f: torch.autograd.gradcheck(f, (x,)), f)
+        row(case, "torch.autograd.gradgradcheck", lambda f=f: torch.autograd.gradgradcheck(f, (x,)), f)
         row(
             case, "torch.autograd.gradcheck(check_forward_ad=True)",
-            lambda: torch.autograd.gradcheck(f, (x,), check_forward_ad=True, check_backward_ad=False),
+            lambda f=f: torch.autograd.gradcheck(f, (x,), check_forward_ad=True, check_backward_ad=False),
             f,
         )
-        row(case, "gradcheck.torch order=2", lambda: gradcheck.torch.check_function(f, x, order=2).passed, f)
-        row(case, "gradcheck.torch mode='both'", lambda: gradcheck.torch.check_function(f, x, mode="both").passed, f)
+        row(case, "gradcheck.torch order=2", lambda f=f: gradcheck.torch.check_function(f, x, order=2).passed, f)
+        row(case, "gradcheck.torch mode='both'", lambda f=f: gradcheck.torch.check_function(f, x, mode="both").passed, f)
 
 
 # --- JAX --------------------------------------------------------------------------------------
@@ -232,6 +244,9 @@ def tf_cases() -> None:
 
 
 def main() -> None:
+    global REPEAT
+    if "--repeat" in sys.argv:
+        REPEAT = int(sys.argv[sys.argv.index("--repeat") + 1])
     torch_cases()
     jax_cases()
     hvp_cases()
