@@ -276,3 +276,39 @@ def test_order2_with_two_outputs_names_a_cotangent_per_output(torch, x):
     report = gradcheck.torch.check_function(lambda a: (a.sin(), a * a.exp()), x, order=2)
     assert report.passed, report
     assert {"cotangent (output 0)", "cotangent (output 1)", INPUT} <= set(report.components)
+
+
+def test_forward_mode_on_a_large_input_uses_random_tangents_and_still_sees_one_wrong_entry(torch):
+    def make(bad: bool):
+        class Sin(torch.autograd.Function):
+            @staticmethod
+            def forward(x):
+                return x.sin()
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                ctx.save_for_forward(inputs[0])
+
+            @staticmethod
+            def backward(ctx, g):  # pragma: no cover - forward mode only here
+                raise AssertionError("not called")
+
+            @staticmethod
+            def jvp(ctx, t):
+                (x,) = ctx.saved_tensors
+                out = t * x.cos()
+                if bad:  # one entry of 4,900 off by 1%
+                    out = out * torch.where(torch.arange(x.numel()) == 1234, 1.01, 1.0).view(x.shape)
+                return out
+
+        return Sin.apply
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(70, 70, dtype=torch.float64, generator=g).requires_grad_(True)
+    right = gradcheck.torch.check_function(make(False), x, mode="forward")
+    assert right.passed, right
+    assert right.components["input0 (forward)"].shape == (16,)  # 16 random tangents
+    assert any("random tangents" in n for n in right.notes)
+    assert gradcheck.torch.check_function(make(True), x, mode="forward").suspects == (
+        "input0 (forward)",
+    )

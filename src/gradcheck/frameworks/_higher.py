@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,10 @@ from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._report import Report
 
 MODES = ("reverse", "forward", "both")
-# Forward mode builds the gradient from one JVP per coordinate: a guard against millions.
-MAX_FORWARD = 20_000
+# Forward mode: one JVP per coordinate up to this many in all; beyond, random tangents.
+FULL_FORWARD = 4_096
+TANGENTS = 16  # random tangents per large tensor beyond FULL_FORWARD
+CHUNK = 64  # tangents per batched JVP call
 INPUT = "backward w.r.t. input"
 COTANGENT = "cotangent"
 
@@ -60,18 +63,20 @@ def validate(api: str, order: Any, mode: Any, jacobian: bool = False) -> tuple[i
 
 def by_mode(
     mode: str,
-    run: Callable[[dict[str, np.ndarray]], Report],
+    run: Callable[..., Report],
     reverse: Callable[[], dict[str, np.ndarray]],
-    forward: Callable[[], dict[str, np.ndarray]],
+    forward: Callable[[], Forward],
 ) -> Report:
     """The report for ``mode``: ``run(grads)`` with reverse- and/or forward-mode gradients.
 
-    Components are ``<name> (forward)`` / ``<name> (reverse)``; with "both", a note says which
-    mode disagrees with the finite differences.
+    ``run(grads, reduced=None)`` runs the check; ``reduced=(loss, params)`` replaces the loss
+    and parameters (forward mode on random tangents). Components are ``<name> (forward)`` /
+    ``<name> (reverse)``; with "both", a note says which mode disagrees.
     """
     if mode == "reverse":
         return run(reverse())
-    reports = {"forward": _forward_report(run, forward)}
+    done = forward()
+    reports = {"forward": _adapters.with_notes(run(done.grads, done.reduced), done.notes)}
     if mode == "both":
         reports = {"reverse": run(reverse()), **reports}
     merged = _adapters.merge(reports, lambda name, key: f"{name} ({key})")
@@ -89,28 +94,74 @@ def by_mode(
     return merged
 
 
-def _forward_report(
-    run: Callable[[dict[str, np.ndarray]], Report], forward: Callable[[], dict[str, np.ndarray]]
-) -> Report:
-    grads = forward()
-    report = run(grads)
-    n = sum(int(g.size) for g in grads.values())
-    return _adapters.with_notes(
-        report,
-        [
-            f"Forward mode: the gradient was assembled from {n:,} JVPs (one tangent per "
-            "coordinate) and compared with finite differences."
-        ],
+@dataclass(frozen=True)
+class Forward:
+    """Forward-mode gradients, and the reduced problem when random tangents stood in."""
+
+    grads: dict[str, np.ndarray]
+    reduced: tuple[Callable[[dict[str, np.ndarray]], float], dict[str, np.ndarray]] | None
+    notes: tuple[str, ...]
+
+
+def forward_gradient(
+    jvps: Callable[[str, np.ndarray], np.ndarray],
+    params: dict[str, np.ndarray],
+    loss: Callable[[dict[str, np.ndarray]], float],
+    seed: int,
+) -> Forward:
+    """∂J from JVPs: ``jvps(name, rows (B, size)) -> (B,)`` directional derivatives of J.
+
+    Up to ``FULL_FORWARD`` coordinates in all, one tangent per coordinate (the forward-mode
+    gradient, compared entry by entry). Beyond, each tensor larger than ``TANGENTS`` entries
+    is checked along ``TANGENTS`` random unit Rademacher tangents V: the check's parameter is
+    then the coefficient vector c (at 0) of x = x₀ + V·c, whose gradient is the JVP along each
+    tangent, compared with finite differences of J along it.
+    """
+    sizes = {n: int(a.size) for n, a in params.items()}
+    full = sum(sizes.values()) <= FULL_FORWARD
+    rng = np.random.default_rng([seed, 15, 4])
+    bases = {
+        n: None if full or size <= TANGENTS
+        else rng.choice((-1.0, 1.0), size=(TANGENTS, size)) / np.sqrt(size)
+        for n, size in sizes.items()
+    }
+    grads: dict[str, np.ndarray] = {}
+    for n, a in params.items():
+        basis = bases[n]
+        if basis is None:
+            eye = np.eye(sizes[n])
+            col = np.concatenate(
+                [jvps(n, eye[i : i + CHUNK]) for i in range(0, sizes[n], CHUNK)]
+            ) if sizes[n] else np.zeros(0)
+            grads[n] = col.reshape(a.shape)
+        else:
+            grads[n] = np.asarray(jvps(n, basis), dtype=np.float64)
+    count = sum(sizes[n] if b is None else TANGENTS for n, b in bases.items())
+    notes = [
+        f"Forward mode: the gradient was assembled from {count:,} JVPs and compared with "
+        "finite differences along the same tangents."
+    ]
+    if full:
+        return Forward(grads, None, tuple(notes))
+    x0 = {n: np.array(a, copy=True) for n, a in params.items()}
+
+    def reduced_loss(p: dict[str, np.ndarray]) -> float:
+        point = {
+            n: p[n] if b is None
+            else (x0[n].astype(np.float64) + (b.T @ p[n].astype(np.float64)).reshape(x0[n].shape))
+            .astype(x0[n].dtype)
+            for n, b in bases.items()
+        }
+        return loss(point)
+
+    reduced = {n: x0[n] if b is None else np.zeros(TANGENTS, x0[n].dtype) for n, b in bases.items()}
+    cut = [n for n, b in bases.items() if b is not None]
+    notes.append(
+        f"{', '.join(cut)}: checked along {TANGENTS} random tangents each (x = x0 + V·c; "
+        f"entry k of the component is the JVP along tangent k): more than {FULL_FORWARD:,} "
+        "coordinates in all would take one JVP each."
     )
-
-
-def _guard_forward(api: str, n: int) -> None:
-    if n > MAX_FORWARD:
-        raise OptionError(
-            f"{api}(mode='forward') would take {n:,} JVPs, one per coordinate (more than "
-            f"{MAX_FORWARD:,}); check the jvp on a smaller instance (fewer or smaller inputs), "
-            "or use mode='reverse'."
-        )
+    return Forward(grads, (reduced_loss, reduced), tuple(notes))
 
 
 def merge_orders(first: Report, second: Report) -> Report:
@@ -164,38 +215,40 @@ def _random(seed: int, salt: int, shapes: Sequence[tuple[int, ...]]) -> list[np.
 # --- PyTorch ----------------------------------------------------------------------------------
 
 
-def torch_forward(problem: Any, objective: Callable, leaves: Mapping[str, Any], cast: Callable,
-                  api: str) -> dict[str, np.ndarray]:
-    """∂J/∂x from forward AD: one dual-number evaluation per coordinate (custom ``jvp`` run)."""
+def torch_jvps(
+    problem: Any, objective: Callable, leaves: Mapping[str, Any], cast: Callable, api: str
+) -> Callable[[str, np.ndarray], np.ndarray]:
+    """``jvps(name, rows)``: J's derivative along each tangent row, by forward AD with dual
+    numbers (which runs a custom Function's ``jvp``), one evaluation per row."""
     import torch
     import torch.autograd.forward_ad as fwAD
 
     primal = {n: t.detach() for n, t in leaves.items()}
-    _guard_forward(api, sum(t.numel() for t in primal.values()))
-    grads: dict[str, np.ndarray] = {}
-    with torch.no_grad(), warnings.catch_warnings():
-        # forward AD loads its decompositions with torch.jit.script the first time (deprecated)
-        warnings.filterwarnings("ignore", ".*torch.jit.script", DeprecationWarning)
-        for name, t in primal.items():
-            flat = np.zeros(t.numel())
-            for j in range(t.numel()):
-                tangent = torch.zeros_like(t).reshape(-1)
-                tangent[j] = 1.0
+
+    def jvps(name: str, rows: np.ndarray) -> np.ndarray:
+        t = primal[name]
+        out = np.zeros(len(rows))
+        with torch.no_grad(), warnings.catch_warnings():
+            # forward AD loads its decompositions with torch.jit.script the first time
+            warnings.filterwarnings("ignore", ".*torch.jit.script", DeprecationWarning)
+            for k, row in enumerate(rows):
+                tangent = torch.as_tensor(row, dtype=t.dtype, device=t.device).reshape(t.shape)
                 with fwAD.dual_level():
                     duals = dict(primal)
-                    duals[name] = fwAD.make_dual(t, tangent.reshape(t.shape))
+                    duals[name] = fwAD.make_dual(t, tangent)
                     try:
-                        out = objective(problem.call(duals, cast))
+                        j = objective(problem.call(duals, cast))
                     except (NotImplementedError, RuntimeError) as error:
                         raise GradCheckError(
                             f"{api}(mode='forward'): forward-mode AD failed on {name} "
                             f"({_adapters.short(error)}). A custom autograd.Function needs a "
                             "jvp staticmethod for forward mode; use mode='reverse' otherwise."
                         ) from error
-                    d = fwAD.unpack_dual(out).tangent
-                flat[j] = 0.0 if d is None else float(d)
-            grads[name] = flat.reshape(tuple(t.shape))
-    return grads
+                    d = fwAD.unpack_dual(j).tangent
+                out[k] = 0.0 if d is None else float(d)
+        return out
+
+    return jvps
 
 
 def torch_second(
@@ -290,36 +343,39 @@ def torch_second(
 # --- JAX --------------------------------------------------------------------------------------
 
 
-def jax_forward(j_of: Callable, values: Sequence[Any], names: Sequence[str],
-                api: str) -> dict[str, np.ndarray]:
-    """∂J/∂x from ``jax.jvp`` along each coordinate (vmapped over the tangents; custom_jvp run)."""
+def jax_jvps(
+    j_of: Callable, values: Sequence[Any], names: Sequence[str], api: str
+) -> Callable[[str, np.ndarray], np.ndarray]:
+    """``jvps(name, rows)``: J's derivative along each tangent row, ``jax.jvp`` vmapped over
+    the rows (a ``custom_jvp`` rule runs); a loop where vmap fails."""
     import jax
     import jax.numpy as jnp
 
     values = [jnp.asarray(v) for v in values]
-    sizes = [int(v.size) for v in values]
-    _guard_forward(api, sum(sizes))
-    grads: dict[str, np.ndarray] = {}
-    for k, (name, v) in enumerate(zip(names, values, strict=True)):
+    index = {n: k for k, n in enumerate(names)}
 
-        def along(t: Any, k: int = k, v: Any = v) -> Any:
+    def jvps(name: str, rows: np.ndarray) -> np.ndarray:
+        k = index[name]
+        v = values[k]
+
+        def along(t: Any) -> Any:
             tangents = [jnp.zeros_like(x) for x in values]
             tangents[k] = t.reshape(v.shape).astype(v.dtype)
             return jax.jvp(lambda *xs: j_of(list(xs)), tuple(values), tuple(tangents))[1]
 
-        eye = jnp.eye(v.size, dtype=v.dtype)
+        batch = jnp.asarray(rows, dtype=v.dtype)
         try:
-            col = np.asarray(jax.vmap(along)(eye), dtype=np.float64)
-        except Exception as error:  # noqa: BLE001 -- custom_vjp has no forward rule
-            if "custom_vjp" in str(error) or "jvp" in str(error).lower():
+            return np.asarray(jax.vmap(along)(batch), dtype=np.float64).reshape(-1)
+        except Exception as error:  # custom_vjp has no forward rule; or vmap cannot batch
+            if "custom_vjp" in str(error):
                 raise GradCheckError(
                     f"{api}(mode='forward'): jax.jvp failed on {name} "
                     f"({_adapters.short(error)}). A jax.custom_vjp function has no forward-mode "
                     "rule; give it a custom_jvp, or use mode='reverse'."
                 ) from error
-            col = np.array([float(along(row)) for row in eye])
-        grads[name] = col.reshape(tuple(v.shape))
-    return grads
+            return np.array([float(along(row)) for row in batch])
+
+    return jvps
 
 
 def jax_second(

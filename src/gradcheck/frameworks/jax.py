@@ -250,11 +250,14 @@ def _check(
         else f"Evaluated in the leaves' own dtype ({kinds}): {why}."
     )
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "jax.vmap"), *jit_note]
+    def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
+        fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
+        return _adapters.run_check(fn, p, grads, options, b, notes)
+
+    jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
     first = _higher.by_mode(
-        higher[1],
-        lambda grads: _adapters.run_check(loss, params, grads, options, batched, notes),
-        reverse,
-        lambda: _higher.jax_forward(j_of, values_of(params), problem.names, "gradcheck.jax.check"),
+        higher[1], run, reverse,
+        lambda: _higher.forward_gradient(jvps, params, loss, options.get("seed", 0)),
     )
     if higher[0] == 1:
         return first

@@ -450,9 +450,10 @@ def _check_one(
     batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "torch.func.vmap")]
 
-    def run(grads: dict[str, np.ndarray]) -> Report:
+    def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
+        fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
         try:
-            return _adapters.run_check(loss, params, grads, options, batched, notes)
+            return _adapters.run_check(fn, p, grads, options, b, notes)
         except StochasticLossError as error:
             raise StochasticLossError(
                 f"{error} For a torch module, call module.eval() (or set the dropout p=0) "
@@ -461,7 +462,10 @@ def _check_one(
 
     return _higher.by_mode(
         mode, run, lambda: _analytic(problem, objective, tensors(params), cast),
-        lambda: _higher.torch_forward(problem, objective, tensors(params), cast, api),
+        lambda: _higher.forward_gradient(
+            _higher.torch_jvps(problem, objective, tensors(params), cast, api),
+            params, loss, options.get("seed", 0),
+        ),
     )
 
 
