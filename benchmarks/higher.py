@@ -2,10 +2,12 @@
 
 Cases (each correct, and with a planted bug that only one kind of check can see):
   double backward   torch custom Function whose backward detaches x (right value, zero second
-                    derivative); peers: torch.autograd.gradcheck (order 1) and gradgradcheck.
+                    derivative), or whose own derivative is 1e-4 off (right value);
+                    peers: torch.autograd.gradcheck (order 1) and gradgradcheck.
   jvp               torch custom Function whose jvp is 2x² (or 3x²·(1+1e-4)) with a right
                     backward; peer: torch.autograd.gradcheck(check_forward_ad=True).
-  JAX bwd           custom_vjp whose bwd stop_gradients x; peer: check_grads(order=2, modes=("rev",)).
+  JAX bwd           custom_vjp whose bwd stop_gradients x (or is 1e-4 off under differentiation);
+                    peer: check_grads(order=2, modes=("rev",)).
   JAX custom_jvp    custom_jvp rule off by a factor; peer: check_grads(order=1, modes=("fwd",)).
   HVP               NumPy logistic regression, H·v with one entry off by 2% (or 1e-4); peer: a
                     central difference of grads along v with np.allclose (rtol=1e-5, atol=1e-8).
@@ -77,7 +79,7 @@ def torch_cases() -> None:
 
     torch.set_num_threads(1)
 
-    def make(backward_detach: bool, jvp_factor: float):
+    def make(backward_detach: bool, jvp_factor: float, second: float = 0.0):
         class Cube(torch.autograd.Function):
             @staticmethod
             def forward(x):
@@ -91,7 +93,9 @@ def torch_cases() -> None:
             @staticmethod
             def backward(ctx, g):
                 (x,) = ctx.saved_tensors
-                return g * 3 * (x.detach() if backward_detach else x) ** 2
+                value = g * 3 * (x.detach() if backward_detach else x) ** 2
+                # + 0 in value; under create_graph its derivative is second·6xg (a subtle bug)
+                return value + second * g * 3 * (x**2 - x.detach() ** 2)
 
             @staticmethod
             def jvp(ctx, t):
@@ -105,6 +109,7 @@ def torch_cases() -> None:
     cases = {
         "torch: correct Function": make(False, 3.0),
         "torch: backward detaches x (order 2)": make(True, 3.0),
+        "torch: d(backward)/dx ×(1+1e-4) (order 2)": make(False, 3.0, 1e-4),
         "torch: jvp 2x² (forward)": make(False, 2.0),
         "torch: jvp 3x²·(1+1e-4) (forward)": make(False, 3.0 * (1 + 1e-4)),
     }
@@ -133,15 +138,16 @@ def jax_cases() -> None:
 
     jax.config.update("jax_enable_x64", True)
 
-    def vjp_cube(stop: bool):
+    def vjp_cube(stop: bool, second: float = 0.0):
         @jax.custom_vjp
         def cube(x):
             return x**3
 
-        cube.defvjp(
-            lambda x: (x**3, x),
-            lambda x, g: (g * 3 * (jax.lax.stop_gradient(x) if stop else x) ** 2,),
-        )
+        def bwd(x, g):
+            value = g * 3 * (jax.lax.stop_gradient(x) if stop else x) ** 2
+            return (value + second * g * 3 * (x**2 - jax.lax.stop_gradient(x) ** 2),)
+
+        cube.defvjp(lambda x: (x**3, x), bwd)
         return cube
 
     def jvp_sin(factor: float):
@@ -156,6 +162,7 @@ def jax_cases() -> None:
     for case, fn in {
         "JAX: correct custom_vjp": vjp_cube(False),
         "JAX: bwd stop_gradient (order 2)": vjp_cube(True),
+        "JAX: d(bwd)/dx ×(1+1e-4) (order 2)": vjp_cube(False, 1e-4),
     }.items():
         row(case, "check_grads(order=2, modes=('rev',))",
             lambda fn=fn: check_grads(fn, (x,), order=2, modes=("rev",)) is None)

@@ -69,6 +69,7 @@ def check_function(
     True
     """
     tf = _tf()
+    _first_order_only("check_function", options)
     options = _adapters.check_options("check_function", options)
     labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
     if len(labels) != len(inputs):
@@ -127,6 +128,7 @@ def check_model(
     True
     """
     tf = _tf()
+    _first_order_only("check_model", options)
     options = _adapters.check_options("check_model", options)
     if not hasattr(model, "stateless_call") or not hasattr(model, "trainable_variables"):
         raise OptionError(
@@ -167,6 +169,17 @@ def check_model(
 
 
 # --- shared machinery -------------------------------------------------------------------------
+
+
+def _first_order_only(api: str, options: dict[str, Any]) -> None:
+    for key in ("order", "mode"):
+        if key in options and options[key] not in (1, "reverse"):
+            raise OptionError(
+                f"{api}({key}={options[key]!r}): the TensorFlow adapter checks first-order "
+                "reverse mode (GradientTape) only; order=2 and mode='forward' are in "
+                "gradcheck.torch and gradcheck.jax."
+            )
+        options.pop(key, None)
 
 
 def _checkable(tf: Any, x: Any) -> bool:
