@@ -3,7 +3,8 @@
 This module is the only public door: every public name is re-exported here. The layers below,
 from the bottom: ``_errors`` (0), ``report`` (1), ``core`` (2), ``diagnose`` (3), ``checks`` (4),
 ``nn`` and ``frameworks`` (5), ``testing`` (6), ``cli`` (7); imports only go down (see README,
-"Architecture"). ``gradcheck.torch``, ``gradcheck.jax`` and ``gradcheck.tensorflow`` are the adapters' doors.
+"Architecture"). ``gradcheck.torch``, ``gradcheck.jax`` and ``gradcheck.tensorflow`` are the
+adapters' doors.
 
 >>> import numpy as np, gradcheck
 >>> w = np.array([0.5, -1.0])

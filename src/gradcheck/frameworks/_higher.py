@@ -416,7 +416,6 @@ def jax_second(
         return sum(jnp.sum(b * w) for b, w in zip(back, weights, strict=True))
 
     g_jit = jax.jit(g_of)
-    n_in = len(in_names)
 
     def split(p: dict[str, np.ndarray]) -> tuple[list[Any], list[Any]]:
         xs = [jnp.asarray(p[a]) for a in in_names]
@@ -431,7 +430,6 @@ def jax_second(
         a: np.asarray(d, dtype=np.float64)
         for a, d in zip([*in_names, *cot_names], [*dx, *du], strict=True)
     }
-    assert len(dx) == n_in
     return _adapters.run_check(
         loss, params, grads, second_options(options, names), None,
         [second_note(len(probe)), *notes],
