@@ -312,3 +312,17 @@ def test_forward_mode_on_a_large_input_uses_random_tangents_and_still_sees_one_w
     assert gradcheck.torch.check_function(make(True), x, mode="forward").suspects == (
         "input0 (forward)",
     )
+
+
+@pytest.mark.parametrize("op", ["softmax", "layer_norm", "atan2", "cumprod"])
+def test_no_false_alarm_at_order_2_or_in_both_modes_on_float32_library_ops(torch, op):
+    fns = {
+        "softmax": lambda a, b: (a * b).softmax(1),
+        "layer_norm": lambda a, b: torch.nn.functional.layer_norm(a, (4,)) * b,
+        "atan2": torch.atan2,
+        "cumprod": lambda a, b: (a * 0.5).cumprod(1) + b.tanh(),
+    }
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.randn(3, 4, generator=g).requires_grad_(True) for _ in range(2))
+    assert gradcheck.torch.check_function(fns[op], a, b, order=2).passed
+    assert gradcheck.torch.check_function(fns[op], a, b, mode="both").passed
