@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "__init__": 8,
     "torch": 8,
     "jax": 8,
+    "tensorflow": 8,
     "__main__": 8,
 }
 

@@ -3,7 +3,8 @@
 This module is the only public door: every public name is re-exported here. The layers below,
 from the bottom: ``_errors`` (0), ``report`` (1), ``core`` (2), ``diagnose`` (3), ``checks`` (4),
 ``nn`` and ``frameworks`` (5), ``testing`` (6), ``cli`` (7); imports only go down (see README,
-"Architecture"). ``gradcheck.torch`` and ``gradcheck.jax`` are the adapters' doors.
+"Architecture"). ``gradcheck.torch``, ``gradcheck.jax`` and ``gradcheck.tensorflow`` are the
+adapters' doors.
 
 >>> import numpy as np, gradcheck
 >>> w = np.array([0.5, -1.0])
@@ -24,6 +25,7 @@ from gradcheck._errors import (
     StructureError,
 )
 from gradcheck.checks._check import check
+from gradcheck.checks._hvp import check_hvp
 from gradcheck.checks._layer import check_layer
 from gradcheck.checks._sweep import sweep
 from gradcheck.cli._approx import ApproxTable, approx
@@ -57,6 +59,7 @@ __all__ = [
     "TaylorResult",
     "approx",
     "check",
+    "check_hvp",
     "check_layer",
     "nn",
     "numerical_gradient",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError
+from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def check(
     argnums: int | Sequence[int] = 0,
     precision: Literal["auto", "float64", "native"] = "auto",
     vectorize: Literal["auto", "vmap", "loop"] = "auto",
+    order: int = 1,
+    mode: Literal["reverse", "forward", "both"] = "reverse",
     **options: Any,
 ) -> Report:
     """Checks ``jax.grad`` of ``fn`` (custom rules included) against finite differences.
@@ -45,6 +48,10 @@ def check(
       precision: "auto" runs in float64 (scoped ``jax_enable_x64``) when the function allows it,
         else in its own dtype; "float64" insists; "native" keeps the leaves' dtype.
       vectorize: "auto" batches perturbed losses with ``jax.vmap`` where possible, "loop" never.
+      order: 1 checks the gradient; 2 also the backward's own derivatives (``jax.grad`` of the
+        vjp, w.r.t. the arguments and the cotangent), as ``check_grads(order=2)``.
+      mode: "reverse" (``jax.grad``), "forward" (``jax.jvp``: a ``custom_jvp`` rule) or "both"
+        (the report names the mode that disagrees).
       options: keywords of ``gradcheck.check`` (``eps``, ``seed``, ``rtol``, ``coords``, ...).
 
     Returns:
@@ -57,6 +64,7 @@ def check(
     True
     """
     options = _adapters.check_options("gradcheck.jax.check", options)
+    higher = _higher.validate("gradcheck.jax.check", order, mode)
     precision = _adapters.choose(
         "gradcheck.jax.check", "precision", precision, _adapters.PRECISIONS
     )
@@ -64,7 +72,7 @@ def check(
     problem = _Problem.build(fn, args, argnums, options.get("seed", 0))
     wide, why = _wants_x64(problem, precision)
     with _x64(wide):
-        return _check(problem, wide, why, options, vectorize)
+        return _check(problem, wide, why, options, vectorize, higher)
 
 
 @dataclass
@@ -196,7 +204,12 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
 
 
 def _check(
-    problem: _Problem, wide: bool, why: str, options: dict[str, Any], vectorize: str
+    problem: _Problem,
+    wide: bool,
+    why: str,
+    options: dict[str, Any],
+    vectorize: str,
+    higher: tuple[int, str] = (1, "reverse"),
 ) -> Report:
     import jax
     import jax.numpy as jnp
@@ -222,10 +235,13 @@ def _check(
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(j_fn(values_of(p)))
 
-    grad_values = jax.grad(j_of)(values_of(params))
-    grads = {
-        n: np.asarray(g, dtype=np.float64) for n, g in zip(problem.names, grad_values, strict=True)
-    }
+    def reverse() -> dict[str, np.ndarray]:
+        grad_values = jax.grad(j_of)(values_of(params))
+        return {
+            n: np.asarray(g, dtype=np.float64)
+            for n, g in zip(problem.names, grad_values, strict=True)
+        }
+
     batched, reason = _batched(j_of, params, dtypes, loss, vectorize)
     kinds = ", ".join(sorted({str(np.dtype(x.dtype)) for x in originals}))
     precision_note = (
@@ -234,7 +250,19 @@ def _check(
         else f"Evaluated in the leaves' own dtype ({kinds}): {why}."
     )
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "jax.vmap"), *jit_note]
-    return _adapters.run_check(loss, params, grads, options, batched, notes)
+    def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
+        fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
+        return _adapters.run_check(fn, p, grads, options, b, notes)
+
+    jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
+    first = _higher.by_mode(
+        higher[1], run, reverse,
+        lambda: _higher.forward_gradient(jvps, params, loss, options.get("seed", 0)),
+    )
+    if higher[0] == 1:
+        return first
+    second = _higher.jax_second(problem, cast, dtypes, options, [precision_note])
+    return _higher.merge_orders(first, second)
 
 
 def _maybe_jit(j_of: Callable, values: list[Any]) -> tuple[Callable, list[str]]:

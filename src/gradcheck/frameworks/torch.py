@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, StochasticLossError
+from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ def check_module(
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
+    order: int = 1,
+    mode: str = "reverse",
     **options: Any,
 ) -> Report:
     """Checks a module's backward (autograd, custom Functions included) against finite differences.
@@ -53,6 +56,10 @@ def check_module(
         module's own dtype; "float64" insists on float64; "native" keeps the module's dtype.
       vectorize: "auto" batches perturbed losses with ``torch.func.vmap`` where the module allows
         it and loops otherwise; "loop" never batches; "vmap" raises if vmap fails.
+      order: 1 checks the gradient; 2 also the backward's own derivatives (double backward,
+        as ``gradgradcheck``), w.r.t. the parameters and the cotangent.
+      mode: "reverse" (autograd backward), "forward" (forward-mode AD: a custom Function's
+        ``jvp``) or "both" (the report names the mode that disagrees).
       options: keywords of ``gradcheck.check`` (``eps``, ``seed``, ``rtol``, ``coords``, ...).
 
     Returns:
@@ -71,6 +78,7 @@ def check_module(
             "function or MyFunction.apply, use gradcheck.torch.check_function(fn, *inputs)."
         )
     options = _adapters.check_options("check_module", options)
+    higher = _higher.validate("check_module", order, mode)
     problem = _ModuleProblem(module, inputs)
     if not problem.names:
         raise OptionError(
@@ -80,7 +88,10 @@ def check_module(
     options.setdefault("layers", problem.names)
     with _untouched(module):
         objective = _objective(loss_fn, options.get("seed", 0))
-        return _run(problem, {"output": objective}, options, precision, vectorize, "check_module")
+        return _run(
+            problem, {"output": objective}, options, precision, vectorize, "check_module",
+            higher=higher,
+        )
 
 
 def check_function(
@@ -90,6 +101,8 @@ def check_function(
     jacobian: bool = False,
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
+    order: int = 1,
+    mode: str = "reverse",
     **options: Any,
 ) -> Report:
     """Checks the backward of ``fn`` (e.g. ``MyFunction.apply``) for its inputs with requires_grad.
@@ -102,7 +115,7 @@ def check_function(
       inputs: tensors (those with ``requires_grad`` are checked) and any other arguments.
       names: one name per input (default ``input0``, ``input1``, ...).
       jacobian: compare every entry of the Jacobian (one check per output entry; small inputs).
-      precision, vectorize, options: as for ``check_module``.
+      precision, vectorize, order, mode, options: as for ``check_module``.
 
     Returns:
       The ``Report``; with several outputs its components are ``"<input> (output k)"``.
@@ -113,6 +126,7 @@ def check_function(
     True
     """
     options = _adapters.check_options("check_function", options)
+    higher = _higher.validate("check_function", order, mode, jacobian)
     problem = _FunctionProblem(fn, inputs, names)
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
@@ -120,7 +134,10 @@ def check_function(
         outputs = _probe_outputs(problem)
         if not jacobian:
             objectives = {k: _objective(None, seed, pick=i) for i, k in enumerate(outputs)}
-            return _run(problem, objectives, options, precision, vectorize, "check_function")
+            return _run(
+                problem, objectives, options, precision, vectorize, "check_function",
+                higher=higher,
+            )
         objectives, shapes = _jacobian_objectives(outputs, problem)
         rows = _run(problem, objectives, options, precision, vectorize, "check_function", raw=True)
     return _jacobian_report(rows, shapes)
@@ -427,6 +444,7 @@ def _run(
     vectorize: Any,
     api: str,
     raw: bool = False,
+    higher: tuple[int, str] = (1, "reverse"),
 ) -> Any:
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
@@ -434,12 +452,21 @@ def _run(
     dtypes, precision_note = _precision(problem, first, precision, api)
     reports = {}
     for label, objective in objectives.items():
-        reports[label] = _check_one(problem, objective, dtypes, options, vectorize, precision_note)
+        reports[label] = _check_one(
+            problem, objective, dtypes, options, vectorize, precision_note, higher[1], api
+        )
     if raw:
         return reports
-    if len(reports) == 1:
-        return next(iter(reports.values()))
-    return _adapters.merge(reports, lambda name, key: f"{name} ({key})")
+    first_order = (
+        next(iter(reports.values())) if len(reports) == 1
+        else _adapters.merge(reports, lambda name, key: f"{name} ({key})")
+    )
+    if higher[0] == 1:
+        return first_order
+    second = _higher.torch_second(
+        problem, first, dtypes, _caster(dtypes), options, [precision_note], _leaves
+    )
+    return _higher.merge_orders(first_order, second)
 
 
 def _check_one(
@@ -449,6 +476,8 @@ def _check_one(
     options: dict[str, Any],
     vectorize: str,
     precision_note: str,
+    mode: str = "reverse",
+    api: str = "check_function",
 ) -> Report:
     import torch
 
@@ -463,16 +492,26 @@ def _check_one(
         with torch.no_grad():
             return float(objective(problem.call(tensors(p), cast)))
 
-    grads = _analytic(problem, objective, tensors(params), cast)
     batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "torch.func.vmap")]
-    try:
-        return _adapters.run_check(loss, params, grads, options, batched, notes)
-    except StochasticLossError as error:
-        raise StochasticLossError(
-            f"{error} For a torch module, call module.eval() (or set the dropout p=0) before "
-            "checking; gradcheck restores the training mode it found."
-        ) from error
+
+    def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
+        fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
+        try:
+            return _adapters.run_check(fn, p, grads, options, b, notes)
+        except StochasticLossError as error:
+            raise StochasticLossError(
+                f"{error} For a torch module, call module.eval() (or set the dropout p=0) "
+                "before checking; gradcheck restores the training mode it found."
+            ) from error
+
+    return _higher.by_mode(
+        mode, run, lambda: _analytic(problem, objective, tensors(params), cast),
+        lambda: _higher.forward_gradient(
+            _higher.torch_jvps(problem, objective, tensors(params), cast, api),
+            params, loss, options.get("seed", 0),
+        ),
+    )
 
 
 def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Callable) -> dict:

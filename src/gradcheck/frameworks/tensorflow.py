@@ -1,0 +1,394 @@
+"""Checking TensorFlow functions (``tf.custom_gradient``) and Keras 3 models with the NumPy core.
+
+Analytic gradients come from ``tf.GradientTape`` (so the user's custom gradients run); numeric
+ones from finite differences of the same function on *copies* (float64 copies when the function
+computes in float64 from them, else the tensors' own dtype with the core's noise-aware tolerance).
+Keras models are evaluated with ``model.stateless_call`` on copies of their variables: the
+model's variables are never assigned. tensorflow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck.frameworks import _shared as _adapters
+
+if TYPE_CHECKING:
+    from gradcheck.report._report import Report
+
+Precision = Literal["auto", "float64", "native"]
+Vectorize = Literal["auto", "vmap", "loop"]
+CHUNK = 64  # rows of perturbed parameter vectors per tf.vectorized_map call
+TOOL = "tf.vectorized_map"
+
+
+def _tf() -> Any:
+    try:
+        import tensorflow as tf
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            'gradcheck.tensorflow needs TensorFlow: pip install "gradcheck[tensorflow]"'
+        ) from error
+    return tf
+
+
+def check_function(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    names: Sequence[str] | None = None,
+    precision: Precision = "auto",
+    vectorize: Vectorize = "auto",
+    **options: Any,
+) -> Report:
+    """Checks ``tf.GradientTape`` gradients of ``fn`` (``tf.custom_gradient`` included).
+
+    Floating ``tf.Tensor`` and trainable ``tf.Variable`` inputs are checked (on copies; a
+    variable is passed to ``fn`` as a tensor); NumPy arrays and other arguments are constants.
+    Each floating output gets its own random cotangent R (from ``seed``) and its own check.
+
+    Args:
+      fn: called as ``fn(*inputs)``; returns a tensor or a tuple/list/dict of tensors.
+      inputs: the arguments.
+      names: one name per input (default ``input0``, ``input1``, ...).
+      precision: "auto" (float64 copies where fn computes in float64 from them, else the
+        tensors' dtype), "float64" (insist) or "native".
+      vectorize: "auto" batches perturbed losses with ``tf.vectorized_map`` where it agrees with
+        a plain call and loops otherwise; "loop" never batches; "vmap" raises if it fails.
+      options: keywords of ``gradcheck.check`` (``eps``, ``seed``, ``rtol``, ``coords``, ...).
+
+    Returns:
+      The ``Report``; with several outputs its components are ``"<input> (output k)"``.
+
+    >>> import tensorflow as tf, gradcheck.tensorflow
+    >>> x = tf.constant([0.5, -1.0, 2.0], dtype=tf.float64)
+    >>> gradcheck.tensorflow.check_function(tf.sin, x).passed
+    True
+    """
+    tf = _tf()
+    _first_order_only("check_function", options)
+    options = _adapters.check_options("check_function", options)
+    labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
+    if len(labels) != len(inputs):
+        raise OptionError(
+            f"check_function(names=...) has {len(labels)} names for {len(inputs)} inputs; "
+            "give one name per input (non-tensor inputs included)."
+        )
+    checked = {
+        i: labels[i]
+        for i, x in enumerate(inputs)
+        if _checkable(tf, x)
+    }
+    if not checked:
+        raise OptionError(
+            "check_function(): no input is a floating tf.Tensor or trainable tf.Variable, so "
+            "there is nothing to check. Pass the inputs to check as tf.constant(...) or "
+            "tf.Variable(...)."
+        )
+    originals = {n: _numpy(inputs[i]) for i, n in checked.items()}
+
+    def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+        args = [tensors[checked[i]] if i in checked else cast(x) for i, x in enumerate(inputs)]
+        return fn(*args)
+
+    return _run(call, originals, None, options, precision, vectorize, "check_function")
+
+
+def check_model(
+    model: Any,
+    *inputs: Any,
+    loss_fn: Callable[[Any], Any] | None = None,
+    precision: Precision = "auto",
+    vectorize: Vectorize = "auto",
+    training: bool = False,
+    **options: Any,
+) -> Report:
+    """Checks a built Keras 3 model's gradients w.r.t. its trainable variables.
+
+    The model is evaluated with ``model.stateless_call`` on copies of its variables (named by
+    their path, the model's own name dropped: ``dense/kernel``); its variables are never
+    assigned and come back bit for bit.
+
+    Args:
+      model: a built ``keras.Model`` (or layer) on the TensorFlow backend.
+      inputs: the positional inputs of ``model(*inputs)``.
+      loss_fn: ``J = loss_fn(output)``; None uses J = ⟨output, R⟩ with R drawn from ``seed``.
+      precision, vectorize, options: as for ``check_function``.
+      training: passed to the model (False: dropout off, batch norm in inference mode).
+
+    Returns:
+      The ``Report`` of ``gradcheck.check``.
+
+    >>> import keras, numpy as np, gradcheck.tensorflow
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="tanh")])
+    >>> gradcheck.tensorflow.check_model(model, np.ones((4, 3), np.float32)).passed
+    True
+    """
+    tf = _tf()
+    _first_order_only("check_model", options)
+    options = _adapters.check_options("check_model", options)
+    if not hasattr(model, "stateless_call") or not hasattr(model, "trainable_variables"):
+        raise OptionError(
+            f"check_model() needs a Keras 3 model or layer, got {type(model).__name__}. For a "
+            "plain function (tf.custom_gradient), use gradcheck.tensorflow.check_function."
+        )
+    if not getattr(model, "built", False) or not model.trainable_variables:
+        raise OptionError(
+            f"check_model(): {type(model).__name__} has no trainable variable (is it built? "
+            "call it once on an input, or give it keras.Input). There is nothing to check."
+        )
+    trainable = list(model.trainable_variables)
+    frozen = list(model.non_trainable_variables)
+    paths = [str(getattr(v, "path", v.name)) for v in trainable]
+    prefix = f"{model.name}/"
+    if all(p.startswith(prefix) for p in paths):
+        paths = [p[len(prefix) :] for p in paths]
+    if len(set(paths)) != len(paths):
+        paths = [f"{p}:{i}" for i, p in enumerate(paths)]
+    options.setdefault("layers", paths)
+    saved = [v.numpy().copy() for v in trainable + frozen]
+    originals = {p: _numpy(v) for p, v in zip(paths, trainable, strict=True)}
+
+    def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+        values = [tensors[p] for p in paths]
+        consts = [tf.identity(v.value) for v in frozen]
+        out, _ = model.stateless_call(
+            values, consts, *[cast(x) for x in inputs], training=training
+        )
+        return out
+
+    try:
+        return _run(call, originals, loss_fn, options, precision, vectorize, "check_model")
+    finally:
+        for v, value in zip(trainable + frozen, saved, strict=True):
+            if not np.array_equal(v.numpy(), value, equal_nan=True):
+                v.assign(value)
+
+
+# --- shared machinery -------------------------------------------------------------------------
+
+
+def _first_order_only(api: str, options: dict[str, Any]) -> None:
+    for key in ("order", "mode"):
+        if key in options and options[key] not in (1, "reverse"):
+            raise OptionError(
+                f"{api}({key}={options[key]!r}): the TensorFlow adapter checks first-order "
+                "reverse mode (GradientTape) only; order=2 and mode='forward' are in "
+                "gradcheck.torch and gradcheck.jax."
+            )
+        options.pop(key, None)
+
+
+def _checkable(tf: Any, x: Any) -> bool:
+    if isinstance(x, tf.Variable):
+        return bool(x.trainable) and x.dtype.is_floating
+    return isinstance(x, tf.Tensor) and x.dtype.is_floating
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return np.array(x.numpy(), copy=True)
+
+
+def _leaves(tf: Any, out: Any) -> list[Any]:
+    """The floating tensors of an output (a tensor, or nested tuples/lists/dicts)."""
+    if isinstance(out, tf.Tensor | tf.Variable):
+        return [out] if out.dtype.is_floating else []
+    if isinstance(out, list | tuple):
+        return [t for v in out for t in _leaves(tf, v)]
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in _leaves(tf, v)]
+    if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.floating):
+        return [tf.constant(out)]
+    return []
+
+
+def _objective(tf: Any, loss_fn: Callable | None, seed: int, pick: int) -> Callable[[Any], Any]:
+    """J from the outputs: ``loss_fn(out)``, or ⟨output_pick, R⟩ with R drawn from the seed."""
+    cotangents: list[np.ndarray] = []
+
+    def objective(out: Any) -> Any:
+        if loss_fn is not None:
+            return tf.reshape(loss_fn(out), [])
+        leaf = _leaves(tf, out)[pick]
+        if not cotangents:
+            rng = np.random.default_rng([seed, pick])
+            cotangents.append(rng.standard_normal(tuple(leaf.shape)))
+        return tf.reduce_sum(leaf * tf.constant(cotangents[0], dtype=leaf.dtype))
+
+    return objective
+
+
+def _run(
+    call: Callable[[dict[str, Any], Callable], Any],
+    originals: dict[str, np.ndarray],
+    loss_fn: Callable | None,
+    options: dict[str, Any],
+    precision: Any,
+    vectorize: Any,
+    api: str,
+) -> Report:
+    tf = _tf()
+    precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
+    vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
+    seed = options.get("seed", 0)
+    out = call({n: tf.constant(a) for n, a in originals.items()}, _identity)
+    n_out = 1 if loss_fn is not None else len(_leaves(tf, out))
+    if n_out == 0:
+        raise GradCheckError(
+            f"{api}(): fn returned no floating-point tensor, so there is no gradient to check. "
+            "Return the tensor (or tuple of tensors) your gradient differentiates."
+        )
+    objectives = {
+        ("output" if n_out == 1 else f"output {k}"): _objective(tf, loss_fn, seed, k)
+        for k in range(n_out)
+    }
+    dtypes, note = _precision(tf, call, originals, next(iter(objectives.values())), precision, api)
+    reports = {
+        label: _check_one(tf, call, originals, objective, dtypes, options, vectorize, note)
+        for label, objective in objectives.items()
+    }
+    if len(reports) == 1:
+        return next(iter(reports.values()))
+    return _adapters.merge(reports, lambda name, key: f"{name} ({key})")
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _cast64(x: Any) -> Any:
+    tf = _tf()
+    if isinstance(x, tf.Tensor | tf.Variable) and x.dtype.is_floating:
+        return tf.cast(x, tf.float64)
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float64)
+    return x
+
+
+def _precision(
+    tf: Any,
+    call: Callable,
+    originals: dict[str, np.ndarray],
+    objective: Callable,
+    precision: str,
+    api: str,
+) -> tuple[dict[str, Any], str]:
+    native = {n: np.dtype(a.dtype) for n, a in originals.items()}
+    kinds = ", ".join(sorted({str(d) for d in native.values()}))
+    if any(d.kind != "f" or d.itemsize < 2 for d in native.values()):
+        raise GradCheckError(f"{api}(): the checked tensors must be float16/32/64 ({kinds}).")
+    if precision == "native" or all(d == np.float64 for d in native.values()):
+        return native, f"Evaluated in the tensors' own dtype ({kinds})."
+    try:
+        out = call({n: tf.constant(a, dtype=tf.float64) for n, a in originals.items()}, _cast64)
+        j = objective(out)
+        ok = j.dtype == tf.float64 and all(t.dtype == tf.float64 for t in _leaves(tf, out))
+        why = "its output is not float64"
+    except Exception as error:  # a float32-only kernel or mixed-dtype constants inside fn
+        ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
+    if ok:
+        wide = dict.fromkeys(native, np.dtype(np.float64))
+        return wide, (
+            f"Evaluated on float64 copies of the {kinds} tensors (GradientTape in float64 too); "
+            "the originals were not touched."
+        )
+    if precision == "float64":
+        raise GradCheckError(
+            f"{api}(precision='float64'): the computation cannot run on float64 copies "
+            f"({why}). Use precision='auto' to check it in its own dtype."
+        )
+    return native, f"Evaluated in the tensors' own dtype ({kinds}) (float64 copies were tried, but {why})."
+
+
+def _check_one(
+    tf: Any,
+    call: Callable,
+    originals: dict[str, np.ndarray],
+    objective: Callable,
+    dtypes: dict[str, Any],
+    options: dict[str, Any],
+    vectorize: str,
+    precision_note: str,
+) -> Report:
+    names = list(originals)
+    wide = all(d == np.float64 for d in dtypes.values()) and any(
+        a.dtype != np.float64 for a in originals.values()
+    )
+    cast = _cast64 if wide else _identity
+    params = {n: originals[n].astype(dtypes[n]) for n in names}
+
+    def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {n: tf.constant(p[n], dtype=tf.as_dtype(dtypes[n])) for n in names}
+
+    def loss(p: dict[str, np.ndarray]) -> float:
+        return float(objective(call(tensors(p), cast)))
+
+    leaves = tensors(params)
+    with tf.GradientTape() as tape:
+        tape.watch(list(leaves.values()))
+        j = objective(call(leaves, cast))
+    if not (isinstance(j, tf.Tensor) and j.shape.num_elements() == 1):
+        raise GradCheckError(
+            "loss_fn(output) must return a scalar tensor J; it returned "
+            f"{type(j).__name__}. Reduce it, e.g. with tf.reduce_mean."
+        )
+    got = tape.gradient(j, list(leaves.values()))
+    grads = {
+        n: np.zeros(params[n].shape) if g is None else np.asarray(tf.convert_to_tensor(g), np.float64)
+        for n, g in zip(names, got, strict=True)
+    }
+    batched, reason = _batched(tf, call, objective, params, dtypes, cast, loss, vectorize)
+    notes = [precision_note, _adapters.evaluation_note(batched, reason, TOOL)]
+    try:
+        return _adapters.run_check(loss, params, grads, options, batched, notes)
+    except StochasticLossError as error:
+        raise StochasticLossError(
+            f"{error} For a Keras model, check with training=False (the default) or set the "
+            "dropout rate to 0."
+        ) from error
+
+
+def _batched(
+    tf: Any,
+    call: Callable,
+    objective: Callable,
+    params: dict[str, np.ndarray],
+    dtypes: dict[str, Any],
+    cast: Callable,
+    loss: Callable,
+    vectorize: str,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
+    """``fn(thetas (B, N)) -> J (B,)`` through ``tf.vectorized_map`` (chunked), or None and why."""
+    if vectorize == "loop":
+        return None, "vectorize='loop' was asked for."
+    if not _adapters.accepts_batched():
+        return None, _adapters.NO_HOOK
+    names = list(params)
+    shapes = [params[n].shape for n in names]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def one(theta: Any) -> Any:
+        parts = tf.split(theta, sizes) if len(sizes) > 1 else [theta]
+        tensors = {
+            n: tf.cast(tf.reshape(p, s), tf.as_dtype(dtypes[n]))
+            for n, p, s in zip(names, parts, shapes, strict=True)
+        }
+        return tf.cast(objective(call(tensors, cast)), tf.float64)
+
+    # one trace for every chunk (a fresh vectorized_map per call would retrace each time)
+    spec = tf.TensorSpec([None, sum(sizes)], tf.float64)
+    mapped = tf.function(lambda t: tf.vectorized_map(one, t, warn=False), input_signature=[spec])
+
+    def fn(thetas: np.ndarray) -> np.ndarray:
+        thetas = np.asarray(thetas, dtype=np.float64)
+        out = [
+            mapped(tf.constant(thetas[s : s + CHUNK])).numpy()
+            for s in range(0, len(thetas), CHUNK)
+        ]
+        return np.concatenate(out).reshape(-1).astype(np.float64)
+
+    theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in names])
+    return _adapters.probe_batched(fn, np.stack([theta, theta]), lambda: loss(params), vectorize, TOOL)

@@ -1,0 +1,110 @@
+"""gradcheck.tensorflow: tf.custom_gradient functions and Keras 3 models, checked on copies.
+
+TensorFlow is slow to import: the tests here are few, and the module is skipped without it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+import gradcheck  # noqa: E402
+import gradcheck.tensorflow as gtf  # noqa: E402
+
+X = np.random.default_rng(0).standard_normal((3, 4))
+
+
+def _cube(factor):
+    @tf.custom_gradient
+    def cube(x):
+        return x**3, lambda g: g * factor * x**2
+
+    return cube
+
+
+def test_custom_gradient_right_passes_and_wrong_fails_named():
+    x = tf.constant(X)
+    assert gtf.check_function(_cube(3.0), x).passed
+    report = gtf.check_function(lambda a, c: _cube(2.9)(a) * c, x, 2.0, names=["x", "c"])
+    assert report.suspects == ("x",)
+    assert list(report.components) == ["x"]  # a checked input only: constants are not
+
+
+def test_float32_tensors_and_variables_are_checked_on_float64_copies_and_left_untouched():
+    v = tf.Variable(X.astype(np.float32))
+    t = tf.constant(np.ones(4, np.float32))
+    before = v.numpy().copy()
+    report = gtf.check_function(lambda a, b, c: tf.tanh(a * b) * c, v, t, np.float32(2.0))
+    assert report.passed, report
+    assert set(report.components) == {"input0", "input1"}
+    assert any("float64 copies" in n for n in report.notes)
+    assert np.array_equal(v.numpy(), before)
+
+
+def test_several_outputs_are_named_and_a_python_loop_falls_back_to_one_by_one():
+    def fn(x):
+        if float(tf.reduce_sum(x)) > 1e9:  # needs a concrete value: vectorized_map cannot
+            return x
+        return tf.sin(x), tf.exp(x)
+
+    report = gtf.check_function(fn, tf.constant(X[0]))
+    assert report.passed, report
+    assert set(report.components) == {"input0 (output 0)", "input0 (output 1)"}
+    assert any("loop fallback" in n for n in report.notes)
+
+
+def test_a_keras_model_passes_and_a_wrong_custom_gradient_layer_is_named_untouched():
+    class Cube(keras.layers.Layer):
+        def __init__(self, factor, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def build(self, shape):
+            self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+
+        def call(self, x):
+            return _cube(self.factor)(x * self.scale)
+
+    def model(factor):
+        keras.utils.set_random_seed(0)
+        return keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4, activation="tanh", name="dense"),
+                Cube(factor, name="cube"),
+            ],
+            name="net",
+        )
+
+    right = model(3.0)
+    inputs = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    saved = [w.numpy().copy() for w in right.weights]
+    report = gtf.check_model(right, inputs, loss_fn=lambda out: tf.reduce_mean(out**2))
+    assert report.passed, report
+    assert list(report.components) == ["dense/kernel", "dense/bias", "cube/scale"]
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(saved, right.weights, strict=True))
+    wrong = gtf.check_model(model(2.0), inputs)
+    assert not wrong.passed and "cube/scale" in wrong.suspects
+    assert wrong.origin == "cube/scale"  # where the bug starts, layers in model order
+
+
+def test_bad_input_is_an_option_error_naming_the_fix():
+    with pytest.raises(gradcheck.OptionError, match="nothing to check"):
+        gtf.check_function(tf.sin, X)  # a NumPy array is a constant
+    with pytest.raises(gradcheck.OptionError, match="Keras 3 model"):
+        gtf.check_model(lambda x: x, tf.constant(X))
+    with pytest.raises(gradcheck.OptionError, match=r"order=2.*first-order"):
+        gtf.check_function(tf.sin, tf.constant(X), order=2)
+    with pytest.raises(gradcheck.OptionError, match="unexpected option 'ordr'"):
+        gtf.check_function(tf.sin, tf.constant(X), ordr=2)
+
+
+def test_importing_the_door_does_not_import_tensorflow():
+    code = "import sys, gradcheck.tensorflow; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
