@@ -51,18 +51,34 @@ def test_the_readme_has_blocks_to_run():
     assert len(PYTHON) >= 10 and blocks("pycon")
 
 
+def _run_block(line: int, code: str, folder: Path) -> subprocess.CompletedProcess:
+    script = folder / f"readme_line{line}.py"  # a file: process pools can import __main__
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every runnable block started up front, two at a time (each test waits for its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path_factory.mktemp("readme")
+    before = _tracked_state()
+    with ThreadPoolExecutor(2) as pool:
+        futures = {line: pool.submit(_run_block, line, code, folder)
+                   for line, code in PYTHON if not _needs(code)}
+        yield futures
+    assert _tracked_state() == before, "a README block changed tracked files"
+
+
 @pytest.mark.parametrize(("line", "code"), PYTHON, ids=[f"line{n}" for n, _ in PYTHON])
-def test_python_block_runs_in_a_fresh_interpreter(line, code, tmp_path):
+def test_python_block_runs_in_a_fresh_interpreter(line, code, runs):
     missing = _needs(code)
     if missing:
         pytest.skip(f"README.md:{line} needs {', '.join(missing)} (not installed)")
-    script = tmp_path / f"readme_line{line}.py"  # a file: process pools can import __main__
-    script.write_text(code, encoding="utf-8")
-    before = _tracked_state()
-    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=240)
+    out = runs[line].result()
     assert out.returncode == 0, f"README.md:{line} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
-    assert _tracked_state() == before, f"README.md:{line} changed tracked files"
 
 
 @pytest.mark.parametrize(("line", "code"), blocks("pycon"),

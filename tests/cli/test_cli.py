@@ -311,10 +311,20 @@ def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
 
 
 def _main(*args: str) -> subprocess.CompletedProcess:
-    src = str(Path(gradcheck.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "gradcheck", *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    """The real entry point (``main``, as the ``gradcheck`` script runs it), in this process."""
+    import contextlib
+    import io
+
+    from gradcheck.cli._app import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as stop:
+            code = stop.code
+    return subprocess.CompletedProcess(args, code or 0, out.getvalue(), err.getvalue())
 
 
 def test_version_help_and_completion():
