@@ -18,6 +18,8 @@ def summary(report: ReportData) -> str:
         f"{'has a wrong gradient' if len(report.suspects) == 1 else 'have wrong gradients'} "
         f"({', '.join(report.suspects)})"
     )
+    if not any(c.checked for c in report.components.values()) and not report.interrupted:
+        head = "NOTHING CHECKED: no gradient entry was compared (see the notes)"
     if report.interrupted:
         head = f"INTERRUPTED (partial): {head}"
     return (
