@@ -179,13 +179,16 @@ def _dedupe(notes: list[str]) -> tuple[str, ...]:
 # --- complex, non-finite and empty tensors (shown to the core as real, finite, non-empty) ----
 
 # Each framework's documented gradient of a real J at a complex z = x + iy.
+# (the convention, the fix for a conjugated gradient, the sign of i·∂J/∂y in the gradient).
 TORCH = (
     "PyTorch's convention (conjugate Wirtinger): grad = ∂J/∂x + i·∂J/∂y = 2·∂J/∂z̄",
     "grad.conj()",
+    1.0,
 )
 JAX = (
     "JAX's convention: grad = ∂J/∂x − i·∂J/∂y = 2·∂J/∂z, the conjugate of PyTorch's",
     "jnp.conj(...) of the cotangent it returns",
+    -1.0,
 )
 
 
@@ -263,7 +266,9 @@ def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
     )
 
 
-def complex_findings(report: Report, names: Sequence[str], convention: tuple[str, str]) -> Report:
+def complex_findings(
+    report: Report, names: Sequence[str], convention: tuple[str, str, float]
+) -> Report:
     """For complex tensors (a last axis of 2: real, imaginary): a note with the worst entry's
     numeric and analytic values as complex numbers, and a ``conjugated`` finding when the
     analytic gradient is the conjugate of the numeric one (the commonest complex bug)."""
@@ -274,8 +279,9 @@ def complex_findings(report: Report, names: Sequence[str], convention: tuple[str
         c = report.components.get(name)
         if c is None or c.flags is None:
             continue
-        n = c.numeric_array[..., 0] + 1j * c.numeric_array[..., 1]
-        g = c.analytic_array[..., 0] + 1j * c.analytic_array[..., 1]
+        sign = convention[2]  # shown as the framework writes its complex gradient
+        n = c.numeric_array[..., 0] + sign * 1j * c.numeric_array[..., 1]
+        g = c.analytic_array[..., 0] + sign * 1j * c.analytic_array[..., 1]
         flags = c.flags.max(axis=-1) if c.flags.size else c.flags[..., 0]
         where = tuple(int(i) for i in c.worst_index[:-1])
         if c.numeric_array.size:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -62,6 +62,8 @@ def check(
     )
     vectorize = _adapters.choose("gradcheck.jax.check", "vectorize", vectorize, _adapters.VECTORIZE)
     problem = _Problem.build(fn, args, argnums, options.get("seed", 0))
+    if not problem.names:
+        return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
     wide, why = _wants_x64(problem, precision)
     with _x64(wide):
         return _check(problem, wide, why, options, vectorize)
@@ -77,6 +79,8 @@ class _Problem:
     leaves: dict[int, list[Any]]
     treedefs: dict[int, Any]
     seed: int
+    views: dict[tuple[int, int], _View] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, fn: Callable, args: tuple, argnums: Any, seed: int) -> _Problem:
@@ -88,22 +92,31 @@ class _Problem:
                 f"gradcheck.jax.check(argnums={argnums!r}) must name positions of the "
                 f"{len(args)} arguments given (an int or a tuple of ints)."
             )
-        names, slots, leaves, treedefs = [], [], {}, {}
+        names, slots, leaves, treedefs, views, notes = [], [], {}, {}, {}, []
         for a in nums:
             pairs, treedefs[a] = jax.tree_util.tree_flatten_with_path(args[a])
             leaves[a] = [leaf for _, leaf in pairs]
             for i, (path, leaf) in enumerate(pairs):
-                if np.issubdtype(np.asarray(leaf).dtype, np.floating):
+                kind = np.asarray(leaf).dtype
+                if np.issubdtype(kind, np.floating) or np.issubdtype(kind, np.complexfloating):
                     key = jax.tree_util.keystr(path, simple=True, separator=".")
                     prefix = f"arg{a}" if len(nums) > 1 or not key else ""
-                    names.append(".".join(p for p in (prefix, key) if p))
+                    name = ".".join(p for p in (prefix, key) if p)
+                    if np.asarray(leaf).size == 0:  # nothing to perturb: stays as it is
+                        notes.append(f"{name} is empty (shape {np.shape(leaf)}): nothing to check.")
+                        continue
+                    names.append(name)
                     slots.append((a, i))
+                    views[(a, i)] = _View(name, np.asarray(leaf))
+        if not names and notes:
+            return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
         if not names:
             raise OptionError(
                 f"gradcheck.jax.check(argnums={argnums!r}): those arguments hold no "
                 "floating-point array, so there is nothing to check."
             )
-        return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed)
+        notes += [n for v in views.values() for n in v.notes()]
+        return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
 
     def call(self, values: Sequence[Any], cast: Callable[[Any], Any]) -> Any:
         """``fn`` with the checked leaves replaced by ``values`` and the rest cast."""
@@ -112,13 +125,62 @@ class _Problem:
         args = [jax.tree_util.tree_map(cast, a) for a in self.args]
         fresh = {a: [cast(x) for x in self.leaves[a]] for a in self.argnums}
         for (a, i), v in zip(self.slots, values, strict=True):
-            fresh[a][i] = v
+            fresh[a][i] = self.views[(a, i)].decode(v)
         for a in self.argnums:
             args[a] = jax.tree_util.tree_unflatten(self.treedefs[a], fresh[a])
         return self.fn(*args)
 
     def originals(self) -> list[np.ndarray]:
-        return [np.asarray(self.leaves[a][i]) for a, i in self.slots]
+        """The checked leaves as the core sees them: real (complex: a last axis of 2), finite."""
+        return [self.views[s].real for s in self.slots]
+
+    @property
+    def unchecked(self) -> dict[str, np.ndarray]:
+        return {v.name: ~v.finite for v in self.views.values() if v.fill is not None}
+
+    @property
+    def complex(self) -> list[str]:
+        return [v.name for v in self.views.values() if v.complex]
+
+
+class _View:
+    """One checked leaf as the core sees it: real and finite; ``decode`` turns it back
+    (complex from a last axis of 2, ±inf/NaN entries put back) inside the traced function, so
+    that ``jax.grad`` maps its gradient onto the same real coordinates by JAX's convention."""
+
+    def __init__(self, name: str, x: np.ndarray) -> None:
+        self.name = name
+        self.complex = np.iscomplexobj(x)
+        real = np.stack([x.real, x.imag], axis=-1) if self.complex else np.array(x, copy=True)
+        self.finite = np.isfinite(real)
+        self.fill = None if self.finite.all() else real
+        self.real = np.where(self.finite, real, 0).astype(real.dtype) if self.fill is not None else real
+
+    def decode(self, r: Any) -> Any:
+        import jax.numpy as jnp
+        from jax import lax
+
+        if self.fill is not None:
+            r = jnp.where(self.finite, r, jnp.asarray(self.fill, dtype=r.dtype))
+        if self.complex:
+            r = lax.complex(r[..., 0], r[..., 1])
+        return r
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.complex:
+            notes.append(
+                f"{self.name} is complex: its real and imaginary parts were perturbed separately "
+                "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
+                f"{_adapters.JAX[0]}."
+            )
+        if self.fill is not None:
+            bad = int((~self.finite).sum())
+            notes.append(
+                f"{self.name} holds {bad} non-finite entr{'y' if bad == 1 else 'ies'} (±inf/NaN); "
+                "they were left unperturbed and unchecked."
+            )
+        return notes
 
 
 @contextlib.contextmanager
@@ -141,6 +203,8 @@ def _cast64(x: Any) -> Any:
 
     if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.floating):
         return jnp.asarray(x, dtype=jnp.float64)
+    if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.complexfloating):
+        return jnp.asarray(x, dtype=jnp.complex128)
     return x
 
 
@@ -153,10 +217,19 @@ def _objective(problem: _Problem) -> Callable[[Any], Any]:
 
     def objective(out: Any) -> Any:
         leaves = [
-            x for x in jax.tree_util.tree_leaves(out) if jnp.issubdtype(x.dtype, jnp.floating)
+            x
+            for x in jax.tree_util.tree_leaves(out)
+            if jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)
         ]
-        if len(leaves) == 1 and leaves[0].size == 1:
+        if len(leaves) == 1 and leaves[0].size == 1 and jnp.issubdtype(leaves[0].dtype, jnp.floating):
             return leaves[0].reshape(())
+        # Complex outputs enter J through their real and imaginary parts: J = Re⟨R, out⟩.
+        leaves = [
+            jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)
+            if jnp.issubdtype(x.dtype, jnp.complexfloating)
+            else x
+            for x in leaves
+        ]
         if not leaves:
             raise GradCheckError(
                 "gradcheck.jax.check: fn returned no floating-point array; return J or the "
@@ -234,7 +307,9 @@ def _check(
         else f"Evaluated in the leaves' own dtype ({kinds}): {why}."
     )
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "jax.vmap"), *jit_note]
-    return _adapters.run_check(loss, params, grads, options, batched, notes)
+    report = _adapters.run_check(loss, params, grads, options, batched, notes + problem.notes)
+    report = _adapters.leave_unchecked(report, problem.unchecked)
+    return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
 
 
 def _maybe_jit(j_of: Callable, values: list[Any]) -> tuple[Callable, list[str]]:

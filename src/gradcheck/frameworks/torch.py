@@ -10,6 +10,7 @@ float32/float16. torch is imported inside the functions: ``import gradcheck`` st
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -286,9 +287,11 @@ class _View:
             return r
         import torch as t
 
-        if self.layout == t.sparse_coo:
-            return t.sparse_coo_tensor(self.index[0], r, self.size, check_invariants=False)
-        return t.sparse_csr_tensor(*self.index, r, self.size, check_invariants=False)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            if self.layout == t.sparse_coo:
+                return t.sparse_coo_tensor(self.index[0], r, self.size, check_invariants=False)
+            return t.sparse_csr_tensor(*self.index, r, self.size, check_invariants=False)
 
     def notes(self) -> list[str]:
         notes = []
@@ -324,6 +327,7 @@ def _present(problem: _Problem) -> tuple[_Problem, list[_View], list[str]]:
         if v.empty
     ]
     kept = [v for v in views.values() if not v.empty]
+    notes += [n for v in kept for n in v.notes()]
     if not notes and not any(v.sparse or v.complex or v.fill is not None for v in kept):
         return problem, kept, []
     originals = dict(problem.tensors)
