@@ -252,10 +252,13 @@ def _check_tensor(
     low = relative > LOW_PRECISION
     scale = float(np.sqrt(np.mean(theta[finite] ** 2))) if finite.any() else 0.0
     h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, relative, scale)
+    top = np.abs(theta[finite]).max(initial=0.0)
+    spacing = float(np.spacing(np.asarray(top, dtype=dtype)))
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
-        top = np.abs(theta[finite]).max(initial=0.0)
-        h = max(h, 16 * float(np.spacing(np.asarray(top, dtype=dtype))))
-    stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
+        h = max(h, 16 * spacing)
+    # An adapter hands J the parameters in their own dtype (float32 native): step to points
+    # representable there, so that the offsets used are the ones J sees (exact for any J).
+    stepper = _Stepper(theta, h, dtype if low or h >= 16 * spacing else np.dtype(np.float64))
     a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol, plan.grad_scale)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
