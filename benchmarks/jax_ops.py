@@ -103,8 +103,10 @@ def main() -> None:
         for name, (fn, kind, make) in CASES.items():
             x = _input(kind, make, dtype, np.random.default_rng(0))
             precision = "auto" if dtype == "float64" else "native"
-            ours = _timed(lambda: gj.check(fn, x, precision=precision).passed)
-            theirs = _timed(lambda: check_grads(fn, (x,), order=1, modes=("rev",)) or True)
+            ours = _timed(lambda fn=fn, x=x, p=precision: gj.check(fn, x, precision=p).passed)
+            theirs = _timed(
+                lambda fn=fn, x=x: check_grads(fn, (x,), order=1, modes=("rev",)) or True
+            )
             rows.append((dtype, name, kind, ours, theirs))
     print("| dtype | function | kind | gradcheck | check_grads | gradcheck s | check_grads s |")
     print("|---|---|---|---|---|---|---|")
