@@ -36,7 +36,8 @@ def _abs2(conjugated: bool):
 def test_complex_right_passes_with_jax_convention() -> None:
     report = gj.check(_abs2(False), Z)
     assert report.passed and report.components["arg0"].shape == (3, 2)
-    assert any("JAX's convention" in n and "numeric" in n for n in report.notes)
+    assert any("JAX's convention" in n for n in report.notes)
+    assert any("(complex): at arg0[" in n and "numeric" in n for n in report.notes)
 
 
 def test_complex_conjugated_is_caught_and_named() -> None:
@@ -88,3 +89,20 @@ def test_domain_edge_float32() -> None:
 def test_integer_outputs_are_left_out() -> None:
     x = np.array([0.5, -1.0, 2.0])
     assert gj.check(lambda a: (jnp.sin(a), jnp.argmax(a)), x, vectorize="loop").passed
+
+
+def test_conjugated_backward_with_complex_output_is_named() -> None:
+    @jax.custom_vjp
+    def square(z):
+        return z * z
+
+    def fwd(z):
+        return square(z), z
+
+    def bwd(z, g):  # JAX's VJP is g·f'(z); g·conj(f'(z)) is PyTorch's rule, conjugated here
+        return (g * jnp.conj(2 * z),)
+
+    square.defvjp(fwd, bwd)
+    report = gj.check(square, Z, vectorize="loop")
+    assert not report.passed
+    assert [f.kind for f in report.findings] == ["conjugated"]

@@ -71,7 +71,7 @@ def test_complex_outputs_and_ops_pass() -> None:
     assert gt.check_function(lambda a, b: torch.polar(a.abs() + 1, b), x, x.detach().clone().requires_grad_()).passed
 
 
-def test_wrong_complex_backward_with_complex_output_fails() -> None:
+def test_conjugated_backward_with_complex_output_is_named() -> None:
     class Square(torch.autograd.Function):  # forgets the conjugate: g·2z instead of g·conj(2z)
         @staticmethod
         def forward(ctx, z):
@@ -83,7 +83,9 @@ def test_wrong_complex_backward_with_complex_output_fails() -> None:
             (z,) = ctx.saved_tensors
             return g * 2 * z
 
-    assert not gt.check_function(Square.apply, _z()).passed
+    report = gt.check_function(Square.apply, _z())
+    assert not report.passed
+    assert [f.kind for f in report.findings] == ["conjugated"]  # found with a real cotangent
 
 
 def test_empty_input_is_left_out_with_a_note() -> None:

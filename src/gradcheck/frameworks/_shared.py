@@ -286,8 +286,8 @@ def complex_findings(
         where = tuple(int(i) for i in c.worst_index[:-1])
         if c.numeric_array.size:
             notes.append(
-                f"{name} (complex, {convention[0]}): at {name}[{', '.join(map(str, where))}] "
-                f"numeric {_cfmt(n[where])}, analytic {_cfmt(g[where])}."
+                f"{name} (complex): at {name}[{', '.join(map(str, where))}] numeric "
+                f"{_cfmt(n[where])}, analytic {_cfmt(g[where])} (as the framework writes it)."
             )
         if c.passed or not _conjugated(c):
             continue
@@ -306,6 +306,45 @@ def complex_findings(
             )
         )
     return dataclasses.replace(report, notes=tuple(notes), findings=tuple(findings))
+
+
+def wants_conjugation_probe(report: Report, names: Sequence[str]) -> bool:
+    """A complex input failed without a ``conjugated`` finding: worth a second look."""
+    named = {f.param for f in report.findings if f.kind == "conjugated"}
+    return any(n in report.suspects and n not in named for n in names)
+
+
+def conjugation_probe(
+    report: Report, again: Report, names: Sequence[str], convention: tuple[str, str, float]
+) -> Report:
+    """``report`` plus a ``conjugated`` finding for each complex input that ``again`` (the same
+    check with a real cotangent on complex outputs) finds conjugated: a backward that multiplies
+    grad_output by f'(z) where the convention wants conj(f'(z)) returns, for a real grad_output,
+    exactly the conjugate; with a complex one it just looks wrong."""
+    hits = [f for f in again.findings if f.kind == "conjugated" and f.param in names]
+    if not hits:
+        return report
+    from gradcheck.report._model import Finding
+
+    hit_names = {f.param for f in hits}
+    findings = [f for f in report.findings if f.param not in hit_names]
+    for f in hits:
+        findings.append(
+            Finding(
+                param=f.param,
+                kind="conjugated",
+                detail=(
+                    "the backward is conjugated: with a real cotangent on the complex outputs "
+                    "its gradient is exactly the conjugate of the numeric one (it multiplies "
+                    "grad_output by f'(z) where conj(f'(z)) is due)."
+                ),
+                hint=f"The framework expects {convention[0]}; conjugate the derivative factor.",
+                factor=-1.0,
+            )
+        )
+    return dataclasses.replace(
+        report, findings=tuple(findings), evaluations=report.evaluations + again.evaluations
+    )
 
 
 def _conjugated(c: Component) -> bool:

@@ -66,7 +66,11 @@ def check(
         return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
     wide, why = _wants_x64(problem, precision)
     with _x64(wide):
-        return _check(problem, wide, why, options, vectorize)
+        report = _check(problem, wide, why, options, vectorize)
+        if _adapters.wants_conjugation_probe(report, problem.complex):
+            again = _check(problem, wide, why, options, vectorize, real_cotangent=True)
+            report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.JAX)
+        return report
 
 
 @dataclass
@@ -208,7 +212,7 @@ def _cast64(x: Any) -> Any:
     return x
 
 
-def _objective(problem: _Problem) -> Callable[[Any], Any]:
+def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any], Any]:
     """J from the output: itself when scalar, else ⟨output, R⟩ with R from the seed."""
     import jax
     import jax.numpy as jnp
@@ -224,6 +228,7 @@ def _objective(problem: _Problem) -> Callable[[Any], Any]:
         if len(leaves) == 1 and leaves[0].size == 1 and jnp.issubdtype(leaves[0].dtype, jnp.floating):
             return leaves[0].reshape(())
         # Complex outputs enter J through their real and imaginary parts: J = Re⟨R, out⟩.
+        complex_out = [jnp.issubdtype(x.dtype, jnp.complexfloating) for x in leaves]
         leaves = [
             jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)
             if jnp.issubdtype(x.dtype, jnp.complexfloating)
@@ -239,6 +244,9 @@ def _objective(problem: _Problem) -> Callable[[Any], Any]:
         if key not in cotangents:
             rng = np.random.default_rng(problem.seed)
             cotangents[key] = [rng.standard_normal(x.shape) for x in leaves]
+            for r, c in zip(cotangents[key], complex_out, strict=True):
+                if c and real_cotangent:  # the conjugation probe: a real R on complex outputs
+                    r[..., 1] = 0.0
         return sum(
             jnp.sum(x * jnp.asarray(r, dtype=x.dtype))
             for x, r in zip(leaves, cotangents[key], strict=True)
@@ -269,7 +277,12 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
 
 
 def _check(
-    problem: _Problem, wide: bool, why: str, options: dict[str, Any], vectorize: str
+    problem: _Problem,
+    wide: bool,
+    why: str,
+    options: dict[str, Any],
+    vectorize: str,
+    real_cotangent: bool = False,
 ) -> Report:
     import jax
     import jax.numpy as jnp
@@ -277,7 +290,7 @@ def _check(
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
     dtypes = [np.float64 if wide else np.dtype(jnp.asarray(x).dtype) for x in originals]
-    objective = _objective(problem)
+    objective = _objective(problem, real_cotangent)
 
     def j_of(values: Sequence[Any]) -> Any:
         return objective(problem.call(values, cast))

@@ -357,6 +357,7 @@ class _Objective:
     ) -> None:
         self.loss_fn, self.seed, self.pick, self.entry = loss_fn, seed, pick, entry
         self.cotangents: list[Any] | None = None
+        self.real_cotangent = False  # complex outputs get a real R (the conjugation probe)
 
     def __call__(self, out: Any) -> Any:
         if self.loss_fn is not None:
@@ -366,12 +367,16 @@ class _Objective:
             leaves = [leaves[self.pick]]
         # A complex output enters J through its real and imaginary parts: J = Re⟨R, out⟩ with a
         # complex cotangent R (sparse outputs through their dense values).
+        complex_out = [t.is_complex() for t in leaves]
         leaves = [_real_view(t) for t in leaves]
         if self.entry is not None:
             return leaves[0].reshape(-1)[self.entry]
         if self.cotangents is None:  # drawn once, from our own generator, in float64
             rng = np.random.default_rng([self.seed, self.pick or 0])
             self.cotangents = [rng.standard_normal(tuple(t.shape)) for t in leaves]
+            for r, c in zip(self.cotangents, complex_out, strict=True):
+                if c and self.real_cotangent:
+                    r[..., 1] = 0.0
         return sum((t * _like(r, t)).sum() for t, r in zip(leaves, self.cotangents, strict=True))
 
 
@@ -610,7 +615,14 @@ def _run(
     for label, objective in objectives.items():
         report = _check_one(problem, objective, dtypes, options, vectorize, precision_note)
         report = _adapters.leave_unchecked(report, problem.unchecked)
-        reports[label] = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
+        report = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
+        if _adapters.wants_conjugation_probe(report, problem.complex) and objective.loss_fn is None:
+            probe = _Objective(None, objective.seed, objective.pick, objective.entry)
+            probe.real_cotangent = True
+            again = _check_one(problem, probe, dtypes, options, vectorize, precision_note)
+            again = _adapters.complex_findings(again, problem.complex, _adapters.TORCH)
+            report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.TORCH)
+        reports[label] = report
     if raw:
         return reports
     if len(reports) == 1:
