@@ -615,6 +615,9 @@ def _run(
     for label, objective in objectives.items():
         report = _check_one(problem, objective, dtypes, options, vectorize, precision_note)
         report = _adapters.leave_unchecked(report, problem.unchecked)
+        if raw:  # Jacobian rows: one note per row would drown the report
+            reports[label] = report
+            continue
         report = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
         if _adapters.wants_conjugation_probe(report, problem.complex) and objective.loss_fn is None:
             probe = _Objective(None, objective.seed, objective.pick, objective.entry)
