@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck.core import _edges
 from gradcheck.core._coords import DEFAULT_BUDGET, Selection, select
 from gradcheck.core._directional import Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
@@ -76,7 +77,7 @@ def run(
     j0, stopped = np.nan, False
     try:
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
-            j0 = _base_value(evaluator, plan)
+            j0 = _edges.base_value(lambda: _base_value(evaluator, plan), tree)
             if not plan.complex:
                 plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
         except KeyboardInterrupt:
@@ -111,6 +112,7 @@ def run(
     report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start,
                        planned, interrupted)
     extra = _step_notes(tree, analytic, plan, results)  # the interruption note stays last
+    extra += _edge_notes(tree, plan)
     extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
 
@@ -206,6 +208,18 @@ def _scale_notes(
     return tuple(notes)
 
 
+def _edge_notes(tree: Tree, plan: _Plan) -> tuple[str, ...]:
+    """Non-finite parameter entries (left alone) and entries judged near a domain edge."""
+    notes = []
+    for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
+        bad = int(np.sum(~np.isfinite(leaf)))
+        if bad:
+            notes.append(_edges.nonfinite_note(name, bad))
+        if plan.edges.get(t):
+            notes.append(_edges.note(name, tuple(leaf.shape), plan.edges[t]))
+    return tuple(notes)
+
+
 def _located_note(name: str, found: Located) -> str:
     calls = f"{found.tests} directional tests, {4 * found.tests} loss calls"
     if not found.failed:
@@ -234,6 +248,7 @@ class _Plan:
     located: dict[int, Located] = field(default_factory=dict)
     noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
     widened: dict[int, str] = field(default_factory=dict)  # tensors whose forced eps was too small
+    edges: dict[int, dict[int, str]] = field(default_factory=dict)  # near a domain edge: how
 
     @property
     def complex(self) -> bool:
@@ -309,20 +324,25 @@ def _check_tensor(
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
     judged_as = _coarser(dtype, g.dtype)  # a float32 gradient is only as precise as float32
+    finite = np.isfinite(theta)  # ±inf/NaN entries stay where they are, unchecked
     g = g.reshape(-1).astype(np.float64)
     sigma = 0.0 if plan.complex else plan.noise[t]
     # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
     # itself, not of 1. (A J that is exactly 0 says nothing: fall back to float64's.)
     relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
     low = relative > LOW_PRECISION
-    scale = float(np.sqrt(np.mean(theta**2)))
+    scale = float(np.sqrt(np.mean(theta[finite] ** 2))) if finite.any() else 0.0
     h = plan.eps_for(ev.ws.names[t], t) or default_step(plan.scheme, relative, scale)
     literal = plan.complex or not plan.refine or t in plan.widened  # no verdict rests on it
     forced = None if literal else plan.eps_for(ev.ws.names[t])
+    top = np.abs(theta[finite]).max(initial=0.0)
+    spacing = float(np.spacing(np.asarray(top, dtype=dtype)))
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
-        h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
-    stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
-    if forced is not None and any(np.any(stepper.offset(np.arange(theta.size), c) == 0)
+        h = max(h, 16 * spacing)
+    # An adapter hands J the parameters in their own dtype (float32 native): step to points
+    # representable there, so that the offsets used are the ones J sees (exact for any J).
+    stepper = _Stepper(theta, h, dtype if low or h >= 16 * spacing else np.dtype(np.float64))
+    if forced is not None and any(np.any(stepper.offset(np.flatnonzero(finite), c) == 0)
                                   for c in plan.scheme.nodes if c):
         raise _Swamped("does not move every entry (θ ± eps rounds back to θ)")
     a = analytic_bound(g, judged_as, plan.options.rtol, plan.options.atol, plan.grad_scale)
@@ -333,6 +353,7 @@ def _check_tensor(
         if idx is not None:
             idx = np.union1d(idx, found.culprits).astype(np.int64)
     idx = np.arange(theta.size) if idx is None else idx
+    idx = idx[finite[idx]]
     numeric, bound = np.full(theta.size, np.nan), np.full(theta.size, np.nan)
     flags = np.zeros(theta.size, dtype=np.int8)
     out = (numeric, bound, flags)
@@ -356,8 +377,11 @@ def _check_tensor(
                 f"(σ = {sigma:.3g}), so its rounding error would swamp every difference"
             )
     _judge(plan, stepper, idx, values, sigma, g, a, *out)
+    edge = idx[_edges.outside(values)] if not plan.complex and len(idx) else idx[:0]
+    if edge.size:  # J(θ ± h) left the loss's domain: smaller or one-sided steps for those
+        plan.edges[t] = _edges.repair(ev, t, stepper, edge, j0, sigma, g, a, *out)
     values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
-    suspicious = np.flatnonzero(flags == MISMATCH)
+    suspicious = np.setdiff1d(np.flatnonzero(flags == MISMATCH), edge)
     if suspicious.size and plan.refine and not plan.complex:
         try:
             _refine(
@@ -431,15 +455,25 @@ def _probe(
     dtype: Any,
 ) -> tuple[float, float]:
     """(ECnoise σ, resolution of J) from J at θ + k·δ·v, k = -3..3, for one tensor."""
-    direction = rng.standard_normal(theta.size)
-    direction /= np.linalg.norm(direction)
-    delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
+    finite = np.isfinite(theta)
+    direction = np.where(finite, rng.standard_normal(theta.size), 0.0)
+    direction /= max(float(np.linalg.norm(direction)), np.finfo(np.float64).tiny)
+    theta = theta[finite]
+    delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))) if theta.size else 0.0)
     # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
     # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
-    delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+    delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(initial=0.0), dtype=dtype))))
     k = np.arange(POINTS) - POINTS // 2
     for _ in range(RETRIES_IF_FLAT):  # J did not move at all: a low-precision J hides small steps
         values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        for _ in range(_edges.LEVELS):  # the probe left the loss's domain: come closer
+            if np.all(np.isfinite(values)):
+                break
+            delta /= 4
+            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        if not np.all(np.isfinite(values)):
+            values = np.full(POINTS, j0)  # no noise seen: σ falls back to the float64 floor
+            break
         if np.unique(values).size > 1:
             break
         delta *= 16

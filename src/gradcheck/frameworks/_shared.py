@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError
-from gradcheck.report._model import AGREES, MISMATCH, relative_error
+from gradcheck.report._model import AGREES, MISMATCH, Component, relative_error
 from gradcheck.report._report import Report
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
@@ -175,3 +175,187 @@ def _dedupe(notes: list[str]) -> tuple[str, ...]:
         if text not in out:
             out.append(text)
     return tuple(out)
+
+
+# --- complex, non-finite and empty tensors (shown to the core as real, finite, non-empty) ----
+
+# Each framework's documented gradient of a real J at a complex z = x + iy.
+# (the convention, the fix for a conjugated gradient, the sign of i·∂J/∂y in the gradient).
+TORCH = (
+    "PyTorch's convention (conjugate Wirtinger): grad = ∂J/∂x + i·∂J/∂y = 2·∂J/∂z̄",
+    "grad.conj()",
+    1.0,
+)
+JAX = (
+    "JAX's convention: grad = ∂J/∂x − i·∂J/∂y = 2·∂J/∂z, the conjugate of PyTorch's",
+    "jnp.conj(...) of the cotangent it returns",
+    -1.0,
+)
+
+
+def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
+    """The report of a check with nothing to judge (every checked tensor empty).
+
+    ``passed`` is True, as ``torch.autograd.gradcheck`` returns for empty inputs, but the
+    report's summary says NOTHING CHECKED, not PASSED: no gradient was compared.
+    """
+    return Report(
+        passed=True,
+        relative_error=0.0,
+        evaluations=0,
+        eps={},
+        scheme=scheme,
+        components={},
+        suspects=(),
+        notes=(
+            "Nothing was checked: every tensor to check is empty, so there is no gradient "
+            "entry to compare (passed=True only means nothing disagreed).",
+            *notes,
+        ),
+    )
+
+
+def recount(c: Component, flags: np.ndarray, numeric: np.ndarray) -> Component:
+    """``c`` with new per-entry flags and numeric values, its summary figures recomputed."""
+    checked = (flags == AGREES) | (flags == MISMATCH)
+    g, bound = c.analytic_array, c.bound_array
+    diff = np.abs(numeric - g)
+    excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess)) if excess.size else 0
+    mismatches = int(np.sum(flags == MISMATCH))
+    return dataclasses.replace(
+        c,
+        relative_error=relative_error(numeric[checked], g[checked]),
+        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, c.shape)),
+        numeric=float(numeric.flat[worst]),
+        analytic=float(g.flat[worst]),
+        tolerance=float(bound.flat[worst]),
+        checked=int(checked.sum()),
+        skipped=int(checked.size - checked.sum()),
+        passed=mismatches == 0,
+        mismatches=mismatches,
+        numeric_array=numeric,
+        flags=flags,
+    )
+
+
+def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
+    """Entries in ``masks`` (non-finite inputs, held fixed) marked unchecked in their components."""
+    from gradcheck.report._model import UNCHECKED
+
+    if not masks:
+        return report
+    components = dict(report.components)
+    for name, mask in masks.items():
+        if name not in components:
+            continue
+        c = components[name]
+        flags, numeric = c.flags.copy(), c.numeric_array.copy()
+        flags[mask], numeric[mask] = UNCHECKED, np.nan
+        components[name] = recount(c, flags, numeric)
+    suspects = tuple(n for n, c in components.items() if not c.passed)
+    ok = [(c.flags == AGREES) | (c.flags == MISMATCH) for c in components.values()]
+    n = [c.numeric_array[m] for c, m in zip(components.values(), ok, strict=True)]
+    g = [c.analytic_array[m] for c, m in zip(components.values(), ok, strict=True)]
+    return dataclasses.replace(
+        report,
+        components=components,
+        suspects=suspects,
+        passed=not suspects and report.passed,
+        relative_error=relative_error(np.concatenate(n), np.concatenate(g)),
+    )
+
+
+def complex_findings(
+    report: Report, names: Sequence[str], convention: tuple[str, str, float]
+) -> Report:
+    """For complex tensors (a last axis of 2: real, imaginary): a note with the worst entry's
+    numeric and analytic values as complex numbers, and a ``conjugated`` finding when the
+    analytic gradient is the conjugate of the numeric one (the commonest complex bug)."""
+    from gradcheck.report._model import Finding
+
+    notes, findings = list(report.notes), list(report.findings)
+    for name in names:
+        c = report.components.get(name)
+        if c is None or c.flags is None:
+            continue
+        sign = convention[2]  # shown as the framework writes its complex gradient
+        n = c.numeric_array[..., 0] + sign * 1j * c.numeric_array[..., 1]
+        g = c.analytic_array[..., 0] + sign * 1j * c.analytic_array[..., 1]
+        flags = c.flags.max(axis=-1) if c.flags.size else c.flags[..., 0]
+        where = tuple(int(i) for i in c.worst_index[:-1])
+        if c.numeric_array.size:
+            notes.append(
+                f"{name} (complex): at {name}[{', '.join(map(str, where))}] numeric "
+                f"{_cfmt(n[where])}, analytic {_cfmt(g[where])} (as the framework writes it)."
+            )
+        if c.passed or not _conjugated(c):
+            continue
+        findings = [f for f in findings if f.param != name]
+        findings.append(
+            Finding(
+                param=name,
+                kind="conjugated",
+                detail=(
+                    "the analytic gradient is the complex conjugate of the numeric one: the "
+                    f"imaginary parts have the wrong sign ({int((flags == MISMATCH).sum())} "
+                    "entries)."
+                ),
+                hint=f"The framework expects {convention[0]}; return {convention[1]}.",
+                factor=-1.0,
+            )
+        )
+    return dataclasses.replace(report, notes=tuple(notes), findings=tuple(findings))
+
+
+def wants_conjugation_probe(report: Report, names: Sequence[str]) -> bool:
+    """A complex input failed without a ``conjugated`` finding: worth a second look."""
+    named = {f.param for f in report.findings if f.kind == "conjugated"}
+    return any(n in report.suspects and n not in named for n in names)
+
+
+def conjugation_probe(
+    report: Report, again: Report, names: Sequence[str], convention: tuple[str, str, float]
+) -> Report:
+    """``report`` plus a ``conjugated`` finding for each complex input that ``again`` (the same
+    check with a real cotangent on complex outputs) finds conjugated: a backward that multiplies
+    grad_output by f'(z) where the convention wants conj(f'(z)) returns, for a real grad_output,
+    exactly the conjugate; with a complex one it just looks wrong."""
+    hits = [f for f in again.findings if f.kind == "conjugated" and f.param in names]
+    if not hits:
+        return report
+    from gradcheck.report._model import Finding
+
+    hit_names = {f.param for f in hits}
+    findings = [f for f in report.findings if f.param not in hit_names]
+    for f in hits:
+        findings.append(
+            Finding(
+                param=f.param,
+                kind="conjugated",
+                detail=(
+                    "the backward is conjugated: with a real cotangent on the complex outputs "
+                    "its gradient is exactly the conjugate of the numeric one (it multiplies "
+                    "grad_output by f'(z) where conj(f'(z)) is due)."
+                ),
+                hint=f"The framework expects {convention[0]}; conjugate the derivative factor.",
+                factor=-1.0,
+            )
+        )
+    return dataclasses.replace(
+        report, findings=tuple(findings), evaluations=report.evaluations + again.evaluations
+    )
+
+
+def _conjugated(c: Component) -> bool:
+    """Whether every checked entry agrees once the imaginary part of g flips sign."""
+    checked = (c.flags == AGREES) | (c.flags == MISMATCH)
+    flipped = c.analytic_array.copy()
+    flipped[..., 1] *= -1
+    close = np.abs(c.numeric_array - flipped) <= c.bound_array
+    return bool(checked.any() and np.all(close[checked]))
+
+
+def _cfmt(z: complex) -> str:
+    return f"{z.real:.6g}{z.imag:+.6g}j"

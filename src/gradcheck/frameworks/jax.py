@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -70,9 +70,15 @@ def check(
     )
     vectorize = _adapters.choose("gradcheck.jax.check", "vectorize", vectorize, _adapters.VECTORIZE)
     problem = _Problem.build(fn, args, argnums, options.get("seed", 0))
+    if not problem.names:
+        return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
     wide, why = _wants_x64(problem, precision)
     with _x64(wide):
-        return _check(problem, wide, why, options, vectorize, higher)
+        report = _check(problem, wide, why, options, vectorize, higher)
+        if higher == (1, "reverse") and _adapters.wants_conjugation_probe(report, problem.complex):
+            again = _check(problem, wide, why, options, vectorize, higher, real_cotangent=True)
+            report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.JAX)
+        return report
 
 
 @dataclass
@@ -85,6 +91,8 @@ class _Problem:
     leaves: dict[int, list[Any]]
     treedefs: dict[int, Any]
     seed: int
+    views: dict[tuple[int, int], _View] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, fn: Callable, args: tuple, argnums: Any, seed: int) -> _Problem:
@@ -96,22 +104,31 @@ class _Problem:
                 f"gradcheck.jax.check(argnums={argnums!r}) must name positions of the "
                 f"{len(args)} arguments given (an int or a tuple of ints)."
             )
-        names, slots, leaves, treedefs = [], [], {}, {}
+        names, slots, leaves, treedefs, views, notes = [], [], {}, {}, {}, []
         for a in nums:
             pairs, treedefs[a] = jax.tree_util.tree_flatten_with_path(args[a])
             leaves[a] = [leaf for _, leaf in pairs]
             for i, (path, leaf) in enumerate(pairs):
-                if np.issubdtype(np.asarray(leaf).dtype, np.floating):
+                kind = np.asarray(leaf).dtype
+                if np.issubdtype(kind, np.floating) or np.issubdtype(kind, np.complexfloating):
                     key = jax.tree_util.keystr(path, simple=True, separator=".")
                     prefix = f"arg{a}" if len(nums) > 1 or not key else ""
-                    names.append(".".join(p for p in (prefix, key) if p))
+                    name = ".".join(p for p in (prefix, key) if p)
+                    if np.asarray(leaf).size == 0:  # nothing to perturb: stays as it is
+                        notes.append(f"{name} is empty (shape {np.shape(leaf)}): nothing to check.")
+                        continue
+                    names.append(name)
                     slots.append((a, i))
+                    views[(a, i)] = _View(name, np.asarray(leaf))
+        if not names and notes:
+            return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
         if not names:
             raise OptionError(
                 f"gradcheck.jax.check(argnums={argnums!r}): those arguments hold no "
                 "floating-point array, so there is nothing to check."
             )
-        return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed)
+        notes += [n for v in views.values() for n in v.notes()]
+        return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
 
     def call(self, values: Sequence[Any], cast: Callable[[Any], Any]) -> Any:
         """``fn`` with the checked leaves replaced by ``values`` and the rest cast."""
@@ -120,13 +137,62 @@ class _Problem:
         args = [jax.tree_util.tree_map(cast, a) for a in self.args]
         fresh = {a: [cast(x) for x in self.leaves[a]] for a in self.argnums}
         for (a, i), v in zip(self.slots, values, strict=True):
-            fresh[a][i] = v
+            fresh[a][i] = self.views[(a, i)].decode(v)
         for a in self.argnums:
             args[a] = jax.tree_util.tree_unflatten(self.treedefs[a], fresh[a])
         return self.fn(*args)
 
     def originals(self) -> list[np.ndarray]:
-        return [np.asarray(self.leaves[a][i]) for a, i in self.slots]
+        """The checked leaves as the core sees them: real (complex: a last axis of 2), finite."""
+        return [self.views[s].real for s in self.slots]
+
+    @property
+    def unchecked(self) -> dict[str, np.ndarray]:
+        return {v.name: ~v.finite for v in self.views.values() if v.fill is not None}
+
+    @property
+    def complex(self) -> list[str]:
+        return [v.name for v in self.views.values() if v.complex]
+
+
+class _View:
+    """One checked leaf as the core sees it: real and finite; ``decode`` turns it back
+    (complex from a last axis of 2, ±inf/NaN entries put back) inside the traced function, so
+    that ``jax.grad`` maps its gradient onto the same real coordinates by JAX's convention."""
+
+    def __init__(self, name: str, x: np.ndarray) -> None:
+        self.name = name
+        self.complex = np.iscomplexobj(x)
+        real = np.stack([x.real, x.imag], axis=-1) if self.complex else np.array(x, copy=True)
+        self.finite = np.isfinite(real)
+        self.fill = None if self.finite.all() else real
+        self.real = np.where(self.finite, real, 0).astype(real.dtype) if self.fill is not None else real
+
+    def decode(self, r: Any) -> Any:
+        import jax.numpy as jnp
+        from jax import lax
+
+        if self.fill is not None:
+            r = jnp.where(self.finite, r, jnp.asarray(self.fill, dtype=r.dtype))
+        if self.complex:
+            r = lax.complex(r[..., 0], r[..., 1])
+        return r
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.complex:
+            notes.append(
+                f"{self.name} is complex: its real and imaginary parts were perturbed separately "
+                "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
+                f"{_adapters.JAX[0]}."
+            )
+        if self.fill is not None:
+            bad = int((~self.finite).sum())
+            notes.append(
+                f"{self.name} holds {bad} non-finite entr{'y' if bad == 1 else 'ies'} (±inf/NaN); "
+                "they were left unperturbed and unchecked."
+            )
+        return notes
 
 
 @contextlib.contextmanager
@@ -149,10 +215,12 @@ def _cast64(x: Any) -> Any:
 
     if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.floating):
         return jnp.asarray(x, dtype=jnp.float64)
+    if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.complexfloating):
+        return jnp.asarray(x, dtype=jnp.complex128)
     return x
 
 
-def _objective(problem: _Problem) -> Callable[[Any], Any]:
+def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any], Any]:
     """J from the output: itself when scalar, else ⟨output, R⟩ with R from the seed."""
     import jax
     import jax.numpy as jnp
@@ -161,10 +229,20 @@ def _objective(problem: _Problem) -> Callable[[Any], Any]:
 
     def objective(out: Any) -> Any:
         leaves = [
-            x for x in jax.tree_util.tree_leaves(out) if jnp.issubdtype(x.dtype, jnp.floating)
+            x
+            for x in jax.tree_util.tree_leaves(out)
+            if jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)
         ]
-        if len(leaves) == 1 and leaves[0].size == 1:
+        if len(leaves) == 1 and leaves[0].size == 1 and jnp.issubdtype(leaves[0].dtype, jnp.floating):
             return leaves[0].reshape(())
+        # Complex outputs enter J through their real and imaginary parts: J = Re⟨R, out⟩.
+        complex_out = [jnp.issubdtype(x.dtype, jnp.complexfloating) for x in leaves]
+        leaves = [
+            jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)
+            if jnp.issubdtype(x.dtype, jnp.complexfloating)
+            else x
+            for x in leaves
+        ]
         if not leaves:
             raise GradCheckError(
                 "gradcheck.jax.check: fn returned no floating-point array; return J or the "
@@ -174,6 +252,9 @@ def _objective(problem: _Problem) -> Callable[[Any], Any]:
         if key not in cotangents:
             rng = np.random.default_rng(problem.seed)
             cotangents[key] = [rng.standard_normal(x.shape) for x in leaves]
+            for r, c in zip(cotangents[key], complex_out, strict=True):
+                if c and real_cotangent:  # the conjugation probe: a real R on complex outputs
+                    r[..., 1] = 0.0
         return sum(
             jnp.sum(x * jnp.asarray(r, dtype=x.dtype))
             for x, r in zip(leaves, cotangents[key], strict=True)
@@ -210,6 +291,7 @@ def _check(
     options: dict[str, Any],
     vectorize: str,
     higher: tuple[int, str] = (1, "reverse"),
+    real_cotangent: bool = False,
 ) -> Report:
     import jax
     import jax.numpy as jnp
@@ -217,7 +299,7 @@ def _check(
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
     dtypes = [np.float64 if wide else np.dtype(jnp.asarray(x).dtype) for x in originals]
-    objective = _objective(problem)
+    objective = _objective(problem, real_cotangent)
 
     def j_of(values: Sequence[Any]) -> Any:
         return objective(problem.call(values, cast))
@@ -252,7 +334,9 @@ def _check(
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "jax.vmap"), *jit_note]
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
-        return _adapters.run_check(fn, p, grads, options, b, notes)
+        report = _adapters.run_check(fn, p, grads, options, b, notes + problem.notes)
+        report = _adapters.leave_unchecked(report, problem.unchecked)
+        return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
 
     jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
     first = _higher.by_mode(

@@ -10,6 +10,7 @@ float32/float16. torch is imported inside the functions: ``import gradcheck`` st
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -85,13 +86,17 @@ def check_module(
             f"check_module(): {type(module).__name__} has no parameter with requires_grad=True; "
             "there is nothing to check."
         )
+    problem, _, notes = _present(problem)
+    if not problem.names:
+        return _adapters.nothing_checked(notes, options.get("scheme", "central"))
     options.setdefault("layers", problem.names)
     with _untouched(module):
         objective = _objective(loss_fn, options.get("seed", 0))
-        return _run(
+        report = _run(
             problem, {"output": objective}, options, precision, vectorize, "check_module",
             higher=higher,
         )
+    return _adapters.with_notes(report, notes)
 
 
 def check_function(
@@ -127,20 +132,26 @@ def check_function(
     """
     options = _adapters.check_options("check_function", options)
     higher = _higher.validate("check_function", order, mode, jacobian)
-    problem = _FunctionProblem(fn, inputs, names)
+    problem, views, notes = _present(_FunctionProblem(fn, inputs, names))
+    if not problem.names:
+        return _adapters.nothing_checked(notes, options.get("scheme", "central"))
+    if vectorize == "auto" and any(v.sparse for v in views):
+        vectorize, notes = "loop", [*notes, "Sparse inputs: perturbed losses evaluated one by one."]
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
         _refuse_inplace(fn, inputs, names)
-        outputs = _probe_outputs(problem)
+        outputs, out_notes = _probe_outputs(problem)
+        notes += out_notes
         if not jacobian:
-            objectives = {k: _objective(None, seed, pick=i) for i, k in enumerate(outputs)}
-            return _run(
+            objectives = {k: _objective(None, seed, pick=i) for k, i in outputs.items()}
+            report = _run(
                 problem, objectives, options, precision, vectorize, "check_function",
                 higher=higher,
             )
+            return _adapters.with_notes(report, notes)
         objectives, shapes = _jacobian_objectives(outputs, problem)
         rows = _run(problem, objectives, options, precision, vectorize, "check_function", raw=True)
-    return _jacobian_report(rows, shapes)
+    return _adapters.with_notes(_jacobian_report(rows, shapes), notes)
 
 
 # --- what is being checked ------------------------------------------------------------------
@@ -153,6 +164,9 @@ class _Problem:
     names: list[str]
     tensors: dict[str, Any]
     call: Callable[[dict[str, Any], Callable[[Any], Any]], Any] = field(repr=False)
+    # Set by ``_present``: entries left unchecked (non-finite inputs), complex tensors' names.
+    unchecked: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    complex: list[str] = field(default_factory=list, repr=False)
 
 
 class _ModuleProblem(_Problem):
@@ -194,8 +208,10 @@ class _FunctionProblem(_Problem):
                 "check. Create the inputs to check with requires_grad=True."
             )
         for i, name in checked.items():
-            if not inputs[i].is_floating_point():
-                raise OptionError(f"check_function(): input {name} must be a floating tensor.")
+            if not (inputs[i].is_floating_point() or inputs[i].is_complex()):
+                raise OptionError(
+                    f"check_function(): input {name} must be a floating or complex tensor."
+                )
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
             args = [  # fresh copies on every call: an in-place write never reaches the user's
@@ -241,6 +257,8 @@ def _same_tree(a: Any, b: Any) -> bool:
     import torch
 
     if isinstance(a, torch.Tensor):
+        if a.layout != torch.strided or b.layout != torch.strided:  # sparse: compare densely
+            a, b = a.detach().to_dense(), b.detach().to_dense()
         return a.shape == b.shape and bool(torch.equal(a.detach(), b) or (
             a.is_floating_point() and torch.equal(a.detach().isnan(), b.isnan())
             and torch.equal(a.detach().nan_to_num(), b.nan_to_num())))
@@ -264,16 +282,132 @@ def _cast_tree(x: Any, cast: Callable[[Any], Any]) -> Any:
 
 
 def _leaves(out: Any) -> list[Any]:
-    """The floating tensors of an output (a tensor, or nested tuples/lists/dicts; None skipped)."""
+    """The floating and complex tensors of an output (a tensor, or nested tuples/lists/dicts;
+    None and integer tensors skipped)."""
     import torch
 
     if isinstance(out, torch.Tensor):
-        return [out] if out.is_floating_point() else []
+        return [out] if out.is_floating_point() or out.is_complex() else []
     if isinstance(out, list | tuple):
         return [t for v in out for t in _leaves(v)]
     if isinstance(out, dict):
         return [t for v in out.values() for t in _leaves(v)]
     return []
+
+
+# --- presenting tensors to the NumPy core: real, dense, finite, non-empty --------------------
+
+
+TORCH_CONVENTION = (
+    "PyTorch's convention: the gradient of a real J at complex z is ∂J/∂Re z + i·∂J/∂Im z "
+    "(the conjugate Wirtinger derivative 2·∂J/∂z̄)"
+)
+
+
+class _View:
+    """One checked tensor as the core sees it: the real float tensor ``present()``, turned back
+    into what ``fn`` takes by ``decode`` (complex from its last axis of 2, sparse from its stored
+    values, non-finite entries put back). Differentiable, so autograd maps the framework's
+    gradient onto the same real coordinates under its own convention."""
+
+    def __init__(self, name: str, tensor: Any) -> None:
+        import torch
+
+        self.name, self.layout = name, tensor.layout
+        self.sparse = tensor.layout in (torch.sparse_coo, torch.sparse_csr)
+        if tensor.layout == torch.sparse_coo:
+            tensor = tensor.detach().coalesce()
+            self.index, values = (tensor.indices(),), tensor.values()
+        elif tensor.layout == torch.sparse_csr:
+            self.index, values = (tensor.crow_indices(), tensor.col_indices()), tensor.values()
+        elif tensor.layout != torch.strided:
+            raise OptionError(
+                f"check_function(): input {name} has layout {tensor.layout}, which gradcheck "
+                "cannot perturb; pass it dense (.to_dense()) or as sparse COO/CSR."
+            )
+        else:
+            values = tensor
+        self.size = tuple(tensor.shape)
+        self.complex = values.is_complex()
+        real = torch.view_as_real(values.detach().resolve_conj()) if self.complex else values
+        real = real.detach()
+        finite = torch.isfinite(real)
+        self.fill = None if bool(finite.all()) else real.clone()
+        self.finite = finite
+        self.real = torch.where(finite, real, torch.zeros_like(real)) if self.fill is not None else real
+
+    @property
+    def empty(self) -> bool:
+        return self.real.numel() == 0
+
+    def decode(self, r: Any) -> Any:
+        import torch
+
+        if self.fill is not None:
+            r = torch.where(self.finite.to(r.device), r, self.fill.to(r.dtype))
+        if self.complex:
+            r = torch.complex(r[..., 0], r[..., 1])
+        if not self.sparse:
+            return r
+        import torch as t
+
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            if self.layout == t.sparse_coo:
+                return t.sparse_coo_tensor(self.index[0], r, self.size, check_invariants=False)
+            return t.sparse_csr_tensor(*self.index, r, self.size, check_invariants=False)
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.sparse:
+            kind = "COO" if str(self.layout).endswith("coo") else "CSR"
+            notes.append(
+                f"{self.name} is sparse ({kind}, {self.real.shape[0]} stored entries of "
+                f"{int(np.prod(self.size))}): checked through its stored values only (the "
+                "component is indexed by stored entry); the other entries are not perturbed."
+            )
+        if self.complex:
+            notes.append(
+                f"{self.name} is complex: its real and imaginary parts were perturbed separately "
+                "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
+                f"{TORCH_CONVENTION}."
+            )
+        if self.fill is not None:
+            bad = int((~self.finite).sum())
+            notes.append(
+                f"{self.name} holds {bad} non-finite entr{'y' if bad == 1 else 'ies'} (±inf/NaN); "
+                "they were left unperturbed and unchecked."
+            )
+        return notes
+
+
+def _present(problem: _Problem) -> tuple[_Problem, list[_View], list[str]]:
+    """The problem as the core sees it: complex, sparse and non-finite tensors as real dense
+    ones, empty tensors left out (fixed at their values) with a note each."""
+    views = {n: _View(n, problem.tensors[n]) for n in problem.names}
+    notes = [
+        f"{n} is empty (shape {tuple(problem.tensors[n].shape)}): nothing to check."
+        for n, v in views.items()
+        if v.empty
+    ]
+    kept = [v for v in views.values() if not v.empty]
+    notes += [n for v in kept for n in v.notes()]
+    if not notes and not any(v.sparse or v.complex or v.fill is not None for v in kept):
+        return problem, kept, []
+    originals = dict(problem.tensors)
+    inner = problem.call
+
+    def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+        full = {n: v.decode(tensors[n]) for n, v in views.items() if n in tensors}
+        for n in views:
+            if n not in tensors:  # an empty tensor: its own value, cast as the others are
+                full[n] = _cast_tree(originals[n], cast)
+        return inner(full, cast)
+
+    presented = _Problem([v.name for v in kept], {v.name: v.real for v in kept}, call)
+    presented.unchecked = {v.name: ~v.finite.cpu().numpy() for v in kept if v.fill is not None}
+    presented.complex = [v.name for v in kept if v.complex]
+    return presented, kept, notes
 
 
 # --- the objective J ------------------------------------------------------------------------
@@ -287,6 +421,7 @@ class _Objective:
     ) -> None:
         self.loss_fn, self.seed, self.pick, self.entry = loss_fn, seed, pick, entry
         self.cotangents: list[Any] | None = None
+        self.real_cotangent = False  # complex outputs get a real R (the conjugation probe)
 
     def __call__(self, out: Any) -> Any:
         if self.loss_fn is not None:
@@ -294,12 +429,28 @@ class _Objective:
         leaves = _leaves(out)
         if self.pick is not None:
             leaves = [leaves[self.pick]]
+        # A complex output enters J through its real and imaginary parts: J = Re⟨R, out⟩ with a
+        # complex cotangent R (sparse outputs through their dense values).
+        complex_out = [t.is_complex() for t in leaves]
+        leaves = [_real_view(t) for t in leaves]
         if self.entry is not None:
             return leaves[0].reshape(-1)[self.entry]
         if self.cotangents is None:  # drawn once, from our own generator, in float64
             rng = np.random.default_rng([self.seed, self.pick or 0])
             self.cotangents = [rng.standard_normal(tuple(t.shape)) for t in leaves]
+            for r, c in zip(self.cotangents, complex_out, strict=True):
+                if c and self.real_cotangent:
+                    r[..., 1] = 0.0
         return sum((t * _like(r, t)).sum() for t, r in zip(leaves, self.cotangents, strict=True))
+
+
+def _real_view(t: Any) -> Any:
+    """A dense real tensor with the output's values (complex: a last axis of 2)."""
+    import torch
+
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    return torch.view_as_real(t.resolve_conj()) if t.is_complex() else t
 
 
 def _objective(loss_fn: Callable | None, seed: int, pick: int | None = None) -> _Objective:
@@ -312,30 +463,105 @@ def _like(array: np.ndarray, t: Any) -> Any:
     return torch.as_tensor(array, dtype=t.dtype, device=t.device)
 
 
-def _probe_outputs(problem: _Problem) -> list[str]:
-    """Labels of the floating outputs of ``fn`` (``output 0``, ``output 1``, ...)."""
-    import torch
+def _probe_outputs(problem: _Problem) -> tuple[dict[str, int], list[str]]:
+    """The differentiable outputs of ``fn`` (label -> position among its floating/complex
+    outputs), and a note on those left out: integer outputs, and floating ones that carry no
+    gradient (no grad_fn: batch-norm's saved mean/rstd, ``mark_non_differentiable``), as
+    ``torch.autograd.gradcheck`` leaves them out."""
 
-    with torch.no_grad():
-        out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
-    n = len(_leaves(out))
+    flat = _all_tensors(_call_probe(problem))
+    leaves = [t for t in flat if t.is_floating_point() or t.is_complex()]
+    n = len(leaves)
     if n == 0:
         raise GradCheckError(
             "check_function(): fn returned no floating-point tensor, so there is no gradient "
             "to check. Return the tensor (or tuple of tensors) your backward differentiates."
         )
-    return ["output"] if n == 1 else [f"output {k}" for k in range(n)]
+    keep = [k for k, t in enumerate(leaves) if t.requires_grad]
+    if not keep:
+        raise GradCheckError(
+            f"check_function(): none of fn's {n} floating output(s) carries a gradient (no "
+            "grad_fn: computed under no_grad, detached, or marked non-differentiable), so there "
+            "is no backward to check."
+        )
+    notes = []
+    ints = [str(t.dtype).replace("torch.", "") for t in flat if not t.is_floating_point()
+            and not t.is_complex()]
+    if ints:
+        notes.append(
+            f"{len(ints)} integer/bool output(s) ({', '.join(sorted(set(ints)))}) have no "
+            "gradient and were left out."
+        )
+    if len(keep) < n:
+        left = ", ".join(f"output {k}" for k in range(n) if k not in keep)
+        notes.append(
+            f"Floating output(s) without grad_fn left out ({left}: not differentiable, e.g. "
+            "saved mean/rstd); outputs are numbered among the floating ones."
+        )
+    if n == 1:
+        return {"output": 0}, notes
+    return {f"output {k}": k for k in keep}, notes
+
+
+def _call_probe(problem: _Problem) -> Any:
+    """fn's output on detached copies that require grad (so grad_fn tells what is
+    differentiable); under no_grad if fn cannot run that way (in-place writes on leaves)."""
+    import torch
+
+    try:
+        with torch.enable_grad():
+            leaves = {n: t.detach().clone().requires_grad_(True) for n, t in problem.tensors.items()}
+            return problem.call(leaves, lambda x: x)
+    except Exception:  # fall back: every floating output counts as differentiable
+        with torch.no_grad():
+            out = problem.call({n: t.detach() for n, t in problem.tensors.items()}, lambda x: x)
+        return _ForcedGrad(out)
+
+
+class _ForcedGrad:
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+
+def _all_tensors(out: Any) -> list[Any]:
+    import torch
+
+    if isinstance(out, _ForcedGrad):
+        return [_Differentiable(t) for t in _all_tensors(out.out)]
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, list | tuple):
+        return [t for v in out for t in _all_tensors(v)]
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in _all_tensors(v)]
+    return []
+
+
+class _Differentiable:
+    """A tensor from the no-grad fallback probe: treated as differentiable if floating."""
+
+    def __init__(self, t: Any) -> None:
+        self.t, self.dtype, self.shape = t, t.dtype, t.shape
+        self.requires_grad = t.is_floating_point() or t.is_complex()
+
+    def is_floating_point(self) -> bool:
+        return self.t.is_floating_point()
+
+    def is_complex(self) -> bool:
+        return self.t.is_complex()
 
 
 def _jacobian_objectives(
-    outputs: list[str], problem: _Problem
+    outputs: dict[str, int], problem: _Problem
 ) -> tuple[dict[tuple[str, int], _Objective], dict[str, tuple[int, ...]]]:
-    """One objective per output entry (J = out_k.flat[m]), and each output's shape."""
+    """One objective per output entry (J = out_k.flat[m]), and each output's shape (complex
+    outputs: real and imaginary parts, a last axis of 2)."""
     import torch
 
     with torch.no_grad():
         out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
-    shapes = {label: tuple(t.shape) for label, t in zip(outputs, _leaves(out), strict=True)}
+    leaves = _leaves(out)
+    shapes = {label: tuple(_real_view(leaves[k]).shape) for label, k in outputs.items()}
     n_in = sum(t.numel() for t in problem.tensors.values())
     total = n_in * sum(int(np.prod(s)) for s in shapes.values())
     if total > MAX_JACOBIAN:
@@ -345,8 +571,8 @@ def _jacobian_objectives(
             "which catches the same bugs."
         )
     objectives = {
-        (label, m): _Objective(None, 0, pick=k, entry=m)
-        for k, (label, shape) in enumerate(shapes.items())
+        (label, m): _Objective(None, 0, pick=outputs[label], entry=m)
+        for label, shape in shapes.items()
         for m in range(int(np.prod(shape)))
     }
     return objectives, shapes
@@ -452,9 +678,24 @@ def _run(
     dtypes, precision_note = _precision(problem, first, precision, api)
     reports = {}
     for label, objective in objectives.items():
-        reports[label] = _check_one(
+        report = _check_one(
             problem, objective, dtypes, options, vectorize, precision_note, higher[1], api
         )
+        report = _adapters.leave_unchecked(report, problem.unchecked)
+        if raw:  # Jacobian rows: one note per row would drown the report
+            reports[label] = report
+            continue
+        report = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
+        conjugation = higher[1] == "reverse" and objective.loss_fn is None
+        if conjugation and _adapters.wants_conjugation_probe(report, problem.complex):
+            probe = _Objective(None, objective.seed, objective.pick, objective.entry)
+            probe.real_cotangent = True
+            again = _check_one(
+                problem, probe, dtypes, options, vectorize, precision_note, higher[1], api
+            )
+            again = _adapters.complex_findings(again, problem.complex, _adapters.TORCH)
+            report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.TORCH)
+        reports[label] = report
     if raw:
         return reports
     first_order = (
@@ -533,9 +774,15 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
                 "loss_fn(output) must return a scalar tensor J (a 0-d tensor or one element); "
                 f"it returned {type(j).__name__}. Reduce it, e.g. with .mean()."
             )
-        grads = torch.autograd.grad(j.reshape(()), list(leaves.values()), allow_unused=True)
+        if j.requires_grad:
+            grads = torch.autograd.grad(j.reshape(()), list(leaves.values()), allow_unused=True)
+        else:  # J does not depend on the inputs through autograd at all: every gradient is 0
+            grads = (None,) * len(leaves)
+    # An undefined gradient (None) and an efficient ZeroTensor (torch.sgn's) both mean zero.
     return {
-        n: np.zeros(tuple(t.shape)) if g is None else g.detach().cpu().double().numpy()
+        n: np.zeros(tuple(t.shape))
+        if g is None or g._is_zerotensor()
+        else g.detach().cpu().double().numpy()
         for (n, t), g in zip(leaves.items(), grads, strict=True)
     }
 
@@ -555,7 +802,8 @@ def _precision(
         with torch.no_grad():
             out = problem.call({n: _cast64(t) for n, t in problem.tensors.items()}, _cast64)
             j = objective(out)
-        ok = all(t.dtype == torch.float64 for t in _leaves(out)) and j.dtype == torch.float64
+        wide64 = (torch.float64, torch.complex128)
+        ok = all(t.dtype in wide64 for t in _leaves(out)) and j.dtype == torch.float64
         why = "its output is not float64"
     except Exception as error:  # a kernel without a float64 version: evaluate in the real dtype
         ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
@@ -599,6 +847,8 @@ def _precision_note(native: dict[str, Any], used: dict[str, Any]) -> str:
 def _cast64(t: Any) -> Any:
     import torch
 
+    if t.is_complex():
+        return t.detach().to(torch.complex128)
     return t.detach().to(torch.float64) if t.is_floating_point() else t
 
 

@@ -20,6 +20,8 @@ def summary(report: ReportData) -> str:
         if report.passed is False
         else f"{verdict}: interrupted before every entry was judged; none judged so far is wrong"
     )
+    if not any(c.checked for c in report.components.values()) and not report.interrupted:
+        head = "NOTHING CHECKED: no gradient entry was compared (see the notes)"
     if report.interrupted and report.passed is not None:
         head = f"INTERRUPTED (partial): {head}"
     return clean(

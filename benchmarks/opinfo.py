@@ -1,0 +1,305 @@
+"""gradcheck.torch.check_function vs torch.autograd.gradcheck over PyTorch's OpInfo database.
+
+Each op of ``op_db`` that supports autograd in the dtype gets its first ``--samples`` samples,
+and each sample becomes one check, built the way PyTorch's ``test_ops`` builds its gradcheck
+calls (``common_utils._check_helper``): the tensors with ``requires_grad`` become the inputs of
+``fn(*inputs)``, which puts them back into the sample and applies ``op.gradcheck_wrapper`` and
+``output_process_fn_grad``. float64 pairs run with the default precision, float32 pairs with
+``precision="native"`` (the float32 kernels themselves, with the noise-aware tolerance).
+
+Each check runs under a wall-clock limit (``--limit`` seconds, SIGALRM). Outcomes:
+pass, fail (gradcheck says a gradient is wrong), error (gradcheck raised: an adapter error,
+grouped by cause), timeout. torch's own verdict on the same pair is recorded next to ours.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/opinfo.py [--samples 2] [--dtypes float64,float32]
+        [--limit 20] [--ops REGEX] [--json out.json]
+
+Needs ``pip install "gradcheck[torch,bench]"`` (OpInfo imports expecttest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import statistics
+import time
+import warnings
+from collections import Counter
+from itertools import chain
+from typing import Any
+
+import torch
+
+import gradcheck.torch as gt
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    raise _TimeUp
+
+
+def _limited(limit: float, call: Any) -> tuple[str, Any, float]:
+    """``(status, value, seconds)``: "ok" and the result, "raised" and the error, or "timeout"."""
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    start = time.perf_counter()
+    try:
+        value = call()
+        status = "ok"
+    except _TimeUp:
+        value, status = None, "timeout"
+    except Exception as error:  # recorded and grouped by cause
+        value, status = error, "raised"
+        if _timed_out(error):  # the limit struck inside the loss, which gradcheck wrapped
+            value, status = None, "timeout"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return status, value, time.perf_counter() - start
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, _TimeUp):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _tensors_requiring_grad(sample: Any) -> tuple[torch.Tensor, ...]:
+    from torch.testing._internal.common_utils import is_iterable_of_tensors
+
+    if is_iterable_of_tensors(sample.input):
+        all_args = chain(sample.input, sample.args, sample.kwargs.values())
+    else:
+        all_args = chain((sample.input,), sample.args, sample.kwargs.values())
+    out: list[torch.Tensor] = []
+    for x in all_args:
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            out.append(x)
+        elif isinstance(x, list | tuple):
+            out += [t for t in x if isinstance(t, torch.Tensor) and t.requires_grad]
+    return tuple(out)
+
+
+def _gradcheck_fn(op: Any, sample: Any) -> Any:
+    """``fn(*inputs)`` as test_ops builds it: the inputs put back into the sample."""
+    from torch.testing._internal.common_utils import is_iterable_of_tensors
+
+    def recompose(inputs: tuple, inp: Any, k: int) -> tuple[Any, int]:
+        if is_iterable_of_tensors(inp) or isinstance(inp, list | tuple):
+            rebuilt = []
+            for x in inp:
+                if isinstance(x, torch.Tensor) and x.requires_grad:
+                    rebuilt.append(inputs[k])
+                    k += 1
+                else:
+                    rebuilt.append(x)
+            return (rebuilt if isinstance(inp, list) else type(inp)(rebuilt)), k
+        if isinstance(inp, torch.Tensor) and inp.requires_grad:
+            return inputs[k], k + 1
+        return inp, k
+
+    def fn(*inputs: Any) -> Any:
+        k = 0
+        first, k = recompose(inputs, sample.input, k)
+        args = [first]
+        for x in sample.args:
+            x, k = recompose(inputs, x, k)
+            args.append(x)
+        kwargs = {}
+        for name, v in sample.kwargs.items():
+            kwargs[name], k = recompose(inputs, v, k)
+        out = op.gradcheck_wrapper(op.get_op(), *args, **kwargs)
+        if sample.output_process_fn_grad is not None:
+            return sample.output_process_fn_grad(out)
+        return out
+
+    return fn
+
+
+def cause(error: BaseException) -> str:
+    """A short, grouped cause: the error type and its first words, numbers and names elided."""
+    text = str(error).strip().split("\n")[0]
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"\d+", "N", text)
+    return f"{type(error).__name__}: {text[:90]}"
+
+
+def run(dtypes: list[str], samples: int, limit: float, ops: str | None) -> list[dict[str, Any]]:
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    rows = []
+    pattern = re.compile(ops) if ops else None
+    for dtype_name in dtypes:
+        dtype = getattr(torch, dtype_name)
+        precision = "native" if dtype != torch.float64 else "auto"
+        for op in op_db:
+            if pattern and not pattern.search(op.name):
+                continue
+            if not op.supports_autograd or dtype not in op.supported_backward_dtypes("cpu"):
+                continue
+            try:
+                drawn = list(_first(op.sample_inputs("cpu", dtype, requires_grad=True), samples))
+            except Exception as error:  # the sample generator itself failed: not a check
+                rows.append(
+                    {
+                        "op": f"{op.name}.{op.variant_test_name}".rstrip("."),
+                        "dtype": dtype_name,
+                        "sample": -1,
+                        "ours": "no-sample",
+                        "cause": cause(error),
+                    }
+                )
+                continue
+            for k, sample in enumerate(drawn):
+                rows.append(_pair(op, sample, k, dtype_name, precision, limit))
+    return rows
+
+
+def _first(it: Any, n: int) -> Any:
+    for k, x in enumerate(it):
+        if k >= n:
+            return
+        yield x
+
+
+def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float) -> dict:
+    name = f"{op.name}.{op.variant_test_name}".rstrip(".")
+    row: dict[str, Any] = {"op": name, "dtype": dtype, "sample": k}
+    inputs = _tensors_requiring_grad(sample)
+    fn = _gradcheck_fn(op, sample)
+    if not inputs:
+        row.update(ours="no-input", torch="no-input")
+        return row
+    # Where PyTorch's suite runs gradcheck in fast mode (large inputs), ours samples too.
+    coords = "auto" if op.gradcheck_fast_mode else "all"
+    status, value, seconds = _limited(
+        limit, lambda: gt.check_function(fn, *inputs, precision=precision, coords=coords)
+    )
+    row["ours_s"] = seconds
+    if status == "ok":
+        row["ours"] = "pass" if value.passed else "fail"
+        if not value.components:  # every input empty: not a pass
+            row["ours"] = "nothing"
+        if not value.passed:
+            row["suspects"] = list(value.suspects)
+            row["detail"] = value.explain().split("\n")[1][:300] if "\n" in value.explain() else ""
+        row["notes"] = [
+            n[:160] for n in value.notes if "Evaluated" not in n and "Perturbed" not in n
+        ]
+    else:
+        row["ours"] = "timeout" if status == "timeout" else "error"
+        row["cause"] = "timeout" if status == "timeout" else cause(value)
+    atol = 1e-5 if dtype == "float64" else 1e-3
+    rtol = 1e-3 if dtype == "float64" else 1e-2
+    status, value, seconds = _limited(
+        limit,
+        lambda: torch.autograd.gradcheck(
+            fn,
+            inputs,
+            raise_exception=False,
+            nondet_tol=op.gradcheck_nondet_tol,
+            fast_mode=op.gradcheck_fast_mode,
+            atol=atol,
+            rtol=rtol,
+            eps=1e-6 if dtype == "float64" else 1e-3,
+        ),
+    )
+    row["torch_s"] = seconds
+    row["torch"] = ("pass" if value else "fail") if status == "ok" else status
+    if status == "raised":
+        row["torch_cause"] = cause(value)
+    return row
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for dtype in sorted({r["dtype"] for r in rows}, reverse=True):
+        rs = [
+            r
+            for r in rows
+            if r["dtype"] == dtype and r.get("sample", 0) >= 0 and r.get("ours") != "no-input"
+        ]
+        counts = Counter(r["ours"] for r in rs)
+        torch_counts = Counter(r["torch"] for r in rs)
+        both = [r for r in rs if r["ours"] in ("pass", "fail", "nothing")
+                and r["torch"] in ("pass", "fail")]
+        ours_t = statistics.median(r["ours_s"] for r in both) if both else float("nan")
+        torch_t = statistics.median(r["torch_s"] for r in both) if both else float("nan")
+        ratio = (
+            statistics.median(r["ours_s"] / max(r["torch_s"], 1e-9) for r in both)
+            if both
+            else float("nan")
+        )
+        n = len(rs)
+        lines += [
+            f"### {dtype}: {n} pairs ({len({r['op'] for r in rs})} ops)",
+            "",
+            f"gradcheck: {counts['pass']} pass, {counts['nothing']} nothing to check (every input "
+            f"empty), {counts['fail']} fail, "
+            f"{counts['error']} adapter errors ({100 * counts['error'] / max(n, 1):.1f}%), "
+            f"{counts['timeout']} timeouts.",
+            f"torch.autograd.gradcheck: {torch_counts['pass']} pass, {torch_counts['fail']} fail, "
+            f"{torch_counts['raised']} raised, {torch_counts['timeout']} timeouts.",
+            f"Median time per pair (both ran): gradcheck {1e3 * ours_t:.1f} ms, torch "
+            f"{1e3 * torch_t:.1f} ms; median per-pair ratio {ratio:.1f}x.",
+            "",
+        ]
+        errors = Counter(r["cause"] for r in rs if r["ours"] in ("error", "timeout"))
+        if errors:
+            lines += ["| error or timeout (ours) | pairs | ops |", "|---|---|---|"]
+            for c, k in errors.most_common():
+                names = sorted({r["op"] for r in rs if r.get("cause") == c})
+                lines.append(f"| {c.replace('|', '/')} | {k} | {', '.join(names[:6])} |")
+            lines.append("")
+        fails = [r for r in rs if r["ours"] == "fail"]
+        if fails:
+            lines += ["| failing pair | torch says | suspects |", "|---|---|---|"]
+            for r in fails:
+                lines.append(
+                    f"| {r['op']} #{r['sample']} | {r['torch']} | "
+                    f"{', '.join(r.get('suspects', []))[:80]} |"
+                )
+            lines.append("")
+        disagree = [r for r in rs if r["ours"] == "pass" and r["torch"] == "fail"]
+        if disagree:
+            lines.append(
+                "gradcheck passed where torch failed: "
+                + ", ".join(f"{r['op']} #{r['sample']}" for r in disagree)
+            )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=2, help="first samples per op")
+    parser.add_argument("--dtypes", default="float64,float32")
+    parser.add_argument("--limit", type=float, default=20.0, help="seconds per check")
+    parser.add_argument("--ops", default=None, help="regex on op names")
+    parser.add_argument("--json", default=None, help="write every pair's row here")
+    parser.add_argument("--summarize", nargs="+", default=None, help="only summarize JSON files")
+    args = parser.parse_args()
+    if args.summarize:
+        rows = []
+        for name in args.summarize:
+            with open(name) as f:
+                rows += json.load(f)
+        print(summary(rows))
+        return
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    rows = run(args.dtypes.split(","), args.samples, args.limit, args.ops)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()

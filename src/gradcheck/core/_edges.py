@@ -1,0 +1,164 @@
+"""Entries whose stencil leaves the loss's domain: J(θ ± h) is NaN or inf there.
+
+``asin`` at 0.9999, ``logit`` near 0, ``sqrt`` just above 0 in float32 (where the step is large):
+the central difference needs J on both sides. For such an entry we shrink the step (h/4, h/16,
+...) and, where one side stays outside the domain, use the one-sided difference toward the valid
+side; each estimate is extrapolated from two steps (Richardson) and judged with the truncation
+and rounding it carries. Only when no step on either side gives finite values is it an error,
+naming the entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gradcheck._errors import NonFiniteError
+from gradcheck.core._schemes import derivative_weights
+from gradcheck.core._tolerance import SAFETY
+from gradcheck.report._model import AGREES, MISMATCH
+
+LEVELS = 10  # steps h, h/4, ..., h/4**9
+# Stencils as multiples of the step: both sides, then one side (second order, with J(θ)).
+STENCILS = (
+    ("central", (-1.0, 1.0)),
+    ("one-sided +", (0.0, 1.0, 2.0)),
+    ("one-sided −", (0.0, -1.0, -2.0)),
+)
+
+
+def outside(values: dict[float, np.ndarray]) -> np.ndarray:
+    """Positions (into the evaluated entries) where some node's J is not finite."""
+    stacked = np.stack([np.real(v) for c, v in values.items() if c != 0])
+    return np.flatnonzero(~np.all(np.isfinite(stacked), axis=0))
+
+
+def repair(
+    ev: Any,
+    t: int,
+    stepper: Any,
+    entries: np.ndarray,
+    j0: float,
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+) -> dict[int, str]:
+    """Judge each flat entry in ``entries`` with the largest finite stencil; ``{entry: how}``."""
+    done: dict[int, str] = {}
+    for i in (int(e) for e in entries):
+        found = _judge_one(ev, t, i, stepper, j0, sigma, float(g[i]), float(a[i]))
+        if found is None:
+            raise NonFiniteError(
+                f"loss(params) is NaN/inf on both sides of {ev.ws.names[t]} entry {i} (flat) for "
+                f"every step from {stepper.h:.3g} down to {stepper.h / 4 ** (LEVELS - 1):.3g}: "
+                "that entry sits on the edge of the loss's domain (or the loss breaks there), "
+                "so no finite difference exists. Move it inside the domain, or check the loss "
+                "there."
+            )
+        numeric[i], bound[i], ok, done[i] = found
+        flags[i] = AGREES if ok else MISMATCH
+    return done
+
+
+def _judge_one(
+    ev: Any, t: int, i: int, stepper: Any, j0: float, sigma: float, g: float, a: float
+) -> tuple[float, float, bool, str] | None:
+    """Shrink the step until a stencil is finite *and* in its asymptotic regime: estimates at
+    s, s/2, s/4 whose differences shrink 4x (second order), or differ only by rounding. Near
+    an edge the function's own length scale is the distance to the edge, so the first finite
+    step is often still too coarse (sqrt-like growth) and is not trusted."""
+    theta = float(stepper.theta[i])
+    fallback = None
+    for level in range(LEVELS):
+        h = stepper.h / 4**level
+        for how, nodes in STENCILS:
+            if how == "central" and level == 0:
+                continue  # the first pass already found it outside the domain
+            e = [
+                _estimate(ev, t, i, theta, stepper.dtype, j0, sigma, nodes, h / 2**k)
+                for k in range(3)
+            ]
+            if any(x is None for x in e):
+                continue
+            (n1, _), (n2, r2), (n3, r3) = e  # type: ignore[misc]
+            d1, d2 = n1 - n2, n2 - n3
+            noise = SAFETY * (r2 + r3)
+            step = "h" if level == 0 else f"h/{4**level}"
+            n_star = n3 + d2 / 3.0  # both stencils are second order (Richardson)
+            tol = SAFETY * (abs(d2) / 3.0 + (4.0 * r3 + r2) / 3.0) + a
+            found = (n_star, tol, abs(n_star - g) <= tol, f"{how}, step {step}")
+            if abs(d2) <= noise or (d2 != 0 and 2.0 <= d1 / d2 <= 8.0):
+                return found
+            fallback = fallback or found
+            break  # this level's stencil is finite but too coarse: go to a smaller step
+    return fallback
+
+
+def _estimate(
+    ev: Any,
+    t: int,
+    i: int,
+    theta: float,
+    dtype: np.dtype,
+    j0: float,
+    sigma: float,
+    nodes: Sequence[float],
+    h: float,
+) -> tuple[float, float] | None:
+    """(derivative, its rounding error) on ``nodes``·h, or None if a J is not finite there."""
+    points = np.array([theta + c * h for c in nodes]).astype(dtype).astype(np.float64)
+    offsets = points - theta
+    moving = [k for k, c in enumerate(nodes) if c != 0]
+    if np.any(offsets[moving] == 0) or len(set(offsets.tolist())) < len(nodes):
+        return None  # the step rounds away in the loss's dtype
+    js = np.full(len(nodes), j0, dtype=np.float64)
+    js[moving] = np.real(ev.coordinates(t, np.full(len(moving), i), points[moving]))
+    if not np.all(np.isfinite(js)):
+        return None
+    w = derivative_weights(offsets[:, None])[:, 0]
+    return float(w @ js), float(sigma * np.sqrt(np.sum(w**2)))
+
+
+def note(name: str, shape: tuple[int, ...], done: dict[int, str]) -> str:
+    """One sentence on the entries judged near a domain edge, and how."""
+    parts = [
+        f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}] {how}"
+        for i, how in list(done.items())[:6]
+    ]
+    more = f" and {len(done) - 6} more" if len(done) > 6 else ""
+    return (
+        f"{name}: {len(done)} entr{'y' if len(done) == 1 else 'ies'} within a step of the edge "
+        f"of the loss's domain (J was NaN/inf at θ ± h) were judged with a smaller step or a "
+        f"one-sided difference toward the valid side: {'; '.join(parts)}{more}."
+    )
+
+
+def base_value(compute: Any, tree: Any) -> float:
+    """J(θ) from ``compute()``; if it is not finite and θ holds ±inf/NaN entries, the error
+    names the first such entry (those entries are only left alone when J stays finite)."""
+    try:
+        return compute()
+    except NonFiniteError as error:
+        for name, leaf in zip(tree.names, tree.leaves, strict=True):
+            bad = ~np.isfinite(leaf)
+            if bad.any():
+                index = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise NonFiniteError(
+                    f"params['{name}'] holds {leaf[index]} at index {index} "
+                    f"({int(bad.sum())} non-finite entries), and J is not finite there ({error}). "
+                    "Non-finite entries are left unchecked only when the loss stays finite; "
+                    "check the parameters for overflow or 0/0."
+                ) from error
+        raise
+
+
+def nonfinite_note(name: str, count: int) -> str:
+    return (
+        f"{name} holds {count} non-finite entr{'y' if count == 1 else 'ies'} (±inf/NaN): "
+        "left unperturbed and unchecked."
+    )
