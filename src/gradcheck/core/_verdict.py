@@ -81,9 +81,8 @@ def run(
         for t in range(len(tree.names)):
             # Calls promised to the tensors after t (and the last J(θ)): t may not use them.
             later = range(t + 1, len(sizes))
-            evaluator.reserved = 1 + sum(
-                first[u] + (TOP_CALLS if selection.directional else 0) for u in later
-            )
+            search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
+            evaluator.reserved = 1 + sum(first[u] + search[u] for u in later)
             try:
                 results.append(
                     _check_tensor(
@@ -104,7 +103,7 @@ def run(
     finally:
         plan.progress.close()
         evaluator.close()
-    interrupted = len(results) < len(sizes) or any(r.partial for r in results)
+    interrupted = not plan.spent and (len(results) < len(sizes) or any(r.partial for r in results))
     results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
     _require_unchanged(workspace)
     report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start)
