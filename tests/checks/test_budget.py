@@ -115,3 +115,19 @@ def test_one_wrong_entry_among_a_million_in_at_most_100_calls() -> None:
     comp = r.components["theta"]
     assert r.suspects == ("theta",) and comp.worst_index == (654_321,) and comp.mismatches == 1
     assert counted.calls <= 100 and r.evaluations == counted.calls
+
+
+def test_mismatches_the_budget_cannot_recheck_are_never_passed_silently(monkeypatch) -> None:
+    """With no calls kept for second opinions (the plan's reserve patched away), the budget runs
+    out during the re-checks: a tensor whose own directional test failed keeps its first-pass
+    mismatches (and says so); nothing exceeds the budget."""
+    import gradcheck.core._verdict as verdict
+
+    monkeypatch.setattr(verdict, "_second_calls", lambda nodes: 0)
+    loss, params, grads = mlp("sigmoid", "mse", (30, 40, 5), m=20)
+    g = grads(params, no_mean=True)  # every entry of every tensor 20x too large
+    counted = Counted(loss)
+    r = gradcheck.check(counted, params, g, budget=400)
+    assert counted.calls <= 400 and r.evaluations == counted.calls
+    assert set(r.suspects) == set(params)
+    assert any("without a second opinion" in n for n in r.notes)
