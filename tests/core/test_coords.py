@@ -28,7 +28,11 @@ def test_quotas_cover_every_tensor_and_respect_k(sizes: list[int], k: int) -> No
 def test_select_modes() -> None:
     rng = np.random.default_rng(0)
     assert select("all", [10, 5], 2, 1, rng).indices == (None, None)
-    assert select("auto", [10, 5], 2, 30, rng).indices == (None, None)  # 2N = 30 fits
+    # 2N = 30 plus J(θ) 3x, 2 noise probes and 16 spare calls fits in 61, not in 60
+    assert select("auto", [10, 5], 2, 61, rng).indices == (None, None)
+    assert select("auto", [10, 5], 2, 61, rng).limit == 61
+    with pytest.raises(gradcheck.OptionError, match=r"budget=60 is too small .* at least"):
+        select("auto", [10, 5], 2, 60, rng)
     auto = select("auto", [10_000, 5], 2, 1_000, rng)
     assert auto.directional and auto.indices[1] is None and len(auto.indices[0]) < 10_000
     directional = select("directional", [10, 5], 2, 1, rng)

@@ -85,4 +85,4 @@ def test_auto_over_budget_locates_and_samples() -> None:
     r = gradcheck.check(loss, theta, wrong, budget=2_000)
     c = r.components["theta"]
     assert r.suspects == ("theta",) and c.worst_index == (77,)
-    assert r.evaluations <= 2_000 and 500 < c.checked < 1 << 14
+    assert r.evaluations <= 2_000 and 300 < c.checked < 1 << 14  # 4 calls kept per coordinate

@@ -65,6 +65,8 @@ def test_the_first_block_of_a_check_is_small(monkeypatch):
 
     monkeypatch.setattr(Progress, "advance", spy)
     w = np.random.default_rng(0).standard_normal(3000)
-    report = gradcheck.check(lambda p: float(np.sum(np.sin(p))), w, np.cos(w), progress=False)
+    report = gradcheck.check(
+        lambda p: float(np.sum(np.sin(p))), w, np.cos(w), progress=False, coords="all"
+    )
     assert report.passed
     assert sizes[:3] == [2 * 64, 2 * 960, 2 * 1024]  # 64 coordinates first, then the 1,024 grid

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gradcheck._errors import OptionError
-from gradcheck.core._coords import DEFAULT_BUDGET, validate_coords
+from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
 from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
@@ -60,7 +60,10 @@ def check(
       coords: which coordinates: "all"; an int k or a fraction (a sample stratified per tensor);
         "directional" (random directions per tensor, bisected down to wrong entries); "auto"
         (default): "all" when the loss calls fit ``budget``, else directional plus a sample.
-      budget: loss calls "auto" may spend (default 250,000: every coordinate up to N = 125k).
+      budget: loss calls "auto" may spend, every phase counted (noise probes, directions, the
+        sample, second opinions, the diagnosis); default 4,000: every coordinate up to
+        N ≈ 1,700, above that directions, bisection and a stratified sample (the report says
+        what was left out). The other modes do what they name and are not capped.
       batched_loss: ``fn(thetas) -> Js`` for a (B, N) stack of flattened parameter vectors
         (every parameter raveled in C order, concatenated in structure order); used in place of
         ``loss`` for the perturbed evaluations.
@@ -101,9 +104,13 @@ def check(
             raise CheckInterrupted(report)
         return report
     extra = 0
+    # The diagnosis's re-checks and Taylor tests spend what "auto" left of the budget.
+    left = budget - report.evaluations if coords == "auto" else None
 
     def counted(p: Params) -> Any:  # the diagnosis's re-checks and Taylor test call it too
         nonlocal extra
+        if left is not None and extra >= left:
+            raise BudgetSpent(f"budget={budget:,} loss calls spent")
         extra += 1
         return loss(p)
 
@@ -115,7 +122,8 @@ def check(
 
     try:
         report = finish(
-            report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck
+            report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck,
+            calls_left=(lambda: left - extra) if left is not None else None,
         )
     except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
         note = ("Ctrl-C stopped the diagnosis: the verdict is complete, but findings (what kind "

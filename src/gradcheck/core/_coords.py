@@ -16,9 +16,15 @@ from typing import Any
 import numpy as np
 
 from gradcheck._errors import OptionError
+from gradcheck.core._directional import calls_for
 
 MODES = ("all", "auto", "directional")
-DEFAULT_BUDGET = 250_000  # loss evaluations: a central check of every coordinate up to N = 125k
+# Loss calls "auto" may spend, all phases together (BENCHMARKS.md, "Big models by default"):
+# a full central check up to N ≈ 1,700; above that, directions, bisection and a sample that
+# find every gallery bug on 784-300-10 in seconds.
+DEFAULT_BUDGET = 4_000
+BASES = 3  # J(θ) twice at the start (a stochastic loss answers differently) and once at the end
+NOISE_CALLS = 6  # the noise probe of one tensor (ECnoise on 7 points, J(θ) known)
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,20 @@ class Selection:
 
     indices: tuple[np.ndarray | None, ...]
     directional: bool
-    max_tests: int = 400  # directional tests per tensor (4 loss calls each)
+    max_tests: int = 400  # directional tests per tensor
+    limit: int | None = None  # loss calls allowed in all (coords="auto"); None: no limit
+    locate_calls: tuple[int, ...] = ()  # per tensor: calls set aside for the directional search
+    second: int = 0  # calls kept per sampled coordinate for its second opinion
 
     def count(self, sizes: Sequence[int]) -> int:
         return sum(s if i is None else len(i) for i, s in zip(self.indices, sizes, strict=True))
+
+    def first_pass(self, sizes: Sequence[int], nodes: int) -> list[int]:
+        """Loss calls planned for each tensor's coordinates (first pass and second opinions)."""
+        return [
+            (nodes + self.second) * (s if i is None else len(i))
+            for i, s in zip(self.indices, sizes, strict=True)
+        ]
 
 
 def validate_coords(coords: Any, budget: Any) -> None:
@@ -84,7 +100,12 @@ def quotas(sizes: Sequence[int], k: int) -> list[int]:
 
 
 def select(
-    coords: Any, sizes: Sequence[int], nodes: int, budget: int, rng: np.random.Generator
+    coords: Any,
+    sizes: Sequence[int],
+    nodes: int,
+    budget: int,
+    rng: np.random.Generator,
+    second: int = 2,
 ) -> Selection:
     """The coordinates a check will evaluate, given ``coords`` and the loss-call ``budget``.
 
@@ -94,6 +115,7 @@ def select(
       nodes: loss calls per coordinate (2 for the central difference).
       budget: loss calls allowed ("auto" checks everything when nodes·N fits in it).
       rng: the generator that draws the sample.
+      second: calls a first-pass mismatch's second opinion takes ("auto" keeps them).
 
     Returns:
       A ``Selection``: sorted flat indices per tensor (None = every entry).
@@ -103,21 +125,115 @@ def select(
     ([2, 1], False)
     """
     n = sum(sizes)
-    if coords == "all" or (coords == "auto" and nodes * n <= budget):
+    if coords == "all":
         return Selection(tuple(None for _ in sizes), False)
     if coords == "directional":
         return Selection(tuple(np.zeros(0, dtype=np.int64) for _ in sizes), True)
-    if coords == "auto":  # directional locating first, then a sample with the calls left over
-        k = max(len(sizes), (budget - _RESERVE * len(sizes)) // max(nodes, 1))
-        return Selection(_sample(sizes, min(k, n), rng), True, _TESTS)
+    if coords == "auto":
+        return plan_auto(sizes, nodes, budget, rng, second)
     k = int(coords) if isinstance(coords, int | np.integer) else math.ceil(float(coords) * n)
     return Selection(_sample(sizes, min(k, n), rng), False)
 
 
-# "auto" sets aside, per tensor, the noise probe (6 calls) and 60 directional tests (240 calls):
-# enough for bisection to reach one wrong entry among 2^28 (2 tests per level, plus 2).
-_TESTS = 60
-_RESERVE = 6 + 4 * _TESTS
+def overhead(sizes: Sequence[int]) -> int:
+    """Calls every check makes besides its coordinates: J(θ) three times, the noise probes."""
+    return BASES + NOISE_CALLS * len(sizes)
+
+
+def spare(budget: int) -> int:
+    """Calls "auto" keeps for second opinions on first-pass mismatches and the diagnosis."""
+    return max(budget // 10, 16)
+
+
+def minimum_budget(sizes: Sequence[int], nodes: int) -> int:
+    """The smallest budget with which "auto" judges every tensor: J(θ), a noise probe, the
+    directional search and one coordinate per tensor, and the spare calls.
+
+    >>> minimum_budget([235_200, 300, 3_000, 10], 2)
+    301
+    """
+    need = overhead(sizes) + sum(calls_for(s) for s in sizes) + nodes * len(sizes)
+    budget = need + spare(0)
+    while budget - spare(budget) < need:
+        budget += 1
+    return budget
+
+
+def plan_auto(
+    sizes: Sequence[int], nodes: int, budget: int, rng: np.random.Generator, second: int = 2
+) -> Selection:
+    """``coords="auto"`` within ``budget`` loss calls, every phase counted.
+
+    Every coordinate when the full check fits (with ``spare`` calls left for second opinions);
+    otherwise random directions per tensor with calls set aside to bisect to two wrong entries
+    each, and a stratified sample with the rest, each sampled coordinate with the ``second``
+    calls of its second opinion kept (a first pass can disagree everywhere on a wrong tensor,
+    or on a right one whose steps are too coarse: every mismatch still gets its second look).
+
+    >>> sel = plan_auto([235_200, 300, 3_000, 10], 2, 4_000, np.random.default_rng(0))
+    >>> [None if i is None else len(i) for i in sel.indices], sel.limit
+    ([275, 274, 275, None], 4000)
+    """
+    n, keep = sum(sizes), overhead(sizes) + spare(budget)
+    if nodes * n + keep <= budget:
+        return Selection(tuple(None for _ in sizes), False, limit=budget)
+    locate = tuple(calls_for(s) for s in sizes)
+    k = (budget - keep - sum(locate)) // max(nodes + second, 1)
+    if budget < minimum_budget(sizes, nodes + second):
+        raise OptionError(
+            f"budget={budget:,} is too small for coords='auto' on {len(sizes)} tensors of "
+            f"{n:,} entries: it needs at least {minimum_budget(sizes, nodes):,} loss calls "
+            "(J(θ), a noise probe, a direction and one coordinate per tensor). Raise budget, "
+            "or pass coords='directional' or an int sample size."
+        )
+    sample = _sample(sizes, min(k, n), rng)
+    return Selection(sample, True, limit=budget, locate_calls=locate, second=second)
+
+
+class BudgetSpent(Exception):
+    """A request for loss calls beyond the budget (raised by ``Capped``, caught by the check)."""
+
+
+class Capped:
+    """An evaluator that refuses requests beyond ``limit`` loss calls in all (None: no limit).
+
+    ``reserved`` is what later phases were promised; ``spare()`` is what the current one may use.
+    """
+
+    def __init__(self, ev: Any, limit: int | None) -> None:
+        self.ev, self.limit, self.reserved = ev, limit, 0
+
+    def __getattr__(self, name: str) -> Any:  # ws, block, calls, ... of the wrapped evaluator
+        return getattr(self.ev, name)
+
+    @property
+    def calls(self) -> int:
+        return self.ev.calls
+
+    def left(self) -> float:
+        return math.inf if self.limit is None else self.limit - self.ev.calls
+
+    def spare(self) -> float:
+        return self.left() - self.reserved
+
+    def _need(self, k: int) -> None:
+        if k > self.left():
+            raise BudgetSpent(f"{k} loss calls asked, {self.left():.0f} left of budget={self.limit}")
+
+    def base(self) -> Any:
+        self._need(1)
+        return self.ev.base()
+
+    def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        self._need(len(idx))
+        return self.ev.coordinates(t, idx, values)
+
+    def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        self._need(len(steps))
+        return self.ev.along(t, direction, steps)
+
+    def close(self) -> None:
+        self.ev.close()
 
 
 def _sample(

@@ -16,8 +16,8 @@ import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
 from gradcheck.core import _edges
-from gradcheck.core._coords import DEFAULT_BUDGET, Selection, select
-from gradcheck.core._directional import Located, locate
+from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, Capped, Selection, select
+from gradcheck.core._directional import TOP_CALLS, Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
 from gradcheck.core._noise import POINTS, noise_level, resolution
 from gradcheck.core._options import Options, check_eps_names
@@ -67,13 +67,21 @@ def run(
     plan.grad_scale = max(float(np.max(np.abs(g), initial=0.0)) for g in analytic)
     sizes = [leaf.size for leaf in tree.leaves]
     nodes = sum(1 for c in plan.scheme.nodes if c != 0)
-    selection = select(coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]))
+    selection = select(
+        coords, sizes, nodes, budget, np.random.default_rng([options.seed, 1]),
+        _second_calls(plan.scheme.nodes),
+    )
     workspace = Workspace(tree, np.complex128 if plan.complex else np.float64)
-    evaluator = make_evaluator(
-        loss, workspace, complex_step=plan.complex, batched_loss=batched_loss, executor=executor
+    evaluator = Capped(  # every loss call counts; "auto" never makes more than ``budget``
+        make_evaluator(
+            loss, workspace, complex_step=plan.complex, batched_loss=batched_loss,
+            executor=executor,
+        ),
+        selection.limit,
     )
     plan.progress = Progress(selection.count(sizes) * nodes, enabled=progress)
     results: list[_Tensor] = []
+    first = selection.first_pass(sizes, nodes)
     j0, stopped = np.nan, False
     try:
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
@@ -82,38 +90,47 @@ def run(
                 plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
         except KeyboardInterrupt:
             stopped = True
+        search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
         for t in range(0 if stopped else len(tree.names)):
-            args = (analytic[t], tree.leaves[t].dtype, selection.indices[t])
+            # Calls promised to the tensors after t (and the last J(θ)): t may not use them.
+            evaluator.reserved = 1 + sum(first[u] + search[u] for u in range(t + 1, len(sizes)))
+            args = (analytic[t], tree.leaves[t].dtype, selection.indices[t], selection.directional,
+                    selection.max_tests,
+                    selection.locate_calls[t] if selection.locate_calls else None, first[t])
             try:
                 try:
-                    result = _check_tensor(evaluator, plan, t, j0, *args, selection.directional,
-                                           selection.max_tests)
+                    result = _check_tensor(evaluator, plan, t, j0, *args)
                 except _Swamped as swamped:  # a forced eps too small: the automatic step
                     plan.widened[t] = swamped.reason
-                    result = _check_tensor(evaluator, plan, t, j0, *args, selection.directional,
-                                           selection.max_tests)
+                    result = _check_tensor(evaluator, plan, t, j0, *args)
                 results.append(result)
             except KeyboardInterrupt as stop:  # keep what is done; the rest stays unjudged
                 results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
                 break
         else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
             if not stopped:
+                evaluator.reserved = 0
                 try:
                     _same_again(j0, float(np.real(evaluator.base())), "at the start and")
                 except KeyboardInterrupt:
                     stopped = True
+    except BudgetSpent:  # planning leaves room for every phase; this is the hard stop behind it
+        plan.spent = True
     finally:
         plan.progress.close()
         evaluator.close()
-    interrupted = stopped or len(results) < len(sizes) or any(r.partial for r in results)
+    interrupted = not plan.spent and (
+        stopped or len(results) < len(sizes) or any(r.partial for r in results)
+    )
     results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
     _require_unchanged(workspace)
     planned = [s if i is None else len(i) for i, s in zip(selection.indices, sizes, strict=True)]
     report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start,
                        planned, interrupted)
-    extra = _step_notes(tree, analytic, plan, results)  # the interruption note stays last
+    extra = _step_notes(tree, analytic, plan, results)
     extra += _edge_notes(tree, plan)
     extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
+    extra += _budget_notes(tree.names, sizes, selection, nodes, plan)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
 
 
@@ -173,6 +190,40 @@ class _Swamped(Exception):
         self.reason = reason
 
 
+def _budget_notes(
+    names: Sequence[str], sizes: Sequence[int], selection: Selection, nodes: int, plan: _Plan
+) -> tuple[str, ...]:
+    """What the budget left out: second opinions, tensors, and how to ask for everything."""
+    notes = [
+        f"{names[t]}: {k:,} first-pass mismatches got no second opinion (budget={selection.limit:,}"
+        " spent) and are left unchecked; coords='all' checks them all."
+        for t, k in plan.unrefined.items() if k
+    ]
+    notes += [
+        f"{names[t]}: {k:,} first-pass mismatches are reported without a second opinion (budget="
+        f"{selection.limit:,} spent); the tensor's own directional test failed, so they stand."
+        for t, k in plan.kept.items() if k
+    ]
+    if plan.spent:
+        notes.append(
+            f"The budget of {selection.limit:,} loss calls ran out before every tensor was "
+            "checked: the unchecked entries are NaN. Raise budget= or pass coords='all'."
+        )
+    if selection.limit is not None and selection.count(sizes) < sum(sizes):
+        notes.append(
+            f"coords='auto' kept within budget={selection.limit:,} loss calls; a full check of "
+            f"all {sum(sizes):,} coordinates needs about {nodes * sum(sizes):,}: pass "
+            "coords='all' (or a larger budget=) to check every one."
+        )
+    return tuple(notes)
+
+
+def _second_calls(nodes: Sequence[float]) -> int:
+    """Calls per entry of the first level of ``_refine`` (the second opinion)."""
+    wanted = {*(c / 2 for c in nodes), 1.0, -1.0, 0.5, -0.5}
+    return len(wanted - set(nodes) - {0.0})
+
+
 def _unchecked(g: np.ndarray) -> _Tensor:
     n = g.size
     nan = np.full(n, np.nan)
@@ -221,7 +272,7 @@ def _edge_notes(tree: Tree, plan: _Plan) -> tuple[str, ...]:
 
 
 def _located_note(name: str, found: Located) -> str:
-    calls = f"{found.tests} directional tests, {4 * found.tests} loss calls"
+    calls = f"{found.tests} directional tests, {found.calls} loss calls"
     if not found.failed:
         return f"{name}: random directions agree with g·v ({calls})."
     where = ", ".join(str(int(i)) for i in found.culprits[:8]) or "none"
@@ -229,6 +280,8 @@ def _located_note(name: str, found: Located) -> str:
         f"{name}: a random direction disagreed with g·v ({found.worst:.3g}× the tolerance); "
         f"bisection ({calls}) isolated flat entries {where}, checked coordinate by coordinate."
     )
+    if not found.complete:
+        text += " The call allowance stopped the search before every wrong entry was isolated."
     if found.unresolved or not len(found.culprits):
         text += (
             " Some failing sets could not be narrowed to single entries (errors that cancel, "
@@ -249,6 +302,9 @@ class _Plan:
     noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
     widened: dict[int, str] = field(default_factory=dict)  # tensors whose forced eps was too small
     edges: dict[int, dict[int, str]] = field(default_factory=dict)  # near a domain edge: how
+    unrefined: dict[int, int] = field(default_factory=dict)  # mismatches left for the budget
+    kept: dict[int, int] = field(default_factory=dict)  # first-pass mismatches kept unrefined
+    spent: bool = False  # the budget's hard stop was hit
 
     @property
     def complex(self) -> bool:
@@ -320,6 +376,8 @@ def _check_tensor(
     idx: np.ndarray | None = None,
     directional: bool = False,
     max_tests: int = 400,
+    locate_calls: int | None = None,
+    planned: int = 0,
 ) -> _Tensor:
     """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
@@ -348,7 +406,11 @@ def _check_tensor(
     a = analytic_bound(g, judged_as, plan.options.rtol, plan.options.atol, plan.grad_scale)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
-        found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
+        allowance = ev.spare() - planned  # the coordinates' calls are planned: keep them
+        if locate_calls is not None:
+            allowance = min(allowance, locate_calls)
+        allowance = None if allowance == np.inf else max(int(allowance), 0)
+        found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests, max_calls=allowance)
         plan.located[t] = found
         if idx is not None:
             idx = np.union1d(idx, found.culprits).astype(np.int64)
@@ -384,9 +446,18 @@ def _check_tensor(
     suspicious = np.setdiff1d(np.flatnonzero(flags == MISMATCH), edge)
     if suspicious.size and plan.refine and not plan.complex:
         try:
-            _refine(
+            first_pass = numeric.copy(), bound.copy(), flags.copy()
+            plan.unrefined[t] = _refine(
                 ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out
             )
+            found = plan.located.get(t)
+            if plan.unrefined[t] and found is not None and found.failed and found.worst > 4:
+                # The tensor's Richardson test already failed: its first-pass mismatches that
+                # the budget could not re-check stand as evidence rather than vanish.
+                kept = (flags == 0) & (first_pass[2] == MISMATCH)
+                for array, old in zip(out, first_pass, strict=True):
+                    array[kept] = old[kept]
+                plan.kept[t], plan.unrefined[t] = int(kept.sum()), 0
         except KeyboardInterrupt as stop:  # a first-pass mismatch may be a kink: leave unjudged
             flags[suspicious], numeric[suspicious] = 0, np.nan
             partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
@@ -573,13 +644,14 @@ def _refine(
     numeric: np.ndarray,
     bound: np.ndarray,
     flags: np.ndarray,
-) -> None:
+) -> int:
     """Second opinion on suspicious entries, halving the step while they stay ambiguous.
 
     At each level a half step tells truncation from a bug (Richardson), and one-sided slopes
     tell a kink (where any value between the slopes is a valid subgradient). A smooth entry that
     disagrees is settled at once; only a non-smooth entry whose g lies outside the slopes goes
-    one level down, so that kinks near θ leave the window.
+    one level down, so that kinks near θ leave the window. Entries the evaluator's spare calls
+    cannot pay for are left unjudged (NaN); returns how many.
     """
     values = {c: v[idx] for c, v in first.items()}
     active = np.arange(len(idx))
@@ -587,8 +659,17 @@ def _refine(
         s = 0.5**level
         nodes = tuple(c * s for c in scheme.nodes)
         half = tuple(c / 2 for c in nodes)
+        wanted = {*half, s, -s, s / 2, -s / 2}
+        cost = sum(1 for c in wanted if c not in values or np.isnan(values[c][active[:1]]).any())
+        afford = int(min(active.size, getattr(ev, "spare", lambda: np.inf)() // max(cost, 1)))
+        if afford < active.size:  # the budget pays for some second opinions: the rest unjudged
+            left = active[afford:]
+            flags[idx[left]], numeric[idx[left]], bound[idx[left]] = 0, np.nan, np.nan
+            active = active[:afford]
+            if not active.size:
+                return int(np.sum(flags[idx] == 0))
         sub = idx[active]
-        _fill(ev, t, idx, active, stepper, {*half, s, -s, s / 2, -s / 2}, values, j0)
+        _fill(ev, t, idx, active, stepper, wanted, values, j0)
         vals = {c: v[active] for c, v in values.items()}
         n_h, r_h = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=nodes)
         n_2, r_2 = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=half)
@@ -601,7 +682,8 @@ def _refine(
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
         active = active[~agrees & nonsmooth & ~inside]
         if not active.size:
-            return
+            return int(np.sum(flags[idx] == 0))
+    return int(np.sum(flags[idx] == 0))
 
 
 def _fill(

@@ -116,25 +116,33 @@ def finish(
     seed: int,
     batch_size: int | None,
     recheck: Recheck,
+    calls_left: Callable[[], int] | None = None,
 ) -> Report:
     """Findings that know the batch size, and the Taylor test's note on borderline parameters.
 
     ``recheck(loss, params, grads) -> passed`` is the verdict itself, handed in by the caller:
     it confirms a candidate correction of an "unexplained" tensor (the diagnosis does not import
-    the verdict).
+    the verdict). ``calls_left()`` is what the budget still allows (None: no limit); a step
+    that does not fit is skipped and the report says so.
     """
     if batch_size is not None and report.suspects:
         report = rediagnose(report, batch_size=int(batch_size))
     if any(f.kind == "unexplained" for f in report.findings):
-        report = confirm(report, loss, params, recheck, batch_size=batch_size)
-    return second_opinion(report, loss, params, grads, seed)
+        report = confirm(report, loss, params, recheck, batch_size=batch_size, calls_left=calls_left)
+    return second_opinion(report, loss, params, grads, seed, calls_left=calls_left)
 
 
 CONFIRM_MAX = 512  # entries: a re-check per candidate costs two loss calls per entry
 
 
 def confirm(
-    report: Report, loss: Any, params: Any, recheck: Recheck, *, batch_size: int | None
+    report: Report,
+    loss: Any,
+    params: Any,
+    recheck: Recheck,
+    *,
+    batch_size: int | None,
+    calls_left: Callable[[], int] | None = None,
 ) -> Report:
     """Test simple corrections of "unexplained" tensors by checking the corrected gradient.
 
@@ -145,20 +153,38 @@ def confirm(
     """
     findings = list(report.findings)
     peers = [f for f in findings if f.kind in SHARED and f.factor is not None]
+    skipped: list[str] = []
     for i, f in enumerate(findings):
         c = report.components[f.param]
         if f.kind != "unexplained" or np.size(c.value_array) > CONFIRM_MAX:
             continue
         for kind, factor, corrected in candidates(c, peers, batch_size):
+            if calls_left is not None and calls_left() < recheck_calls(np.size(c.value_array)):
+                skipped.append(f.param)
+                break
             if _passes(recheck, loss, params, f.param, corrected):
                 findings[i] = confirmed(f.param, kind, factor, batch_size)
                 break
-    _confirm_swaps(report, findings, loss, params, recheck)
-    return dataclasses.replace(report, findings=tuple(findings))
+    _confirm_swaps(report, findings, loss, params, recheck, calls_left)
+    notes = tuple(
+        f"{name}: the diagnosis could not afford to re-check candidate corrections within the "
+        "budget (raise budget= to let it try)." for name in dict.fromkeys(skipped)
+    )
+    return dataclasses.replace(report, findings=tuple(findings), notes=report.notes + notes)
+
+
+def recheck_calls(n: int) -> int:
+    """Loss calls a full central re-check of an n-entry tensor may take (with second opinions)."""
+    return 3 + 6 + 2 * n + 16
 
 
 def _confirm_swaps(
-    report: Report, findings: list[Finding], loss: Any, params: Any, recheck: Recheck
+    report: Report,
+    findings: list[Finding],
+    loss: Any,
+    params: Any,
+    recheck: Recheck,
+    calls_left: Callable[[], int] | None = None,
 ) -> None:
     """Two still-unexplained tensors of one shape: does exchanging their gradients pass?"""
     left = [i for i, f in enumerate(findings) if f.kind == "unexplained"]
@@ -171,6 +197,8 @@ def _confirm_swaps(
             if comps[a].shape != comps[b].shape or np.size(comps[a].value_array) > CONFIRM_MAX:
                 continue
             ga, gb = comps[a].analytic_array, comps[b].analytic_array
+            if calls_left is not None and calls_left() < 2 * recheck_calls(np.size(comps[a].value_array)):
+                continue
             if _passes(recheck, loss, params, a, gb) and _passes(recheck, loss, params, b, ga):
                 findings[i], findings[j] = swapped_finding(a, b), swapped_finding(b, a)
 

@@ -137,11 +137,33 @@ def borderline(report: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def second_opinion(report: Any, loss: Any, params: Params, grads: Any, seed: int) -> Any:
-    """The report with a note giving the Taylor rate of each borderline parameter."""
+TAYLOR_CALLS = 1 + POINTS + 20  # J(θ), the noise points, the 20 default steps
+
+
+def second_opinion(
+    report: Any,
+    loss: Any,
+    params: Params,
+    grads: Any,
+    seed: int,
+    *,
+    calls_left: Callable[[], int] | None = None,
+) -> Any:
+    """The report with a note giving the Taylor rate of each borderline parameter (as many as
+    ``calls_left()`` pays for; the others get a note saying the budget left them out)."""
     import dataclasses
 
     names = borderline(report)
+    if not names:
+        return report
+    skipped: tuple[str, ...] = ()
+    if calls_left is not None:
+        afford = max(calls_left(), 0) // TAYLOR_CALLS
+        names, skipped = names[:afford], names[afford:]
+    if skipped:
+        report = dataclasses.replace(report, notes=report.notes + (
+            f"{', '.join(skipped)}: borderline, but the budget left no calls for the Taylor "
+            "test's second opinion (raise budget= to get it).",))
     if not names:
         return report
     try:

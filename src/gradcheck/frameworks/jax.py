@@ -22,7 +22,9 @@ from gradcheck.frameworks import _shared as _adapters
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
 
-# Rows per jax.vmap call; the last chunk is padded so that jit compiles one shape only.
+# Rows per jax.vmap call; every request is padded to it so that jit compiles one shape only.
+# On XLA's CPU backend the per-row cost grows with the chunk (64 rows: 90 µs/row, 256: 158,
+# 1024: 229 on the 64-32-10 MLP, loaded machine), so the chunk stays small.
 CHUNK = 64
 
 

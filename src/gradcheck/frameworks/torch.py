@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 Precision = Literal["auto", "float64", "native"]
 Vectorize = Literal["auto", "vmap", "loop"]
-# Rows of perturbed parameter vectors evaluated per torch.func.vmap call (bounds memory).
-CHUNK = 64
+# Rows of perturbed parameter vectors per torch.func.vmap chunk (bounds the activations'
+# memory). 64 left the per-chunk dispatch dominant on small models; 256 measured fastest on
+# the 64-32-10 MLP (BENCHMARKS.md, "vmap vs the loop").
+CHUNK = 256
 # Full Jacobians are compared entry by entry: a guard against asking for millions of checks.
 MAX_JACOBIAN = 20_000
 
@@ -909,10 +911,12 @@ def _vmapped(
     batched = torch.func.vmap(one, chunk_size=CHUNK)
 
     def fn(thetas: np.ndarray) -> np.ndarray:
-        columns = np.split(np.asarray(thetas, dtype=np.float64), np.cumsum(sizes)[:-1], axis=1)
+        # One tensor over the rows as they are (no copy on the CPU in float64), then views per
+        # parameter: the columns are never copied out one by one.
+        whole = torch.from_numpy(np.ascontiguousarray(thetas, dtype=np.float64))
         flat = [
-            torch.tensor(c, dtype=dtypes[n], device=device)
-            for n, c in zip(problem.names, columns, strict=True)
+            c.to(dtype=dtypes[n], device=device)
+            for n, c in zip(problem.names, torch.split(whole, sizes, dim=1), strict=True)
         ]
         with torch.no_grad():
             return batched(*flat).detach().cpu().double().numpy().reshape(-1)

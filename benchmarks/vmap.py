@@ -1,0 +1,197 @@
+"""Batched evaluation vs the loop (issue 17): a full check of a 64-32-10 tanh MLP (batch 100,
+float64, N = 2,410) through each path, side by side in one run.
+
+Run:  .venv/bin/python benchmarks/vmap.py [--repeat 5] [--chunks 64,256,1024]
+
+One BLAS / torch thread per process (set below) so that loaded cores compare like with like.
+Rows: the bare NumPy loop of 2N loss calls (the textbook check, no judgement), gradcheck.check
+on the NumPy loss, gradcheck.torch.check_module with vectorize="vmap" and "loop",
+gradcheck.jax.check with vectorize="vmap" and "loop", torch.autograd.gradcheck (slow, fast) and
+jax.test_util.check_grads. Loss calls: counted by a wrapper for the NumPy loss; for the adapters,
+the rows the batched function received (counted by a wrapper around it) plus plain calls. Each
+figure is the best of --repeat runs (first runs include torch/JAX warm-up and compilation:
+reported separately as "first").
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scale import Mlp, bare_loop  # noqa: E402
+
+import gradcheck  # noqa: E402
+
+
+def best(fn, repeat: int) -> tuple[float, float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return times[0], min(times), out
+
+
+def torch_problem(net: Mlp):
+    import torch
+
+    torch.set_num_threads(1)
+    p = net.params
+    module = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
+    module = module.double()
+    with torch.no_grad():
+        module[0].weight.copy_(torch.tensor(p["W1"].T))
+        module[0].bias.copy_(torch.tensor(p["b1"]))
+        module[2].weight.copy_(torch.tensor(p["W2"].T))
+        module[2].bias.copy_(torch.tensor(p["b2"]))
+    x, y = torch.tensor(net.x), torch.tensor(net.y)
+
+    def loss_fn(z):
+        return (torch.logsumexp(z, 1) - (z * y).sum(1)).mean()
+
+    return module, x, loss_fn
+
+
+def counting_batches(module_name: str):
+    """Wrap the adapter's batched function so that its rows are counted (not self-reported)."""
+    import importlib
+
+    mod = importlib.import_module(module_name)
+    counter = {"rows": 0}
+    original = mod._batched
+
+    def patched(*args, **kwargs):
+        fn, reason = original(*args, **kwargs)
+        if fn is None:
+            return fn, reason
+
+        def counted(thetas):
+            counter["rows"] += len(thetas)
+            return fn(thetas)
+
+        return counted, reason
+
+    mod._batched = patched
+    return counter
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--chunks", default="")
+    args = parser.parse_args()
+    net = Mlp((64, 32, 10))
+    n = net.n
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, N = {n:,}, 2N = {2 * n:,} calls")
+    rows: list[tuple[str, float, float, str]] = []
+
+    t0, t, _ = best(lambda: bare_loop(net, 2 * n), args.repeat)
+    loop_time = t
+    rows.append(("bare NumPy loop of 2N calls", t0, t, f"{2 * n:,}"))
+
+    calls = {"n": 0}
+
+    def counted(p):
+        calls["n"] += 1
+        return net(p)
+
+    def ours():
+        calls["n"] = 0
+        r = gradcheck.check(counted, net.params, net.grads(), coords="all")
+        assert r.passed
+        return calls["n"]
+
+    t0, t, c = best(ours, args.repeat)
+    rows.append(("gradcheck.check (NumPy loss, loop)", t0, t, f"{c:,}"))
+
+    import torch
+
+    import gradcheck.frameworks.torch as gft
+    import gradcheck.torch as gt
+
+    module, x, loss_fn = torch_problem(net)
+    counter = counting_batches("gradcheck.frameworks.torch")
+    chunks = [int(c) for c in args.chunks.split(",") if c] or [gft.CHUNK]
+    for vec in ("vmap", "loop"):
+        for chunk in chunks if vec == "vmap" else [None]:
+            if chunk is not None:
+                gft.CHUNK = chunk
+
+            def run_torch(vec=vec):
+                counter["rows"] = 0
+                r = gt.check_module(module, x, loss_fn=loss_fn, coords="all", vectorize=vec)
+                assert r.passed, r.notes
+                return r.evaluations, counter["rows"]
+
+            t0, t, (ev, batched_rows) = best(run_torch, args.repeat)
+            label = f"gradcheck.torch.check_module vectorize={vec!r}"
+            label += f" (CHUNK={chunk})" if chunk else ""
+            rows.append((label, t0, t, f"{ev:,} ({batched_rows:,} batched rows)"))
+
+    p = [torch.tensor(net.params[k]).requires_grad_() for k in ("W1", "b1", "W2", "b2")]
+    xt, yt = torch.tensor(net.x), torch.tensor(net.y)
+
+    def f(w1, b1, w2, b2):
+        z = torch.tanh(xt @ w1 + b1) @ w2 + b2
+        return (torch.logsumexp(z, 1) - (z * yt).sum(1)).mean()
+
+    for fast in (False, True):
+        t0, t, ok = best(
+            lambda fast=fast: torch.autograd.gradcheck(f, tuple(p), eps=1e-6, atol=1e-5,
+                                                       fast_mode=fast),
+            args.repeat,
+        )
+        assert ok
+        rows.append((f"torch.autograd.gradcheck fast_mode={fast}", t0, t, "-"))
+
+    try:
+        import jax
+    except ImportError:
+        jax = None
+    if jax is not None:
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        from jax.test_util import check_grads
+
+        import gradcheck.frameworks.jax as gfj
+        import gradcheck.jax as gj
+
+        jcounter = counting_batches("gradcheck.frameworks.jax")
+        xj, yj = jnp.asarray(net.x), jnp.asarray(net.y)
+
+        def jf(q):
+            z = jnp.tanh(xj @ q["W1"] + q["b1"]) @ q["W2"] + q["b2"]
+            return jnp.mean(jax.nn.logsumexp(z, axis=1) - (z * yj).sum(1))
+
+        q = {k: jnp.asarray(v) for k, v in net.params.items()}
+        for vec in ("vmap", "loop"):
+            def run_jax(vec=vec):
+                jcounter["rows"] = 0
+                r = gj.check(jf, q, coords="all", vectorize=vec)
+                assert r.passed, r.notes
+                return r.evaluations, jcounter["rows"]
+
+            t0, t, (ev, batched_rows) = best(run_jax, args.repeat)
+            rows.append((f"gradcheck.jax.check vectorize={vec!r} (CHUNK={gfj.CHUNK})", t0, t,
+                         f"{ev:,} ({batched_rows:,} batched rows)"))
+        t0, t, _ = best(lambda: check_grads(jf, (q,), order=1, modes=("rev",)), args.repeat)
+        rows.append(("jax.test_util.check_grads (rev, order 1)", t0, t, "-"))
+
+    print(f"| path | first run (s) | best of {args.repeat} (s) | vs bare NumPy loop | loss calls |")
+    print("|---|---|---|---|---|")
+    for label, first, fastest, c in rows:
+        print(f"| {label} | {first:.3f} | {fastest:.3f} | {loop_time / fastest:.2f}x | {c} |")
+
+
+if __name__ == "__main__":
+    main()
