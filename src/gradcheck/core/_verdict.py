@@ -21,7 +21,13 @@ from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
 from gradcheck.core._noise import POINTS, noise_level, resolution
 from gradcheck.core._options import Options
 from gradcheck.core._progress import Progress
-from gradcheck.core._schemes import SCHEMES, Scheme, default_step, derivative_weights
+from gradcheck.core._schemes import (
+    SCHEMES,
+    Scheme,
+    derivative_weights,
+    entry_steps,
+    typical_scale,
+)
 from gradcheck.core._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analytic_bound
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
@@ -31,8 +37,9 @@ from gradcheck.report._report import Report
 
 SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
 EPS64 = float(np.finfo(np.float64).eps)
+EPS32 = float(np.finfo(np.float32).eps)
 RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
-MAX_LEVELS = 5  # halvings of the step tried on an ambiguous (kinked) entry: down to h/16
+MAX_LEVELS = 12  # halvings of the step tried on an ambiguous (kinked) entry: down to h/2048
 
 
 def run(
@@ -68,7 +75,7 @@ def run(
     try:
         j0 = _base_value(evaluator, plan)
         if not plan.complex:
-            plan.noise = _measure_noise(evaluator, tree, j0, plan.rng)
+            plan.noise, plan.probes = _measure_noise(evaluator, tree, j0, plan.rng)
         for t in range(len(tree.names)):
             try:
                 results.append(
@@ -155,6 +162,7 @@ class _Plan:
     progress: Any = None
     located: dict[int, Located] = field(default_factory=dict)
     noise: list[float] = field(default_factory=list)  # σ of J per tensor (``_measure_noise``)
+    probes: list[_Probe] = field(default_factory=list)  # what the noise probe saw, per tensor
 
     @property
     def complex(self) -> bool:
@@ -213,6 +221,7 @@ class _Tensor:
     noise: float
     low_precision: bool
     partial: bool = False  # interrupted before every selected coordinate was judged
+    steps: np.ndarray | None = None  # the step of each entry
 
 
 def _check_tensor(
@@ -234,15 +243,18 @@ def _check_tensor(
     # itself, not of 1. (A J that is exactly 0 says nothing: fall back to float64's.)
     relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
     low = relative > LOW_PRECISION
-    scale = float(np.sqrt(np.mean(theta**2)))
-    h = plan.eps_for(ev.ws.names[t]) or default_step(plan.scheme, relative, scale)
+    forced = plan.eps_for(ev.ws.names[t])
+    # One step per entry, from J's precision and the entry's own magnitude (``entry_steps``).
+    h = np.full(theta.size, float(forced)) if forced else entry_steps(plan.scheme, relative, theta)
     if low:  # J rounds the parameters to their own dtype: keep every step representable there
-        h = max(h, 16 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+        spacing = np.spacing(np.abs(theta).astype(dtype)).astype(np.float64)
+        h = np.maximum(h, 16 * spacing)
     stepper = _Stepper(theta, h, dtype if low else np.dtype(np.float64))
+    typical = float(np.median(h))  # the step reported for the tensor (and the directional one)
     a = analytic_bound(g, np.dtype(dtype), plan.options.rtol, plan.options.atol, plan.grad_scale)
     if directional and not plan.complex:
         rng = np.random.default_rng([plan.options.seed, 2, t])  # same seed, same directions
-        found = locate(ev, t, theta, g, a, h, sigma, rng, max_tests=max_tests)
+        found = locate(ev, t, theta, g, a, typical, sigma, rng, max_tests=max_tests)
         plan.located[t] = found
         if idx is not None:
             idx = np.union1d(idx, found.culprits).astype(np.int64)
@@ -257,7 +269,7 @@ def _check_tensor(
     except _Interrupted as stop:  # judge the coordinates done so far, then stop
         done = {c: v[: stop.done] for c, v in stop.values.items()}
         _judge(plan, stepper, idx[: stop.done], done, sigma, g, a, *out)
-        stop.partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
+        stop.partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, partial=True)
         raise
     _judge(plan, stepper, idx, values, sigma, g, a, *out)
     values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
@@ -265,14 +277,14 @@ def _check_tensor(
     if suspicious.size and plan.refine and not plan.complex:
         try:
             _refine(
-                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out
+                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out, low=low
             )
         except KeyboardInterrupt as stop:  # a first-pass mismatch may be a kink: leave unjudged
             flags[suspicious], numeric[suspicious] = 0, np.nan
-            partial = _Tensor(numeric, g, bound, flags, h, sigma, low, partial=True)
+            partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, partial=True)
             stop.partial = partial  # type: ignore[attr-defined]
             raise
-    return _Tensor(numeric, g, bound, flags, h, sigma, low)
+    return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)
 
 
 def _judge(
@@ -314,16 +326,31 @@ class _Interrupted(KeyboardInterrupt):
 
 def _measure_noise(
     ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator
-) -> list[float]:
-    """σ of J's rounding noise near θ for each tensor: ECnoise along a random unit direction in
+) -> tuple[list[float], list[_Probe]]:
+    """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
     that tensor, floored by the precision J's values reveal (one property of the loss, so the
     coarsest grid seen on any tensor applies to all) and by float64's own."""
     probes = [
         _probe(ev, t, np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
         for t, leaf in enumerate(tree.leaves)
     ]
-    floor = max([EPS64 * abs(j0)] + [grid for _, grid in probes])
-    return [max(sigma, floor) for sigma, _ in probes]
+    floor = max([EPS64 * abs(j0)] + [p.grid for p in probes])
+    return [max(p.sigma, floor) for p in probes], probes
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What the noise probe of one tensor saw."""
+
+    sigma: float  # ECnoise σ of J along the probe's lines
+    grid: float  # half an ulp of the narrowest float grid J's values sit on (0: none)
+    moved: bool  # J changed at some probe step (False: J ignores this tensor)
+    rough: bool  # the apparent noise shrank with the step: a kink or a stair, not rounding
+
+
+NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
+SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
+REPROBES = 3  # at most this many re-probes (6 loss calls each), only when J looks imprecise
 
 
 def _probe(
@@ -333,32 +360,80 @@ def _probe(
     j0: float,
     rng: np.random.Generator,
     dtype: Any,
-) -> tuple[float, float]:
-    """(ECnoise σ, resolution of J) from J at θ + k·δ·v, k = -3..3, for one tensor."""
-    direction = rng.standard_normal(theta.size)
-    direction /= np.linalg.norm(direction)
-    delta = default_step(SCHEMES["central"], EPS64, float(np.sqrt(np.mean(theta**2))))
+) -> _Probe:
+    """ECnoise σ and J's resolution from J at θ + k·δ·v, k = -3..3, for one tensor.
+
+    The direction v moves each entry by about δ times its own magnitude (floored as the steps
+    are), so the line sees what the coordinate steps will see. A line that crosses a kink or a stair of J shows
+    differences that look like noise, but they scale with δ, and rounding noise does not: so a
+    σ that would mean "low precision" without J's values sitting on a float grid is measured
+    again along fresh directions at 16x smaller steps, and kept only once it stops changing.
+    """
     # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
     # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
-    delta = max(delta, 4 * float(np.spacing(np.asarray(np.abs(theta).max(), dtype=dtype))))
+    delta = max(NOISE_STEP, 4 * float(np.finfo(dtype).eps))
+    values, delta = _line(ev, t, theta, j0, rng, delta, RETRIES_IF_FLAT)
+    moved = np.unique(values).size > 1
+    sigma, _ = noise_level(values)
+    grid = resolution(values)
+    rough = False
+    # J's values on a float32/float16 grid: J is low precision, whatever else it does. A line
+    # that needed larger steps to move J, or a re-probe step below float32's resolution, could
+    # not tell rounding from smoothness: no re-probe then either.
+    suspect = moved and sigma > LOW_PRECISION * abs(j0) and grid == 0.0
+    if suspect and delta == NOISE_STEP and delta / SHRINK >= 2 * EPS32:
+        for _ in range(REPROBES):
+            delta /= SHRINK
+            again, _ = _line(ev, t, theta, j0, rng, delta, 0)
+            if np.unique(again).size == 1:  # flat at the smaller step: J moves by stairs only
+                sigma, rough = 0.0, True
+                break
+            smaller = noise_level(again)[0]
+            if smaller > sigma / 4:  # the same noise at a 16x smaller step: it is rounding
+                sigma = max(sigma, smaller)
+                break
+            sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
+            if sigma <= LOW_PRECISION * abs(j0):
+                break
+    return _Probe(sigma, grid, bool(moved), rough)
+
+
+def _line(
+    ev: SerialEvaluator,
+    t: int,
+    theta: np.ndarray,
+    j0: float,
+    rng: np.random.Generator,
+    delta: float,
+    retries: int,
+) -> tuple[np.ndarray, float]:
+    """J at θ + k·δ·v (k = -3..3) along a fresh random v scaled entry by entry; while J stays
+    constant, up to ``retries`` more tries with a 16x larger δ (a low-precision J hides small
+    steps)."""
+    direction = rng.standard_normal(theta.size)
+    # Each entry moves by about δ times its own scale, as a coordinate step of the check does.
+    scale = np.maximum(np.abs(theta), max(1.0, typical_scale(theta)))
+    direction *= scale / np.sqrt(np.mean(direction**2))
     k = np.arange(POINTS) - POINTS // 2
-    for _ in range(RETRIES_IF_FLAT):  # J did not move at all: a low-precision J hides small steps
+    for _ in range(retries + 1):
         values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
         if np.unique(values).size > 1:
             break
         delta *= 16
-    sigma, _ = noise_level(values)
-    return sigma, resolution(values)
+    return values, delta
 
 
 class _Stepper:
-    """Actual offsets θ(c·h) − θ, with θ ± c·h rounded to ``dtype`` where J would round them."""
+    """Actual offsets θ(c·h) − θ, with θ ± c·h rounded to ``dtype`` where J would round them.
 
-    def __init__(self, theta: np.ndarray, h: float, dtype: np.dtype) -> None:
-        self.theta, self.h, self.dtype = theta, h, dtype
+    ``h`` holds one step per entry of θ.
+    """
+
+    def __init__(self, theta: np.ndarray, h: np.ndarray, dtype: np.dtype) -> None:
+        self.theta, self.h, self.dtype = theta, np.asarray(h, dtype=np.float64), dtype
 
     def point(self, idx: np.ndarray, c: float) -> np.ndarray:
-        x = self.theta[idx] + c * self.h
+        x = self.theta[idx] + c * self.h[idx]
         return x.astype(self.dtype).astype(np.float64)
 
     def offset(self, idx: np.ndarray, c: float) -> np.ndarray:
@@ -383,7 +458,7 @@ def _evaluate_nodes(
     for lo in range(0, len(idx), block):
         sub = idx[lo : lo + block]
         if complex_step:
-            x = [stepper.theta[sub] + 1j * c * stepper.h for c in moving]
+            x = [stepper.theta[sub] + 1j * c * stepper.h[sub] for c in moving]
         else:
             x = [stepper.point(sub, c) for c in moving]
         try:  # one request for every node of the block: fewer round trips to workers
@@ -408,7 +483,7 @@ def _estimate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The derivative estimate on ``nodes`` and the rounding error it carries (σ·‖w‖₂)."""
     if complex_step:
-        numeric = np.imag(values[1.0]) / stepper.h
+        numeric = np.imag(values[1.0][: len(idx)]) / stepper.h[idx]
         return numeric, 4 * EPS64 * np.abs(numeric)
     nodes = scheme.nodes if nodes is None else nodes
     offsets = np.stack([stepper.offset(idx, c) for c in nodes])
@@ -431,16 +506,19 @@ def _refine(
     numeric: np.ndarray,
     bound: np.ndarray,
     flags: np.ndarray,
+    low: bool = False,
 ) -> None:
     """Second opinion on suspicious entries, halving the step while they stay ambiguous.
 
     At each level a half step tells truncation from a bug (Richardson), and one-sided slopes
-    tell a kink (where any value between the slopes is a valid subgradient). A smooth entry that
-    disagrees is settled at once; only a non-smooth entry whose g lies outside the slopes goes
-    one level down, so that kinks near θ leave the window.
+    tell a kink (where any value between the slopes is a valid subgradient). An entry that
+    disagrees is settled once two successive levels find J smooth with the same estimate; any
+    other disagreeing entry goes one level down (up to h/2048), so that kinks near θ leave the
+    window: kinks are handled entry by entry, never by widening every step.
     """
     values = {c: v[idx] for c, v in first.items()}
     active = np.arange(len(idx))
+    previous = np.full(len(idx), np.nan)  # the extrapolated estimate one level up
     for level in range(MAX_LEVELS):
         s = 0.5**level
         nodes = tuple(c * s for c in scheme.nodes)
@@ -457,7 +535,15 @@ def _refine(
         nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
         numeric[sub], bound[sub] = n_star, smooth_bound
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
-        active = active[~agrees & nonsmooth & ~inside]
+        # A disagreement is settled only where J looks smooth at two successive step sizes
+        # that give the same estimate; a window crossing several kinks can pass one smoothness
+        # test by chance, but not two with a consistent slope.
+        settled = ~nonsmooth & (np.abs(n_star - previous[active]) <= smooth_bound)
+        if low:  # steps widened by the noise may average many kinks into a smooth-looking
+            # slope: settle only where a halved step could no longer resolve the disagreement
+            settled &= 4 * SAFETY * r_2 >= np.abs(n_star - g[sub])
+        previous[active] = n_star
+        active = active[~agrees & ~(nonsmooth & inside) & ~settled]
         if not active.size:
             return
 
@@ -500,7 +586,7 @@ def _kink(
     j0 = values[0.0]
     slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
     gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
-    h = s * stepper.h
+    h = s * stepper.h[idx]
     # Only asked of entries that already failed the smooth test, so a lower factor suffices.
     nonsmooth = np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
     left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
