@@ -95,9 +95,44 @@ def run(
     interrupted = len(results) < len(sizes) or any(r.partial for r in results)
     results += [_unchecked(analytic[t]) for t in range(len(results), len(sizes))]
     _require_unchanged(workspace)
+    if not interrupted:
+        _require_dependence(plan, results, analytic)
     report = _assemble(tree, results, plan, evaluator.calls, j0, time.perf_counter() - start)
     extra = _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
+    kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
+    if kinks:
+        extra += (_subgradient_note(kinks, callable(grads)),)
     return dataclasses.replace(report, notes=report.notes + extra, interrupted=interrupted)
+
+
+def _require_dependence(plan: _Plan, results: list[_Tensor], analytic: list[np.ndarray]) -> None:
+    """A J that no perturbation of any tensor moved: the loss does not read its argument."""
+    if plan.complex or not plan.probes or any(p.moved for p in plan.probes):
+        return
+    numeric = np.concatenate([r.numeric[np.isfinite(r.numeric)] for r in results])
+    if numeric.size and not np.any(numeric) and any(np.any(g) for g in analytic):
+        raise GradCheckError(
+            "loss(params) returned the same value whatever parameter was moved, and by however "
+            "much: the loss does not read its params argument (a closure such as "
+            "f = lambda W: model.loss(X, y) reads the model's own arrays instead). Make the loss "
+            "compute J from the params it is given, e.g. f = lambda p: model.loss(X, y, p)."
+        )
+
+
+def _subgradient_note(kinks: int, callable_grads: bool) -> str:
+    """What the kinked entries' check proved, and how to get the stronger test."""
+    entries = f"{kinks:,} entr{'y' if kinks == 1 else 'ies'}"
+    text = (
+        f"{entries} judged as kinks ({'was' if kinks == 1 else 'were'} checked only as "
+        "subgradients: any analytic value between the left and right slopes passes, so a small "
+        "error there, such as a missing L1 term or a x1.01 factor, can hide inside the interval)."
+    )
+    if not callable_grads:
+        text += (
+            " Pass grads as a function, grads(params) -> gradients, for a stronger test at a "
+            "nearby point off the kink."
+        )
+    return text
 
 
 def _unchecked(g: np.ndarray) -> _Tensor:
@@ -395,6 +430,8 @@ def _probe(
             sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
             if sigma <= LOW_PRECISION * abs(j0):
                 break
+        else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
+            sigma /= SHRINK if rough else 1.0
     return _Probe(sigma, grid, bool(moved), rough)
 
 
@@ -608,7 +645,9 @@ def _assemble(
     for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
         components[name] = _component(name, leaf, results[t])
     suspects = tuple(n for n, c in components.items() if not c.passed)
-    masks = [(r.flags == AGREES) | (r.flags == MISMATCH) for r in results]
+    # The textbook ratio over every entry that was checked, kinks included (as the notes define
+    # it); how many were judged as kinks is said in a note.
+    masks = [np.isin(r.flags, (AGREES, MISMATCH, KINK)) for r in results]
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),

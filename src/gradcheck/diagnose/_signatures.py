@@ -103,6 +103,22 @@ def _zero(e: Evidence) -> Finding | None:
     )
 
 
+def _independent(e: Evidence) -> Finding | None:
+    # Every central difference exactly 0: J(θ + h·e_i) = J(θ − h·e_i) to the last bit for every
+    # entry, which a J that depends on the tensor does not do (the analytic side is not zero).
+    if not e.n.size or np.any(e.n) or not np.any(e.g):
+        return None
+    return Finding(
+        e.name, "independent",
+        f"J does not depend on {e.name} at all (moving any entry of {e.name} by ±h leaves J "
+        f"exactly unchanged, or J is piecewise constant along it), yet d{e.name} is not zero "
+        f"(largest analytic entry {fmt(float(np.abs(e.g).max()))}).",
+        f"Does the loss use {e.name} (or a copy of it made before the check)? If {e.name} only "
+        "enters through rounding or a step function, its derivative is 0 almost everywhere.",
+        factor=None,
+    )
+
+
 def _sign(e: Evidence) -> Finding | None:
     c = fit(e.g, e.n)
     if abs(c + 1.0) > 0.05 or not e.explains(e.g + e.n):
@@ -341,6 +357,7 @@ class Signature:
 
 # Order matters: the first that fits names the kind (a sign flip is a scale of −1 too).
 SIGNATURES: tuple[Signature, ...] = (
+    Signature("independent", _independent),  # before "zero": n = 0 is no gradient to miss
     Signature("zero", _zero),
     Signature("sign", _sign),
     Signature("scale", _scale, fitted=1),

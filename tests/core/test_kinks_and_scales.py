@@ -1,0 +1,143 @@
+"""Issue 12: a step per entry (mixed scales), noise told from kinks and stairs, kinks per entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck
+
+
+def _mixed(seed: int = 0):
+    """tanh layer whose features span 1e-3..1e3 and whose W1 rows span 1e3..1e-3."""
+    rng = np.random.default_rng(seed)
+    d, h, m = 7, 5, 12
+    fs = np.logspace(-3, 3, d)
+    x = rng.standard_normal((m, d)) * fs
+    y = rng.standard_normal((m, 2))
+    params = {"W1": rng.standard_normal((d, h)) / fs[:, None], "W2": rng.standard_normal((h, 2))}
+
+    def loss(p):
+        return float(0.5 * np.sum((np.tanh(x @ p["W1"]) @ p["W2"] - y) ** 2) / m)
+
+    def grads(p):
+        a = np.tanh(x @ p["W1"])
+        d2 = (a @ p["W2"] - y) / m
+        return {"W1": x.T @ ((d2 @ p["W2"].T) * (1 - a**2)), "W2": a.T @ d2}
+
+    return loss, params, grads
+
+
+def _relu(rows: int, units: int, seed: int = 0):
+    """ReLU net on dyadic data with exactly rows × units of its 100 pre-activations at 0."""
+    rng = np.random.default_rng(seed)
+    m, hid = 20, 5
+    x = rng.integers(-8, 9, (m, 4)) / 8.0
+    x[:rows] = 0.0
+    b1 = rng.integers(1, 9, hid) / 16.0
+    b1[:units] = 0.0
+    params = {"W1": rng.integers(-8, 9, (4, hid)) / 8.0, "b1": b1,
+              "W2": rng.standard_normal((hid, 2))}
+    y = rng.standard_normal((m, 2))
+
+    def loss(p):
+        a = np.maximum(x @ p["W1"] + p["b1"], 0.0)
+        return float(0.5 * np.sum((a @ p["W2"] - y) ** 2) / m)
+
+    def grads(p, k: float = 1.0):
+        z = x @ p["W1"] + p["b1"]
+        a = np.maximum(z, 0.0)
+        d2 = (a @ p["W2"] - y) / m
+        d1 = (d2 @ p["W2"].T) * (z > 0)
+        return {"W1": k * (x.T @ d1), "b1": d1.sum(0), "W2": a.T @ d2}
+
+    zeros = int(np.sum(x @ params["W1"] + params["b1"] == 0.0))
+    return loss, params, grads, zeros
+
+
+def test_mixed_scale_tensor_is_not_blamed_and_gets_steps_of_its_entries_size() -> None:
+    loss, params, grads = _mixed()
+    report = gradcheck.check(loss, params, grads(params))
+    assert report.passed, report.explain()
+    assert report.eps["W1"] < 1e-3  # the tensor's rms is ~400: one step per tensor was ~1e-2+
+
+
+def test_mixed_scale_tensor_still_catches_a_small_scale_error() -> None:
+    loss, params, grads = _mixed()
+    g = grads(params)
+    report = gradcheck.check(loss, params, {**g, "W1": 1.001 * g["W1"]})
+    assert report.suspects == ("W1",)
+
+
+@pytest.mark.parametrize("rows, units", [(1, 1), (2, 5), (10, 5)])
+def test_exact_zero_relu_preactivations_do_not_widen_the_weights_steps(rows, units) -> None:
+    loss, params, grads, zeros = _relu(rows, units)
+    assert zeros == rows * units
+    report = gradcheck.check(loss, params, grads(params))
+    assert report.passed, report.explain()
+    assert report.eps["W1"] < 1e-4 and report.eps["W2"] < 1e-4  # was 4e-3 with one zero
+
+
+@pytest.mark.parametrize("rows, units, factor", [(1, 1, 1.0001), (2, 5, 1.001), (10, 5, 1.001)])
+def test_a_small_scale_error_is_caught_next_to_exact_zero_preactivations(rows, units, factor):
+    loss, params, grads, _ = _relu(rows, units)
+    report = gradcheck.check(loss, params, grads(params, k=factor))
+    assert report.suspects == ("W1",)
+
+
+def test_a_staircase_with_zero_gradient_is_not_blamed() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(200)
+    w = rng.standard_normal(200)
+    report = gradcheck.check(lambda p: float(np.round(p["x"], 3) @ w), {"x": x},
+                             {"x": np.zeros(200)})
+    assert report.passed, report.explain()
+    assert not any("low precision" in n for n in report.notes)
+
+
+def test_sort_of_a_float32_permutation_blames_almost_nothing() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    x = rng.permutation(n).astype(np.float32)
+    w = rng.standard_normal(n).astype(np.float32)
+    g = np.empty(n, np.float32)
+    g[np.argsort(x)] = w
+
+    def loss(p):
+        return float(np.sum(np.sort(p["x"].astype(np.float32)) * w, dtype=np.float32))
+
+    report = gradcheck.check(loss, {"x": x}, {"x": g})
+    # One step per tensor blamed ~15% of the entries; the per-entry mechanism must not.
+    assert report.components["x"].mismatches <= 0.005 * n, report.explain()
+
+
+def test_a_loss_that_ignores_its_argument_is_refused() -> None:
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((3, 4))
+
+    def loss(_p):  # the cs231n idiom: reads the model's own W, not the params it is given
+        return float(np.sum(np.tanh(W)))
+
+    with pytest.raises(gradcheck.GradCheckError, match="does not read its params argument"):
+        gradcheck.check(loss, {"W": W}, {"W": 1 - np.tanh(W) ** 2})
+
+
+def test_a_tensor_the_loss_never_reads_with_a_nonzero_gradient_is_named() -> None:
+    rng = np.random.default_rng(2)
+    params = {"W": rng.standard_normal((3, 4)), "W3": rng.standard_normal((2, 2))}
+    loss = lambda p: float(np.sum(p["W"] ** 2))  # noqa: E731
+    report = gradcheck.check(loss, params, {"W": 2 * params["W"], "W3": np.ones((2, 2))})
+    assert report.suspects == ("W3",)
+    (finding,) = report.findings
+    assert finding.kind == "independent" and "J does not depend on W3 at all" in finding.detail
+
+
+def test_kinks_are_counted_in_the_textbook_ratio_and_noted_as_subgradients() -> None:
+    x = np.array([0.0, 1.0, -2.0])
+    loss = lambda p: float(np.sum(np.abs(p["x"])))  # noqa: E731
+    # 0.9 at the kink of |x| is a valid subgradient, so it passes, but the ratio counts it.
+    report = gradcheck.check(loss, {"x": x}, {"x": np.array([0.9, 1.0, -1.0])})
+    assert report.passed
+    assert report.relative_error > 0.1
+    assert any("checked only as subgradients" in n and "grads as a function" in n
+               for n in report.notes)
