@@ -141,3 +141,34 @@ def test_kinks_are_counted_in_the_textbook_ratio_and_noted_as_subgradients() -> 
     assert report.relative_error > 0.1
     assert any("checked only as subgradients" in n and "grads as a function" in n
                for n in report.notes)
+
+
+def test_callable_grads_recheck_catches_an_error_hidden_at_a_kink() -> None:
+    loss, params, grads, _ = _relu(10, 5)
+    wrong = lambda p: grads(p, k=1.001)  # noqa: E731
+    # With fixed arrays the kinked entries are subgradient-checked only (and the note says so);
+    # with grads callable they are re-checked at θ + δ, and a x1.001 error cannot hide there.
+    report = gradcheck.check(loss, params, wrong)
+    assert "W1" in report.suspects
+    assert any("re-checked at a nearby point" in n for n in report.notes)
+
+
+def test_callable_grads_recheck_raises_no_false_alarm_on_kinks() -> None:
+    for rows, units in ((1, 1), (2, 5), (10, 5)):
+        loss, params, grads, _ = _relu(rows, units)
+        report = gradcheck.check(loss, params, grads)
+        assert report.passed, report.explain()
+
+
+def test_an_error_that_only_kinked_entries_carry_is_caught_with_callable_grads() -> None:
+    a = np.arange(1.0, 7.0)
+    x = np.zeros(6)  # every entry sits on the kink of relu
+    loss = lambda p: float(np.maximum(p["x"], 0.0) @ a)  # noqa: E731
+    wrong = lambda p: {"x": 1.01 * a * (p["x"] > 0)}  # noqa: E731  x1.01, invisible at 0
+    fixed = gradcheck.check(loss, {"x": x}, wrong({"x": x}))
+    assert fixed.passed  # 0 is a valid subgradient: an array alone cannot show the error
+    assert any("grads as a function" in n for n in fixed.notes)
+    report = gradcheck.check(loss, {"x": x}, wrong)
+    assert report.suspects == ("x",)
+    right = gradcheck.check(loss, {"x": x}, lambda p: {"x": a * (p["x"] > 0)})
+    assert right.passed, right.explain()
