@@ -630,16 +630,33 @@ def _refine(
     """Second opinion on suspicious entries, halving the step while they stay ambiguous.
 
     At each level a half step tells truncation from a bug (Richardson), and one-sided slopes
-    tell a kink (where any value between the slopes is a valid subgradient). An entry that
-    disagrees is settled once two successive levels find J smooth with the same estimate; any
-    other disagreeing entry goes one level down (up to h/2048), so that kinks near θ leave the
-    window: kinks are handled entry by entry, never by widening every step.
+    tell a kink (where any value between the slopes is a valid subgradient). A disagreement is
+    settled as a bug only once J looks smooth at ``RUN`` successive step sizes that give the
+    same estimate, and it is judged at the first (most precise) of them: a window that crosses
+    several kinks may pass one smoothness test by chance, not three, and a smaller step of a
+    smooth J only adds rounding, so it may not turn a clear disagreement into agreement. For a
+    low-precision J (``low``: steps widened by the noise, which may average many kinks into a
+    smooth-looking slope) a run settles only where a halved step could no longer resolve the
+    disagreement. Any
+    other disagreeing entry goes one level down (up to h/2048, and never below a few spacings
+    of the dtype J rounds the entry to), so that kinks near θ leave the window: kinks are
+    handled entry by entry, never by widening every step.
     """
     values = {c: v[idx] for c, v in first.items()}
     active = np.arange(len(idx))
+    run = np.zeros(len(idx), dtype=np.int64)  # successive smooth, consistent levels so far
+    anchor_n, anchor_b = np.full(len(idx), np.nan), np.full(len(idx), np.nan)  # first of them
     previous = np.full(len(idx), np.nan)  # the extrapolated estimate one level up
+    spacing = np.spacing(np.abs(stepper.theta[idx]).astype(stepper.dtype)).astype(np.float64)
+    q = 2.0**scheme.order - 1.0
     for level in range(MAX_LEVELS):
         s = 0.5**level
+        if level:  # the quarter-step nodes of this level must still move the entry
+            deep = s * stepper.h[idx[active]] / 4 < 4 * spacing[active]
+            _settle(active[deep], run, anchor_n, anchor_b, g[idx], numeric, bound, flags, idx)
+            active = active[~deep]
+            if not active.size:
+                return
         nodes = tuple(c * s for c in scheme.nodes)
         half = tuple(c / 2 for c in nodes)
         sub = idx[active]
@@ -647,24 +664,54 @@ def _refine(
         vals = {c: v[active] for c, v in values.items()}
         n_h, r_h = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=nodes)
         n_2, r_2 = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=half)
-        q = 2.0**scheme.order - 1.0
         n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation
         smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**scheme.order * r_2 + r_h) / q) + a[sub]
         agrees = np.abs(n_star - g[sub]) <= smooth_bound
         nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
         numeric[sub], bound[sub] = n_star, smooth_bound
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
-        # A disagreement is settled only where J looks smooth at two successive step sizes
-        # that give the same estimate; a window crossing several kinks can pass one smoothness
-        # test by chance, but not two with a consistent slope.
-        settled = ~nonsmooth & (np.abs(n_star - previous[active]) <= smooth_bound)
+        consistent = np.abs(n_star - previous[active]) <= smooth_bound
+        going = ~nonsmooth & (run[active] > 0) & consistent  # the same smooth estimate again
+        fresh = ~nonsmooth & ~going
+        run[active] = np.where(going, run[active] + 1, np.where(fresh, 1, 0))
+        anchor_n[active] = np.where(fresh, n_star, anchor_n[active])
+        anchor_b[active] = np.where(fresh, smooth_bound, anchor_b[active])
+        previous[active] = n_star
+        settled = run[active] >= RUN
         if low:  # steps widened by the noise may average many kinks into a smooth-looking
             # slope: settle only where a halved step could no longer resolve the disagreement
-            settled &= 4 * SAFETY * r_2 >= np.abs(n_star - g[sub])
-        previous[active] = n_star
-        active = active[~agrees & ~(nonsmooth & inside) & ~settled]
+            settled &= 4 * SAFETY * r_2 >= np.abs(anchor_n[active] - g[sub])
+        _settle(active[settled], run, anchor_n, anchor_b, g[idx], numeric, bound, flags, idx)
+        # Agreement counts where the estimate is new (level 0, or it changed past a kink); a
+        # smooth estimate repeated with more rounding is no new evidence.
+        done = settled | (agrees & ~going) | (nonsmooth & inside)
+        active = active[~done]
         if not active.size:
             return
+    _settle(active[run[active] > 0], run, anchor_n, anchor_b, g[idx], numeric, bound, flags, idx)
+
+
+RUN = 3  # smooth levels with one estimate that settle a disagreement
+
+
+def _settle(
+    which: np.ndarray,
+    run: np.ndarray,
+    anchor_n: np.ndarray,
+    anchor_b: np.ndarray,
+    g: np.ndarray,
+    numeric: np.ndarray,
+    bound: np.ndarray,
+    flags: np.ndarray,
+    idx: np.ndarray,
+) -> None:
+    """Judge entries (positions in idx) at the first level of their smooth run, if they have one."""
+    which = which[run[which] > 0]
+    if not which.size:
+        return
+    sub = idx[which]
+    numeric[sub], bound[sub] = anchor_n[which], anchor_b[which]
+    flags[sub] = np.where(np.abs(anchor_n[which] - g[which]) <= anchor_b[which], AGREES, MISMATCH)
 
 
 def _fill(
