@@ -66,7 +66,8 @@ def to_markdown(report: ReportData) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     extra = []
     if report.origin is not None and not report.passed:
-        extra.append(f"- {md_escape(origin_sentence(report.origin, report.suspects))}")
+        sentence = origin_sentence(report.origin, report.suspects, report.findings)
+        extra.append(f"- {md_escape(sentence)}")
     extra += [
         f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)} "
         f"_{md_escape(f.hint)}_"
