@@ -172,3 +172,21 @@ def test_an_error_that_only_kinked_entries_carry_is_caught_with_callable_grads()
     assert report.suspects == ("x",)
     right = gradcheck.check(loss, {"x": x}, lambda p: {"x": a * (p["x"] > 0)})
     assert right.passed, right.explain()
+
+
+def test_nothing_checked_gives_no_ratio_not_a_great_zero() -> None:
+    calls = 0
+    w = np.array([1.0, 2.0, 3.0])
+
+    def loss(p):  # Ctrl-C at the first coordinate step: after J(θ) twice and the noise probe
+        nonlocal calls
+        calls += 1
+        if calls > 8:
+            raise KeyboardInterrupt
+        return float(np.sum(p["w"] ** 3))
+
+    report = gradcheck.check(loss, {"w": w}, {"w": 3 * w**2}, on_interrupt="report")
+    assert report.interrupted and not report.passed
+    assert report.relative_error is None and report.textbook_verdict == "not checked"
+    assert report.to_dict()["relative_error"] is None
+    assert "great" not in str(report)

@@ -780,10 +780,10 @@ def _assemble(
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
-    )
+    ) if any(m.any() for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
     notes = _notes.collect(components, results, plan.options.scheme, j0, rel, not suspects)
     return Report(
-        passed=not suspects,
+        passed=not suspects and rel is not None,  # nothing checked is no pass
         relative_error=rel,
         evaluations=evaluations,
         eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
@@ -804,7 +804,10 @@ def _component(name: str, leaf: np.ndarray, r: _Tensor) -> Component:
     return Component(
         name=name,
         shape=tuple(leaf.shape),
-        relative_error=relative_error(r.numeric[checked], r.analytic[checked]),
+        relative_error=(
+            relative_error(r.numeric[checked], r.analytic[checked])
+            if np.isin(r.flags, (AGREES, MISMATCH, KINK)).any() else None
+        ),
         max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
         worst_index=tuple(int(i) for i in np.unravel_index(worst, leaf.shape)),
         numeric=float(r.numeric[worst]),
