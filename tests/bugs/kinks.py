@@ -35,13 +35,13 @@ def relu_zeros(rows: int, units: int, *, m: int = 20, hid: int = 5, d: int = 4,
     """ReLU net on dyadic data with exactly rows × units of its m·hid pre-activations at 0.
 
     Zero input rows and zero biases for the first ``units`` units make those pre-activations
-    exactly 0 (dyadic values keep every other sum exact, so nothing else lands on 0 by chance).
+    exactly 0; every other one is an odd multiple of 1/128 (dyadic sums are exact), never 0.
     Bugs: ``w1_scale`` (dW1 multiplied by it), ``w2_scale``.
     """
     rng = np.random.default_rng(seed)
     x = rng.integers(-8, 9, (m, d)) / 8.0
     x[:rows] = 0.0
-    b1 = rng.integers(1, 9, hid) / 16.0
+    b1 = (2 * rng.integers(0, 8, hid) + 1) / 128.0  # odd /128: x·W1 (a multiple of 1/64) + b1 ≠ 0
     b1[:units] = 0.0
     params = {"W1": rng.integers(-8, 9, (d, hid)) / 8.0, "b1": b1,
               "W2": rng.standard_normal((hid, 2))}

@@ -482,14 +482,16 @@ def _probe(
 
     The direction v moves each entry by about δ times its own magnitude (floored as the steps
     are), so the line sees what the coordinate steps will see. A line that crosses a kink or a stair of J shows
-    differences that look like noise, but they scale with δ, and rounding noise does not: so a
-    σ that would mean "low precision" without J's values sitting on a float grid is measured
-    again along fresh directions at 16x smaller steps, and kept only once it stops changing.
+    differences that look like noise, but along one direction they scale with δ, and rounding
+    noise does not: so a σ that would mean "low precision" without J's values sitting on a
+    float grid is measured again along the same direction at 16x smaller steps, and kept only
+    once it stops changing.
     """
     # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
     # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
     delta = max(NOISE_STEP, 4 * float(np.finfo(dtype).eps))
-    values, delta = _line(ev, t, theta, j0, rng, delta, RETRIES_IF_FLAT)
+    direction = _direction(theta, rng)
+    values, delta = _line(ev, t, direction, j0, delta, RETRIES_IF_FLAT)
     moved = np.unique(values).size > 1
     sigma, _ = noise_level(values)
     grid = resolution(values)
@@ -501,7 +503,7 @@ def _probe(
     if suspect and delta == NOISE_STEP and delta / SHRINK >= 2 * EPS32:
         for _ in range(REPROBES):
             delta /= SHRINK
-            again, _ = _line(ev, t, theta, j0, rng, delta, 0)
+            again, _ = _line(ev, t, direction, j0, delta, 0)
             if np.unique(again).size == 1:  # flat at the smaller step: J moves by stairs only
                 sigma, rough = 0.0, True
                 break
@@ -517,22 +519,23 @@ def _probe(
     return _Probe(sigma, grid, bool(moved), rough)
 
 
+def _direction(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random direction that moves each entry by about its own scale, as its step does."""
+    direction = rng.standard_normal(theta.size)
+    scale = np.maximum(np.abs(theta), max(1.0, typical_scale(theta)))
+    return direction * scale / np.sqrt(np.mean(direction**2))
+
+
 def _line(
     ev: SerialEvaluator,
     t: int,
-    theta: np.ndarray,
+    direction: np.ndarray,
     j0: float,
-    rng: np.random.Generator,
     delta: float,
     retries: int,
 ) -> tuple[np.ndarray, float]:
-    """J at θ + k·δ·v (k = -3..3) along a fresh random v scaled entry by entry; while J stays
-    constant, up to ``retries`` more tries with a 16x larger δ (a low-precision J hides small
-    steps)."""
-    direction = rng.standard_normal(theta.size)
-    # Each entry moves by about δ times its own scale, as a coordinate step of the check does.
-    scale = np.maximum(np.abs(theta), max(1.0, typical_scale(theta)))
-    direction *= scale / np.sqrt(np.mean(direction**2))
+    """J at θ + k·δ·v (k = -3..3); while J stays constant, up to ``retries`` more tries with a
+    16x larger δ (a low-precision J hides small steps)."""
     k = np.arange(POINTS) - POINTS // 2
     for _ in range(retries + 1):
         values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
