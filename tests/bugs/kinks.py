@@ -34,17 +34,21 @@ def relu_zeros(rows: int, units: int, *, m: int = 20, hid: int = 5, d: int = 4,
                seed: int = 0) -> tuple:
     """ReLU net on dyadic data with exactly rows × units of its m·hid pre-activations at 0.
 
-    Zero input rows and zero biases for the first ``units`` units make those pre-activations
-    exactly 0; every other one is an odd multiple of 1/128 (dyadic sums are exact), never 0.
-    Bugs: ``w1_scale`` (dW1 multiplied by it), ``w2_scale``.
+    The first ``rows`` samples are one non-zero input x0, and the first ``units`` biases are
+    −x0·W1[:, j], so those pre-activations are exactly 0 and every weight that feeds them sits
+    on a kink. x0's last feature carries an extra 1/256 and W1's last row odd eighths there, so
+    no other pre-activation is 0 (every sum here is exact). Bugs: ``w1_scale``, ``w2_scale``.
     """
     rng = np.random.default_rng(seed)
     x = rng.integers(-8, 9, (m, d)) / 8.0
-    x[:rows] = 0.0
-    b1 = (2 * rng.integers(0, 8, hid) + 1) / 128.0  # odd /128: x·W1 (a multiple of 1/64) + b1 ≠ 0
-    b1[:units] = 0.0
-    params = {"W1": rng.integers(-8, 9, (d, hid)) / 8.0, "b1": b1,
-              "W2": rng.standard_normal((hid, 2))}
+    w1 = rng.integers(-8, 9, (d, hid)) / 8.0
+    w1[-1] = (2 * rng.integers(-4, 4, hid) + 1) / 8.0  # odd eighths
+    x0 = x[0].copy()
+    x0[-1] += 1.0 / 256.0
+    x[:rows] = x0
+    b1 = (2 * rng.integers(0, 8, hid) + 1) / 128.0  # odd /128: never cancels a multiple of 1/64
+    b1[:units] = -(x0 @ w1[:, :units])
+    params = {"W1": w1, "b1": b1, "W2": rng.standard_normal((hid, 2))}
     y = rng.standard_normal((m, 2))
 
     def loss(p: Params) -> float:

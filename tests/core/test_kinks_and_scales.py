@@ -173,7 +173,16 @@ def test_nothing_checked_gives_no_ratio_not_a_great_zero() -> None:
 def test_the_relu_builder_plants_exactly_the_zeros_it_says() -> None:
     for rows, units in ((0, 0), (1, 1), (2, 5), (10, 5)):
         loss, params, grads = relu_zeros(rows, units)
-        rng = np.random.default_rng(0)
-        x = rng.integers(-8, 9, (20, 4)) / 8.0  # the builder's first draw
-        x[:rows] = 0.0
+        x = _inputs(rows)
         assert np.sum(x @ params["W1"] + params["b1"] == 0.0) == rows * units
+
+
+def _inputs(rows: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-8, 9, (20, 4)) / 8.0
+    rng.integers(-8, 9, (4, 5))
+    rng.integers(-4, 4, 5)
+    x0 = x[0].copy()
+    x0[-1] += 1.0 / 256.0
+    x[:rows] = x0
+    return x

@@ -132,7 +132,8 @@ def _recheck_kinks(
     (a missing L1 term, x1.01) hides there. Each kinked entry moves by a random δ of a quarter
     to a half of its step (large against rounding), all at once, and is judged there by central
     differences at steps |δ|/4 and |δ|/8 with a Richardson bound: a kink that δ did not leave
-    widens that bound instead of raising an alarm. Returns (entries, disagreeing, loss calls).
+    widens that bound, and one-sided slopes that do not scale as a smooth J's leave the entry a
+    kink, instead of raising an alarm. Returns (entries, disagreeing, loss calls).
     """
     where = [np.flatnonzero(r.flags == KINK) for r in results]
     total = sum(w.size for w in where)
@@ -155,6 +156,7 @@ def _recheck_kinks(
 
     try:
         _, shifted = inputs(tree.rebuild([x.copy() for x in leaves]), grads)
+        base = at([x.copy() for x in leaves])
         bad = 0
         for t, w in enumerate(where):
             g2 = shifted[t].reshape(-1).astype(np.float64)
@@ -164,13 +166,20 @@ def _recheck_kinks(
             for i, delta in zip(w, deltas[t], strict=True):
                 if delta == 0.0:
                     continue
-                js = {}
+                js = {0.0: base}
                 for c in (-0.25, -0.125, 0.125, 0.25):
                     x = moved[t].copy()
                     x[i] += c * delta
                     values = [leaf if k != t else x.reshape(leaf.shape).astype(leaf.dtype)
                               for k, leaf in enumerate(leaves)]
                     js[c] = at(values)
+                h = 0.25 * delta
+                gap_h = (js[0.25] + js[-0.25] - 2 * base) / h  # right − left slope
+                gap_2 = (js[0.125] + js[-0.125] - 2 * base) / (h / 2)
+                # Still on a kink (the entries moved together and their effects cancelled):
+                # the one-sided slopes do not scale as a smooth J's do. Leave it a kink.
+                if abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * plan.noise[t] / h + 0.01 * abs(gap_h):
+                    continue
                 n_h = (js[0.25] - js[-0.25]) / (0.5 * delta)
                 n_2 = (js[0.125] - js[-0.125]) / (0.25 * delta)
                 n_star = n_2 + (n_2 - n_h) / 3
@@ -467,7 +476,7 @@ class _Probe:
 
 NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
 SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
-REPROBES = 3  # at most this many re-probes (6 loss calls each), only when J looks imprecise
+REPROBES = 6  # at most this many re-probes (6 loss calls each), only when J looks imprecise
 
 
 def _probe(
@@ -512,8 +521,8 @@ def _probe(
                 sigma = max(sigma, smaller)
                 break
             sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
-            if sigma <= LOW_PRECISION * abs(j0):
-                break
+            if sigma <= 4 * EPS64 * abs(j0):
+                break  # down to float64's own rounding: what was seen was all kink
         else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
             sigma /= SHRINK if rough else 1.0
     return _Probe(sigma, grid, bool(moved), rough)
