@@ -496,9 +496,9 @@ def _probe(
     float grid is measured again along the same direction at 16x smaller steps, and kept only
     once it stops changing.
     """
-    # A loss that computes in a float16 parameter's own dtype rounds steps below its spacing
-    # away (J looks constant, σ = 0): probe at a few spacings of the parameter's dtype at least.
-    delta = max(NOISE_STEP, 4 * float(np.finfo(dtype).eps))
+    # A loss that computes in a float16 parameter's own dtype rounds small steps away (J looks
+    # constant, σ = 0): the line then retries with 16x larger steps (``_line``).
+    delta = NOISE_STEP
     direction = _direction(theta, rng)
     values, delta = _line(ev, t, direction, j0, delta, RETRIES_IF_FLAT)
     moved = np.unique(values).size > 1
@@ -509,7 +509,10 @@ def _probe(
     # that needed larger steps to move J, or a re-probe step below float32's resolution, could
     # not tell rounding from smoothness: no re-probe then either.
     suspect = moved and sigma > LOW_PRECISION * abs(j0) and grid == 0.0
-    if suspect and delta == NOISE_STEP and delta / SHRINK >= 2 * EPS32:
+    # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
+    # (a loss may round to either): below it, rounding itself would look like smoothness.
+    resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
+    if suspect and delta == NOISE_STEP and resolvable:
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = _line(ev, t, direction, j0, delta, 0)
