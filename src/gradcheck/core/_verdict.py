@@ -798,7 +798,7 @@ def _assemble(
     ) if any(m.any() for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
     notes = _notes.collect(components, results, plan.options.scheme, j0, rel, not suspects)
     return Report(
-        passed=not suspects and rel is not None,  # nothing checked is no pass
+        passed=not suspects and (rel is not None or bool(plan.located)),  # nothing judged: no pass
         relative_error=rel,
         evaluations=evaluations,
         eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
