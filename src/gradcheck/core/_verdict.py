@@ -505,14 +505,13 @@ def _probe(
     sigma, _ = noise_level(values)
     grid = resolution(values)
     rough = False
-    # J's values on a float32/float16 grid: J is low precision, whatever else it does. A line
-    # that needed larger steps to move J, or a re-probe step below float32's resolution, could
-    # not tell rounding from smoothness: no re-probe then either.
+    # J's values on a float32/float16 grid: J is low precision, whatever else it does. A
+    # re-probe step below float32's resolution could not tell rounding from smoothness.
     suspect = moved and sigma > LOW_PRECISION * abs(j0) and grid == 0.0
     # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
     # (a loss may round to either): below it, rounding itself would look like smoothness.
     resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
-    if suspect and delta == NOISE_STEP and resolvable:
+    if suspect and resolvable:
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = _line(ev, t, direction, j0, delta, 0)
