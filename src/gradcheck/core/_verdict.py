@@ -682,6 +682,12 @@ def _refine(
         smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**scheme.order * r_2 + r_h) / q) + a[sub]
         agrees = np.abs(n_star - g[sub]) <= smooth_bound
         nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
+        # A kink g lies outside of: the numeric value shown is the valid subgradient nearest g
+        # (g clipped to the slopes), so the error reads as what g lacks, not as a midpoint of
+        # two slopes (a kink g lies inside keeps the central estimate, as the textbook has it).
+        slopes = _slopes(stepper, sub, vals, s)
+        nearest = np.clip(g[sub], slopes.min(axis=0), slopes.max(axis=0))
+        n_star = np.where(nonsmooth & ~inside, nearest, n_star)
         numeric[sub], bound[sub] = n_star, smooth_bound
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
         consistent = np.abs(n_star - previous[active]) <= smooth_bound
@@ -747,6 +753,23 @@ def _fill(
             column[todo] = _evaluate_nodes(ev, t, idx[todo], stepper, [c], j0, False)[c]
 
 
+def _one_sided(
+    stepper: _Stepper, idx: np.ndarray, values: dict[float, np.ndarray], s: float
+) -> dict[float, np.ndarray]:
+    """Slopes (J(θ + c) − J(θ)) / c for c = ±s·h, ±s·h/2."""
+    j0 = values[0.0]
+    return {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
+
+
+def _slopes(
+    stepper: _Stepper, idx: np.ndarray, values: dict[float, np.ndarray], s: float
+) -> np.ndarray:
+    """The one-sided slopes and their zero-step extrapolations, stacked (6, n)."""
+    slope = _one_sided(stepper, idx, values, s)
+    left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
+    return np.stack([*slope.values(), left, right])
+
+
 def _kink(
     stepper: _Stepper,
     idx: np.ndarray,
@@ -763,14 +786,12 @@ def _kink(
     extrapolated to zero step (2·f(s/2) − f(s), removing the curvature term); any value between
     the left and the right one is a valid subgradient.
     """
-    j0 = values[0.0]
-    slope = {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
+    slope = _one_sided(stepper, idx, values, s)
     gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
     h = s * stepper.h[idx]
     # Only asked of entries that already failed the smooth test, so a lower factor suffices.
     nonsmooth = np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
-    left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
-    stacked = np.stack([*slope.values(), left, right])
+    stacked = _slopes(stepper, idx, values, s)
     slack = SAFETY * 6 * sigma / h + a
     inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
     return nonsmooth, inside
