@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from bugs.conv import conv2d
+from bugs.kinks import mixed_scale, relu_zeros, sort32, staircase, unread
 from bugs.layers import batchnorm, embed_conv
 from bugs.mlp import mlp
 
@@ -83,6 +85,17 @@ def _zero_at(name: str, index: Any) -> Callable[[Params], Params]:
     return _set(name, f)
 
 
+def _l2(net: tuple, name: str, k: float, how: str) -> Callable[[Params], Params]:
+    """Mistakes in a gradient made of a data term and a (right) L2 term k·W."""
+    w = net[1][name]
+
+    def post(g: Params) -> Params:
+        data = g[name] - k * w
+        g[name] = data.T + k * w if how == "transposed" else k * w
+        return g
+    return post
+
+
 def bugs(seed: int = 0) -> list[Case]:
     """At least 30 planted mistakes across the families (``seed`` redraws data and weights)."""
     s = 100 * seed
@@ -135,9 +148,22 @@ def bugs(seed: int = 0) -> list[Case]:
         _case("batchnorm: dgamma uses z, not x̂", bn(), None, dgamma_z=True),
         _case("batchnorm: dbeta mean, not sum", bn(), "scale", m=12, dbeta_mean=True),
         _case("embed-conv: dE assigned, not accumulated", emb(), None, assign=True),
-        _case("embed-conv: kernel flipped", emb(), None, flip_kernel=True),
+        _case("embed-conv: kernel flipped", emb(), "flipped", flip_kernel=True),
         _case("embed-conv: pooling 1/T left out", emb(), "scale", no_pool_mean=True),
         _case("embed-conv: dWo missing 1/m", emb(), "scale", m=8, no_mean=True),
+        # Issue 12: mixed scales, exact-zero kinks, conv kernels, L2 next to the data term.
+        _case("mixed-scale: dW1 x1.001", mixed_scale(seed=s), "scale", w1_scale=1.001),
+        _case("relu-zeros 1%: dW1 x1.001", relu_zeros(1, 1, seed=s), "scale", w1_scale=1.001),
+        _case("relu-zeros 10%: dW1 x1.001", relu_zeros(2, 5, seed=s), "scale", w1_scale=1.001),
+        _case("relu-zeros 50%: dW2 x1.001", relu_zeros(10, 5, seed=s), "scale", w2_scale=1.001),
+        _case("conv2d: kernel flipped", conv2d(seed=s), "flipped", flip_kernel=True),
+        _case("conv2d: kernel spatial axes exchanged", conv2d(seed=s), "flipped", swap_axes=True),
+        _case("tanh-ce: dW2 data term transposed, L2 right", tanh(lam=0.8), "transposed",
+              _l2(tanh(lam=0.8), "W2", 0.8 / 16, "transposed")),
+        _case("tanh-ce: dW2 only the L2 term", tanh(lam=0.8), "data term",
+              _l2(tanh(lam=0.8), "W2", 0.8 / 16, "only")),
+        _case("unread: dW3 of a layer the loss never reads", unread(seed=s), "independent",
+              leftover=True),
     ]
 
 
@@ -179,6 +205,12 @@ def traps(seed: int = 0) -> list[Case]:
         _trap("trap: embedding + conv", embed_conv(seed=s + 1)),
         _trap("trap: deep ReLU MSE", mlp("relu", "mse", (4, 8, 8, 8, 2), m=10, seed=s + 10)),
         _trap("trap: sigmoid BCE", mlp("sigmoid", "bce", (5, 6, 2), seed=s + 11)),
+        _trap("trap: features 1e-3..1e3", mixed_scale(seed=s)),
+        _trap("trap: 1% exact-zero ReLU inputs", relu_zeros(1, 1, seed=s)),
+        _trap("trap: 50% exact-zero ReLU inputs", relu_zeros(10, 5, seed=s)),
+        _trap("trap: staircase round(x, 3)", staircase(seed=s)),
+        _trap("trap: float32 sort of a permutation", sort32(seed=s)),
+        _trap("trap: conv2d", conv2d(seed=s + 1)),
     ]
 
 
@@ -206,6 +238,8 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
     wide = lambda **kw: mlp("tanh", "softmax", (6, 10, 10, 4), m=24, seed=s + 3, **kw)  # noqa: E731
     sig3 = lambda **kw: mlp("sigmoid", "bce", (5, 6, 6, 3), m=14, seed=s + 4, **kw)  # noqa: E731
     linear = mlp("tanh", "softmax", (20, 5), m=64, seed=s + 5)
+    deep_l2 = lambda: mlp("tanh", "mse", (4, 6, 6, 6, 2), m=9, lam=1.5, seed=s + 15)  # noqa: E731
+    sig_l2 = lambda: mlp("sigmoid", "bce", (5, 6, 1), m=12, lam=0.6, seed=s + 16)  # noqa: E731
 
     def column(g: Params) -> Params:
         g["W1"][:, 1] *= 1.5
@@ -240,6 +274,23 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
         _case("batchnorm: dgamma x2", batchnorm(seed=s), "scale", _set("gamma", lambda g: 2 * g)),
         _case("embed-conv: dbc sign", embed_conv(seed=s), "sign", _set("bc", np.negative)),
         _case("embed-conv: row 2 of dWo at 0", embed_conv(seed=s), "localized", _zero_at("Wo", 2)),
+        # Issue 12 families, written before the verdict and diagnosis were tuned to them.
+        _case("mixed-scale 1e-4..1e4: dW1 x1.0005", mixed_scale(d=9, span=4.0, seed=s),
+              "scale", w1_scale=1.0005),
+        _case("relu-zeros 30%: dW1 x1.001", relu_zeros(6, 5, m=20, seed=s + 1), "scale",
+              w1_scale=1.001),
+        _case("relu-zeros 5% wide: dW2 x1.0001", relu_zeros(2, 4, m=16, hid=10, seed=s + 2),
+              "scale", w2_scale=1.0001),
+        _case("conv2d 2x2, 3 channels: kernel flipped",
+              conv2d(cin=3, size=7, kh=2, kw=2, seed=s + 3), "flipped", flip_kernel=True),
+        _case("conv2d 1 channel: kernel axes exchanged", conv2d(cin=1, cout=4, seed=s + 4),
+              "flipped", swap_axes=True),
+        _case("deep-mse: dW3 data term transposed, L2 right", deep_l2(), "transposed",
+              _l2(deep_l2(), "W3", 1.5 / 9, "transposed")),
+        _case("sigmoid-bce: dW1 only the L2 term", sig_l2(), "data term",
+              _l2(sig_l2(), "W1", 0.6 / 12, "only")),
+        _case("unread 2: dW3 of a layer the loss never reads", unread(seed=s + 5),
+              "independent", leftover=True),
     ]
     traps_ = [
         _trap("heldout trap: float32 deep ReLU",
@@ -252,5 +303,10 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
                                                        dtype=np.float32, seed=s + 12)),
         _trap("heldout trap: hinge, L1", mlp("tanh", "hinge", (5, 6, 3), m=12, l1=0.5, seed=s + 13)),
         _trap("heldout trap: batch norm", batchnorm(m=20, d=5, h=8, seed=s + 14)),
+        _trap("heldout trap: features 1e-4..1e4", mixed_scale(d=9, span=4.0, seed=s + 17)),
+        _trap("heldout trap: 20% exact-zero ReLU inputs", relu_zeros(4, 5, seed=s + 18)),
+        _trap("heldout trap: staircase round(x, 2)", staircase(n=300, decimals=2, seed=s + 19)),
+        _trap("heldout trap: float32 sort of 1000", sort32(n=1000, seed=s + 20)),
+        _trap("heldout trap: conv2d 2x2", conv2d(cin=3, size=7, kh=2, kw=2, seed=s + 21)),
     ]
     return bugs_, traps_

@@ -131,3 +131,21 @@ def test_json_has_no_nan_literals_even_for_non_finite_values():
     text = REPORTS["scalar and kink"].to_json()
     assert "NaN" not in text and "Infinity" not in text
     assert validate(json.loads(text), SCHEMA) == []
+
+
+def test_a_report_with_nothing_checked_validates_with_a_null_ratio() -> None:
+    calls = 0
+    w = np.array([1.0, 2.0, 3.0])
+
+    def loss(p):  # Ctrl-C at the first coordinate step: nothing gets checked
+        nonlocal calls
+        calls += 1
+        if calls > 8:
+            raise KeyboardInterrupt
+        return float(np.sum(p["w"] ** 3))
+
+    report = gradcheck.check(loss, {"w": w}, {"w": 3 * w**2}, on_interrupt="report")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["relative_error"] is None and data["textbook_verdict"] == "not checked"
+    assert data["components"]["w"]["relative_error"] is None
+    assert validate(data, SCHEMA) == []

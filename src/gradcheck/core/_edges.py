@@ -55,7 +55,7 @@ def repair(
         if found is None:
             raise NonFiniteError(
                 f"loss(params) is NaN/inf on both sides of {ev.ws.names[t]} entry {i} (flat) for "
-                f"every step from {stepper.h:.3g} down to {stepper.h / 4 ** (LEVELS - 1):.3g}: "
+                f"every step from {_step(stepper, i):.3g} down to {_step(stepper, i) / 4 ** (LEVELS - 1):.3g}: "
                 "that entry sits on the edge of the loss's domain (or the loss breaks there), "
                 "so no finite difference exists. Move it inside the domain, or check the loss "
                 "there."
@@ -63,6 +63,12 @@ def repair(
         numeric[i], bound[i], ok, done[i] = found
         flags[i] = AGREES if ok else MISMATCH
     return done
+
+
+def _step(stepper: Any, i: int) -> float:
+    """The first-pass step of entry i (the stepper holds one step per entry, or one in all)."""
+    h = np.asarray(stepper.h, dtype=np.float64)
+    return float(h if h.ndim == 0 else h[i])
 
 
 def _judge_one(
@@ -75,7 +81,7 @@ def _judge_one(
     theta = float(stepper.theta[i])
     fallback = None
     for level in range(LEVELS):
-        h = stepper.h / 4**level
+        h = _step(stepper, i) / 4**level
         for how, nodes in STENCILS:
             if how == "central" and level == 0:
                 continue  # the first pass already found it outside the domain

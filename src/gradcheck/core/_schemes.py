@@ -68,3 +68,36 @@ def default_step(scheme: Scheme, relative_noise: float, scale: float) -> float:
     if scheme.name == "complex":
         return COMPLEX_STEP * max(1.0, scale)
     return float(relative_noise**scheme.step_power * max(1.0, scale))
+
+
+def typical_scale(theta: np.ndarray) -> float:
+    """The tensor's typical magnitude: the median |θ| of its non-zero entries (1 if all are 0).
+
+    It is the floor of every entry's step, so that an entry at (or near) 0 is moved by as much
+    as its typical neighbour would be, and not by a step that rounding alone decides.
+
+    >>> typical_scale(np.array([0.0, 1e-3, 1.0, 1e3]))
+    1.0
+    """
+    nonzero = np.abs(theta[theta != 0])
+    return float(np.median(nonzero)) if nonzero.size else 1.0
+
+
+def entry_steps(scheme: Scheme, relative_noise: float, theta: np.ndarray) -> np.ndarray:
+    """One step per entry: h_i = u^(1/(order+1)) · max(|θ_i|, 1, typical scale of the tensor).
+
+    SciPy's ``approx_derivative`` takes h = u^(1/3)·max(1, |x|) for central differences, and
+    numdifftools a base step times a nominal step that grows with |x| and is at least 1: a
+    relative step for large entries, an absolute one near 0. Here an entry's own magnitude sets
+    its step (an entry of 1e-3 beside entries of 1e3 is not moved by the large entries' step),
+    and the floor is raised from 1 to the tensor's typical scale, so that a zero in a tensor of
+    entries around 1e3 moves as far as its neighbours.
+
+    >>> h = entry_steps(SCHEMES["central"], 2.0 ** -52, np.array([0.0, 0.5, 2.0, 8.0]))
+    >>> (h / h[0]).tolist()
+    [1.0, 1.0, 1.0, 4.0]
+    """
+    if scheme.name == "complex":
+        return np.full(theta.shape, COMPLEX_STEP) * np.maximum(1.0, np.abs(theta))
+    base = relative_noise**scheme.step_power
+    return base * np.maximum(np.abs(theta), max(1.0, typical_scale(theta)))

@@ -11,6 +11,7 @@ the order is part of the rules: a sign flip is also a scale of −1, and is name
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +101,22 @@ def _zero(e: Evidence) -> Finding | None:
         f"{e.name} (largest numeric entry {fmt(float(np.abs(e.n).max()))}).",
         f"Is d{e.name} computed at all, or overwritten / never accumulated?",
         factor=0.0,
+    )
+
+
+def _independent(e: Evidence) -> Finding | None:
+    # Every central difference exactly 0: J(θ + h·e_i) = J(θ − h·e_i) to the last bit for every
+    # entry, which a J that depends on the tensor does not do (the analytic side is not zero).
+    if not e.n.size or np.any(e.n) or not np.any(e.g):
+        return None
+    return Finding(
+        e.name, "independent",
+        f"J does not depend on {e.name} at all (moving any entry of {e.name} by ±h leaves J "
+        f"exactly unchanged, or J is piecewise constant along it), yet d{e.name} is not zero "
+        f"(largest analytic entry {fmt(float(np.abs(e.g).max()))}).",
+        f"Does the loss use {e.name} (or a copy of it made before the check)? If {e.name} only "
+        "enters through rounding or a step function, its derivative is 0 almost everywhere.",
+        factor=None,
     )
 
 
@@ -200,6 +217,90 @@ def _transposed(e: Evidence) -> Finding | None:
                 "and do not reshape a transposed result.",
             )
     return None
+
+
+def _transposed_data_term(e: Evidence) -> Finding | None:
+    """g ≈ P(n − k·θ) + k·θ: the data term transposed (or misread), the L2 term k·θ right."""
+    c = e.component
+    n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
+    theta = np.asarray(c.value_array, dtype=np.float64).ravel()
+    g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
+    bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
+    for how, p in _permutations(c.shape):
+        both = e.mask & e.mask[p]
+        if both.sum() < MIN_FIT + 1:
+            continue
+        k = fit((g - n_full[p])[both], (theta - theta[p])[both])
+        if k == 0.0:
+            continue
+        sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
+        if sub.explains((g - n_full[p] - k * (theta - theta[p]))[both]):
+            return Finding(
+                c.name, "transposed",
+                f"the data term of d{c.name} is {how}; its L2 term {fmt(k)}·{c.name} is right "
+                f"(analytic ≈ (numeric − {fmt(k)}·{c.name}) {how} + {fmt(k)}·{c.name}).",
+                f"Compute the data term as a_prev.T @ delta (shape {c.shape}) before adding the "
+                "penalty's derivative.",
+                factor=k,
+            )
+    return None
+
+
+def _flip_maps(shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+    """Flat index maps of a kernel (3-D or more) read the wrong way round: an axis reversed,
+    the last two (spatial) axes both reversed (convolution instead of correlation), or the last
+    two axes exchanged."""
+    if len(shape) < 3:
+        return []
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    maps: list[tuple[str, np.ndarray]] = []
+    if shape[-1] > 1 and shape[-2] > 1:
+        maps.append(("rotated by 180° in its last two axes (convolution instead of "
+                     "cross-correlation)", index[..., ::-1, ::-1].ravel()))
+        if shape[-1] == shape[-2]:
+            maps.append(("with its last two (spatial) axes exchanged",
+                         np.swapaxes(index, -1, -2).ravel()))
+    for axis, size in enumerate(shape):
+        if size > 1:
+            flip = [slice(None)] * len(shape)
+            flip[axis] = slice(None, None, -1)
+            maps.append((f"reversed along axis {axis}", index[tuple(flip)].ravel()))
+    return maps
+
+
+def _flipped(e: Evidence) -> Finding | None:
+    c = e.component
+    n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
+    g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
+    bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
+    for how, p in _flip_maps(c.shape):
+        both = e.mask & e.mask[p]
+        if both.sum() < MIN_FIT:
+            continue
+        sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
+        if sub.explains(g[both] - n_full[p][both]):
+            return Finding(
+                c.name, "flipped",
+                f"d{c.name} matches the numeric gradient {how}.",
+                "Accumulate the kernel gradient with the same index order as the forward pass "
+                "(dK[o, c, i, j] += delta[o, x, y] · input[c, x + i, y + j]); a flipped or "
+                "transposed kernel gradient comes from convolving where the forward correlates.",
+            )
+    return None
+
+
+def _data_term_missing(e: Evidence) -> Finding | None:
+    """g ≈ k·θ: the gradient is only its L2 term, the data term (n − k·θ) is left out."""
+    k = fit(e.g, e.theta)
+    if k == 0.0 or not np.any(e.n - k * e.theta) or not e.explains(e.g - k * e.theta):
+        return None
+    return Finding(
+        e.name, "data term",
+        f"d{e.name} is only the L2 term {fmt(k)}·{e.name}: the data term (the part that comes "
+        "from backprop, numeric − penalty) is missing.",
+        f"Add a_prev.T @ delta to d{e.name}: the penalty's derivative alone is not the gradient.",
+        factor=k,
+    )
 
 
 def _regularization(e: Evidence) -> Finding | None:
@@ -320,9 +421,42 @@ def _unexplained(e: Evidence) -> Finding:
         c.name, "unexplained",
         f"d{c.name} is wrong in {c.mismatches} of {c.checked} entries with no simple relation "
         f"to the right gradient (worst: {shown}).",
-        "Step through this layer's backward pass: the derivative of the activation at the "
-        "pre-activation z (not at a = f(z)), the right layer's cache, fresh activations.",
+        unexplained_hint(c.name, c.shape),
         where=tuple(i for i, _, _ in worst),
+    )
+
+
+NORMALISATION = ("gamma", "beta", "scale", "shift", "norm", "bn", "ln")
+EMBEDDING = ("emb", "embed", "embedding", "lookup", "token", "vocab")
+
+
+def unexplained_hint(name: str, shape: tuple[int, ...]) -> str:
+    """A hint that fits the tensor: a kernel, a normalisation scale/shift, an embedding, a layer."""
+    low = name.lower()
+    words = [w for w in re.split(r"[^a-z]+", low) if w]
+    if len(shape) >= 3:
+        return (
+            f"{name} looks like a convolution kernel {shape}: check that the kernel gradient "
+            "sums over every output position and batch entry, uses the same padding, stride and "
+            "index order as the forward pass, and that the input windows are the ones the "
+            "forward pass saw."
+        )
+    if len(shape) == 1 and (any(w in NORMALISATION for w in words) or low in ("g", "b_norm")):
+        return (
+            f"{name} looks like a normalisation scale or shift: dgamma = Σ dout · x̂ (the "
+            "normalised input, not z), dbeta = Σ dout, both summed over the batch (and the "
+            "spatial axes for batch norm on images); the input gradient needs the mean and "
+            "variance terms."
+        )
+    if len(shape) == 2 and (any(w in EMBEDDING for w in words) or low == "e"):
+        return (
+            f"{name} looks like an embedding table: rows of repeated tokens must accumulate "
+            "(np.add.at(dE, tokens, dx)), not be assigned (dE[tokens] = dx), and padding rows "
+            "get no gradient only if the forward pass ignores them."
+        )
+    return (
+        "Step through this layer's backward pass: the derivative of the activation at the "
+        "pre-activation z (not at a = f(z)), the right layer's cache, fresh activations."
     )
 
 
@@ -341,11 +475,15 @@ class Signature:
 
 # Order matters: the first that fits names the kind (a sign flip is a scale of −1 too).
 SIGNATURES: tuple[Signature, ...] = (
+    Signature("independent", _independent),  # before "zero": n = 0 is no gradient to miss
     Signature("zero", _zero),
     Signature("sign", _sign),
     Signature("scale", _scale, fitted=1),
     Signature("transposed", _transposed),
+    Signature("flipped", _flipped),
+    Signature("transposed", _transposed_data_term, fitted=1),
     Signature("regularization", _regularization, fitted=1),
+    Signature("data term", _data_term_missing, fitted=1),
     Signature("scale", _scaled_data_term, fitted=2),
     Signature("localized", _localized),
 )

@@ -32,9 +32,9 @@ def clean(text: str, *, newlines: bool = False) -> str:
     return _UNSAFE.sub(escape, str(text))
 
 
-def fmt(x: float) -> str:
+def fmt(x: float | None) -> str:
     """Compact number: 3 significant digits, scientific when far from 1."""
-    if x != x:  # NaN
+    if x is None or x != x:  # nothing to show, or NaN
         return "-"
     if x == 0 or 1e-3 <= abs(x) < 1e4:
         return f"{x:.4g}"

@@ -126,7 +126,8 @@ def _table(report: ReportData) -> str:
 def _findings(report: ReportData) -> str:
     out = []
     if report.origin is not None and not report.passed:
-        out.append(f"<p>{escape(origin_sentence(report.origin, report.suspects))}</p>")
+        sentence = origin_sentence(report.origin, report.suspects, report.findings)
+        out.append(f"<p>{escape(sentence)}</p>")
     for f in report.findings:
         out.append(
             f'<div class="finding"><b>{escape(f.param)}</b> — {escape(f.kind)}: '

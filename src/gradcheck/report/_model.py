@@ -22,14 +22,17 @@ UNCHECKED, AGREES, MISMATCH, KINK = 0, 1, 2, 3
 _TEXTBOOK = ((1e-6, "great"), (1e-4, "look closely"), (math.inf, "worry"))
 
 
-def textbook_verdict(relative_error: float) -> str:
+def textbook_verdict(relative_error: float | None) -> str:
     """The textbook's reading of a relative error.
 
-    Below 1e-6 "great", up to 1e-4 "look closely", above that "worry".
+    Below 1e-6 "great", up to 1e-4 "look closely", above that "worry"; "not checked" when no
+    entry was checked (the ratio is None).
 
     >>> textbook_verdict(3e-8), textbook_verdict(1e-5), textbook_verdict(2e-3)
     ('great', 'look closely', 'worry')
     """
+    if relative_error is None:
+        return "not checked"
     if not math.isfinite(relative_error):
         return "worry"
     return next(word for bound, word in _TEXTBOOK if relative_error < bound)
@@ -58,7 +61,7 @@ class Component:
 
     name: str
     shape: tuple[int, ...]
-    relative_error: float
+    relative_error: float | None
     max_abs_error: float
     worst_index: tuple[int, ...]
     numeric: float
@@ -138,14 +141,14 @@ class Finding:
 class ReportData:
     """The fields of a check's result and their JSON form (``Report`` adds the views).
 
-    ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate;
-    ``passed`` is our noise-aware verdict, which does not depend on that ratio: True, False, or
-    None when an interruption left entries unjudged and none judged so far is wrong
-    (``verdict`` is then "incomplete").
+    ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate
+    (kinks included), None when nothing was checked; ``passed`` is our noise-aware verdict,
+    which does not depend on that ratio: True, False, or None when an interruption left entries
+    unjudged and none judged so far is wrong (``verdict`` is then "incomplete").
     """
 
     passed: bool | None
-    relative_error: float
+    relative_error: float | None
     evaluations: int
     eps: dict[str, float]
     scheme: str
@@ -196,7 +199,9 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
 
 
-def _num(x: float) -> float | None:
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
     x = float(x)
     return x if math.isfinite(x) else None
 

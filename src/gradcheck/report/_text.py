@@ -34,7 +34,7 @@ def summary(report: ReportData) -> str:
 def explain(report: ReportData) -> str:
     lines = [summary(report)]
     if report.origin is not None and len(report.suspects) > 1:
-        lines.append(origin_sentence(report.origin, report.suspects))
+        lines.append(origin_sentence(report.origin, report.suspects, report.findings))
     for finding in report.findings:
         lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
     for name in report.suspects:
@@ -46,14 +46,29 @@ def explain(report: ReportData) -> str:
     return "\n".join(clean(line) for line in lines)
 
 
-def origin_sentence(origin: str, suspects: tuple[str, ...]) -> str:
-    """Backprop runs from the output back: the wrong layer closest to the output comes first."""
+# Mistakes made in one tensor's own gradient (not in a delta): backprop does not carry them on.
+PER_TENSOR = ("regularization", "transposed", "flipped", "localized", "zero", "swapped",
+              "independent", "data term")
+
+
+def origin_sentence(origin: str, suspects: tuple[str, ...], findings: tuple = ()) -> str:
+    """Backprop runs from the output back: the wrong layer closest to the output comes first.
+
+    The error reaches earlier layers only through a wrong delta; where every other suspect's
+    finding is a per-tensor mistake (an L2 term, a transposed or zeroed gradient), it is not.
+    """
     key = layer_key(origin)
     layer = [s for s in suspects if key is not None and layer_key(s) == key] or [origin]
     downstream = [s for s in suspects if s not in layer]
     where = f"layer {'.'.join(map(str, key))} ({', '.join(layer)})" if key else origin
     if not downstream:
         return f"The wrong gradients are all in {where}: look at that layer's backward pass."
+    kinds = {f.param: f.kind for f in findings}
+    if all(kinds.get(s) in PER_TENSOR for s in downstream):
+        return (
+            f"Each wrong gradient has a mistake of its own ({', '.join(downstream)} as well as "
+            f"{where}): such per-tensor mistakes do not propagate through backprop, so fix each."
+        )
     return (
         f"The bug most likely starts in {where}, the wrong gradient closest to the output; "
         f"{', '.join(downstream)} may be wrong only because backprop carries that error to "
