@@ -193,6 +193,23 @@ JAX = (
 )
 
 
+def view_notes(name: str, is_complex: bool, convention: str, nonfinite: int) -> list[str]:
+    """What presenting a tensor to the core as real and finite did to it, for the notes."""
+    notes = []
+    if is_complex:
+        notes.append(
+            f"{name} is complex: its real and imaginary parts were perturbed separately "
+            "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
+            f"{convention}."
+        )
+    if nonfinite:
+        notes.append(
+            f"{name} holds {nonfinite} non-finite entr{'y' if nonfinite == 1 else 'ies'} "
+            "(±inf/NaN); they were left unperturbed and unchecked."
+        )
+    return notes
+
+
 def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
     """The report of a check with nothing to judge (every checked tensor empty).
 

@@ -368,19 +368,8 @@ class _View:
                 f"{int(np.prod(self.size))}): checked through its stored values only (the "
                 "component is indexed by stored entry); the other entries are not perturbed."
             )
-        if self.complex:
-            notes.append(
-                f"{self.name} is complex: its real and imaginary parts were perturbed separately "
-                "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
-                f"{TORCH_CONVENTION}."
-            )
-        if self.fill is not None:
-            bad = int((~self.finite).sum())
-            notes.append(
-                f"{self.name} holds {bad} non-finite entr{'y' if bad == 1 else 'ies'} (±inf/NaN); "
-                "they were left unperturbed and unchecked."
-            )
-        return notes
+        bad = 0 if self.fill is None else int((~self.finite).sum())
+        return notes + _adapters.view_notes(self.name, self.complex, TORCH_CONVENTION, bad)
 
 
 def _present(problem: _Problem) -> tuple[_Problem, list[_View], list[str]]:
