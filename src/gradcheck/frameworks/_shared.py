@@ -98,6 +98,14 @@ def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str:
 NO_HOOK = "this gradcheck.check takes no batched_loss."
 
 
+def batched_refusal(vectorize: str) -> str | None:
+    """Why no batched path is tried (``vectorize="loop"``, or a core without the hook); None:
+    try one."""
+    if vectorize == "loop":
+        return "vectorize='loop' was asked for."
+    return None if accepts_batched() else NO_HOOK
+
+
 def probe_batched(
     fn: Callable[[np.ndarray], np.ndarray],
     rows: np.ndarray,

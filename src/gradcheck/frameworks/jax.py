@@ -181,9 +181,8 @@ class _View:
         return r
 
     def notes(self) -> list[str]:
-        notes = []
         bad = 0 if self.fill is None else int((~self.finite).sum())
-        return notes + _adapters.view_notes(self.name, self.complex, _adapters.JAX[0], bad)
+        return _adapters.view_notes(self.name, self.complex, _adapters.JAX[0], bad)
 
 
 @contextlib.contextmanager
@@ -359,10 +358,8 @@ def _batched(
     import jax
     import jax.numpy as jnp
 
-    if vectorize == "loop":
-        return None, "vectorize='loop' was asked for."
-    if not _adapters.accepts_batched():
-        return None, _adapters.NO_HOOK
+    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+        return None, refused
     shapes = [a.shape for a in params.values()]
     cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
 

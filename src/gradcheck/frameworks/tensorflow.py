@@ -362,10 +362,8 @@ def _batched(
     vectorize: str,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``tf.vectorized_map`` (chunked), or None and why."""
-    if vectorize == "loop":
-        return None, "vectorize='loop' was asked for."
-    if not _adapters.accepts_batched():
-        return None, _adapters.NO_HOOK
+    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+        return None, refused
     names = list(params)
     shapes = [params[n].shape for n in names]
     sizes = [int(np.prod(s)) for s in shapes]

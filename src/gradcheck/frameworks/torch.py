@@ -870,10 +870,8 @@ def _batched(
     vectorize: str,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``torch.func.vmap``, or None and the reason."""
-    if vectorize == "loop":
-        return None, "vectorize='loop' was asked for."
-    if not _adapters.accepts_batched():
-        return None, _adapters.NO_HOOK
+    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+        return None, refused
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in problem.names])
     rows = np.stack([theta, theta])
