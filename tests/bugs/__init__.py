@@ -165,6 +165,7 @@ def bugs(seed: int = 0) -> list[Case]:
               _l2(tanh(lam=0.8), "W2", 0.8 / 16, "only")),
         _case("unread: dW3 of a layer the loss never reads", unread(seed=s), "independent",
               leftover=True),
+        *delta.gallery(_case, _trap, s)[0],
     ]
 
 
@@ -212,6 +213,7 @@ def traps(seed: int = 0) -> list[Case]:
         _trap("trap: staircase round(x, 3)", staircase(seed=s)),
         _trap("trap: float32 sort of a permutation", sort32(seed=s)),
         _trap("trap: conv2d", conv2d(seed=s + 1)),
+        *delta.gallery(_case, _trap, s)[1],
     ]
 
 

@@ -201,3 +201,36 @@ def heldout(case: Callable, trap: Callable, s: int) -> tuple[list, list]:
         trap("heldout trap: softmax with temperature 2", temp2()),
     ]
     return bugs_, traps_
+
+
+def gallery(case: Callable, trap: Callable, s: int) -> tuple[list, list]:
+    """Gallery cases (other variants than the held-out ones) and correct traps."""
+    sig3 = lambda **kw: delta_net("tanh", "softmax", (5, 8, 8, 3), m=16, seed=s + 70, **kw)  # noqa: E731
+    relu2 = lambda **kw: delta_net("relu", "softmax", (6, 10, 4), m=14, seed=s + 71, **kw)  # noqa: E731
+    seed = lambda **kw: delta_net("sigmoid", "sigmoid-mse", (6, 10, 4), m=20, seed=s + 72, **kw)  # noqa: E731
+    ints = lambda **kw: delta_net("softplus", "softmax", (4, 7, 3), m=12, seed=s + 73, **kw)  # noqa: E731
+    weighted = lambda **kw: delta_net("tanh", "softmax", (5, 6, 6, 3), m=15,  # noqa: E731
+                                      weights=(1.0, 3.0, 0.5), seed=s + 74, **kw)
+    tmse = lambda **kw: delta_net("tanh", "tanh-mse", (4, 9, 3), m=10, seed=s + 75, **kw)  # noqa: E731
+    linear = lambda **kw: delta_net("tanh", "softmax", (6, 4), m=20, seed=s + 76, **kw)  # noqa: E731
+    huber = lambda **kw: delta_net("tanh", "huber", (4, 6, 2), m=12, seed=s + 77, **kw)  # noqa: E731
+    bugs_ = [
+        case("delta: σ(z) - y with a softmax head", sig3(), "delta", sigmoid_delta=True),
+        case("delta: labels paired with the next sample", relu2(), "delta", roll_samples=True),
+        case("delta: seed 003's code (db2 and backprop without σ′)", seed(), "delta",
+             seed003=True),
+        case("delta: seed_net's σ′(a) at every layer", seed(), "delta", prime_at_a=True,
+             hidden_prime_at_a=True),
+        case("delta: p - y with integer labels broadcast", ints(), "delta", int_labels=True),
+        case("delta: class weights left out of δ", weighted(), "delta", unweighted=True),
+        case("delta: tanh output, f′ at a_L", tmse(), "delta", prime_at_a=True),
+        case("delta: one layer, MSE's delta with softmax CE", linear(), "delta", mse_delta=True),
+        case("delta: Huber, missing 1/m", huber(), "scale", m=12, no_mean=True),
+        case("delta: sigmoid output, hidden f′ at a only", seed(), None, hidden_prime_at_a=True),
+    ]
+    traps_ = [
+        trap("trap: delta class-weighted softmax", weighted()),
+        trap("trap: delta sigmoid output, squared error", seed()),
+        trap("trap: delta softmax regression", linear()),
+    ]
+    return bugs_, traps_
