@@ -136,3 +136,16 @@ def test_a_scale_fitted_on_two_entries_off_the_kinks_is_confirmed() -> None:
     (finding,) = report.findings
     assert finding.kind == "scale" and finding.factor == pytest.approx(1.001, rel=1e-6)
     assert _snap(1.001, None) == 1.001 and _snap(1.04, None) == 1.04 and _snap(2.05, None) == 2.0
+
+
+def test_torch_style_names_group_a_module_into_one_layer() -> None:
+    loss, params, grads = delta_net("tanh", "softmax", (5, 6, 3), m=10, seed=12)
+    names = {"W1": "body.0.weight", "b1": "body.0.bias", "W2": "head.weight", "b2": "head.bias"}
+    renamed = {names[k]: v for k, v in params.items()}
+    report = gradcheck.check(lambda p: loss({k: p[v] for k, v in names.items()}), renamed,
+                             {names[k]: v for k, v in grads(params, roll_samples=True).items()})
+    assert layer_chain(report.components, None) == [["body.0.weight", "body.0.bias"],
+                                                    ["head.weight", "head.bias"]]
+    # db of the head is right (labels paired with the next sample), the rest wrong: still delta.
+    assert "head.bias" not in report.suspects
+    assert set(_kinds(report).values()) == {"delta"}

@@ -558,7 +558,7 @@ def own_relation(e: Evidence, finding: Finding, established: bool = False) -> bo
 def layer_chain(
     components: Mapping[str, Component], layers: Sequence[str] | None
 ) -> list[list[str]]:
-    """Parameters from input to output, grouped into layers (the same layer number: W2, b2).
+    """Parameters from input to output, grouped into layers (``_same_layer``: W2 and b2).
 
     The order is ``layers=`` if given, else the layer numbers in the names when every name has
     one (as ``likely_origin``), else insertion order. A tensor with no checked entry, or one J
@@ -578,11 +578,18 @@ def layer_chain(
         if not e.n.size or not np.any(e.n):
             continue
         previous = groups[-1][-1] if groups else None
-        if previous is not None and keys[name] is not None and keys[name] == keys[previous]:
+        if previous is not None and _same_layer(name, previous, keys):
             groups[-1].append(name)
         else:
             groups.append([name])
     return groups
+
+
+def _same_layer(a: str, b: str, keys: Mapping[str, tuple[int, ...] | None]) -> bool:
+    """One layer: the same layer number (W2, b2) or the same module (fc.weight, fc.bias)."""
+    if keys[a] is not None and keys[a] == keys[b]:
+        return True
+    return "." in a and a.rsplit(".", 1)[0] == b.rsplit(".", 1)[0]
 
 
 def output_delta(
