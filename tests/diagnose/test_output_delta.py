@@ -149,3 +149,18 @@ def test_torch_style_names_group_a_module_into_one_layer() -> None:
     # db of the head is right (labels paired with the next sample), the rest wrong: still delta.
     assert "head.bias" not in report.suspects
     assert set(_kinds(report).values()) == {"delta"}
+
+
+def test_a_function_of_several_inputs_is_no_network() -> None:
+    # Both inputs wrong with no relation: without layers=, input0 and input1 are no layers.
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    params = {"input0": a, "input1": b}
+    loss = lambda p: float(np.sum(np.tanh(p["input0"] @ p["input1"])))  # noqa: E731
+    t = 1 - np.tanh(a @ b) ** 2
+    wrong = {"input0": (t * t) @ b.T, "input1": a.T @ (t * t)}
+    report = gradcheck.check(loss, params, wrong)
+    assert set(report.suspects) == {"input0", "input1"}
+    assert "delta" not in _kinds(report).values()
+    told = gradcheck.check(loss, params, wrong, layers=["input0", "input1"])
+    assert set(_kinds(told).values()) == {"delta"}  # layers= says it is a chain of layers

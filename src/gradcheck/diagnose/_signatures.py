@@ -601,6 +601,7 @@ def output_delta(
     """"delta" findings for every suspect when the error starts at the output delta, else {}.
 
     ``findings`` are the per-tensor findings of the suspects (after any re-check). The rule:
+    the parameters are a network's (``layers=`` given, or a layer with more than one tensor);
     every suspect is a link of the chain; the last layer has a wrong tensor with at least
     ``MIN_FIT`` checked entries and no relation of its own; every tensor of every earlier
     layer is wrong (with one layer: all of its tensors, at least two); and no wrong tensor has a
@@ -610,6 +611,10 @@ def output_delta(
     wrong = set(findings)
     groups = layer_chain(components, layers)
     if len(wrong) < 2 or not groups or not wrong <= {n for g in groups for n in g}:
+        return {}
+    # Only a network has an output delta: without layers=, the names must show one (a layer
+    # holding a weight and its bias, W2 and b2). input0, input1 of a function are no layers.
+    if layers is None and all(len(g) < 2 for g in groups):
         return {}
     *earlier_groups, last = groups
     earlier = [n for g in earlier_groups for n in g]
@@ -633,7 +638,8 @@ DELTA_HINT = (
     "cross-entropy gives δ_L = (p − y)/m, with no extra softmax Jacobian or σ′ factor; sigmoid + "
     "BCE δ_L = (a − y)/m; a squared error on an activation δ_L = (a − y)·f′(z_L)/m, with f′ at z_L "
     "(not at a_L); y one-hot, in the right class and paired with its own sample; 1/m applied "
-    "once; and the same δ_L for dW_L, db_L and the backprop through W_Lᵀ."
+    "once; δ_L from this call's forward pass (not a stale cache); and the same δ_L for dW_L, "
+    "db_L and the backprop through W_Lᵀ."
 )
 
 
