@@ -164,3 +164,10 @@ def test_a_function_of_several_inputs_is_no_network() -> None:
     assert "delta" not in _kinds(report).values()
     told = gradcheck.check(loss, params, wrong, layers=["input0", "input1"])
     assert set(_kinds(told).values()) == {"delta"}  # layers= says it is a chain of layers
+
+
+def test_a_deep_net_lists_the_first_layers_and_counts_the_rest() -> None:
+    report = _check(delta_net("tanh", "softmax", (4, 5, 5, 5, 5, 3), m=10, seed=14),
+                    mse_delta=True)
+    (w5,) = [f for f in report.findings if f.param == "W5"]
+    assert w5.kind == "delta" and "W1, b1, W2, b2, W3, b3 and 2 more wrong" in w5.detail

@@ -643,16 +643,22 @@ DELTA_HINT = (
 )
 
 
+def _listed(names: list[str], at_most: int = 6) -> str:
+    """Names joined with commas, the rest counted ("W1, b1, W2, b2, W3, b3 and 9 more")."""
+    shown = ", ".join(names[:at_most])
+    return shown if len(names) <= at_most else f"{shown} and {len(names) - at_most} more"
+
+
 def _delta_last(
     name: str, base: Finding, last_wrong: list[str], last_right: list[str], earlier: list[str],
     components: Mapping[str, Component],
 ) -> Finding:
-    who = ", ".join(last_wrong)
+    who = _listed(last_wrong)
     if earlier:
         detail = (
             f"d{name} has no relation of its own to the right gradient, and every layer before "
             "it is wrong too: the error starts at the output delta δ_L = dJ/dz_L of the last "
-            f"layer ({who} wrong; {', '.join(earlier)} wrong as a consequence)."
+            f"layer ({who} wrong; {_listed(earlier)} wrong as a consequence)."
         )
     else:
         both = "both" if len(last_wrong) == 2 else "all"
@@ -677,7 +683,7 @@ def _delta_earlier(name: str, base: Finding, last: list[str]) -> Finding:
     return Finding(
         name, "delta",
         f"d{name} is wrong because the output delta is: backprop carries δ_L from the last "
-        f"layer ({', '.join(last)}) into every earlier layer, so d{name} cannot be judged on "
+        f"layer ({_listed(last)}) into every earlier layer, so d{name} cannot be judged on "
         "its own until δ_L is fixed.",
         f"Fix δ_L first and check again; if d{name} is still wrong, the mistake is in this "
         "layer's own backward pass (the activation derivative at z, not at a = f(z)).",
