@@ -55,8 +55,8 @@ def delta_net(
 
     Bugs of the output delta (keyword switches of ``grads``): ``mse_delta`` (softmax CE with
     the squared error's (p − y)·p(1 − p)), ``sigmoid_delta`` (σ(z) − y with a softmax head),
-    ``roll_classes`` (one-hot labels off by one class), ``roll_samples`` (labels paired with
-    the next sample), ``int_labels`` (p − y with y the integer labels, broadcast over the
+    ``roll_classes`` (one-hot labels off by one class), ``one_label`` (the first sample's
+    only), ``roll_samples`` (labels paired with the next sample), ``int_labels`` (p − y with y the integer labels, broadcast over the
     classes), ``jacobian_twice`` (the softmax Jacobian applied to p − y again), ``extra_prime``
     (the BCE delta times σ′(z) once more), ``no_prime`` (squared error on a sigmoid / tanh output
     without f′(z_L)), ``prime_at_a`` (f′ of the output applied to a_L, not z_L), ``seed003``
@@ -122,6 +122,9 @@ def delta_net(
             target = np.roll(y, 1, axis=1)
         if bug.get("roll_samples"):
             target = np.roll(y, 1, axis=0)
+        if bug.get("one_label"):
+            target = y.copy()
+            target[0] = np.roll(y[0], 1)
         if head == "softmax":
             p = _softmax(z / temperature)
             if bug.get("sigmoid_delta"):

@@ -171,3 +171,10 @@ def test_a_deep_net_lists_the_first_layers_and_counts_the_rest() -> None:
                     mse_delta=True)
     (w5,) = [f for f in report.findings if f.param == "W5"]
     assert w5.kind == "delta" and "W1, b1, W2, b2, W3, b3 and 2 more wrong" in w5.detail
+
+
+def test_one_wrong_label_leaves_two_output_columns_wrong_and_is_still_a_delta() -> None:
+    report = _check(delta_net("tanh", "softmax", (4, 6, 6), m=20, seed=15), one_label=True)
+    assert set(_kinds(report).values()) == {"delta"}
+    (w2,) = [f for f in report.findings if f.param == "W2"]
+    assert "Only columns" in w2.detail  # the per-tensor description is kept

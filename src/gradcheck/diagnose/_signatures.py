@@ -668,7 +668,7 @@ def _delta_last(
             f"{both} built from (dW = a_prevᵀδ_L, db = Σ δ_L)."
         )
     if base.kind == "localized":
-        detail += f" Only part of d{name}: {base.detail}"
+        detail += f" {base.detail[:1].upper()}{base.detail[1:]}"  # "Only row 7 of dW2 is wrong …"
     for right in last_right:
         if len(components[right].shape) == 1:
             detail += (f" d{right} = Σ δ_L is right, so the error in δ_L sums to zero over the "
