@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bugs import delta
 from bugs.conv import conv2d
 from bugs.kinks import mixed_scale, relu_zeros, sort32, staircase, unread
 from bugs.layers import batchnorm, embed_conv
@@ -164,6 +165,7 @@ def bugs(seed: int = 0) -> list[Case]:
               _l2(tanh(lam=0.8), "W2", 0.8 / 16, "only")),
         _case("unread: dW3 of a layer the loss never reads", unread(seed=s), "independent",
               leftover=True),
+        *delta.gallery(_case, _trap, s)[0],
     ]
 
 
@@ -211,6 +213,7 @@ def traps(seed: int = 0) -> list[Case]:
         _trap("trap: staircase round(x, 3)", staircase(seed=s)),
         _trap("trap: float32 sort of a permutation", sort32(seed=s)),
         _trap("trap: conv2d", conv2d(seed=s + 1)),
+        *delta.gallery(_case, _trap, s)[1],
     ]
 
 
@@ -291,6 +294,7 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
               _l2(sig_l2(), "W1", 0.6 / 12, "only")),
         _case("unread 2: dW3 of a layer the loss never reads", unread(seed=s + 5),
               "independent", leftover=True),
+        *delta.heldout(_case, _trap, s)[0],
     ]
     traps_ = [
         _trap("heldout trap: float32 deep ReLU",
@@ -308,5 +312,6 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
         _trap("heldout trap: staircase round(x, 2)", staircase(n=300, decimals=2, seed=s + 19)),
         _trap("heldout trap: float32 sort of 1000", sort32(n=1000, seed=s + 20)),
         _trap("heldout trap: conv2d 2x2", conv2d(cin=3, size=7, kh=2, kw=2, seed=s + 21)),
+        *delta.heldout(_case, _trap, s)[1],
     ]
     return bugs_, traps_

@@ -123,7 +123,7 @@ def check(
     try:
         report = finish(
             report, counted, params, grads, seed=seed, batch_size=batch_size, recheck=recheck,
-            calls_left=(lambda: left - extra) if left is not None else None,
+            calls_left=(lambda: left - extra) if left is not None else None, layers=layers,
         )
     except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
         note = ("Ctrl-C stopped the diagnosis: the verdict is complete, but findings (what kind "

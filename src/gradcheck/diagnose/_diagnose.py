@@ -18,6 +18,7 @@ from gradcheck.diagnose._signatures import (
     confirmed,
     evidence,
     fit,
+    output_delta,
     swapped,
     swapped_finding,
 )
@@ -117,19 +118,42 @@ def finish(
     batch_size: int | None,
     recheck: Recheck,
     calls_left: Callable[[], int] | None = None,
+    layers: Sequence[str] | None = None,
 ) -> Report:
     """Findings that know the batch size, and the Taylor test's note on borderline parameters.
 
     ``recheck(loss, params, grads) -> passed`` is the verdict itself, handed in by the caller:
     it confirms a candidate correction of an "unexplained" tensor (the diagnosis does not import
     the verdict). ``calls_left()`` is what the budget still allows (None: no limit); a step
-    that does not fit is skipped and the report says so.
+    that does not fit is skipped and the report says so. Last, with ``layers`` (input to
+    output, as ``check``'s ``layers=``), suspects that are wrong only through a wrong output
+    delta are named so (``with_output_delta``).
     """
     if batch_size is not None and report.suspects:
         report = rediagnose(report, batch_size=int(batch_size))
+    before = report.findings
     if any(f.kind == "unexplained" for f in report.findings):
         report = confirm(report, loss, params, recheck, batch_size=batch_size, calls_left=calls_left)
+    established = frozenset(f.param for f, b in zip(report.findings, before, strict=True) if f != b)
+    report = with_output_delta(report, layers, established)
     return second_opinion(report, loss, params, grads, seed, calls_left=calls_left)
+
+
+def with_output_delta(
+    report: Report, layers: Sequence[str] | None, established: frozenset[str] = frozenset()
+) -> Report:
+    """The report with "delta" findings where the error starts at the output delta.
+
+    Runs after ``confirm``: a tensor whose re-check named a relation of its own (a sign, a
+    missing 1/m hidden by kinks; ``established``) is a mistake of its own, not a wrong delta.
+    """
+    findings = {f.param: f for f in report.findings}
+    found = output_delta(report.components, findings, layers, established)
+    if not found:
+        return report
+    return dataclasses.replace(
+        report, findings=tuple(found.get(f.param, f) for f in report.findings)
+    )
 
 
 CONFIRM_MAX = 512  # entries: a re-check per candidate costs two loss calls per entry
@@ -216,7 +240,9 @@ def candidates(
     tried = [(f.kind, _snap(float(f.factor), batch_size, 1e-3)) for f in peers]  # type: ignore[arg-type]
     tried.append(("sign", -1.0))
     snapped = _snap(fitted, batch_size)
-    if snapped != fitted or e.n.size >= MIN_FIT:  # a factor fitted to one entry proves nothing
+    # A factor fitted to one entry proves nothing; on two or more, the re-check tests it on the
+    # others at the verdict's own tolerance.
+    if snapped != fitted or e.n.size >= 2:
         tried.append(("scale", snapped))
     out = []
     for kind, k in dict.fromkeys(tried):
@@ -237,13 +263,16 @@ def _closer(corrected: np.ndarray, n: np.ndarray, g: np.ndarray, fraction: float
 
 
 def _snap(c: float, batch_size: int | None, within: float = 0.1) -> float:
-    """A fitted factor pulled to 2, 1/2, m, 1/m or a whole number (or 1/whole) if close."""
+    """A fitted factor pulled to 2, 1/2, m, 1/m or a whole number (or 1/whole) if close.
+
+    Never to 1: a factor of 1 is no correction (a fitted 1.001 stays 1.001).
+    """
     targets = [2.0, 0.5] + ([float(batch_size), 1.0 / batch_size] if batch_size else [])
     if abs(c) >= 1.0:
         targets.append(float(round(c)))
     elif c != 0.0 and round(1.0 / c) != 0:
         targets.append(1.0 / round(1.0 / c))
-    return next((t for t in targets if abs(c / t - 1.0) <= within), c)
+    return next((t for t in targets if t != 1.0 and abs(c / t - 1.0) <= within), c)
 
 
 def _passes(recheck: Recheck, loss: Any, params: Any, name: str, corrected: np.ndarray) -> bool:
