@@ -19,7 +19,7 @@ from gradcheck.core import _edges
 from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, Capped, Selection, select
 from gradcheck.core._directional import TOP_CALLS, Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
-from gradcheck.core._noise import POINTS, noise_level, resolution
+from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
 from gradcheck.core._options import Options, check_eps_names
 from gradcheck.core._progress import Progress
 from gradcheck.core._schemes import (
@@ -94,7 +94,8 @@ def run(
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
             j0 = _edges.base_value(lambda: _base_value(evaluator, plan), tree)
             if not plan.complex:
-                plan.noise, plan.probes = _measure_noise(evaluator, tree, j0, plan.rng)
+                plan.noise, plan.probes = _measure_noise(evaluator, tree, j0, plan.rng,
+                                                         plan.options.seed)
         except KeyboardInterrupt:
             stopped = True
         search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
@@ -646,7 +647,7 @@ class _Interrupted(KeyboardInterrupt):
 
 
 def _measure_noise(
-    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator
+    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator, seed: int = 0
 ) -> tuple[list[float], list[_Probe]]:
     """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
     that tensor, floored by the precision J's values reveal (one property of the loss, so the
@@ -656,7 +657,51 @@ def _measure_noise(
         for t, leaf in enumerate(tree.leaves)
     ]
     floor = max([EPS64 * abs(j0)] + [p.grid for p in probes])
-    return [max(p.sigma, floor) for p in probes], probes
+    sigmas = [max(p.sigma, floor) for p in probes]
+    for t, leaf in enumerate(tree.leaves):
+        # A coordinate step moves one entry, the probe's direction every entry: where that
+        # noise is large enough to set the steps (a low-precision J), the noise the coordinate
+        # differences see is measured on coordinate lines too, and the smaller one is used if
+        # it is clearly smaller (a float32 sum of 8,000 terms: 6x less along one entry).
+        if sigmas[t] > LOW_PRECISION * abs(j0) and probes[t].moved:
+            theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+            along = _coordinate_noise(ev, t, theta, j0, np.random.default_rng([seed, 5, t]),
+                                      leaf.dtype)
+            if along is not None and max(along, floor) < sigmas[t] / 4:
+                sigmas[t] = max(along, floor)
+    return sigmas, probes
+
+
+COORDINATE_LINES = 3  # coordinate lines of a low-precision tensor's noise (6 loss calls each)
+
+
+def _coordinate_noise(
+    ev: SerialEvaluator, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator,
+    dtype: Any,
+) -> float | None:
+    """ECnoise σ of J along a few random coordinates of tensor t (the largest), or None when
+    fewer than two lines moved J (nothing to say) or the budget cannot pay for them.
+
+    Each line moves one entry by k·δᵢ, δᵢ a power of two near NOISE_STEP · its scale (so that
+    θᵢ + k·δᵢ is exact in the parameter's dtype: equally spaced, as ECnoise needs).
+    """
+    finite = np.flatnonzero(np.isfinite(theta))
+    cost = COORDINATE_LINES * (POINTS - 1)
+    if finite.size < COORDINATE_LINES or ev.spare() < 10 * cost:
+        return None
+    picks = rng.choice(finite, COORDINATE_LINES, replace=False)
+    floor = max(1.0, typical_scale(theta[finite]))
+    k = (np.arange(POINTS) - POINTS // 2)[np.arange(POINTS) != POINTS // 2].astype(np.float64)
+    seen = []
+    for i in picks:
+        wanted = NOISE_STEP * max(abs(theta[i]), floor)
+        grain = 4 * float(np.spacing(np.abs(theta[i]).astype(dtype)))
+        delta = 2.0 ** np.ceil(np.log2(max(wanted, grain)))
+        js = ev.coordinates(t, np.full(k.size, i), theta[i] + k * delta)
+        values = np.insert(np.real(np.asarray(js, dtype=np.complex128)), POINTS // 2, j0)
+        if np.all(np.isfinite(values)) and np.unique(values).size > 1:
+            seen.append(noise_level(values)[0])
+    return max(seen) if len(seen) >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -706,11 +751,14 @@ def _probe(
     # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
     # (a loss may round to either): below it, rounding itself would look like smoothness.
     resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
+    if suspect and one_jump(values):  # smooth plus one stair: a jump of J, not its noise
+        sigma, rough, suspect = 0.0, True, False
     if suspect and resolvable:
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = _line(ev, t, direction, j0, delta, 0)
-            if np.unique(again).size == 1:  # flat at the smaller step: J moves by stairs only
+            if np.unique(again).size == 1 or one_jump(again):
+                # flat at the smaller step, or a stair still inside it: J moves by stairs
                 sigma, rough = 0.0, True
                 break
             smaller = noise_level(again)[0]
@@ -916,18 +964,34 @@ def _refine(
         # (g clipped to the slopes), so the error reads as what g lacks, not as a midpoint of
         # two slopes (a kink g lies inside keeps the central estimate, as the textbook has it).
         slopes = _slopes(stepper, sub, vals, s)
-        nearest = np.clip(g[sub], slopes.min(axis=0), slopes.max(axis=0))
+        lo, hi = slopes.min(axis=0), slopes.max(axis=0)
+        nearest = np.clip(g[sub], lo, hi)
+        # Clear at once: J smooth at h and h/2 with one (Richardson-consistent) estimate, g far
+        # outside that estimate's bound and far outside every slope of J across the window (the
+        # slopes span J' wherever kinks are inside it, so a kink cannot explain g). The
+        # three-level confirmation is spent only where the evidence is ambiguous: kinks seen,
+        # a disagreement near the bound, or steps widened by a low-precision J.
+        clear = np.zeros(len(sub), dtype=bool)
+        if not level and not low:
+            outside = np.maximum(lo - g[sub], g[sub] - hi)
+            slack = SAFETY * 6 * sigma / stepper.h[sub] + a[sub]
+            clear = (~nonsmooth & (np.abs(n_star - g[sub]) > FAR * smooth_bound)
+                     & (outside > FAR * (hi - lo + slack)))
         n_star = np.where(nonsmooth & ~inside, nearest, n_star)
         numeric[sub], bound[sub] = n_star, smooth_bound
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
-        consistent = np.abs(n_star - previous[active]) <= smooth_bound
+        # The same estimate again: within this level's bound of the last one, and within the
+        # precision the run's first (anchor) level claimed; estimates that wander (windows
+        # across many kinks, whose truncation term makes every bound wide) start a new run.
+        consistent = ((np.abs(n_star - previous[active]) <= smooth_bound)
+                      & (np.abs(n_star - anchor_n[active]) <= anchor_b[active]))
         going = ~nonsmooth & (run[active] > 0) & consistent  # the same smooth estimate again
         fresh = ~nonsmooth & ~going
         run[active] = np.where(going, run[active] + 1, np.where(fresh, 1, 0))
         anchor_n[active] = np.where(fresh, n_star, anchor_n[active])
         anchor_b[active] = np.where(fresh, smooth_bound, anchor_b[active])
         previous[active] = n_star
-        settled = run[active] >= RUN
+        settled = (run[active] >= RUN) | clear
         if low:  # steps widened by the noise may average many kinks into a smooth-looking
             # slope: settle only where a halved step could no longer resolve the disagreement
             settled &= 4 * SAFETY * r_2 >= np.abs(anchor_n[active] - g[sub])
@@ -943,6 +1007,7 @@ def _refine(
 
 
 RUN = 3  # smooth levels with one estimate that settle a disagreement
+FAR = 8.0  # a disagreement this many times its bound, outside every slope: settled at once
 
 
 def _settle(
