@@ -70,9 +70,10 @@ def resolution(values: np.ndarray) -> float:
     return 0.0
 
 
-def one_jump(values: np.ndarray) -> bool:
+def one_jump(values: np.ndarray, grid: float = 0.0) -> bool:
     """Whether equally spaced ``values`` are a smooth curve plus one jump (a stair of J that
-    the line crosses), to float64's rounding: then their differences are not noise.
+    the line crosses), to float64's rounding (or ``grid``, the rounding of a J that sits on a
+    coarser grid): then their differences are not noise.
 
     Rounding noise at 7 points cannot be fitted by a quadratic and one step (2 degrees of
     freedom remain), and a kink (a change of slope, not of value) is not a step either.
@@ -88,6 +89,7 @@ def one_jump(values: np.ndarray) -> bool:
     v = np.asarray(values, dtype=np.float64)
     k = np.arange(v.size, dtype=np.float64) - v.size // 2
     tol = 64 * np.finfo(np.float64).eps * max(float(np.max(np.abs(v))), np.finfo(np.float64).tiny)
+    tol += grid
     smooth = np.stack([np.ones_like(k), k, k * k], axis=1)
 
     def residual(design: np.ndarray) -> float:
