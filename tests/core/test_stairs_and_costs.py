@@ -139,3 +139,22 @@ def test_a_small_error_near_the_tolerance_still_gets_the_full_confirmation() -> 
     g = grads(params)
     report = gradcheck.check(loss, params, {**g, "W2": g["W2"] * (1 + 1e-7)})
     assert report.suspects == ("W2",)
+
+
+def test_a_float16_gradient_a_few_tens_of_ulps_off_is_said_to_be_maybe_float16_accuracy():
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal(12).astype(np.float16)
+    x = rng.standard_normal((30, 12))
+
+    def loss(p):
+        return float(0.5 * np.sum((x @ p["w"].astype(np.float64)) ** 2) / 30)
+
+    exact = (x.T @ (x @ w.astype(np.float64)) / 30).astype(np.float16)
+    ulp = float(np.spacing(np.max(np.abs(exact))))
+    off = exact.copy()
+    off[3] = np.float16(float(off[3]) + 40 * ulp)  # what a float16 backward can do
+    report = gradcheck.check(loss, {"w": w}, {"w": off})
+    assert report.suspects == ("w",)  # the verdict stands: the difference is real
+    assert any("may be float16 accuracy" in n for n in report.notes)
+    wrong = gradcheck.check(loss, {"w": w}, {"w": (3 * exact).astype(np.float16)})
+    assert wrong.suspects == ("w",) and not any("float16 accuracy" in n for n in wrong.notes)
