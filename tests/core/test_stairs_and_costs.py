@@ -158,3 +158,11 @@ def test_a_float16_gradient_a_few_tens_of_ulps_off_is_said_to_be_maybe_float16_a
     assert any("may be float16 accuracy" in n for n in report.notes)
     wrong = gradcheck.check(loss, {"w": w}, {"w": (3 * exact).astype(np.float16)})
     assert wrong.suspects == ("w",) and not any("float16 accuracy" in n for n in wrong.notes)
+
+
+def test_a_kink_at_theta_is_not_a_staircase() -> None:
+    x = np.array([0.0, 1.5, -2.0, 0.0, 0.7])
+    report = gradcheck.check(lambda p: float(np.sum(np.abs(p["x"]))), {"x": x},
+                             {"x": np.sign(x)})
+    assert report.passed, report.explain()
+    assert not any("piecewise constant" in n for n in report.notes)

@@ -710,7 +710,12 @@ def _check_tensor(
         flat_step[idx[still]] = h[idx[still]]
         flat = idx[np.isfinite(flat_step[idx]) & (flags[idx] != UNCHECKED)]
         if flat.size:
-            plan.flat[t] = _flat_entries(ev, t, stepper, flat, flat_step, j0, sigma, flags, plan)
+            try:
+                plan.flat[t] = _flat_entries(ev, t, stepper, flat, flat_step, j0, sigma, flags,
+                                             plan)
+            except KeyboardInterrupt as stop:  # every entry is judged: keep them, then stop
+                stop.partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)  # type: ignore[attr-defined]
+                raise
     return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)
 
 
