@@ -720,6 +720,7 @@ def _check_tensor(
 
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
+FLAT_SAMPLE = 2  # agreeing flat entries tried before giving up if none is a stair
 FLAT_GROWTH = 16.0  # each try moves a flat entry 16x farther
 FLAT_REACH = 4.0  # ... up to this many times the entry's scale
 BISECTIONS = 6  # halvings of the bracket where a flat entry's J first changes
@@ -757,7 +758,8 @@ def _flat_entries(
     dead ReLU unit, a clamp) either never changes within the reach, or starts changing
     continuously (past a kink: the change shrinks with the bracket). J on a float32/float16
     grid jumps too, but by an ulp of J, which the 16σ threshold excludes. Mismatched entries
-    are tried first; at most ``FLAT_TRIED`` per tensor, within the calls left.
+    are tried first; at most ``FLAT_TRIED`` per tensor, within the calls left, and agreeing
+    ones only while a first ``FLAT_SAMPLE`` of them show stairs.
     """
     rng = np.random.default_rng([plan.options.seed, 4, t])
     wrong = rng.permutation(flat[flags[flat] == MISMATCH])
@@ -773,8 +775,14 @@ def _flat_entries(
     scale = np.maximum(np.abs(theta), max(1.0, float(np.median(np.abs(stepper.theta)))))
     kind = np.zeros(tried.size, np.int8)  # 0 still, 1 stairs, 2 onset
     reach = h.copy()
+    done = tried.size
     try:
         for k, i in enumerate(tried):
+            # Agreeing flat entries matter only if they are stairs (a note): a few of them tell
+            # (a dead ReLU unit's zeros need no note); mismatched ones are all followed.
+            if k >= wrong.size + FLAT_SAMPLE and not np.any(kind[wrong.size:k] == 1):
+                done = k
+                break
             left, right_at, moved = h[k], 0.0, 0.0
             far = h[k]
             while far < FLAT_REACH * scale[k] and right_at == 0.0:
@@ -808,6 +816,7 @@ def _flat_entries(
             kind[k] = 1 if jump else 2
     except Exception:  # following J farther must never turn a finished check into an error
         return _Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
+    tried, kind, reach = tried[:done], kind[:done], reach[:done]
     return _Flat(flat.size, tried[kind == 1], tried[kind == 0], tried[kind == 2], reach, tried)
 
 
