@@ -16,7 +16,7 @@ import numpy as np
 
 from bugs import delta
 from bugs.conv import conv2d
-from bugs.kinks import mixed_scale, relu_zeros, sort32, staircase, unread
+from bugs.kinks import dead_relu, mixed_scale, relu_zeros, sort32, staircase, stairs, unread
 from bugs.layers import batchnorm, embed_conv
 from bugs.mlp import mlp
 
@@ -166,6 +166,11 @@ def bugs(seed: int = 0) -> list[Case]:
         _case("unread: dW3 of a layer the loss never reads", unread(seed=s), "independent",
               leftover=True),
         *delta.gallery(_case, _trap, s)[0],
+        _case("stairs round(x, 3): straight-through dx", staircase(seed=s), None,
+              straight_through=1.0),
+        _case("dead ReLU units: derivative leaked", dead_relu(seed=s), None, leak=True),
+        # Only the entries off every kink can show a scale: the diagnosis sees too few of them.
+        _case("float32 sort: dx x1.2", sort32(seed=s), None, scale=1.2),
     ]
 
 
@@ -214,6 +219,10 @@ def traps(seed: int = 0) -> list[Case]:
         _trap("trap: float32 sort of a permutation", sort32(seed=s)),
         _trap("trap: conv2d", conv2d(seed=s + 1)),
         *delta.gallery(_case, _trap, s)[1],
+        _trap("trap: floor(x / 0.01)", stairs("floor", seed=s)),
+        _trap("trap: sign(x)", stairs("sign", n=20, seed=s)),
+        _trap("trap: dead ReLU units", dead_relu(seed=s)),
+        _trap("trap: float16 tanh net", mlp("tanh", "softmax", (5, 8, 3), dtype=np.float16, seed=s)),
     ]
 
 
@@ -295,6 +304,13 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
         _case("unread 2: dW3 of a layer the loss never reads", unread(seed=s + 5),
               "independent", leftover=True),
         *delta.heldout(_case, _trap, s)[0],
+        # Issue 12, second round (written before the verdict was tuned to them).
+        _case("stairs floor(x/0.01): straight-through dx", stairs("floor", seed=s + 22), None,
+              straight_through=1.0),
+        _case("stairs sign: straight-through dx", stairs("sign", n=20, seed=s + 23), None,
+              straight_through=1.0),
+        _case("dead ReLU units: derivative leaked", dead_relu(seed=s + 24), None, leak=True),
+        _case("float32 sort of 3000: dx x1.01", sort32(n=3000, seed=s + 25), "scale", scale=1.01),
     ]
     traps_ = [
         _trap("heldout trap: float32 deep ReLU",
@@ -313,5 +329,11 @@ def heldout(seed: int = 0) -> tuple[list[Case], list[Case]]:
         _trap("heldout trap: float32 sort of 1000", sort32(n=1000, seed=s + 20)),
         _trap("heldout trap: conv2d 2x2", conv2d(cin=3, size=7, kh=2, kw=2, seed=s + 21)),
         *delta.heldout(_case, _trap, s)[1],
+        _trap("heldout trap: quantised x // 0.05 * 0.05", stairs("quantise", q=0.05, seed=s + 26)),
+        _trap("heldout trap: ceil(x / 0.001)", stairs("ceil", q=0.001, seed=s + 27)),
+        _trap("heldout trap: dead ReLU units", dead_relu(dead=3, seed=s + 28)),
+        _trap("heldout trap: float32 sort of 6000", sort32(n=6000, seed=s + 29)),
+        _trap("heldout trap: float16 tanh net",
+              mlp("tanh", "softmax", (6, 12, 4), m=24, dtype=np.float16, seed=s + 30)),
     ]
     return bugs_, traps_

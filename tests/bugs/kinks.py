@@ -118,3 +118,65 @@ def unread(*, seed: int = 0) -> tuple:
         return {"W1": x.T @ ((d2 @ p["W2"].T) * (1 - a**2)), "W2": a.T @ d2, "W3": w3}
 
     return loss, params, grads
+
+
+STAIRS = {
+    "round": lambda x, q: np.round(x / q) * q,
+    "floor": lambda x, q: np.floor(x / q) * q,
+    "ceil": lambda x, q: np.ceil(x / q) * q,
+    "sign": lambda x, q: np.sign(x),
+    "quantise": lambda x, q: x // q * q,
+}
+
+
+def stairs(op: str = "floor", *, q: float = 0.01, n: int = 60, seed: int = 0) -> tuple:
+    """J = Σ w·op(x; q) + tanh(a)·c + 0.5‖v‖²: piecewise constant along x (derivative 0 a.e.),
+    smooth along v and a.
+
+    Bug: ``straight_through`` (the surrogate gradient of op: dJ/dx ≈ w, a straight-through
+    estimator; not the derivative, which is 0 almost everywhere).
+    """
+    rng = np.random.default_rng(seed)
+    w, c = rng.standard_normal(n), rng.standard_normal(4)
+    params = {"x": rng.standard_normal(n), "a": rng.standard_normal(4), "v": rng.standard_normal(3)}
+    f = STAIRS[op]
+
+    def loss(p: Params) -> float:
+        return float(f(p["x"], q) @ w + np.tanh(p["a"]) @ c + 0.5 * p["v"] @ p["v"])
+
+    def grads(p: Params, **bug: Any) -> Params:
+        return {"x": bug.get("straight_through", 0.0) * w, "a": (1 - np.tanh(p["a"]) ** 2) * c,
+                "v": p["v"].copy()}
+
+    return loss, params, grads
+
+
+def dead_relu(*, dead: int = 2, m: int = 16, d: int = 5, hid: int = 8, seed: int = 0) -> tuple:
+    """ReLU net 5 → 8 → 2 whose first ``dead`` hidden units never fire (bias −50): J does not
+    change along their weights at all (locally constant, derivative really 0, not stairs).
+
+    Bug: ``leak`` (the ReLU derivative taken as 1 for the dead units: a non-zero gradient for
+    weights that J does not move along).
+    """
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((m, d)), rng.standard_normal((m, 2))
+    b1 = 0.3 * rng.standard_normal(hid)
+    b1[:dead] = -50.0
+    params = {"W1": rng.standard_normal((d, hid)) / np.sqrt(d), "b1": b1,
+              "W2": rng.standard_normal((hid, 2)) / np.sqrt(hid)}
+
+    def loss(p: Params) -> float:
+        a = np.maximum(x @ p["W1"] + p["b1"], 0.0)
+        return float(0.5 * np.sum((a @ p["W2"] - y) ** 2) / m)
+
+    def grads(p: Params, **bug: Any) -> Params:
+        z = x @ p["W1"] + p["b1"]
+        a = np.maximum(z, 0.0)
+        d2 = (a @ p["W2"] - y) / m
+        mask = (z > 0).astype(float)
+        if bug.get("leak"):
+            mask[:, :dead] = 1.0
+        d1 = (d2 @ p["W2"].T) * mask
+        return {"W1": x.T @ d1, "b1": d1.sum(0), "W2": a.T @ d2}
+
+    return loss, params, grads

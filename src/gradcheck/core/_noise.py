@@ -68,3 +68,35 @@ def resolution(values: np.ndarray) -> float:
         if np.array_equal(narrow.astype(np.float64), v):
             return 0.5 * float(np.spacing(np.abs(narrow).max()))
     return 0.0
+
+
+def one_jump(values: np.ndarray, grid: float = 0.0) -> bool:
+    """Whether equally spaced ``values`` are a smooth curve plus one jump (a stair of J that
+    the line crosses), to float64's rounding (or ``grid``, the rounding of a J that sits on a
+    coarser grid): then their differences are not noise.
+
+    Rounding noise at 7 points cannot be fitted by a quadratic and one step (2 degrees of
+    freedom remain), and a kink (a change of slope, not of value) is not a step either.
+
+    >>> k = np.arange(7.0) - 3
+    >>> one_jump(1.0 + 0.01 * k + 0.5 * (k >= 1))  # a stair crossed between k = 0 and 1
+    True
+    >>> one_jump(1.0 + 0.01 * np.abs(k))  # a kink
+    False
+    >>> one_jump(1.0 + 1e-9 * np.random.default_rng(0).standard_normal(7))  # noise
+    False
+    """
+    v = np.asarray(values, dtype=np.float64)
+    k = np.arange(v.size, dtype=np.float64) - v.size // 2
+    tol = 64 * np.finfo(np.float64).eps * max(float(np.max(np.abs(v))), np.finfo(np.float64).tiny)
+    tol += grid
+    smooth = np.stack([np.ones_like(k), k, k * k], axis=1)
+
+    def residual(design: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(design, v - v[v.size // 2], rcond=None)
+        return float(np.max(np.abs(design @ coef - (v - v[v.size // 2]))))
+
+    if residual(smooth) <= tol:  # smooth to rounding: no jump
+        return False
+    return any(residual(np.column_stack([smooth, (k >= k[p]).astype(np.float64)])) <= tol
+               for p in range(1, v.size))

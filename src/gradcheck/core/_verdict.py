@@ -19,7 +19,7 @@ from gradcheck.core import _edges
 from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, Capped, Selection, select
 from gradcheck.core._directional import TOP_CALLS, Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
-from gradcheck.core._noise import POINTS, noise_level, resolution
+from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
 from gradcheck.core._options import Options, check_eps_names
 from gradcheck.core._progress import Progress
 from gradcheck.core._schemes import (
@@ -33,6 +33,7 @@ from gradcheck.core._tolerance import KINK_SAFETY, LOW_PRECISION, SAFETY, analyt
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
 from gradcheck.report import _notes
+from gradcheck.report._format import index_text
 from gradcheck.report._model import AGREES, KINK, MISMATCH, UNCHECKED, Component, relative_error
 from gradcheck.report._report import Report
 
@@ -94,7 +95,8 @@ def run(
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
             j0 = _edges.base_value(lambda: _base_value(evaluator, plan), tree)
             if not plan.complex:
-                plan.noise, plan.probes = _measure_noise(evaluator, tree, j0, plan.rng)
+                plan.noise, plan.probes = _measure_noise(evaluator, tree, j0, plan.rng,
+                                                         plan.options.seed)
         except KeyboardInterrupt:
             stopped = True
         search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
@@ -143,6 +145,8 @@ def run(
     extra += _edge_notes(tree, plan)
     extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     extra += _budget_notes(tree.names, sizes, selection, nodes, plan)
+    extra += _flat_notes(tree, plan, results)
+    extra += _half_notes(tree, analytic, results)
     kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
     if kinks:
         extra += (_subgradient_note(kinks, callable(grads)),)
@@ -343,6 +347,98 @@ def _require_dependence(plan: _Plan, results: list[_Tensor], analytic: list[np.n
         )
 
 
+HALF_ULPS = 128  # a float16 gradient's mismatches all within this many ulps of its largest
+
+
+def _half_notes(tree: Tree, analytic: list[np.ndarray], results: list[_Tensor]) -> tuple[str, ...]:
+    """Mismatches of a float16 gradient small enough to be its own arithmetic's.
+
+    A float16 backward is the derivative of the float16 forward: rounding in long reductions,
+    or a float16 max-pool or ReLU that takes the other branch at a near tie, can put it tens of
+    ulps of its largest entry away from the loss's derivative (70 measured for a conv kernel
+    behind ReLU + max-pool, where every other tensor was within 1 ulp). A planted 5% error is
+    as large, so no allowance tells the two apart: the verdict stands, and the note says so.
+    """
+    notes = []
+    for t, (name, leaf, g) in enumerate(zip(tree.names, tree.leaves, analytic, strict=True)):
+        if t >= len(results) or _coarser(leaf.dtype, g.dtype) != np.dtype(np.float16):
+            continue
+        r = results[t]
+        wrong = r.flags == MISMATCH
+        if not wrong.any():
+            continue
+        ulp = float(np.spacing(np.float16(np.max(np.abs(r.analytic)))))
+        worst = float(np.max(np.abs(r.numeric[wrong] - r.analytic[wrong])))
+        if worst <= HALF_ULPS * ulp:
+            notes.append(
+                f"{name}'s gradient is float16 and its differences from the numerical derivative "
+                f"are all within {worst / ulp:.0f} ulps of its largest entry: a float16 backward "
+                "can be that far from the derivative itself (rounding in long reductions, or a "
+                "float16 forward that takes the other branch at a max-pool or ReLU tie), so this "
+                "may be float16 accuracy rather than a bug. Compare with the gradient computed in "
+                "float32 or float64 before fixing the code."
+            )
+    return tuple(notes)
+
+
+def _flat_notes(tree: Tree, plan: _Plan, results: list[_Tensor]) -> tuple[str, ...]:
+    """What the entries along which J did not move at all turned out to be."""
+    notes = []
+    for t, found in sorted(plan.flat.items()):
+        if t >= len(results):
+            continue
+        name, shape, r = tree.names[t], tuple(tree.leaves[t].shape), results[t]
+
+        def where(entries: np.ndarray, name: str = name, shape: tuple = shape) -> str:
+            first = ", ".join(index_text(name, tuple(int(j) for j in np.unravel_index(i, shape)))
+                              for i in entries[:3])
+            return first + (f" and {entries.size - 3:,} more" if entries.size > 3 else "")
+
+        tried = "" if found.order.size == found.flat else (
+            f" ({found.order.size} of the {found.flat:,} entries J did not move along were "
+            "followed farther)")
+        wrong = r.flags == MISMATCH
+        stairs_ok = found.stairs[~wrong[found.stairs]]
+        stairs_bad = found.stairs[wrong[found.stairs]]
+        if stairs_ok.size:
+            what = where(stairs_ok) if stairs_ok.size <= 3 else (
+                f"{stairs_ok.size:,} entries of {name} ({where(stairs_ok)})")
+            notes.append(
+                f"J is piecewise constant along {what}: its derivative is 0 almost everywhere, "
+                "and the analytic 0 there agrees (J does not change at small steps and jumps by "
+                f"a stair at larger ones: round, floor, sign or a quantisation){tried}."
+            )
+        if stairs_bad.size:
+            i = int(stairs_bad[0])
+            what = where(stairs_bad) if stairs_bad.size <= 3 else (
+                f"{stairs_bad.size:,} entries of {name} ({where(stairs_bad)})")
+            notes.append(
+                f"J is piecewise constant along {what} while grads gives non-zero values there "
+                f"({where(stairs_bad[:1])}: {r.analytic[i]:.3g}): J does not change at small "
+                "steps and jumps by a stair at larger ones, so its derivative is 0 almost "
+                "everywhere and these values cannot be a derivative. A straight-through "
+                "estimator or another surrogate gradient is expected to fail a gradient check: "
+                "check the rest of the model with this op replaced by a differentiable one, or "
+                f"leave {name} out of the check{tried}."
+            )
+        dead = np.concatenate([found.still, found.onset])
+        dead = dead[wrong[dead]]
+        if dead.size:
+            i = int(dead[0])
+            k = int(np.flatnonzero(found.order == i)[0])
+            far = (f"at any step tried (up to ±{found.reach[k]:.3g})" if i in found.still else
+                   f"within ±{found.reach[k]:.3g} of θ (it changes only farther away, past a kink)")
+            notes.append(
+                f"J does not change along {where(dead[:1])} {far} "
+                f"while the gradient says {r.analytic[i]:.3g}"
+                + (f" (and along {dead.size - 1:,} more entries of {name} with non-zero "
+                   "gradients)" if dead.size > 1 else "")
+                + ": J is locally constant there (a dead ReLU unit, a clamp, a saturated max), "
+                f"so its derivative is 0 and the analytic value is wrong{tried}."
+            )
+    return tuple(notes)
+
+
 def _subgradient_note(kinks: int, callable_grads: bool) -> str:
     """What the kinked entries' check proved, and how to get the stronger test."""
     entries = f"{kinks:,} entr{'y' if kinks == 1 else 'ies'}"
@@ -441,6 +537,7 @@ class _Plan:
     kept: dict[int, int] = field(default_factory=dict)  # first-pass mismatches kept unrefined
     spent: bool = False  # the budget's hard stop was hit
     probes: list[_Probe] = field(default_factory=list)  # what the noise probe saw, per tensor
+    flat: dict[int, _Flat] = field(default_factory=dict)  # entries J did not move along
 
     @property
     def complex(self) -> bool:
@@ -586,11 +683,13 @@ def _check_tensor(
         plan.edges[t] = _edges.repair(ev, t, stepper, edge, j0, sigma, g, a, *out)
     values = {c: _spread(v, idx, theta.size) for c, v in values.items()}
     suspicious = np.setdiff1d(np.flatnonzero(flags == MISMATCH), edge)
+    flat_step = np.full(theta.size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and plan.refine and not plan.complex:
         try:
             first_pass = numeric.copy(), bound.copy(), flags.copy()
             plan.unrefined[t] = _refine(
-                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out, low=low
+                ev, t, suspicious, stepper, plan.scheme, values, j0, sigma, g, a, *out, low=low,
+                flat_step=flat_step,
             )
             found = plan.located.get(t)
             if plan.unrefined[t] and found is not None and found.failed and found.worst > 4:
@@ -605,7 +704,120 @@ def _check_tensor(
             partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, partial=True)
             stop.partial = partial  # type: ignore[attr-defined]
             raise
+    if plan.refine and not plan.complex and len(idx):
+        moving = [c for c in plan.scheme.nodes if c != 0]
+        still = np.all([np.real(values[c][idx]) == j0 for c in moving], axis=0)
+        flat_step[idx[still]] = h[idx[still]]
+        flat = idx[np.isfinite(flat_step[idx]) & (flags[idx] != UNCHECKED)]
+        if flat.size:
+            try:
+                plan.flat[t] = _flat_entries(ev, t, stepper, flat, flat_step, j0, sigma, flags,
+                                             plan)
+            except KeyboardInterrupt as stop:  # every entry is judged: keep them, then stop
+                stop.partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)  # type: ignore[attr-defined]
+                raise
     return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)
+
+
+FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
+FLAT_SAMPLE = 2  # agreeing flat entries tried before giving up if none is a stair
+FLAT_GROWTH = 16.0  # each try moves a flat entry 16x farther
+FLAT_REACH = 4.0  # ... up to this many times the entry's scale
+BISECTIONS = 6  # halvings of the bracket where a flat entry's J first changes
+
+
+@dataclass
+class _Flat:
+    """Entries along which J did not change at all at the first pass, followed farther."""
+
+    flat: int  # entries found flat
+    stairs: np.ndarray  # tried entries where J jumps (piecewise constant: derivative 0 a.e.)
+    still: np.ndarray  # tried entries where J never changed, up to ``reach``
+    onset: np.ndarray  # tried entries where J starts to change farther away, continuously
+    reach: np.ndarray  # how far J stayed constant, per entry of stairs/still/onset (aligned)
+    order: np.ndarray  # the tried entries (stairs, still and onset are subsets)
+
+
+def _flat_entries(
+    ev: SerialEvaluator,
+    t: int,
+    stepper: _Stepper,
+    flat: np.ndarray,
+    flat_step: np.ndarray,
+    j0: float,
+    sigma: float,
+    flags: np.ndarray,
+    plan: _Plan,
+) -> _Flat:
+    """Tell a staircase from a locally constant J along entries where J did not move at all (at
+    the first pass, or at a level of the second opinion: ``flat_step``).
+
+    A staircase (round, floor, sign, quantisation) is flat at small steps and jumps at larger
+    ones: where J first changes, the change does not shrink as the bracket around that point
+    shrinks (it is a stair's height), and it is far above J's rounding. A locally constant J (a
+    dead ReLU unit, a clamp) either never changes within the reach, or starts changing
+    continuously (past a kink: the change shrinks with the bracket). J on a float32/float16
+    grid jumps too, but by an ulp of J, which the 16σ threshold excludes. Mismatched entries
+    are tried first; at most ``FLAT_TRIED`` per tensor, within the calls left, and agreeing
+    ones only while a first ``FLAT_SAMPLE`` of them show stairs.
+    """
+    rng = np.random.default_rng([plan.options.seed, 4, t])
+    wrong = rng.permutation(flat[flags[flat] == MISMATCH])
+    right = rng.permutation(flat[flags[flat] != MISMATCH])
+    tried = np.concatenate([wrong, right])[:FLAT_TRIED].astype(np.int64)
+    per_entry = 2 * 6 + BISECTIONS
+    tried = tried[: max(0, int(min(tried.size, ev.spare() // (2 * per_entry))))]
+    empty = np.zeros(0, np.int64)
+    if not tried.size:
+        return _Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
+    theta, h = stepper.theta[tried], flat_step[tried]
+    dtype = stepper.dtype
+    scale = np.maximum(np.abs(theta), max(1.0, float(np.median(np.abs(stepper.theta)))))
+    kind = np.zeros(tried.size, np.int8)  # 0 still, 1 stairs, 2 onset
+    reach = h.copy()
+    done = tried.size
+    try:
+        for k, i in enumerate(tried):
+            # Agreeing flat entries matter only if they are stairs (a note): a few of them tell
+            # (a dead ReLU unit's zeros need no note); mismatched ones are all followed.
+            if k >= wrong.size + FLAT_SAMPLE and not np.any(kind[wrong.size:k] == 1):
+                done = k
+                break
+            left, right_at, moved = h[k], 0.0, 0.0
+            far = h[k]
+            while far < FLAT_REACH * scale[k] and right_at == 0.0:
+                far = min(far * FLAT_GROWTH, FLAT_REACH * scale[k])
+                at = (theta[k] + np.array([far, -far])).astype(dtype).astype(np.float64)
+                js = np.real(ev.coordinates(t, np.array([i, i]), at))
+                if not np.all(np.isfinite(js)):
+                    break
+                changed = js != j0
+                if changed.any():
+                    side = 1.0 if changed[0] else -1.0
+                    right_at, moved = far * side, float(js[0] if changed[0] else js[1]) - j0
+                else:
+                    left = far
+            reach[k] = left if right_at == 0.0 else abs(right_at) / FLAT_GROWTH
+            if right_at == 0.0:
+                continue
+            lo, hi, side = left, abs(right_at), np.sign(right_at)
+            history = [moved]
+            for _ in range(BISECTIONS):
+                mid = 0.5 * (lo + hi)
+                x = np.array([float(np.asarray(theta[k] + side * mid, dtype=dtype))])
+                j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+                if j == j0:
+                    lo = mid
+                else:
+                    hi, moved = mid, j - j0
+                history.append(moved)
+            reach[k] = lo
+            jump = abs(history[-1]) > 16 * sigma and abs(history[-1]) >= 0.5 * abs(history[-4])
+            kind[k] = 1 if jump else 2
+    except Exception:  # following J farther must never turn a finished check into an error
+        return _Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
+    tried, kind, reach = tried[:done], kind[:done], reach[:done]
+    return _Flat(flat.size, tried[kind == 1], tried[kind == 0], tried[kind == 2], reach, tried)
 
 
 def _judge(
@@ -646,7 +858,7 @@ class _Interrupted(KeyboardInterrupt):
 
 
 def _measure_noise(
-    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator
+    ev: SerialEvaluator, tree: Tree, j0: float, rng: np.random.Generator, seed: int = 0
 ) -> tuple[list[float], list[_Probe]]:
     """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
     that tensor, floored by the precision J's values reveal (one property of the loss, so the
@@ -656,7 +868,51 @@ def _measure_noise(
         for t, leaf in enumerate(tree.leaves)
     ]
     floor = max([EPS64 * abs(j0)] + [p.grid for p in probes])
-    return [max(p.sigma, floor) for p in probes], probes
+    sigmas = [max(p.sigma, floor) for p in probes]
+    for t, leaf in enumerate(tree.leaves):
+        # A coordinate step moves one entry, the probe's direction every entry: where that
+        # noise is large enough to set the steps (a low-precision J), the noise the coordinate
+        # differences see is measured on coordinate lines too, and the smaller one is used if
+        # it is clearly smaller (a float32 sum of 8,000 terms: 6x less along one entry).
+        if sigmas[t] > LOW_PRECISION * abs(j0) and probes[t].moved:
+            theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+            along = _coordinate_noise(ev, t, theta, j0, np.random.default_rng([seed, 5, t]),
+                                      leaf.dtype)
+            if along is not None and max(along, floor) < sigmas[t] / 4:
+                sigmas[t] = max(along, floor)
+    return sigmas, probes
+
+
+COORDINATE_LINES = 3  # coordinate lines of a low-precision tensor's noise (6 loss calls each)
+
+
+def _coordinate_noise(
+    ev: SerialEvaluator, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator,
+    dtype: Any,
+) -> float | None:
+    """ECnoise σ of J along a few random coordinates of tensor t (the largest), or None when
+    fewer than two lines moved J (nothing to say) or the budget cannot pay for them.
+
+    Each line moves one entry by k·δᵢ, δᵢ a power of two near NOISE_STEP · its scale (so that
+    θᵢ + k·δᵢ is exact in the parameter's dtype: equally spaced, as ECnoise needs).
+    """
+    finite = np.flatnonzero(np.isfinite(theta))
+    cost = COORDINATE_LINES * (POINTS - 1)
+    if finite.size < COORDINATE_LINES or ev.spare() < 10 * cost:
+        return None
+    picks = rng.choice(finite, COORDINATE_LINES, replace=False)
+    floor = max(1.0, typical_scale(theta[finite]))
+    k = (np.arange(POINTS) - POINTS // 2)[np.arange(POINTS) != POINTS // 2].astype(np.float64)
+    seen = []
+    for i in picks:
+        wanted = NOISE_STEP * max(abs(theta[i]), floor)
+        grain = 4 * float(np.spacing(np.abs(theta[i]).astype(dtype)))
+        delta = 2.0 ** np.ceil(np.log2(max(wanted, grain)))
+        js = ev.coordinates(t, np.full(k.size, i), theta[i] + k * delta)
+        values = np.insert(np.real(np.asarray(js, dtype=np.complex128)), POINTS // 2, j0)
+        if np.all(np.isfinite(values)) and np.unique(values).size > 1:
+            seen.append(noise_level(values)[0])
+    return max(seen) if len(seen) >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -670,6 +926,7 @@ class _Probe:
 
 
 NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
+GRIDS = 16.0  # an apparent noise above this many half ulps of J's grid is re-probed
 SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
 REPROBES = 6  # at most this many re-probes (6 loss calls each), only when J looks imprecise
 
@@ -700,17 +957,22 @@ def _probe(
     sigma, _ = noise_level(values)
     grid = resolution(values)
     rough = False
-    # J's values on a float32/float16 grid: J is low precision, whatever else it does. A
-    # re-probe step below float32's resolution could not tell rounding from smoothness.
-    suspect = moved and sigma > LOW_PRECISION * abs(j0) and grid == 0.0
+    # J's values on a float32/float16 grid: J is low precision, whatever else it does; but an
+    # apparent noise far above that grid's half ulp may still be stairs or kinks the line
+    # crosses (a float32 round(x, 3)), so it is re-probed as well (the grid stays σ's floor).
+    # A re-probe step below float32's resolution could not tell rounding from smoothness.
+    suspect = moved and sigma > LOW_PRECISION * abs(j0) and sigma > GRIDS * grid
     # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
     # (a loss may round to either): below it, rounding itself would look like smoothness.
     resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
+    if suspect and one_jump(values, 4 * grid):  # smooth plus one stair: a jump of J, not its noise
+        sigma, rough, suspect = 0.0, True, False
     if suspect and resolvable:
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = _line(ev, t, direction, j0, delta, 0)
-            if np.unique(again).size == 1:  # flat at the smaller step: J moves by stairs only
+            if np.unique(again).size == 1 or one_jump(again, 4 * grid):
+                # flat at the smaller step, or a stair still inside it: J moves by stairs
                 sigma, rough = 0.0, True
                 break
             smaller = noise_level(again)[0]
@@ -860,6 +1122,7 @@ def _refine(
     bound: np.ndarray,
     flags: np.ndarray,
     low: bool = False,
+    flat_step: np.ndarray | None = None,
 ) -> int:
     """Second opinion on suspicious entries, halving the step while they stay ambiguous.
 
@@ -906,35 +1169,56 @@ def _refine(
         sub = idx[active]
         _fill(ev, t, idx, active, stepper, wanted, values, j0)
         vals = {c: v[active] for c, v in values.items()}
+        if flat_step is not None:  # J the same at every node of this level: flat at s·h
+            still = np.all([vals[c] == j0 for c in wanted | set(nodes) if c], axis=0)
+            first = still & np.isnan(flat_step[sub])
+            flat_step[sub[first]] = s * stepper.h[sub[first]]
         n_h, r_h = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=nodes)
         n_2, r_2 = _estimate(scheme, stepper, sub, vals, sigma, False, nodes=half)
         n_star = n_2 + (n_2 - n_h) / q  # Richardson extrapolation
         smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**scheme.order * r_2 + r_h) / q) + a[sub]
         agrees = np.abs(n_star - g[sub]) <= smooth_bound
-        nonsmooth, inside = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
+        nonsmooth, inside, sided = _kink(stepper, sub, vals, s, sigma, g[sub], a[sub])
         # A kink g lies outside of: the numeric value shown is the valid subgradient nearest g
         # (g clipped to the slopes), so the error reads as what g lacks, not as a midpoint of
         # two slopes (a kink g lies inside keeps the central estimate, as the textbook has it).
         slopes = _slopes(stepper, sub, vals, s)
-        nearest = np.clip(g[sub], slopes.min(axis=0), slopes.max(axis=0))
+        lo, hi = slopes.min(axis=0), slopes.max(axis=0)
+        nearest = np.clip(g[sub], lo, hi)
+        # Clear at once: J smooth at h and h/2 with one (Richardson-consistent) estimate, g far
+        # outside that estimate's bound and far outside every slope of J across the window (the
+        # slopes span J' wherever kinks are inside it, so a kink cannot explain g). The
+        # three-level confirmation is spent only where the evidence is ambiguous: kinks seen,
+        # a disagreement near the bound, or steps widened by a low-precision J.
+        clear = np.zeros(len(sub), dtype=bool)
+        if not level and not low:
+            outside = np.maximum(lo - g[sub], g[sub] - hi)
+            slack = SAFETY * 6 * sigma / stepper.h[sub] + a[sub]
+            clear = (~nonsmooth & (np.abs(n_star - g[sub]) > FAR * smooth_bound)
+                     & (outside > FAR * (hi - lo + slack)))
         n_star = np.where(nonsmooth & ~inside, nearest, n_star)
         numeric[sub], bound[sub] = n_star, smooth_bound
         flags[sub] = np.where(agrees, AGREES, np.where(nonsmooth & inside, KINK, MISMATCH))
-        consistent = np.abs(n_star - previous[active]) <= smooth_bound
+        # The same estimate again: within this level's bound of the last one, and within the
+        # precision the run's first (anchor) level claimed; estimates that wander (windows
+        # across many kinks, whose truncation term makes every bound wide) start a new run.
+        consistent = ((np.abs(n_star - previous[active]) <= smooth_bound)
+                      & (np.abs(n_star - anchor_n[active]) <= anchor_b[active]))
         going = ~nonsmooth & (run[active] > 0) & consistent  # the same smooth estimate again
         fresh = ~nonsmooth & ~going
         run[active] = np.where(going, run[active] + 1, np.where(fresh, 1, 0))
         anchor_n[active] = np.where(fresh, n_star, anchor_n[active])
         anchor_b[active] = np.where(fresh, smooth_bound, anchor_b[active])
         previous[active] = n_star
-        settled = run[active] >= RUN
+        settled = (run[active] >= RUN) | clear
         if low:  # steps widened by the noise may average many kinks into a smooth-looking
             # slope: settle only where a halved step could no longer resolve the disagreement
             settled &= 4 * SAFETY * r_2 >= np.abs(anchor_n[active] - g[sub])
         _settle(active[settled], run, anchor_n, anchor_b, g[idx], numeric, bound, flags, idx)
-        # Agreement counts where the estimate is new (level 0, or it changed past a kink); a
-        # smooth estimate repeated with more rounding is no new evidence.
-        done = settled | (agrees & ~going) | (nonsmooth & inside)
+        # Agreement counts where the estimate is new (level 0, or it changed past a kink) and J
+        # looks smooth (a bound widened by kinks inside the window proves nothing); a smooth
+        # estimate repeated with more rounding is no new evidence.
+        done = settled | (agrees & ~going & ~nonsmooth) | (nonsmooth & inside & sided)
         active = active[~done]
         if not active.size:
             return int(np.sum(flags[idx] == 0))
@@ -943,6 +1227,7 @@ def _refine(
 
 
 RUN = 3  # smooth levels with one estimate that settle a disagreement
+FAR = 8.0  # a disagreement this many times its bound, outside every slope: settled at once
 
 
 def _settle(
@@ -1009,8 +1294,9 @@ def _kink(
     sigma: float,
     g: np.ndarray,
     a: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whether J is non-smooth within the step s·h, and whether g lies between its slopes.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether J is non-smooth within the step s·h, whether g lies between its slopes, and
+    whether the kink looks like one at θ (each side smooth).
 
     For smooth J the gap between right and left slopes is ≈ s·J'' and halves with the step;
     a kink inside the window breaks that scaling. The one-sided derivatives at θ are the slopes
@@ -1025,7 +1311,13 @@ def _kink(
     stacked = _slopes(stepper, idx, values, s)
     slack = SAFETY * 6 * sigma / h + a
     inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
-    return nonsmooth, inside
+    # A kink at θ leaves each side smooth: its slopes at s·h and s·h/2 agree to curvature, and
+    # only the two sides differ. A side whose slopes change as much as the jump has kinks of
+    # its own away from θ (a window across many neighbours of a sort): not judged here.
+    gap = np.abs(gap_2)
+    sided = ((np.abs(slope[s] - slope[s / 2]) <= 0.25 * gap + slack)
+             & (np.abs(slope[-s] - slope[-s / 2]) <= 0.25 * gap + slack))
+    return nonsmooth, inside, sided
 
 
 def _assemble(
