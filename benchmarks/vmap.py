@@ -75,10 +75,19 @@ def counting_batches(module_name: str):
         if fn is None:
             return fn, reason
 
-        def counted(thetas):
-            counter["rows"] += len(thetas)
-            return fn(thetas)
+        class Counted:  # every row the check asks for, full rows and one-tensor stacks alike
+            def __call__(self, thetas):
+                counter["rows"] += len(thetas)
+                return fn(thetas)
 
+        counted = Counted()
+        if hasattr(fn, "by_tensor"):
+
+            def by_tensor(t, rows):
+                counter["rows"] += len(rows)
+                return fn.by_tensor(t, rows)
+
+            counted.by_tensor = by_tensor
         return counted, reason
 
     mod._batched = patched
