@@ -620,19 +620,24 @@ class _Stacks:
     def moving(self, t: int, rows: np.ndarray) -> np.ndarray | None:
         if t not in self.own:
             own = self._function(t) if self.dynamic else None
-            full = self._function("full")
-            # Its own compiled function when it is one already, or when these rows through the
-            # full path would take longer than compiling the full path did.
-            pays = own is not None and (own.seconds is not None or (
-                full.seconds is not None and self.row_seconds is not None
-                and len(rows) * self.row_seconds > full.seconds
-            ))
+            pays = own is not None and self._pays(own, len(rows))
             if own is not None and not pays and own.seconds is None:
                 self.traced.forget(t)
             self.own[t] = own if pays else None
         if self.own[t] is None:
             return None
         return self._run(self.own[t], rows, self.base)
+
+
+    def _pays(self, own: _Compiled, rows: int) -> bool:
+        """Whether leaf t gets its own function: when it is compiled already, or when these
+        rows through the full path would take longer than compiling the full path did."""
+        full = self._function("full")
+        if own.seconds is not None:
+            return True
+        if full.seconds is None or self.row_seconds is None:
+            return False
+        return rows * self.row_seconds > full.seconds
 
 
 def _batched(
