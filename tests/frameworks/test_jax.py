@@ -154,7 +154,8 @@ def test_vmap_fallback_is_noted() -> None:
 def _traced(f, params, args=()):
     problem = gj._Problem.build(f, (params, *args), 0, 0)
     dtypes = [np.float64] * len(problem.names)
-    return problem, gj._Traced(problem, gj._cast64, dtypes, True, False, gj._objective(problem))
+    traced = gj._Traced(problem, gj._cast64, dtypes, True, False, gj._objective(problem))
+    return traced, lambda values: traced.j(values, traced.dynamic)
 
 
 @needs_hook
@@ -165,15 +166,15 @@ def test_batched_function_matches_the_loop() -> None:
     params = {"a": np.ones(3), "b": np.ones(2)}
     thetas = np.random.default_rng(0).standard_normal((70, 5))  # more than one chunk
     with gj._x64(True):
-        _, traced = _traced(f, params)
+        traced, j_of = _traced(f, params)
 
         def truth(p):
             return float(f(p))
 
-        fn, _ = gj._batched(traced, params, lambda: truth(params), "auto")
+        fn, _ = gj._batched(traced, params, lambda: truth(params), "auto", j_of)
         want = [truth({"a": t[:3], "b": t[3:]}) for t in thetas]
         np.testing.assert_allclose(fn(thetas), want, rtol=1e-12)
-        refused, reason = gj._batched(traced, params, lambda: 0.0, "auto")
+        refused, reason = gj._batched(traced, params, lambda: 0.0, "auto", j_of)
     assert refused is None and "vmap gave" in reason  # a probe that disagrees is not trusted
 
 

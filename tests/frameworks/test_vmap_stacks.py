@@ -237,8 +237,7 @@ def test_the_evaluator_sends_one_tensor_stacks_to_by_tensor() -> None:
 
 
 def _jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    jax = pytest.importorskip("jax")  # (float64 comes from the checks' own x64 scope)
     import gradcheck.frameworks.jax as gfj
     import gradcheck.jax as gj
 
@@ -275,6 +274,38 @@ def test_jax_cache_reuses_per_function_and_never_across_functions() -> None:
     assert ref() is None
 
 
+SCALE = [1.0]
+
+
+@needs_hook
+def test_jax_cache_sees_what_the_function_reads_besides_its_arguments() -> None:
+    jax, jnp, gj, gfj = _jax()
+
+    def f(p):  # reads a global: a cached trace would still hold the old value
+        return jnp.sum(jnp.sin(p) * SCALE[0])
+
+    p = np.linspace(-1, 1, 7)
+    assert gj.check(f, p, coords="all").passed
+    SCALE[0] = 3.0  # jax.grad sees the new value; the numeric side must too
+    try:
+        report = gj.check(f, p, coords="all")
+    finally:
+        SCALE[0] = 1.0
+    assert report.passed, report.notes
+
+    class Model:  # an object with its own arrays, changed in place between checks
+        def __init__(self):
+            self.w = np.ones(7)
+
+    def g(p, model):
+        return jnp.sum(jnp.sin(p) * model.w)
+
+    model = Model()
+    assert gj.check(g, p, model, coords="all").passed
+    model.w[:] = 2.0
+    assert gj.check(g, p, model, coords="all").passed
+
+
 @needs_hook
 def test_jax_control_flow_on_a_data_argument_still_batches() -> None:
     jax, jnp, gj, gfj = _jax()
@@ -309,7 +340,8 @@ def test_jax_one_tensor_stacks_give_the_full_values_where_used(monkeypatch) -> N
         dtypes = [np.float64] * 3
         traced = gfj._Traced(problem, gfj._cast64, dtypes, True, False, gfj._objective(problem))
         params = dict(zip(problem.names, problem.originals(), strict=True))
-        fn, _ = gfj._batched(traced, params, lambda: float(f(p)), "vmap")
+        j_of = lambda values: traced.j(values, traced.dynamic)  # noqa: E731
+        fn, _ = gfj._batched(traced, params, lambda: float(f(p)), "vmap", j_of)
         for t in range(3):
             rows, whole = _stack(fn, t, n=70, seed=t)  # more than one chunk
             got = fn.by_tensor(t, rows)

@@ -312,21 +312,16 @@ def _check(
         return float(plain(values_of(p)))
 
     def reverse() -> dict[str, np.ndarray]:
-        # Jitted: one compilation instead of one per primitive of the backward pass (seconds on
-        # a first check); op by op where fn does not trace (the real error, if any, again).
-        # Cached across checks like the batched functions (the other leaves as inputs).
-        try:
-            grad = traced.compiled("grad", lambda j: jax.jit(jax.grad(j)))
-            grad_values = grad(values_of(params), traced.dynamic)
-        except Exception:  # noqa: BLE001 - Python control flow on values, host callbacks, ...
-            traced.forget("grad")
-            grad_values = jax.grad(j_of)(values_of(params))
+        # Traced afresh on every check (never a cached trace): the backward is what is judged.
+        grad_values = jax.grad(j_of)(values_of(params))
         return {
             n: np.asarray(g, dtype=np.float64)
             for n, g in zip(problem.names, grad_values, strict=True)
         }
 
-    batched, reason = _batched(traced, params, lambda: float(j_of(values_of(params))), vectorize)
+    batched, reason = _batched(
+        traced, params, lambda: float(j_of(values_of(params))), vectorize, j_of
+    )
     kinds = ", ".join(sorted({str(np.dtype(x.dtype)) for x in originals}))
     precision_note = (
         f"Evaluated in float64 (scoped jax_enable_x64) from {kinds} leaves."
@@ -399,10 +394,13 @@ class _Traced:
                 elif hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
                     spec.append(("dynamic", len(dynamic)))
                     dynamic.append(jnp.asarray(cast(leaf)))
-                else:  # Python scalars, strings, None-like and other static leaves
+                else:  # Python scalars, strings and other static leaves: baked in
                     spec.append(("static", leaf))
                     static.append((type(leaf), leaf))
             layout.append((treedef, spec))
+        # An object that can change under the same identity (a model instance holding its own
+        # arrays, a list) could not be told apart by the key: no reuse then.
+        reusable = all(type(leaf) in _IMMUTABLE for _, leaf in static)
         self.dynamic = dynamic
         decoders = [_decoder(problem.views[s]) for s in problem.slots]
         try:
@@ -418,29 +416,13 @@ class _Traced:
             bool(wide), bool(real_cotangent), problem.seed, CHUNK,
             bool(jax.config.jax_enable_x64),
         )
-        if any(problem.views[s].fill is not None for s in problem.slots):
+        if not reusable or any(problem.views[s].fill is not None for s in problem.slots):
             self.key = None
-        try:
-            hash(self.key)
-        except TypeError:
-            self.key = None
-        self._fn, self._layout, self._decoders, self._objective = (
-            fn_ref, layout, decoders, objective
-        )
-
-    def j(self, values: Sequence[Any], dynamic: Sequence[Any]) -> Any:
-        """J at the checked leaves ``values``, the other array leaves being ``dynamic``."""
-        import jax
-
-        args = []
-        for treedef, spec in self._layout:
-            leaves = [
-                self._decoders[k](values[k]) if kind == "value"
-                else dynamic[k] if kind == "dynamic" else k
-                for kind, k in spec
-            ]
-            args.append(jax.tree_util.tree_unflatten(treedef, leaves))
-        return self._objective(self._fn()(*args))
+        self._fn = fn_ref
+        self.hits: set[Any] = set()  # patterns this check took from the cache
+        # What is compiled (and cached) closes over none of this check's arrays.
+        self.j = _j_function(fn_ref, layout, decoders, objective)
+        self.values = _values_function(self.shapes, self.sizes, self.dtypes)
 
     def compiled(self, pattern: Any, build: Callable[[Callable], Any]) -> _Compiled:
         """``build(j)``, from the cache when this function was compiled before (then nothing
@@ -453,33 +435,92 @@ class _Traced:
         except TypeError:  # unhashable function: compiled for this check only
             return _Compiled(build(self.j))
         key = (*self.key, pattern)
-        if key not in per_fn:
-            if len(per_fn) >= MAX_COMPILED:
-                per_fn.pop(next(iter(per_fn)))
-            per_fn[key] = _Compiled(build(self.j))
+        if key in per_fn:
+            self.hits.add(pattern)
+            return per_fn[key]
+        if len(per_fn) >= MAX_COMPILED:
+            per_fn.pop(next(iter(per_fn)))
+        per_fn[key] = _Compiled(build(self.j))
         return per_fn[key]
 
-    def forget(self, pattern: Any) -> None:
-        """Drop a cached function that failed (so that nothing relies on it)."""
+    def forget(self, pattern: Any = None) -> None:
+        """Drop a cached function that failed (None: every one of this key: stale)."""
         fn = self._fn()
-        if self.key is not None and fn is not None:
-            with contextlib.suppress(TypeError):
-                _COMPILED.get(fn, {}).pop((*self.key, pattern), None)
+        if self.key is None or fn is None:
+            return
+        with contextlib.suppress(TypeError):
+            per_fn = _COMPILED.get(fn, {})
+            for key in [k for k in per_fn if k[:-1] == self.key]:
+                if pattern is None or key[-1] == pattern:
+                    del per_fn[key]
+        if pattern is None:
+            self.hits.clear()
+        else:
+            self.hits.discard(pattern)
+
+    def fresh(self, cached: Callable[[np.ndarray], Any], j_of: Callable, theta: np.ndarray) -> bool:
+        """Whether a function taken from the cache still computes this function's J: equal to
+        a plain call, up to rounding, at θ and at a point beside it. A cached trace bakes in
+        what ``fn`` reads besides its arguments (globals, closures); where that changed since,
+        J changes with it."""
+        import jax.numpy as jnp
+
+        side = np.random.default_rng(0).uniform(-1, 1, theta.size)
+        rows = np.stack([theta, theta + 1e-2 * (1 + np.abs(theta)) * side])
+        try:
+            got = np.asarray(cached(rows), dtype=np.float64)
+            want = np.array([float(j_of(self.values(jnp.asarray(r)))) for r in rows])
+        except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
+            return False
+        eps = max([float(np.finfo(np.dtype(d)).eps) for d in self.dtypes], default=2.2e-16)
+        close = np.abs(got - want) <= 1024 * eps * np.maximum(1.0, np.abs(want))
+        return bool(np.all(close | (np.isnan(got) & np.isnan(want))))
 
     def baked(self) -> Callable[[Sequence[Any], Sequence[Any]], Any]:
         """J with the other array leaves baked in as constants (the ``dynamic`` input ignored)."""
-        dynamic = self.dynamic
-        return lambda values, _: self.j(values, dynamic)
+        j, dynamic = self.j, self.dynamic
+        return lambda values, _: j(values, dynamic)
 
-    def values(self, row: Any) -> list[Any]:
-        """The checked leaves from one flat row (traced)."""
+
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _j_function(
+    fn_ref: Callable[[], Any], layout: list, decoders: list[Callable], objective: Callable
+) -> Callable[[Sequence[Any], Sequence[Any]], Any]:
+    """J at the checked leaves ``values``, the other array leaves being ``dynamic``."""
+
+    def j(values: Sequence[Any], dynamic: Sequence[Any]) -> Any:
+        import jax
+
+        args = []
+        for treedef, spec in layout:
+            leaves = [
+                decoders[k](values[k]) if kind == "value"
+                else dynamic[k] if kind == "dynamic" else k
+                for kind, k in spec
+            ]
+            args.append(jax.tree_util.tree_unflatten(treedef, leaves))
+        return objective(fn_ref()(*args))
+
+    return j
+
+
+def _values_function(
+    shapes: list[tuple[int, ...]], sizes: list[int], dtypes: list[Any]
+) -> Callable[[Any], list[Any]]:
+    """The checked leaves from one flat row (traced)."""
+    cuts = np.cumsum(sizes)[:-1]
+
+    def values(row: Any) -> list[Any]:
         import jax.numpy as jnp
 
-        cuts = np.cumsum(self.sizes)[:-1]
         return [
             p.reshape(s).astype(d)
-            for p, s, d in zip(jnp.split(row, cuts), self.shapes, self.dtypes, strict=True)
+            for p, s, d in zip(jnp.split(row, cuts), shapes, dtypes, strict=True)
         ]
+
+    return values
 
 
 def _decoder(view: _View) -> Callable[[Any], Any]:
@@ -537,13 +578,21 @@ class _PlainLoss:
         return self.fn(values)
 
     def _first(self, values: list[Any], jax: Any) -> Callable:
-        dynamic = self.traced.dynamic
-        try:  # the other array leaves as inputs: reusable by the next check
-            jitted = self.traced.compiled("plain", jax.jit)
-            jitted(values, dynamic)
-            return lambda v: jitted(v, dynamic)
-        except Exception:  # noqa: BLE001 - fn needs a concrete leaf: bake the leaves in
-            self.traced.forget("plain")
+        dynamic, traced = self.traced.dynamic, self.traced
+        for _ in range(2):
+            try:  # the other array leaves as inputs: reusable by the next check
+                jitted = traced.compiled("plain", jax.jit)
+                jitted(values, dynamic)
+                if "plain" in traced.hits and not traced.fresh(
+                    lambda rows, f=jitted: [f(traced.values(r), dynamic) for r in rows],
+                    self.j_of, np.concatenate([np.ravel(v) for v in values]).astype(np.float64),
+                ):
+                    traced.forget()  # stale: fn reads something that changed; trace again
+                    continue
+                return lambda v: jitted(v, dynamic)
+            except Exception:  # noqa: BLE001 - fn needs a concrete leaf: bake the leaves in
+                traced.forget("plain")
+                break
         baked = jax.jit(self.traced.baked())
         try:
             baked(values, dynamic)
@@ -577,15 +626,17 @@ class _Stacks:
 
         traced = self.traced
         if pattern == "full":
+            of_row = traced.values
+
             def build(j: Callable) -> Any:
-                return jax.jit(jax.vmap(lambda row, d: j(traced.values(row), d), in_axes=(0, None)))
+                return jax.jit(jax.vmap(lambda row, d: j(of_row(row), d), in_axes=(0, None)))
         else:
-            t = pattern
+            t, shape, dtype = pattern, traced.shapes[pattern], traced.dtypes[pattern]
 
             def build(j: Callable) -> Any:
                 def one(row: Any, fixed: list[Any], d: list[Any]) -> Any:
                     values = list(fixed)
-                    values[t] = row.reshape(traced.shapes[t]).astype(traced.dtypes[t])
+                    values[t] = row.reshape(shape).astype(dtype)
                     return j(values, d)
 
                 return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
@@ -641,7 +692,11 @@ class _Stacks:
 
 
 def _batched(
-    traced: _Traced, params: dict[str, np.ndarray], plain: Callable[[], float], vectorize: str
+    traced: _Traced,
+    params: dict[str, np.ndarray],
+    plain: Callable[[], float],
+    vectorize: str,
+    j_of: Callable[[Sequence[Any]], Any],
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``jax.vmap`` (chunked, jitted), or None and why.
 
@@ -650,12 +705,16 @@ def _batched(
     if (refused := _adapters.batched_refusal(vectorize)) is not None:
         return None, refused
     theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
-    if traced.key is not None:
+    for _ in range(2 if traced.key is not None else 0):
         stacks = _Stacks(traced, True, theta)
         fn, _ = _adapters.probe_batched(stacks.full, theta[None, :], plain, "auto", "jax.vmap")
+        if fn is not None and "full" in traced.hits and not traced.fresh(stacks.full, j_of, theta):
+            traced.forget()  # stale: fn reads something that changed since; trace again
+            continue
         if fn is not None:
             return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes), ""
         traced.forget("full")
+        break
     stacks = _Stacks(traced, False, theta)
     fn, reason = _adapters.probe_batched(stacks.full, theta[None, :], plain, vectorize, "jax.vmap")
     if fn is None:
