@@ -355,3 +355,26 @@ def test_jax_one_tensor_stacks_give_the_full_values_where_used(monkeypatch) -> N
                                 for n, q in zip(params, parts, strict=True)}))
 
             np.testing.assert_allclose(got, [at(w) for w in whole], rtol=1e-13)
+
+
+@needs_hook
+def test_jax_stacks_without_their_own_function_give_the_full_rows_values() -> None:
+    jax, jnp, gj, gfj = _jax()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 5))
+    p = {"W": rng.standard_normal((5, 4)), "b": rng.standard_normal(4)}
+
+    def f(q, x):
+        return jnp.sum(jnp.tanh(x @ q["W"] + q["b"]))
+
+    with gfj._x64(True):
+        problem = gfj._Problem.build(f, (p, x), 0, 0)
+        traced = gfj._Traced(problem, gfj._cast64, [np.float64] * 2, True, False,
+                             gfj._objective(problem))
+        params = dict(zip(problem.names, problem.originals(), strict=True))
+        j_of = lambda values: traced.j(values, traced.dynamic)  # noqa: E731
+        fn, _ = gfj._batched(traced, params, lambda: float(f(p, x)), "vmap", j_of)
+        for t in range(2):  # rows too few to pay for a compilation: built chunk by chunk
+            rows, whole = _stack(fn, t, n=100, seed=t)
+            np.testing.assert_array_equal(fn.by_tensor(t, rows), fn(whole))
+            assert fn.trusted[t] is False

@@ -152,8 +152,10 @@ class Batched:
         moving: Callable[[int, np.ndarray], np.ndarray],
         theta: np.ndarray,
         sizes: Sequence[int],
+        block: Callable[[np.ndarray, int, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.full, self.moving, self.theta = full, moving, np.asarray(theta, dtype=np.float64)
+        self.block = block  # block(θ, a, rows): full of θ with columns a: set to rows
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.trusted: dict[int, bool] = {}
         self._reference: float | None = None
@@ -182,6 +184,8 @@ class Batched:
             except Exception:  # noqa: BLE001 - the full path raises it again if it is real
                 pass
             self.trusted[t] = False
+        if self.block is not None:  # the full path builds its rows chunk by chunk
+            return self.block(self.theta, int(self.starts[t]), rows)
         whole = np.repeat(self.theta[None, :], len(rows), axis=0)
         whole[:, self.starts[t] : self.starts[t + 1]] = rows
         return self.full(whole)

@@ -644,29 +644,45 @@ class _Stacks:
             return traced.compiled(pattern, build)
         return _Compiled(build(traced.baked()))
 
-    def _run(self, f: _Compiled, rows: np.ndarray, *fixed: Any) -> np.ndarray:
+    def _run(
+        self, f: _Compiled, rows: np.ndarray, *fixed: Any, into: tuple | None = None
+    ) -> np.ndarray:
+        """J of each row, CHUNK rows per call (the last chunk padded with its first row).
+        ``into=(buffer, a)``: ``rows`` are columns a: of full rows whose other columns
+        ``buffer`` (CHUNK, N) holds: each chunk is written into it, never a (B, N) stack."""
         import jax.numpy as jnp
 
         rows = np.asarray(rows, dtype=np.float64)
         out = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            padded = chunk if len(chunk) == CHUNK else np.concatenate(
-                [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
-            )
+            if into is not None:
+                buffer, a = into
+                buffer[: len(chunk), a : a + chunk.shape[1]] = chunk
+                buffer[len(chunk) :, a : a + chunk.shape[1]] = chunk[:1]
+                padded = buffer
+            else:
+                padded = chunk if len(chunk) == CHUNK else np.concatenate(
+                    [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
+                )
             js = f(jnp.asarray(padded, dtype=jnp.result_type(float)), *fixed, self.traced.dynamic)
-            out.append(np.asarray(js)[: len(chunk)])
+            out.append(np.asarray(js)[: len(chunk)])  # done before the buffer is written again
         return np.concatenate(out).astype(np.float64)
 
-    def full(self, thetas: np.ndarray) -> np.ndarray:
+    def full(self, thetas: np.ndarray, into: tuple | None = None) -> np.ndarray:
         f = self._function("full")
         warm = f.seconds is not None
         start = time.perf_counter()
-        out = self._run(f, thetas)
+        out = self._run(f, thetas, into=into)
         if warm:  # the cost of a row through the full path, compilation excluded
             padded = CHUNK * -(-len(thetas) // CHUNK)
             self.row_seconds = (time.perf_counter() - start) / padded
         return out
+
+    def block(self, theta: np.ndarray, a: int, rows: np.ndarray) -> np.ndarray:
+        """``full`` of the rows θ with columns a: replaced by ``rows``, built chunk by chunk."""
+        buffer = np.repeat(np.asarray(theta, dtype=np.float64)[None, :], CHUNK, axis=0)
+        return self.full(rows, into=(buffer, a))
 
     def moving(self, t: int, rows: np.ndarray) -> np.ndarray | None:
         if t not in self.own:
@@ -712,11 +728,13 @@ def _batched(
             traced.forget()  # stale: fn reads something that changed since; trace again
             continue
         if fn is not None:
-            return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes), ""
+            return _adapters.Batched(
+                stacks.full, stacks.moving, theta, traced.sizes, stacks.block
+            ), ""
         traced.forget("full")
         break
     stacks = _Stacks(traced, False, theta)
     fn, reason = _adapters.probe_batched(stacks.full, theta[None, :], plain, vectorize, "jax.vmap")
     if fn is None:
         return None, reason
-    return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes), ""
+    return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
