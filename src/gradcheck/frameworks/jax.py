@@ -391,7 +391,7 @@ class _Traced:
             for i, leaf in enumerate(leaves):
                 if a in problem.argnums and (a, i) in where:
                     spec.append(("value", where[(a, i)]))
-                elif hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+                elif _numeric_array(leaf, jax):
                     spec.append(("dynamic", len(dynamic)))
                     dynamic.append(jnp.asarray(cast(leaf)))
                 else:  # Python scalars, strings and other static leaves: baked in
@@ -483,6 +483,13 @@ class _Traced:
 
 
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _numeric_array(leaf: Any, jax: Any) -> bool:
+    """A JAX array, or a NumPy array or scalar of numbers: an input of the compiled code."""
+    if isinstance(leaf, jax.Array):
+        return True
+    return isinstance(leaf, np.ndarray | np.generic) and leaf.dtype.kind in "biufc"
 
 
 def _j_function(
