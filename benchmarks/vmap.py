@@ -1,33 +1,44 @@
 """Batched evaluation vs the loop (issue 17): a full check of a 64-32-10 tanh MLP (batch 100,
 float64, N = 2,410) through each path, side by side in one run.
 
-Run:  .venv/bin/python benchmarks/vmap.py [--repeat 5] [--chunks 64,256,1024]
+Run:  .venv/bin/python benchmarks/vmap.py [--repeat 5] [--chunks 64,256,1024] [--threads 1]
+      .venv/bin/python benchmarks/vmap.py --threads default
 
-One BLAS / torch thread per process (set below) so that loaded cores compare like with like.
-Rows: the bare NumPy loop of 2N loss calls (the textbook check, no judgement), gradcheck.check
-on the NumPy loss, gradcheck.torch.check_module with vectorize="vmap" and "loop",
-gradcheck.jax.check with vectorize="vmap" and "loop", torch.autograd.gradcheck (slow, fast) and
-jax.test_util.check_grads. Loss calls: counted by a wrapper for the NumPy loss; for the adapters,
-the rows the batched function received (counted by a wrapper around it) plus plain calls. Each
-figure is the best of --repeat runs (first runs include torch/JAX warm-up and compilation:
-reported separately as "first").
+--threads 1 (the default) gives every library one thread (BLAS, torch, XLA), so that loaded
+cores compare like with like; --threads default leaves each library its own default (what a
+user gets; on a shared machine, busy cores slow the multi-threaded paths most). Rows: the bare
+NumPy loop of 2N loss calls (the textbook check, no judgement), gradcheck.check on the NumPy
+loss, gradcheck.torch.check_module with vectorize="vmap" and "loop", gradcheck.jax.check with
+vectorize="vmap" and "loop", torch.autograd.gradcheck (slow, fast) and
+jax.test_util.check_grads; then the floor: the batched forward alone on the stacks a full check
+makes (each tensor's rows, the others fixed), per row. Loss calls: counted by a wrapper for the
+NumPy loss; for the adapters, the rows the batched function received (counted by a wrapper
+around it, one-tensor stacks included) plus plain calls. Each figure is the best of --repeat
+runs (first runs include torch/JAX warm-up and compilation: reported separately as "first").
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+THREADS = "default" if "--threads=default" in sys.argv or (
+    "--threads" in sys.argv and sys.argv[sys.argv.index("--threads") + 1:][:1] == ["default"]
+) else "1"
+if THREADS == "1":  # before NumPy, torch or JAX start their thread pools
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import numpy as np  # noqa: E402
 from scale import Mlp, bare_loop  # noqa: E402
 
 import gradcheck  # noqa: E402
@@ -45,7 +56,8 @@ def best(fn, repeat: int) -> tuple[float, float, object]:
 def torch_problem(net: Mlp):
     import torch
 
-    torch.set_num_threads(1)
+    if THREADS == "1":
+        torch.set_num_threads(1)
     p = net.params
     module = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
     module = module.double()
@@ -75,29 +87,63 @@ def counting_batches(module_name: str):
         if fn is None:
             return fn, reason
 
-        def counted(thetas):
-            counter["rows"] += len(thetas)
-            return fn(thetas)
+        class Counted:  # every row the check asks for, full rows and one-tensor stacks alike
+            def __call__(self, thetas):
+                counter["rows"] += len(thetas)
+                return fn(thetas)
 
+        counter["fn"] = fn  # for the floor: the batched function alone
+        counted = Counted()
+        if hasattr(fn, "by_tensor"):
+
+            def by_tensor(t, rows):
+                counter["rows"] += len(rows)
+                return fn.by_tensor(t, rows)
+
+            counted.by_tensor = by_tensor
         return counted, reason
 
     mod._batched = patched
     return counter
 
 
+def floor(fn, repeat: int) -> tuple[float, float]:
+    """The batched function alone (no verdict) on the stacks a full check makes: for each
+    tensor, its 2 n_t rows (entry i moved by ±1e-6), in the evaluator's stacks of 32 MiB."""
+    from gradcheck.core._evaluate import MEMORY
+
+    stacks = []
+    for t in range(len(fn.starts) - 1):  # the adapter's tensors, in its order
+        own = fn.theta[fn.starts[t] : fn.starts[t + 1]]
+        rows = np.repeat(own[None, :], 2 * own.size, axis=0)
+        entries = np.repeat(np.arange(own.size), 2)
+        rows[np.arange(len(rows)), entries] += np.tile([1e-6, -1e-6], own.size)
+        per_stack = max(1, MEMORY // (8 * own.size))
+        stacks += [(t, rows[lo : lo + per_stack]) for lo in range(0, len(rows), per_stack)]
+
+    def go():
+        for t, rows in stacks:
+            fn.by_tensor(t, rows)
+
+    return best(go, repeat)[:2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunks", default="")
+    parser.add_argument("--threads", choices=("1", "default"), default="1")
     args = parser.parse_args()
     net = Mlp((64, 32, 10))
     n = net.n
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, N = {n:,}, 2N = {2 * n:,} calls")
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, N = {n:,}, 2N = {2 * n:,} calls, "
+          f"threads: {THREADS} ({'one per library' if THREADS == '1' else 'libraries default'}), "
+          f"load average {os.getloadavg()[0]:.2f}")
     rows: list[tuple[str, float, float, str]] = []
 
     t0, t, _ = best(lambda: bare_loop(net, 2 * n), args.repeat)
     loop_time = t
-    rows.append(("bare NumPy loop of 2N calls", t0, t, f"{2 * n:,}"))
+    rows.append(("bare NumPy loop of 2N calls", t0, t, f"{2 * n:,} ({1e6 * t / (2 * n):.1f} us/call)"))
 
     calls = {"n": 0}
 
@@ -154,6 +200,7 @@ def main() -> None:
         assert ok
         rows.append((f"torch.autograd.gradcheck fast_mode={fast}", t0, t, "-"))
 
+    jcounter = None
     try:
         import jax
     except ImportError:
@@ -187,6 +234,12 @@ def main() -> None:
         t0, t, _ = best(lambda: check_grads(jf, (q,), order=1, modes=("rev",)), args.repeat)
         rows.append(("jax.test_util.check_grads (rev, order 1)", t0, t, "-"))
 
+    for label, wrapped in (("torch", counter), ("JAX", jcounter)):
+        if wrapped is None or not hasattr(wrapped.get("fn"), "by_tensor"):
+            continue  # (an older adapter without one-tensor stacks: no floor row)
+        first, t = floor(wrapped["fn"], args.repeat)
+        rows.append((f"floor: the {label} batched function alone on the 2N rows", first, t,
+                     f"{2 * n:,} ({1e6 * t / (2 * n):.1f} us/row)"))
     print(f"| path | first run (s) | best of {args.repeat} (s) | vs bare NumPy loop | loss calls |")
     print("|---|---|---|---|---|")
     for label, first, fastest, c in rows:

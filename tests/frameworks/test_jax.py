@@ -151,26 +151,30 @@ def test_vmap_fallback_is_noted() -> None:
     assert not any("loop fallback" in n for n in vmapped.notes)
 
 
+def _traced(f, params, args=()):
+    problem = gj._Problem.build(f, (params, *args), 0, 0)
+    dtypes = [np.float64] * len(problem.names)
+    traced = gj._Traced(problem, gj._cast64, dtypes, True, False, gj._objective(problem))
+    return traced, lambda values: traced.j(values, traced.dynamic)
+
+
 @needs_hook
 def test_batched_function_matches_the_loop() -> None:
     def f(p):
         return jnp.sum(jnp.sin(p["a"])) * jnp.sum(p["b"])
 
     params = {"a": np.ones(3), "b": np.ones(2)}
-    problem = gj._Problem.build(f, (params,), 0, 0)
     thetas = np.random.default_rng(0).standard_normal((70, 5))  # more than one chunk
     with gj._x64(True):
-
-        def j_of(values):
-            return problem.call(values, gj._cast64)
+        traced, j_of = _traced(f, params)
 
         def truth(p):
             return float(f(p))
 
-        fn, _ = gj._batched(j_of, params, [np.float64] * 2, truth, "auto")
+        fn, _ = gj._batched(traced, params, lambda: truth(params), "auto", j_of)
         want = [truth({"a": t[:3], "b": t[3:]}) for t in thetas]
         np.testing.assert_allclose(fn(thetas), want, rtol=1e-12)
-        refused, reason = gj._batched(j_of, params, [np.float64] * 2, lambda p: 0.0, "auto")
+        refused, reason = gj._batched(traced, params, lambda: 0.0, "auto", j_of)
     assert refused is None and "vmap gave" in reason  # a probe that disagrees is not trusted
 
 

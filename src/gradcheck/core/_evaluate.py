@@ -225,6 +225,12 @@ class BatchedEvaluator(SerialEvaluator):
     ``thetas`` has shape (B, N): each row is every parameter raveled in C order and concatenated
     in ``flatten(params).names`` order; B is bounded so that a stack takes at most ``memory``
     bytes.
+
+    A batched loss may also offer ``batched_loss.by_tensor(t, rows) -> Js``, where ``rows``
+    (B, n_t) holds tensor t's entries alone and every other tensor stays at its given value:
+    the stacks that move one tensor (all of them) then go through it, so the loss can hold the
+    other tensors fixed instead of batching copies of them (vmap's ``in_dims=None``). Same rows,
+    same calls, same counts; only the stack is n_t wide instead of N.
     """
 
     block = 4096
@@ -240,12 +246,17 @@ class BatchedEvaluator(SerialEvaluator):
         sizes = [f.size for f in workspace.flats]
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.theta = np.concatenate([np.real(f) for f in workspace.flats]).astype(np.float64)
+        self.memory = memory
         self.rows = max(1, int(memory // (8 * max(self.theta.size, 1))))
+        self.by_tensor = getattr(batched_loss, "by_tensor", None)
 
-    def _batch(self, rows: np.ndarray, where: str, finite: bool = True) -> np.ndarray:
+    def _batch(
+        self, rows: np.ndarray, where: str, finite: bool = True, t: int | None = None
+    ) -> np.ndarray:
+        """Js of a stack: full rows (B, N), or tensor t's entries alone (B, n_t) by_tensor."""
         self.calls += len(rows)
         try:
-            out = self.loss(rows)
+            out = self.loss(rows) if t is None else self.by_tensor(t, rows)
         except Exception as error:
             raise LossRaisedError(
                 f"batched_loss(thetas) raised {type(error).__name__}: {error} ({where}). "
@@ -267,24 +278,35 @@ class BatchedEvaluator(SerialEvaluator):
     def base(self) -> float:
         return float(self._batch(self.theta[None, :].copy(), "at the given parameters")[0])
 
+    def _rows_of(self, t: int) -> tuple[np.ndarray, int, int, int | None]:
+        """What a stack moving tensor t starts from (every row), where t's columns start in
+        it, the rows one stack may hold, and the ``by_tensor`` index (None: full rows)."""
+        if self.by_tensor is None:
+            return self.theta, int(self.starts[t]), self.rows, None
+        own = self.theta[self.starts[t] : self.starts[t + 1]]
+        return own, 0, max(1, int(self.memory // (8 * max(own.size, 1)))), t
+
     def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         out = np.empty(len(idx))
-        cols = self.starts[t] + np.asarray(idx, dtype=np.int64)
-        for lo in range(0, len(idx), self.rows):
-            c, v = cols[lo : lo + self.rows], np.real(values[lo : lo + self.rows])
-            rows = np.repeat(self.theta[None, :], len(c), axis=0)
+        start, offset, per_stack, which = self._rows_of(t)
+        cols = offset + np.asarray(idx, dtype=np.int64)
+        for lo in range(0, len(idx), per_stack):
+            c, v = cols[lo : lo + per_stack], np.real(values[lo : lo + per_stack])
+            rows = np.repeat(start[None, :], len(c), axis=0)
             rows[np.arange(len(c)), c] = v
             where = f"moving {self.ws.names[t]} entries"
-            out[lo : lo + len(c)] = self._batch(rows, where, finite=False)
+            out[lo : lo + len(c)] = self._batch(rows, where, finite=False, t=which)
         return out
 
     def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        a, b = self.starts[t], self.starts[t + 1]
-        rows = np.repeat(self.theta[None, :], len(steps), axis=0)
-        original = self.theta[a:b]
+        start, a, _, which = self._rows_of(t)
+        b = a + int(self.starts[t + 1] - self.starts[t])
+        rows = np.repeat(start[None, :], len(steps), axis=0)
+        original = start[a:b]
         for k, s in enumerate(steps.tolist()):
             rows[k, a:b] = original + s * direction
-        return self._batch(rows, f"moving {self.ws.names[t]} along a direction", finite=False)
+        where = f"moving {self.ws.names[t]} along a direction"
+        return self._batch(rows, where, finite=False, t=which)
 
 
 def _batch_values(out: Any, where: str) -> np.ndarray:

@@ -885,30 +885,54 @@ def _vmapped(
     dtypes: dict[str, Any],
     device: Any,
     cast: Callable,
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> _adapters.Batched:
+    """J of a stack of rows through ``torch.func.vmap``: full rows (every tensor batched), or
+    ``by_tensor`` stacks that move one tensor, the others passed unbatched (``in_dims=None``):
+    everything upstream of the moving tensor is computed once per chunk, and products with the
+    fixed weights are plain matrix products instead of per-row ones."""
     import torch
 
-    shapes = [params[n].shape for n in problem.names]
+    names = problem.names
+    shapes = [params[n].shape for n in names]
     sizes = [int(np.prod(s)) for s in shapes]
+    fixed = [
+        torch.tensor(params[n].reshape(-1), dtype=dtypes[n], device=device) for n in names
+    ]
 
     def one(*flat: Any) -> Any:
-        tensors = {n: f.reshape(s) for n, f, s in zip(problem.names, flat, shapes, strict=True)}
+        tensors = {n: f.reshape(s) for n, f, s in zip(names, flat, shapes, strict=True)}
         return objective(problem.call(tensors, cast))
 
-    batched = torch.func.vmap(one, chunk_size=CHUNK)
+    maps: dict[tuple[int | None, ...], Callable] = {}  # one vmap per in_dims pattern
 
-    def fn(thetas: np.ndarray) -> np.ndarray:
+    def run(flat: list[Any], dims: tuple[int | None, ...]) -> np.ndarray:
+        if dims not in maps:
+            maps[dims] = torch.func.vmap(one, in_dims=dims, chunk_size=CHUNK)
+        with torch.no_grad():
+            return maps[dims](*flat).detach().cpu().double().numpy().reshape(-1)
+
+    def full(thetas: np.ndarray) -> np.ndarray:
         # One tensor over the rows as they are (no copy on the CPU in float64), then views per
         # parameter: the columns are never copied out one by one.
         whole = torch.from_numpy(np.ascontiguousarray(thetas, dtype=np.float64))
         flat = [
             c.to(dtype=dtypes[n], device=device)
-            for n, c in zip(problem.names, torch.split(whole, sizes, dim=1), strict=True)
+            for n, c in zip(names, torch.split(whole, sizes, dim=1), strict=True)
         ]
-        with torch.no_grad():
-            return batched(*flat).detach().cpu().double().numpy().reshape(-1)
+        return run(flat, (0,) * len(names))
 
-    return fn
+    def moving(t: int, rows: np.ndarray) -> np.ndarray:
+        block = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float64))
+        # Fresh copies of the fixed tensors on every call: a forward that writes into a
+        # parameter must not reach the next stack.
+        flat = [
+            block.to(dtype=dtypes[n], device=device) if k == t else f.clone()
+            for k, (n, f) in enumerate(zip(names, fixed, strict=True))
+        ]
+        return run(flat, tuple(0 if k == t else None for k in range(len(names))))
+
+    theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in names])
+    return _adapters.Batched(full, moving, theta, sizes)
 
 
 # --- leaving the module as it was -----------------------------------------------------------
