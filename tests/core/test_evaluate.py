@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,12 @@ from nets import snapshot
 
 import gradcheck
 from gradcheck.core._progress import CheckInterrupted, Progress
+
+
+def _processes(n: int) -> ProcessPoolExecutor:
+    """Workers started fresh ("spawn"): forking a test process that has imported JAX or torch
+    (multithreaded) warns and can deadlock, and the suite's order decides what is imported."""
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
 
 
 class Net:
@@ -125,7 +132,7 @@ def test_batched_loss_errors() -> None:
 def test_pools_give_the_serial_report(kind: str) -> None:
     net = Net()
     serial = gradcheck.check(net, net.params, _wrong(net))
-    pool = ThreadPoolExecutor(2) if kind == "thread" else ProcessPoolExecutor(2)
+    pool = ThreadPoolExecutor(2) if kind == "thread" else _processes(2)
     with pool:
         pooled = gradcheck.check(net, net.params, _wrong(net), executor=pool)
         sampled = gradcheck.check(net, net.params, _wrong(net), executor=pool, coords=50)
@@ -136,14 +143,14 @@ def test_pools_give_the_serial_report(kind: str) -> None:
 def test_unpicklable_loss_gets_a_clear_error() -> None:
     net = Net()
     error = pytest.raises(gradcheck.GradCheckError, match="module level")
-    with ProcessPoolExecutor(1) as pool, error:
+    with _processes(1) as pool, error:
         gradcheck.check(lambda p: net(p), net.params, net.grads(), executor=pool)
 
 
 def test_a_dead_worker_is_retried(tmp_path: Path) -> None:
     loss = DiesOnce(tmp_path / "died")
     loss.parent = os.getpid()
-    with ProcessPoolExecutor(2) as pool:
+    with _processes(2) as pool:
         r = gradcheck.check(loss, loss.params, loss.grads(), executor=pool)
     assert (tmp_path / "died").exists() and r.passed and r.evaluations == 2 * 123 + 3 + 24  # 2N, J(θ) three times, 6 noise probes a tensor
 
