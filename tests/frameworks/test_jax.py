@@ -206,3 +206,24 @@ def test_registered_dataclass_module_names() -> None:
     report = gj.check(f, model, np.array([[0.5, -1.0]]))
     assert report.passed
     assert list(report.components) == ["layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"]
+
+
+def test_typed_prng_keys_are_left_as_they_are() -> None:
+    """A typed key (``jax.random.key``, dtype key<fry>) has no NumPy dtype: as a fixed argument
+    or a leaf of the checked pytree it is passed through, and the check still runs in float64."""
+
+    def f(w, key):
+        return jnp.sum(jnp.sin(w) * jax.random.normal(key, w.shape))
+
+    w = jnp.asarray(np.linspace(-1.0, 1.0, 6).reshape(2, 3), dtype=jnp.float32)
+    r = gj.check(f, w, jax.random.key(0))
+    assert r.passed and any("float64" in n and "Evaluated" in n for n in r.notes)
+    assert not any("raised in float64" in n for n in r.notes)
+
+    def g(p):
+        return jnp.sum(jnp.sin(p["w"]) * jax.random.normal(p["rng"], p["w"].shape))
+
+    r = gj.check(g, {"w": w, "rng": jax.random.key(1)})
+    assert r.passed and list(r.components) == ["w"]
+    with pytest.raises(gradcheck.OptionError, match="argnums=1"):
+        gj.check(f, w, jax.random.key(0), argnums=1)

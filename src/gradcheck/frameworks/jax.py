@@ -101,6 +101,7 @@ class _Problem:
     @classmethod
     def build(cls, fn: Callable, args: tuple, argnums: Any, seed: int) -> _Problem:
         import jax
+        import jax.numpy as jnp
 
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         if not nums or any(not isinstance(a, int) or not 0 <= a < len(args) for a in nums):
@@ -113,8 +114,9 @@ class _Problem:
             pairs, treedefs[a] = jax.tree_util.tree_flatten_with_path(args[a])
             leaves[a] = [leaf for _, leaf in pairs]
             for i, (path, leaf) in enumerate(pairs):
-                kind = np.asarray(leaf).dtype
-                if np.issubdtype(kind, np.floating) or np.issubdtype(kind, np.complexfloating):
+                # A typed PRNG key (key<fry>) has no NumPy dtype: not a float, left as it is.
+                kind = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+                if jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.complexfloating):
                     key = jax.tree_util.keystr(path, simple=True, separator=".")
                     prefix = f"arg{a}" if len(nums) > 1 or not key else ""
                     name = ".".join(p for p in (prefix, key) if p)
@@ -205,9 +207,11 @@ def _x64(enabled: bool) -> Iterator[None]:
 def _cast64(x: Any) -> Any:
     import jax.numpy as jnp
 
-    if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.floating):
+    # jnp.issubdtype, not np.dtype: extended dtypes (a typed PRNG key, key<fry>) are no NumPy
+    # dtype, and a key is passed as it is.
+    if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
         return jnp.asarray(x, dtype=jnp.float64)
-    if hasattr(x, "dtype") and np.issubdtype(np.dtype(x.dtype), np.complexfloating):
+    if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating):
         return jnp.asarray(x, dtype=jnp.complex128)
     return x
 
