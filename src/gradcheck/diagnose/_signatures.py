@@ -573,7 +573,7 @@ def layer_chain(
     if layers is not None:
         order = [n for n in dict.fromkeys(layers) if n in components]
     elif all(k is not None for k in keys.values()):
-        order = sorted(names, key=lambda n: (keys[n], names.index(n)))
+        order = sorted(names, key=lambda n: keys[n])  # stable: ties keep insertion order
     else:
         order = names
     groups: list[list[str]] = []
