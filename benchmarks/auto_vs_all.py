@@ -90,7 +90,7 @@ def judge(loss, params, g, correct, **options):
     detected = (not r.passed) if faulty else r.passed
     located = set(r.suspects) == faulty
     kinds = ",".join(f.kind for f in r.findings) or "-"
-    return detected, located, kinds, counted.calls, seconds, faulty
+    return detected, located, kinds, counted.calls, seconds
 
 
 def main() -> None:
@@ -118,7 +118,7 @@ def main() -> None:
                 g = grads(params, **bug)
                 if post is not None:
                     g = post({k: v.copy() for k, v in g.items()})
-                d, loc, kinds, calls, s, _ = judge(loss, params, g, correct, **budget)
+                d, loc, kinds, calls, s = judge(loss, params, g, correct, **budget)
                 t = totals.setdefault(size, [0, 0, 0])
                 t[0] += 1
                 t[1] += d
@@ -126,7 +126,7 @@ def main() -> None:
                 row = f"| {size} s{seed} | {name} | {'yes' if d else 'NO'} / " \
                       f"{'yes' if loc else 'NO'} / {kinds} | {calls:,}, {s:.1f} |"
                 if size in args.all.split(",") and i < args.all_cases:
-                    d2, loc2, kinds2, calls2, s2, _ = judge(loss, params, g, correct, coords="all")
+                    d2, loc2, kinds2, calls2, s2 = judge(loss, params, g, correct, coords="all")
                     row += f" {'yes' if d2 else 'NO'} / {'yes' if loc2 else 'NO'} / {kinds2} | " \
                            f"{calls2:,}, {s2:.1f} |"
                 else:

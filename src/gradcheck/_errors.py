@@ -63,10 +63,7 @@ def require(module: str, extra: str, needed_for: str) -> Any:
         top = module.split(".")[0]
         if error.name is not None and error.name.split(".")[0] != top:
             raise  # the dependency exists but is broken inside: show its own error
-        raise ImportError(
-            f"{needed_for} needs {top}, which is not installed: pip install \"gradcheck[{extra}]\"",
-            name=top,
-        ) from None
+        raise _not_installed(top, extra, needed_for) from None
 
 
 def ensure_available(module: str, extra: str, needed_for: str) -> None:
@@ -79,8 +76,11 @@ def ensure_available(module: str, extra: str, needed_for: str) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise ImportError(
-            f"{needed_for} needs {module}, which is not installed: "
-            f"pip install \"gradcheck[{extra}]\"",
-            name=module,
-        )
+        raise _not_installed(module, extra, needed_for)
+
+
+def _not_installed(module: str, extra: str, needed_for: str) -> ImportError:
+    return ImportError(
+        f"{needed_for} needs {module}, which is not installed: pip install \"gradcheck[{extra}]\"",
+        name=module,
+    )

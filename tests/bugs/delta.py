@@ -7,7 +7,7 @@ label smoothing, class weights or a temperature), sigmoid BCE, a sigmoid or tanh
 squared error (the seed-003 net), a linear output with MSE or Huber loss.
 
 ``heldout(case, trap, s)`` and ``gallery(case, trap, s)`` return (bugs, traps) built with the
-gallery's own ``_case`` / ``_trap`` (passed in, so that this module does not import ``bugs``).
+gallery's own ``_case`` / ``_trap`` (passed in: ``bugs/__init__`` imports this module).
 """
 
 from __future__ import annotations
@@ -17,18 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from bugs.mlp import ACT as _MLP_ACT
+from bugs.mlp import _sigmoid
+
 Params = dict[str, np.ndarray]
 
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-# activation -> (f, f' at the pre-activation z)
+# activation -> (f, f' at the pre-activation z): the MLP gallery's, and softplus
 ACT: dict[str, tuple[Callable, Callable]] = {
-    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
-    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
+    **_MLP_ACT,
     "softplus": (lambda z: np.logaddexp(0.0, z), _sigmoid),
 }
 # output activation of the squared-error heads

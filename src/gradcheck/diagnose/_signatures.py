@@ -199,24 +199,35 @@ def _permutations(shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
     return [("transposed and reshaped to fit", np.arange(a * b).reshape(a, b).T.ravel())]
 
 
-def _transposed(e: Evidence) -> Finding | None:
+def _mapped(e: Evidence, maps: list[tuple[str, np.ndarray]]) -> str | None:
+    """How the first flat index map p with g ≈ n[p] reads the gradient, or None."""
+    if not maps:
+        return None
     c = e.component
     n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
-    for how, p in _permutations(c.shape):
-        both = e.mask & e.mask[p]  # entries checked at both ends of the permutation
+    g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
+    bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
+    for how, p in maps:
+        both = e.mask & e.mask[p]  # entries checked at both ends of the map
         if both.sum() < MIN_FIT:
             continue
-        g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
-        bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
         sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
         if sub.explains(g[both] - n_full[p][both]):
-            return Finding(
-                c.name, "transposed",
-                f"d{c.name} matches the numeric gradient {how}.",
-                f"Compute d{c.name} as a_prev.T @ delta (shape {c.shape}), not delta.T @ a_prev, "
-                "and do not reshape a transposed result.",
-            )
+            return how
     return None
+
+
+def _transposed(e: Evidence) -> Finding | None:
+    c = e.component
+    how = _mapped(e, _permutations(c.shape))
+    if how is None:
+        return None
+    return Finding(
+        c.name, "transposed",
+        f"d{c.name} matches the numeric gradient {how}.",
+        f"Compute d{c.name} as a_prev.T @ delta (shape {c.shape}), not delta.T @ a_prev, "
+        "and do not reshape a transposed result.",
+    )
 
 
 def _transposed_data_term(e: Evidence) -> Finding | None:
@@ -270,23 +281,16 @@ def _flip_maps(shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
 
 def _flipped(e: Evidence) -> Finding | None:
     c = e.component
-    n_full = np.asarray(c.numeric_array, dtype=np.float64).ravel()
-    g = np.asarray(c.analytic_array, dtype=np.float64).ravel()
-    bound = np.asarray(c.bound_array, dtype=np.float64).ravel()
-    for how, p in _flip_maps(c.shape):
-        both = e.mask & e.mask[p]
-        if both.sum() < MIN_FIT:
-            continue
-        sub = dataclasses.replace(e, mask=both, n=n_full[both], g=g[both], bound=bound[both])
-        if sub.explains(g[both] - n_full[p][both]):
-            return Finding(
-                c.name, "flipped",
-                f"d{c.name} matches the numeric gradient {how}.",
-                "Accumulate the kernel gradient with the same index order as the forward pass "
-                "(dK[o, c, i, j] += delta[o, x, y] · input[c, x + i, y + j]); a flipped or "
-                "transposed kernel gradient comes from convolving where the forward correlates.",
-            )
-    return None
+    how = _mapped(e, _flip_maps(c.shape))
+    if how is None:
+        return None
+    return Finding(
+        c.name, "flipped",
+        f"d{c.name} matches the numeric gradient {how}.",
+        "Accumulate the kernel gradient with the same index order as the forward pass "
+        "(dK[o, c, i, j] += delta[o, x, y] · input[c, x + i, y + j]); a flipped or "
+        "transposed kernel gradient comes from convolving where the forward correlates.",
+    )
 
 
 def _data_term_missing(e: Evidence) -> Finding | None:
@@ -569,7 +573,7 @@ def layer_chain(
     if layers is not None:
         order = [n for n in dict.fromkeys(layers) if n in components]
     elif all(k is not None for k in keys.values()):
-        order = sorted(names, key=lambda n: (keys[n], names.index(n)))
+        order = sorted(names, key=lambda n: keys[n])  # stable: ties keep insertion order
     else:
         order = names
     groups: list[list[str]] = []

@@ -10,7 +10,7 @@ from gradcheck.report._model import Component, ReportData
 
 def summary(report: ReportData) -> str:
     n_params = len(report.components)
-    verdict = {True: "PASSED", False: "FAILED", None: "INCOMPLETE"}[report.passed]
+    verdict = report.verdict.upper()
     head = (
         f"{verdict}: all {n_params} parameters agree within the numerical noise"
         if report.passed
