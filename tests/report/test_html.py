@@ -170,7 +170,7 @@ def test_a_numbered_list_of_the_worst_entries_with_their_values():
 def test_footer_has_version_seed_and_command():
     page = _report().to_html(command="gradcheck check examples/targets.py:mlp", seed=7)
     footer = page[page.index("<footer>"):]
-    assert "gradcheck " in footer and "seed 7" in footer
+    assert f"gradcheck {gradcheck.report._format.version()} · seed 7" in footer
     assert "gradcheck check examples/targets.py:mlp" in footer
 
 

@@ -362,15 +362,9 @@ def sweep_command(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib import metadata
+        from gradcheck.report._format import version
 
-        try:
-            version = metadata.version("gradcheck")
-        except metadata.PackageNotFoundError:  # run from a source tree without installing
-            from gradcheck.report._html import _footer
-
-            version = _footer(None, None).split("gradcheck ")[1].split("<")[0]
-        typer.echo(f"gradcheck {version}")
+        typer.echo(f"gradcheck {version()}")
         raise typer.Exit(0)
 
 

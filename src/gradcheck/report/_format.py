@@ -49,3 +49,17 @@ def layer_key(name: str) -> tuple[int, ...] | None:
     """Numbers in a name (W12 -> (12,), layers.3.W -> (3,)), for ordering layers."""
     numbers = re.findall(r"\d+", name)
     return tuple(int(n) for n in numbers) if numbers else None
+
+
+def version() -> str:
+    """gradcheck's installed version, or "unknown" when run from a source tree not installed.
+
+    >>> isinstance(version(), str)
+    True
+    """
+    from importlib import metadata
+
+    try:
+        return metadata.version("gradcheck")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -13,7 +13,7 @@ from html import escape as _escape
 
 import numpy as np
 
-from gradcheck.report._format import clean, fmt, index_text
+from gradcheck.report._format import clean, fmt, index_text, version
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
 from gradcheck.report._text import origin_sentence, summary
 
@@ -276,15 +276,10 @@ def _worst_list(c: Component, order: np.ndarray, r: np.ndarray) -> str:
 def _footer(command: str | None, seed: int | None) -> str:
     import shlex
     import sys
-    from importlib import metadata
 
-    try:
-        version = metadata.version("gradcheck")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
     if command is None and sys.argv and sys.argv[0]:
         command = shlex.join(sys.argv)
-    parts = [f"gradcheck {escape(version)}"]
+    parts = [f"gradcheck {escape(version())}"]
     if seed is not None:
         parts.append(f"seed {int(seed)}")
     if command:
