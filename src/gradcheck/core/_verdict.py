@@ -166,7 +166,7 @@ def _check_forced_eps(options: Options, tree: Tree, refuse_huge: bool = True) ->
     if options.eps is None or options.scheme == "complex" or not refuse_huge:
         return
     for name, leaf in zip(tree.names, tree.leaves, strict=True):
-        h = options.eps.get(name) if isinstance(options.eps, dict) else options.eps
+        h = options.eps_value(name)
         if h is None:
             continue
         scale = max(1.0, float(np.sqrt(np.mean(np.abs(leaf.astype(np.float64)) ** 2))))
