@@ -90,7 +90,7 @@ def check_layer(
     has_cache = _has_cache(first, arity) if cache is None else bool(cache)
     outs, saved = _split(first, has_cache)
     rng = np.random.default_rng([int(seed), COTANGENT_STREAM])
-    douts = [_cotangent(out, k, len(outs), rng) for k, out in enumerate(outs)]
+    douts = [_cotangent(out, k, rng) for k, out in enumerate(outs)]
 
     def loss(params: dict[str, np.ndarray]) -> float:
         args = _fresh(inputs)
@@ -210,7 +210,7 @@ def _split(result: Any, has_cache: bool) -> tuple[list[Any], Any]:
     return checked, saved
 
 
-def _cotangent(out: np.ndarray, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+def _cotangent(out: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     if out.size == 0:
         raise LossOutputError(f"forward's output {k} is empty (shape {out.shape}).")
     return rng.standard_normal(out.shape)

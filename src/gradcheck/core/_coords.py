@@ -206,10 +206,6 @@ class Capped:
     def __getattr__(self, name: str) -> Any:  # ws, block, calls, ... of the wrapped evaluator
         return getattr(self.ev, name)
 
-    @property
-    def calls(self) -> int:
-        return self.ev.calls
-
     def left(self) -> float:
         return math.inf if self.limit is None else self.limit - self.ev.calls
 
@@ -231,9 +227,6 @@ class Capped:
     def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
         self._need(len(steps))
         return self.ev.along(t, direction, steps)
-
-    def close(self) -> None:
-        self.ev.close()
 
 
 def _sample(

@@ -66,9 +66,8 @@ def repair(
 
 
 def _step(stepper: Any, i: int) -> float:
-    """The first-pass step of entry i (the stepper holds one step per entry, or one in all)."""
-    h = np.asarray(stepper.h, dtype=np.float64)
-    return float(h if h.ndim == 0 else h[i])
+    """The first-pass step of entry i (the stepper holds one step per entry)."""
+    return float(stepper.h[i])
 
 
 def _judge_one(

@@ -59,17 +59,6 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     return weights
 
 
-def default_step(scheme: Scheme, relative_noise: float, scale: float) -> float:
-    """h = u^(1/(order+1)) · max(1, scale): the classic balance of truncation and rounding.
-
-    >>> round(default_step(SCHEMES["central"], 2.0 ** -52, 1.0), 8)
-    6.06e-06
-    """
-    if scheme.name == "complex":
-        return COMPLEX_STEP * max(1.0, scale)
-    return float(relative_noise**scheme.step_power * max(1.0, scale))
-
-
 def typical_scale(theta: np.ndarray) -> float:
     """The tensor's typical magnitude: the median |θ| of its non-zero entries (1 if all are 0).
 

@@ -166,7 +166,7 @@ def _check_forced_eps(options: Options, tree: Tree, refuse_huge: bool = True) ->
     if options.eps is None or options.scheme == "complex" or not refuse_huge:
         return
     for name, leaf in zip(tree.names, tree.leaves, strict=True):
-        h = options.eps.get(name) if isinstance(options.eps, dict) else options.eps
+        h = options.eps_value(name)
         if h is None:
             continue
         scale = max(1.0, float(np.sqrt(np.mean(np.abs(leaf.astype(np.float64)) ** 2))))
@@ -315,7 +315,7 @@ def _recheck_kinks(
                 gap_2 = (js[0.125] + js[-0.125] - 2 * base) / (h / 2)
                 # Still on a kink (the entries moved together and their effects cancelled):
                 # the one-sided slopes do not scale as a smooth J's do. Leave it a kink.
-                if abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * plan.noise[t] / h + 0.01 * abs(gap_h):
+                if _gap_breaks_scaling(gap_h, gap_2, plan.noise[t], h):
                     continue
                 n_h = (js[0.25] - js[-0.25]) / (0.5 * delta)
                 n_2 = (js[0.125] - js[-0.125]) / (0.25 * delta)
@@ -1307,7 +1307,7 @@ def _kink(
     gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
     h = s * stepper.h[idx]
     # Only asked of entries that already failed the smooth test, so a lower factor suffices.
-    nonsmooth = np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
+    nonsmooth = _gap_breaks_scaling(gap_h, gap_2, sigma, h)
     stacked = _slopes(stepper, idx, values, s)
     slack = SAFETY * 6 * sigma / h + a
     inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
@@ -1318,6 +1318,12 @@ def _kink(
     sided = ((np.abs(slope[s] - slope[s / 2]) <= 0.25 * gap + slack)
              & (np.abs(slope[-s] - slope[-s / 2]) <= 0.25 * gap + slack))
     return nonsmooth, inside, sided
+
+
+def _gap_breaks_scaling(gap_h: Any, gap_2: Any, sigma: float, h: Any) -> Any:
+    """Whether the right-minus-left slope gap at h/2 (``gap_2``) is not half the one at h
+    (``gap_h``), as it is for a smooth J (≈ s·J''): a kink within the step, beyond rounding."""
+    return np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
 
 
 def _assemble(
