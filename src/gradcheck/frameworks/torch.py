@@ -873,8 +873,7 @@ def _batched(
     if (refused := _adapters.batched_refusal(vectorize)) is not None:
         return None, refused
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
-    theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in problem.names])
-    rows = np.stack([theta, theta])
+    rows = np.stack([fn.theta, fn.theta])
     return _adapters.probe_batched(fn, rows, lambda: loss(params), vectorize, "torch.func.vmap")
 
 
