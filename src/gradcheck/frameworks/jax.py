@@ -341,11 +341,11 @@ def _check(
         report = _adapters.leave_unchecked(report, problem.unchecked)
         return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
 
-    jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
-    first = _higher.by_mode(
-        higher[1], run, reverse,
-        lambda: _higher.forward_gradient(jvps, params, loss, options.get("seed", 0)),
-    )
+    def forward() -> _higher.Forward:  # built only for mode="forward"/"both"
+        jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
+        return _higher.forward_gradient(jvps, params, loss, options.get("seed", 0))
+
+    first = _higher.by_mode(higher[1], run, reverse, forward)
     if higher[0] == 1:
         return first
     second = _higher.jax_second(problem, cast, dtypes, options, [precision_note])
