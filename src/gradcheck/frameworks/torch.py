@@ -351,13 +351,11 @@ class _View:
             r = torch.complex(r[..., 0], r[..., 1])
         if not self.sparse:
             return r
-        import torch as t
-
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
-            if self.layout == t.sparse_coo:
-                return t.sparse_coo_tensor(self.index[0], r, self.size, check_invariants=False)
-            return t.sparse_csr_tensor(*self.index, r, self.size, check_invariants=False)
+            if self.layout == torch.sparse_coo:
+                return torch.sparse_coo_tensor(self.index[0], r, self.size, check_invariants=False)
+            return torch.sparse_csr_tensor(*self.index, r, self.size, check_invariants=False)
 
     def notes(self) -> list[str]:
         notes = []
