@@ -193,12 +193,7 @@ class _FunctionProblem(_Problem):
     def __init__(self, fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
         import torch
 
-        labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
-        if len(labels) != len(inputs):
-            raise OptionError(
-                f"check_function(names=...) has {len(labels)} names for {len(inputs)} inputs; "
-                "give one name per input (non-tensor inputs included)."
-            )
+        labels = _adapters.input_labels(inputs, names)
         checked = {
             i: labels[i]
             for i, x in enumerate(inputs)
@@ -234,7 +229,7 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
     """
     import torch
 
-    labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
+    labels = _adapters.input_labels(inputs, names)
     copies = [_cast_tree(x, lambda t: t.detach().clone()) for x in inputs]
     with torch.no_grad():
         try:
