@@ -189,7 +189,7 @@ def second_names(names: Sequence[str], outputs: int) -> tuple[list[str], list[st
     return inputs, cots
 
 
-def second_options(options: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+def second_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options of the order-2 check: ``layers`` renamed to its components."""
     out = dict(options)
     if out.get("layers") is not None:
@@ -327,7 +327,7 @@ def torch_second(
         for a, d in zip([*in_names, *cot_names], second, strict=True)
     }
     report = _adapters.run_check(
-        loss, params, grads, second_options(options, names), None,
+        loss, params, grads, second_options(options), None,
         [second_note(len(probe)), *notes],
     )
     cut = [a for a, d in zip([*in_names, *cot_names], second, strict=True) if d is None]
@@ -431,6 +431,6 @@ def jax_second(
         for a, d in zip([*in_names, *cot_names], [*dx, *du], strict=True)
     }
     return _adapters.run_check(
-        loss, params, grads, second_options(options, names), None,
+        loss, params, grads, second_options(options), None,
         [second_note(len(probe)), *notes],
     )

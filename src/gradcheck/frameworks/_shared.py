@@ -52,6 +52,18 @@ def check_options(api: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return dict(options)
 
 
+def input_labels(inputs: Sequence[Any], names: Sequence[str] | None) -> list[str]:
+    """One name per input of ``check_function`` (default ``input0``, ``input1``, ...), or an
+    ``OptionError`` when ``names`` does not give one per input."""
+    labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
+    if len(labels) != len(inputs):
+        raise OptionError(
+            f"check_function(names=...) has {len(labels)} names for {len(inputs)} inputs; "
+            "give one name per input (non-tensor inputs included)."
+        )
+    return labels
+
+
 def choose(api: str, what: str, value: Any, valid: Sequence[str]) -> str:
     """``value`` if it is one of ``valid``, else an ``OptionError`` listing them."""
     if value not in valid:

@@ -341,11 +341,11 @@ def _check(
         report = _adapters.leave_unchecked(report, problem.unchecked)
         return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
 
-    jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
-    first = _higher.by_mode(
-        higher[1], run, reverse,
-        lambda: _higher.forward_gradient(jvps, params, loss, options.get("seed", 0)),
-    )
+    def forward() -> _higher.Forward:  # built only for mode="forward"/"both"
+        jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
+        return _higher.forward_gradient(jvps, params, loss, options.get("seed", 0))
+
+    first = _higher.by_mode(higher[1], run, reverse, forward)
     if higher[0] == 1:
         return first
     second = _higher.jax_second(problem, cast, dtypes, options, [precision_note])
@@ -462,18 +462,28 @@ class _Traced:
         else:
             self.hits.discard(pattern)
 
-    def fresh(self, cached: Callable[[np.ndarray], Any], j_of: Callable, theta: np.ndarray) -> bool:
+    def fresh(
+        self,
+        cached: Callable[[np.ndarray], Any],
+        j_of: Callable,
+        theta: np.ndarray,
+        at_theta: Callable[[], float] | None = None,
+    ) -> bool:
         """Whether a function taken from the cache still computes this function's J: equal to
         a plain call, up to rounding, at θ and at a point beside it. A cached trace bakes in
         what ``fn`` reads besides its arguments (globals, closures); where that changed since,
-        J changes with it."""
+        J changes with it. ``at_theta``: the plain J at θ when it is known already."""
         import jax.numpy as jnp
 
         side = np.random.default_rng(0).uniform(-1, 1, theta.size)
         rows = np.stack([theta, theta + 1e-2 * (1 + np.abs(theta)) * side])
         try:
             got = np.asarray(cached(rows), dtype=np.float64)
-            want = np.array([float(j_of(self.values(jnp.asarray(r)))) for r in rows])
+            want = np.array([
+                at_theta() if k == 0 and at_theta is not None
+                else float(j_of(self.values(jnp.asarray(r))))
+                for k, r in enumerate(rows)
+            ])
         except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
             return False
         eps = max([float(np.finfo(np.dtype(d)).eps) for d in self.dtypes], default=2.2e-16)
@@ -731,11 +741,22 @@ def _batched(
     next check of the same function); where ``fn`` cannot trace them, they are baked in."""
     if (refused := _adapters.batched_refusal(vectorize)) is not None:
         return None, refused
+    known: list[float] = []  # the plain J at θ: one op-by-op call for every probe and check
+
+    def plain_once() -> float:
+        if not known:
+            known.append(plain())
+        return known[0]
+
     theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
     for _ in range(2 if traced.key is not None else 0):
         stacks = _Stacks(traced, True, theta)
-        fn, _ = _adapters.probe_batched(stacks.full, theta[None, :], plain, "auto", "jax.vmap")
-        if fn is not None and "full" in traced.hits and not traced.fresh(stacks.full, j_of, theta):
+        fn, _ = _adapters.probe_batched(
+            stacks.full, theta[None, :], plain_once, "auto", "jax.vmap"
+        )
+        if fn is not None and "full" in traced.hits and not traced.fresh(
+            stacks.full, j_of, theta, plain_once
+        ):
             traced.forget()  # stale: fn reads something that changed since; trace again
             continue
         if fn is not None:
@@ -745,7 +766,9 @@ def _batched(
         traced.forget("full")
         break
     stacks = _Stacks(traced, False, theta)
-    fn, reason = _adapters.probe_batched(stacks.full, theta[None, :], plain, vectorize, "jax.vmap")
+    fn, reason = _adapters.probe_batched(
+        stacks.full, theta[None, :], plain_once, vectorize, "jax.vmap"
+    )
     if fn is None:
         return None, reason
     return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""

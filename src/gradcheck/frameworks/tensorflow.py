@@ -71,12 +71,7 @@ def check_function(
     tf = _tf()
     _first_order_only("check_function", options)
     options = _adapters.check_options("check_function", options)
-    labels = [f"input{i}" for i in range(len(inputs))] if names is None else list(names)
-    if len(labels) != len(inputs):
-        raise OptionError(
-            f"check_function(names=...) has {len(labels)} names for {len(inputs)} inputs; "
-            "give one name per input (non-tensor inputs included)."
-        )
+    labels = _adapters.input_labels(inputs, names)
     checked = {
         i: labels[i]
         for i, x in enumerate(inputs)
