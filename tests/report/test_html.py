@@ -200,3 +200,20 @@ def test_notebook_view_is_compact():
     assert "FAILED" in fragment and "<table>" in fragment
     for finding in report.findings:
         assert f"<b>{finding.param}</b>" in fragment
+
+
+def test_notebook_view_labels_an_interrupted_report_incomplete():
+    calls = {"n": 0}
+
+    def loss(p):  # Ctrl-C on the 6th call: some entries are left without a verdict
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return float(np.sum(p ** 3))
+
+    w = np.linspace(-1.0, 1.0, 4)
+    report = gradcheck.check(loss, w, 3 * w**2, on_interrupt="report")
+    assert report.passed is None
+    fragment = report._repr_html_()
+    assert '<div class="verdict incomplete">' in fragment and 'class="verdict fail"' not in fragment
+    assert ".gradcheck-report .incomplete{" in fragment

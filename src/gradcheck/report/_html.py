@@ -294,6 +294,7 @@ _COMPACT_CSS = (
     ".gradcheck-report .verdict{padding:6px 10px;border-radius:4px;font-weight:600;margin:4px 0}"
     ".gradcheck-report .pass{background:#e6f4ea;color:#1e6b34}"
     ".gradcheck-report .fail{background:#fdecea;color:#a1261b}"
+    ".gradcheck-report .incomplete{background:#fff4d6;color:#7a5500}"
     ".gradcheck-report .ok{color:#1e6b34;font-weight:600}"
     ".gradcheck-report .bad{color:#a1261b;font-weight:700}"
     ".gradcheck-report .finding{border-left:3px solid #a1261b;padding:2px 8px;margin:4px 0}"
@@ -314,7 +315,7 @@ def compact(report: ReportData) -> str:
     """
     return (
         f'<div class="gradcheck-report"><style>{_COMPACT_CSS}</style>'
-        f'<div class="verdict {"pass" if report.passed else "fail"}">{escape(summary(report))}'
+        f'<div class="verdict {_VERDICT_CLASS[report.passed]}">{escape(summary(report))}'
         f"</div>{_table(report)}{_findings(report)}</div>"
     )
 
