@@ -108,3 +108,33 @@ def test_rtol_override_widens_the_allowance() -> None:
     off = {"w": 2 * w * (1 + 1e-6)}
     assert not gradcheck.check(square, {"w": w}, off).passed
     assert gradcheck.check(square, {"w": w}, off, rtol={np.float64: 1e-5}).passed
+
+
+def test_course_gradient_names_are_read_as_the_parameters() -> None:
+    # The deep-learning course's convention: grads["dW1"] is the gradient of params["W1"].
+    rng = np.random.default_rng(0)
+    p = {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal((3, 1))}
+    right = {"dW1": 2 * p["W1"], "db1": 2 * p["b1"]}
+
+    def loss(q):
+        return float(np.sum(q["W1"] ** 2) + np.sum(q["b1"] ** 2))
+
+    report = gradcheck.check(loss, p, right)
+    assert report.passed and set(report.components) == {"W1", "b1"}
+    wrong = {"dW1": 2 * p["W1"], "db1": 4 * p["b1"]}
+    report = gradcheck.check(loss, p, wrong)
+    assert not report.passed and report.suspects == ("b1",)
+
+
+@pytest.mark.parametrize(
+    "grads",
+    [
+        {"dW1": np.ones(2)},  # one name short: still an error, naming both
+        {"dW1": np.ones(2), "db1": np.ones(1), "dc": np.ones(1)},  # one too many
+        {"dW1": np.ones(2), "b1": np.ones(1), "db1": np.ones(1)},  # ambiguous
+    ],
+)
+def test_course_names_that_do_not_map_one_to_one_are_refused(grads) -> None:
+    p = {"W1": np.ones(2), "b1": np.ones(1)}
+    with pytest.raises(gradcheck.StructureError, match="same keys"):
+        gradcheck.check(lambda q: float(np.sum(q["W1"] ** 2)), p, grads)

@@ -21,6 +21,21 @@ def check_params(tree: Tree) -> None:
         _check_leaf(leaf, f"params['{name}']", finite=False)  # ±inf/NaN entries stay unchecked
 
 
+def course_names(params: Tree, grads: Tree) -> Tree:
+    """``grads`` with the course convention's names (``dW1`` for ``W1``, as in
+    ``grads["dW1"]``) read as the parameters' own, when every name is ``"d"`` + a parameter's
+    (all of them, one to one: a mix of both conventions stays an error).
+
+    >>> p = flatten({"W1": np.ones(2), "b1": np.ones(1)})
+    >>> course_names(p, flatten({"dW1": np.ones(2), "db1": np.ones(1)})).names
+    ('W1', 'b1')
+    """
+    renamed = tuple(n[1:] for n in grads.names)
+    if not all(n.startswith("d") for n in grads.names) or sorted(renamed) != sorted(params.names):
+        return grads
+    return Tree(renamed, grads.leaves, grads.rebuild)
+
+
 def check_grads(params: Tree, grads: Tree) -> None:
     missing = [n for n in params.names if n not in grads.names]
     extra = [n for n in grads.names if n not in params.names]
@@ -96,7 +111,7 @@ def inputs(params: Any, grads: Any) -> tuple[Tree, list[np.ndarray]]:
                 f"grads(params) raised {type(error).__name__}: {error}. Your parameters are "
                 "untouched."
             ) from error
-    gtree = flatten(grads, what="grads")
+    gtree = course_names(tree, flatten(grads, what="grads"))
     check_grads(tree, gtree)
     by_name = dict(zip(gtree.names, gtree.leaves, strict=True))
     return tree, [np.asarray(by_name[n]) for n in tree.names]
