@@ -127,11 +127,16 @@ def test_torch_one_tensor_stacks_give_the_loop_values(name: str) -> None:
     for t in range(len(fn.starts) - 1):
         rows, whole = _stack(fn, t, seed=t)
         got = fn.by_tensor(t, rows)
-        # Bit for bit at θ (what the path is trusted on); to rounding at perturbed rows, where
-        # the full path itself differs from the loop by rounding (batched vs plain products).
-        assert fn.trusted[t], (name, t)
+        # Whether tensor t's own path is trusted (its J at θ bit for bit the full path's)
+        # depends on the CPU's kernels (an addmm against a batched add rounds differently on
+        # some): trusted, its values equal the loop's to rounding (the full path itself differs
+        # from the loop by rounding: batched vs plain products); refused, they are the full
+        # path's, bit for bit.
         np.testing.assert_allclose(got, loop(whole), rtol=1e-14, atol=1e-15)
-        np.testing.assert_allclose(got, fn(whole), rtol=1e-14, atol=1e-15)
+        if fn.trusted[t]:
+            np.testing.assert_allclose(got, fn(whole), rtol=1e-14, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(got, fn(whole))
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
 
 
