@@ -117,6 +117,19 @@ def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
         return np.asarray(node)
     if isinstance(node, float):
         return np.asarray(node, dtype=np.float64)
+    if node is None:
+        raise DTypeError(
+            f"{what}['{name}'] is None, not an array: a gradient that was never computed (or a "
+            f"backward that returns nothing for '{name}')? Every entry needs a float array."
+        )
+    if isinstance(node, int):  # bool included: a flag, a count or a stride, not a parameter
+        kind = "bool" if isinstance(node, bool) else "int"
+        raise DTypeError(
+            f"{what}['{name}'] is the {kind} {node!r}, not a float: gradcheck differentiates "
+            f"float arrays only. If '{name}' is a parameter, pass {float(node)!r} or "
+            f"np.asarray(..., dtype=np.float64); if it is a setting (a stride, a size, a flag), "
+            "keep it out of params (in the loss's closure)."
+        )
     raise DTypeError(
         f"{what}['{name}'] is a {type(node).__name__}, not a NumPy array. "
         f"Pass np.asarray(...) of floats for '{name}' (for torch or JAX, use gradcheck.torch "
