@@ -224,3 +224,13 @@ def test_aliased_parameters_get_a_note_and_are_checked_as_partials() -> None:
     plain = gradcheck.check(loss, {"a": w.copy(), "b": w[1:].copy()},
                             {"a": np.cos(w), "b": 2 * w[1:]})
     assert not any("share memory" in n for n in plain.notes)
+
+
+def test_grads_in_another_order_than_params_is_named() -> None:
+    # Nielsen's backprop returns (nabla_b, nabla_w); params given as (weights, biases)
+    weights, biases = [np.ones((5, 4)), np.ones((3, 5))], [np.ones((5, 1)), np.ones((3, 1))]
+    with pytest.raises(gradcheck.ShapeMismatchError, match=r"another order.*grads\['1.0'\]"):
+        gradcheck.check(lambda p: 0.0, (weights, biases), (biases, weights))
+    with pytest.raises(gradcheck.ShapeMismatchError, match="transposed"):
+        gradcheck.check(lambda p: 0.0, {"W": np.ones((2, 3)), "V": np.ones((3, 2))},
+                        {"W": np.ones((3, 2)), "V": np.ones((2, 3))})

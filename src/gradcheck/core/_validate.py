@@ -97,9 +97,30 @@ def check_grads(params: Tree, grads: Tree) -> None:
         if g.shape != p.shape:
             raise ShapeMismatchError(
                 f"grads['{name}'] has shape {g.shape} but params['{name}'] has shape "
-                f"{p.shape}.{shape_hint(g.shape, p.shape)}"
+                f"{p.shape}.{_order_hint(params, grads) or shape_hint(g.shape, p.shape)}"
             )
         _check_leaf(g, f"grads['{name}']")
+
+
+def _order_hint(params: Tree, grads: Tree) -> str:
+    """When the gradients have the parameters' shapes, but in another order: two parts of
+    grads exchanged, such as Nielsen's (nabla_b, nabla_w) for params (weights, biases)."""
+    shape = {n: leaf.shape for n, leaf in zip(grads.names, grads.leaves, strict=True)}
+    mine = [shape[n] for n in params.names]
+    theirs = [leaf.shape for leaf in params.leaves]
+    if sorted(mine) != sorted(theirs):
+        return ""
+    for name, p in zip(params.names, params.leaves, strict=True):
+        if shape[name] != p.shape:
+            if len(p.shape) == 2 and shape[name] == p.shape[::-1]:
+                return ""  # a transposed gradient says more
+            other = next(n for n in params.names if shape[n] == p.shape and n != name)
+            return (
+                f" grads holds the shapes of params in another order (grads['{other}'] has the "
+                f"shape of params['{name}']): are two of its parts exchanged, e.g. (nabla_b, "
+                "nabla_w) for params (weights, biases)? Give grads the order of params."
+            )
+    return ""
 
 
 def _structure_hint(params: Tree, grads: Tree) -> str:
