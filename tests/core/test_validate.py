@@ -234,3 +234,17 @@ def test_grads_in_another_order_than_params_is_named() -> None:
     with pytest.raises(gradcheck.ShapeMismatchError, match="transposed"):
         gradcheck.check(lambda p: 0.0, {"W": np.ones((2, 3)), "V": np.ones((3, 2))},
                         {"W": np.ones((3, 2)), "V": np.ones((2, 3))})
+
+
+def test_micrograd_values_and_their_int_grads() -> None:
+    class Value:  # micrograd's: the number in .data, .grad starts as the int 0
+        def __init__(self, data: float) -> None:
+            self.data, self.grad = data, 0
+
+    ps = [Value(1.0), Value(2.0)]
+    with pytest.raises(gradcheck.DTypeError, match=r"\.data holds the value \(1.0\)"):
+        gradcheck.check(lambda p: 0.0, ps, [0.0, 0.0])
+    # a parameter the loss never reads keeps the int 0 as its gradient: that is its gradient
+    report = gradcheck.check(lambda p: float(p[0] ** 2), [p.data for p in ps], [2.0, 0])
+    assert report.passed
+    assert not gradcheck.check(lambda p: float(p[0] ** 2), [1.0, 2.0], [2.0, 1]).passed
