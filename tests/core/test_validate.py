@@ -248,3 +248,19 @@ def test_micrograd_values_and_their_int_grads() -> None:
     report = gradcheck.check(lambda p: float(p[0] ** 2), [p.data for p in ps], [2.0, 0])
     assert report.passed
     assert not gradcheck.check(lambda p: float(p[0] ** 2), [1.0, 2.0], [2.0, 1]).passed
+
+
+def test_course_names_in_per_layer_dicts() -> None:
+    # params[l] = {"W": ..., "b": ...}, grads[l] = {"dW": ..., "db": ..., "dZ": ...}
+    rng = np.random.default_rng(1)
+    p = [{"W": rng.standard_normal((2, 3)), "b": rng.standard_normal(3)}]
+
+    def loss(q):
+        return float(np.sum(q[0]["W"] ** 2) + np.sum(q[0]["b"] ** 2))
+
+    grads = [{"dW": 2 * p[0]["W"], "db": 2 * p[0]["b"], "dZ": np.ones(4)}]
+    report = gradcheck.check(loss, p, grads)
+    assert report.passed and list(report.components) == ["0.W", "0.b"]
+    assert any("0.dZ, which belongs to no parameter" in n for n in report.notes)
+    grads[0]["dW"] = -grads[0]["dW"]
+    assert gradcheck.check(loss, p, grads).suspects == ("0.W",)

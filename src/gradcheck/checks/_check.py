@@ -111,7 +111,8 @@ def check(
             "gradient.")))
     if extras:
         report = dataclasses.replace(report, notes=(*report.notes, (
-            f"grads also holds {', '.join(extras)}, which belong to no parameter (the course's "
+            f"grads also holds {', '.join(extras)}, which "
+            f"{'belongs' if len(extras) == 1 else 'belong'} to no parameter (the course's "
             "intermediate gradients, such as dZ3 and dA2): not checked.")))
     if report.interrupted:
         if on_interrupt == "raise":

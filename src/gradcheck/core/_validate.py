@@ -24,28 +24,33 @@ def check_params(tree: Tree) -> None:
 
 def course_names(params: Tree, grads: Tree) -> Tree:
     """``grads`` with the course convention's names (``dW1`` for ``W1``, as in
-    ``grads["dW1"]``) read as the parameters' own, when every name is ``"d"`` + a name and every
-    parameter has its ``"d"`` + name (a mix of both conventions stays an error). The other
-    ``"d"`` names are the course's intermediate gradients (``dZ3``, ``dA2``: the assignment's
+    ``grads["dW1"]``; ``layers.0.dW`` for ``layers.0.W`` in per-layer dicts) read as the
+    parameters' own, when every name's last part is ``"d"`` + a name and every parameter has its
+    ``"d"`` name (a mix of both conventions stays an error). The other ``"d"`` names are the
+    course's intermediate gradients (``dZ3``, ``dA2``: the assignment's
     ``backward_propagation_n`` returns them in the same dict) and are left out: they belong to
     no parameter (``course_extras`` names them for the report).
 
     >>> p = flatten({"W1": np.ones(2), "b1": np.ones(1)})
     >>> course_names(p, flatten({"dW1": np.ones(2), "db1": np.ones(1), "dZ1": np.ones(3)})).names
     ('W1', 'b1')
+    >>> course_names(flatten([{"W": np.ones(2)}]), flatten([{"dW": np.ones(2)}])).names
+    ('0.W',)
     """
     if not _is_course(params, grads):
         return grads
-    own = {"d" + n for n in params.names}
-    missing = [n for n in params.names if "d" + n not in grads.names]
+    named = {_course(n): n for n in params.names}
+    missing = [n for n in params.names if _course(n) not in grads.names]
     if missing:
         raise StructureError(
             "grads uses the course's names (dW1 for params['W1']) but lacks "
-            f"{', '.join(repr('d' + n) for n in missing)} (the gradient of "
+            f"{', '.join(repr(_course(n)) for n in missing)} (the gradient of "
             f"{', '.join(f'params[{n!r}]' for n in missing)}). grads must have the same keys "
-            "and nesting as params, or 'd' + each parameter's name."
+            "and nesting as params, or 'd' + each parameter's name (to check some of the "
+            "parameters only, pass only those in params)."
         )
-    kept = [(n[1:], leaf) for n, leaf in zip(grads.names, grads.leaves, strict=True) if n in own]
+    kept = [(named[n], leaf) for n, leaf in zip(grads.names, grads.leaves, strict=True)
+            if n in named]
     return Tree(tuple(n for n, _ in kept), tuple(leaf for _, leaf in kept), grads.rebuild)
 
 
@@ -63,17 +68,24 @@ def course_extras(params: Any, grads: Any) -> tuple[str, ...]:
         return ()
     if not _is_course(p, g):
         return ()
-    own = {"d" + n for n in p.names}
+    own = {_course(n) for n in p.names}
     return tuple(n for n in g.names if n not in own)
 
 
+def _course(name: str) -> str:
+    """The course's name for the gradient of parameter ``name``: ``d`` before its last part."""
+    head, dot, last = name.rpartition(".")
+    return f"{head}{dot}d{last}"
+
+
 def _is_course(params: Tree, grads: Tree) -> bool:
-    """Every name of ``grads`` is "d" + something, none is a parameter's own name, and at least
-    one is "d" + a parameter's name."""
+    """Every name of ``grads`` has a last part "d" + something, none is a parameter's own name,
+    and at least one is the course's name of a parameter."""
     names = set(params.names)
+    own = {_course(n) for n in names}
     return (
-        all(n.startswith("d") and n not in names for n in grads.names)
-        and any(n[1:] in names for n in grads.names)
+        all(n.rpartition(".")[2].startswith("d") and n not in names for n in grads.names)
+        and any(n in own for n in grads.names)
     )
 
 
