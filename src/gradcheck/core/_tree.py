@@ -119,8 +119,11 @@ def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
         return np.asarray(node, dtype=np.float64)
     if node is None:
         raise DTypeError(
-            f"{what}['{name}'] is None, not an array: a gradient that was never computed (or a "
-            f"backward that returns nothing for '{name}')? Every entry needs a float array."
+            f"{what}['{name}'] is None, not an array: "
+            + (f"leave '{name}' out of params (a layer without that parameter?) or give it an "
+               "array." if what == "params" else
+               f"a gradient that was never computed (or a backward that returns nothing for "
+               f"'{name}')? Every entry needs a float array.")
         )
     if what == "grads" and isinstance(node, int) and not isinstance(node, bool):
         return np.asarray(float(node))  # micrograd's Value.grad starts as the int 0
