@@ -732,6 +732,85 @@ def stochastic_loss(keep: Keep) -> None:
         gradcheck.check(lambda p: float(np.sum(p**2) + rng.random()), w, 2 * w)
 
 
+# --- the NumPy path: memory layouts, dtypes and containers the courses hand over -----------------
+
+
+@scenario
+def memmap_params_read_write_and_read_only(keep: Keep) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "w.dat")
+        W = np.memmap(path, dtype=np.float64, mode="w+", shape=(3, 4))
+        W[:] = RNG.standard_normal((3, 4))
+        W.flush()
+        keep(W)
+        assert gradcheck.check(sin_loss, {"W": W}, {"W": np.cos(np.asarray(W))}).passed is True
+        R = keep(np.memmap(path, dtype=np.float64, mode="r", shape=(3, 4)))
+        wrong = np.cos(np.asarray(R)).copy()
+        wrong[2, 1] *= 1.01
+        report = gradcheck.check(sin_loss, {"W": R}, {"W": wrong})
+        assert report.suspects == ("W",) and report.components["W"].worst_entries(1)[0][0] == (2, 1)
+        del W, R
+
+
+@scenario
+def longdouble_params(keep: Keep) -> None:
+    W = keep(RNG.standard_normal((3, 3)).astype(np.longdouble))
+    assert gradcheck.check(sin_loss, {"W": W}, {"W": np.cos(W)}).passed is True
+    assert gradcheck.check(sin_loss, {"W": W}, {"W": 1.001 * np.cos(W)}).suspects == ("W",)
+
+
+@scenario
+def one_array_twice_and_a_view_get_a_note(keep: Keep) -> None:
+    W = keep(RNG.standard_normal(5))
+    params = {"a": W, "b": W, "c": W[::2]}
+
+    def loss(p: Any) -> float:
+        return float(np.sum(np.sin(p["a"])) + np.sum(p["b"] ** 2) + np.sum(p["c"] ** 3))
+
+    grads = {"a": np.cos(W), "b": 2 * W, "c": 3 * W[::2] ** 2}
+    report = gradcheck.check(loss, params, grads)
+    assert report.passed is True
+    assert any("a and b, a and c, b and c share memory" in n for n in report.notes)
+    tied = {"a": np.cos(W) + 2 * W, "b": np.cos(W) + 2 * W, "c": grads["c"]}  # the sum, twice
+    assert set(gradcheck.check(loss, params, tied).suspects) == {"a", "b"}
+
+
+@scenario
+def python_floats_as_the_parameters(keep: Keep) -> None:
+    values = keep([0.3, -1.2, 2.0])  # micrograd's p.data, one Python float per parameter
+
+    def loss(p: Any) -> float:
+        return float(sum(np.sin(v) for v in p))
+
+    assert gradcheck.check(loss, values, [float(np.cos(v)) for v in values]).passed is True
+    report = gradcheck.check(loss, values, [float(np.cos(v)) for v in values[:2]] + [0.0])
+    assert report.suspects == ("2",)
+
+
+@scenario
+def course_gradients_dict_with_intermediates(keep: Keep) -> None:
+    W = keep(RNG.standard_normal((2, 3)))
+    grads = keep({"dZ1": np.ones((2, 4)), "dW1": np.cos(W), "dA0": np.ones((3, 4))})
+    report = gradcheck.check(lambda p: float(np.sum(np.sin(p["W1"]))), {"W1": W}, grads)
+    assert report.passed is True and list(report.components) == ["W1"]
+
+
+@scenario
+def loss_returning_cost_and_cache(keep: Keep) -> None:
+    W = keep(RNG.standard_normal(3))
+    with pytest.raises(LossOutputError, match=r"\(cost, cache\) pair.*f\(p\)\[0\]"):
+        gradcheck.check(lambda p: (float(np.sum(p["W"] ** 2)), (p["W"],)), {"W": W}, {"W": 2 * W})
+
+
+@scenario
+def backward_that_returns_nothing(keep: Keep) -> None:
+    W = keep(RNG.standard_normal(3))
+    with pytest.raises(StructureError, match="returned None"):
+        gradcheck.check(lambda p: float(np.sum(p["W"] ** 2)), {"W": W}, lambda p: None)
+
+
 # --- raw tracebacks: executors ------------------------------------------------------------------
 
 

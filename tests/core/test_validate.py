@@ -129,12 +129,138 @@ def test_course_gradient_names_are_read_as_the_parameters() -> None:
 @pytest.mark.parametrize(
     "grads",
     [
-        {"dW1": np.ones(2)},  # one name short: still an error, naming both
-        {"dW1": np.ones(2), "db1": np.ones(1), "dc": np.ones(1)},  # one too many
+        {"dW1": np.ones(2)},  # one name short: still an error, naming the missing one
         {"dW1": np.ones(2), "b1": np.ones(1), "db1": np.ones(1)},  # ambiguous
+        {"dW1": np.ones(2), "db1": np.ones(1), "c": np.ones(1)},  # an extra outside the naming
     ],
 )
 def test_course_names_that_do_not_map_one_to_one_are_refused(grads) -> None:
     p = {"W1": np.ones(2), "b1": np.ones(1)}
     with pytest.raises(gradcheck.StructureError, match="same keys"):
         gradcheck.check(lambda q: float(np.sum(q["W1"] ** 2)), p, grads)
+
+
+def test_course_names_missing_one_name_it_in_the_course_naming() -> None:
+    p = {"W1": np.ones(2), "b1": np.ones(1)}
+    with pytest.raises(gradcheck.StructureError, match=r"lacks 'db1' \(the gradient of params\['b1'\]"):
+        gradcheck.check(lambda q: float(np.sum(q["W1"] ** 2)), p, {"dW1": 2 * np.ones(2)})
+
+
+def test_course_intermediates_in_the_grads_dict_are_left_out_with_a_note() -> None:
+    # backward_propagation_n returns dZ3, dA2, ... in the same dict as dW1, db1, ...
+    rng = np.random.default_rng(0)
+    p = {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal((3, 1))}
+    grads = {"dZ1": np.ones((3, 5)), "dW1": 2 * p["W1"], "dA0": np.ones((2, 5)),
+             "db1": 2 * p["b1"]}
+
+    def loss(q):
+        return float(np.sum(q["W1"] ** 2) + np.sum(q["b1"] ** 2))
+
+    report = gradcheck.check(loss, p, grads)
+    assert report.passed and list(report.components) == ["W1", "b1"]
+    assert any("dZ1, dA0" in n and "not checked" in n for n in report.notes)
+    grads["db1"] = 3 * p["b1"]
+    assert gradcheck.check(loss, p, grads).suspects == ("b1",)
+
+
+def test_a_loss_and_grads_pair_passed_as_grads_is_named() -> None:
+    w = np.ones(3)
+    with pytest.raises(gradcheck.StructureError, match=r"\(loss, grads\) pair.*grads\[1\]"):
+        gradcheck.check(square, {"w": w}, (1.0, {"w": 2 * w}))
+    with pytest.raises(gradcheck.StructureError, match=r"\(loss, grads\) pair"):
+        gradcheck.check(square, {"w": w}, lambda q: (1.0, {"w": 2 * q["w"]}))
+
+
+def test_grads_in_another_structure_with_the_same_arrays_is_named() -> None:
+    w, b = np.ones(3), np.ones(2)
+    with pytest.raises(gradcheck.StructureError, match=r"dict\(zip\(params, grads\)\)"):
+        gradcheck.check(square, {"w": w, "b": b}, [2 * w, 2 * b])
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (None, "return"),
+        ([1.0], "one number"),
+        ((1.0, {"w": np.ones(3)}), r"\(loss, grads\) or \(cost, cache\).*f\(p\)\[0\]"),
+    ],
+)
+def test_a_loss_returning_a_container_gets_the_fix(value, match: str) -> None:
+    with pytest.raises(gradcheck.LossOutputError, match=match):
+        gradcheck.check(lambda q: value, {"w": np.ones(3)}, {"w": np.ones(3)})
+
+
+@pytest.mark.parametrize(("leaf", "match"), [(3, "the int 3.*3.0"), (True, "the bool True"),
+                                             (None, "is None")])
+def test_python_scalars_and_none_as_leaves_are_explained(leaf, match: str) -> None:
+    with pytest.raises(gradcheck.DTypeError, match=match):
+        gradcheck.check(square, {"w": np.ones(2), "k": leaf}, {"w": np.ones(2), "k": 1.0})
+    with pytest.raises(gradcheck.GradCheckError, match="None"):
+        gradcheck.check(square, {"w": np.ones(2)}, None)
+
+
+def test_a_loss_raising_at_one_entry_names_it_by_its_index() -> None:
+    w = np.zeros((2, 3))
+
+    def loss(q):
+        if q["w"][1, 2] > 0 and np.count_nonzero(q["w"]) == 1:
+            raise ZeroDivisionError("boom")
+        return float(np.sum(q["w"] ** 2))
+
+    with pytest.raises(gradcheck.LossRaisedError, match=r"w\[1, 2\] set to"):
+        gradcheck.check(loss, {"w": w}, {"w": 2 * w})
+
+
+def test_aliased_parameters_get_a_note_and_are_checked_as_partials() -> None:
+    w = np.linspace(0.1, 1.0, 4)
+    params = {"a": w, "b": w[1:]}
+
+    def loss(q):
+        return float(np.sum(np.sin(q["a"])) + np.sum(q["b"] ** 2))
+
+    report = gradcheck.check(loss, params, {"a": np.cos(w), "b": 2 * w[1:]})
+    assert report.passed
+    assert any("a and b share memory" in n for n in report.notes)
+    plain = gradcheck.check(loss, {"a": w.copy(), "b": w[1:].copy()},
+                            {"a": np.cos(w), "b": 2 * w[1:]})
+    assert not any("share memory" in n for n in plain.notes)
+
+
+def test_grads_in_another_order_than_params_is_named() -> None:
+    # Nielsen's backprop returns (nabla_b, nabla_w); params given as (weights, biases)
+    weights, biases = [np.ones((5, 4)), np.ones((3, 5))], [np.ones((5, 1)), np.ones((3, 1))]
+    with pytest.raises(gradcheck.ShapeMismatchError, match=r"another order.*grads\['1.0'\]"):
+        gradcheck.check(lambda p: 0.0, (weights, biases), (biases, weights))
+    with pytest.raises(gradcheck.ShapeMismatchError, match="transposed"):
+        gradcheck.check(lambda p: 0.0, {"W": np.ones((2, 3)), "V": np.ones((3, 2))},
+                        {"W": np.ones((3, 2)), "V": np.ones((2, 3))})
+
+
+def test_micrograd_values_and_their_int_grads() -> None:
+    class Value:  # micrograd's: the number in .data, .grad starts as the int 0
+        def __init__(self, data: float) -> None:
+            self.data, self.grad = data, 0
+
+    ps = [Value(1.0), Value(2.0)]
+    with pytest.raises(gradcheck.DTypeError, match=r"\.data holds the value \(1.0\)"):
+        gradcheck.check(lambda p: 0.0, ps, [0.0, 0.0])
+    # a parameter the loss never reads keeps the int 0 as its gradient: that is its gradient
+    report = gradcheck.check(lambda p: float(p[0] ** 2), [p.data for p in ps], [2.0, 0])
+    assert report.passed
+    assert not gradcheck.check(lambda p: float(p[0] ** 2), [1.0, 2.0], [2.0, 1]).passed
+
+
+def test_course_names_in_per_layer_dicts() -> None:
+    # params[l] = {"W": ..., "b": ...}, grads[l] = {"dW": ..., "db": ..., "dZ": ...}
+    rng = np.random.default_rng(1)
+    p = [{"W": rng.standard_normal((2, 3)), "b": rng.standard_normal(3)}]
+
+    def loss(q):
+        return float(np.sum(q[0]["W"] ** 2) + np.sum(q[0]["b"] ** 2))
+
+    grads = [{"dW": 2 * p[0]["W"], "db": 2 * p[0]["b"], "dZ": np.ones(4)}]
+    report = gradcheck.check(loss, p, grads)
+    assert report.passed and list(report.components) == ["0.W", "0.b"]
+    assert any("0.dZ, which belongs to no parameter" in n for n in report.notes)
+    grads[0]["dW"] = -grads[0]["dW"]
+    assert gradcheck.check(loss, p, grads).suspects == ("0.W",)

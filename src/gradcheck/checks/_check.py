@@ -17,6 +17,7 @@ from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
 from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
+from gradcheck.core._validate import course_extras, shared_memory
 from gradcheck.core._verdict import SchemeName, run
 from gradcheck.diagnose._diagnose import check_batch_size, diagnose, finish
 from gradcheck.report._report import Report
@@ -99,6 +100,20 @@ def check(
     )
     findings, origin = diagnose(report.components, report.suspects, layers)
     report = dataclasses.replace(report, findings=findings, origin=origin)
+    extras = () if callable(grads) else course_extras(params, grads)
+    shared = shared_memory(params)
+    if shared:
+        pairs = ", ".join(f"{a} and {b}" for a, b in shared)
+        report = dataclasses.replace(report, notes=(*report.notes, (
+            f"params {pairs} share memory (one array twice, or views of one array): each was "
+            "perturbed on its own copy, so each gradient was checked as the partial derivative "
+            "through that entry alone. For tied weights, pass the array once with the summed "
+            "gradient.")))
+    if extras:
+        report = dataclasses.replace(report, notes=(*report.notes, (
+            f"grads also holds {', '.join(extras)}, which "
+            f"{'belongs' if len(extras) == 1 else 'belong'} to no parameter (the course's "
+            "intermediate gradients, such as dZ3 and dA2): not checked.")))
     if report.interrupted:
         if on_interrupt == "raise":
             raise CheckInterrupted(report)

@@ -85,8 +85,8 @@ def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
         )
     if isinstance(item, bool) or not isinstance(item, float | int | np.number):
         raise LossOutputError(
-            f"loss(params) returned {type(value).__name__} {item!r}; it must return a number "
-            "J(θ) (a float, 0-d or size-1 array)."
+            f"loss(params) returned {type(value).__name__} {_short(item)}; it must return a "
+            f"number J(θ) (a float, 0-d or size-1 array).{_output_hint(value)}"
         )
     try:
         return float(item)
@@ -95,6 +95,32 @@ def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
             f"loss(params) returned {type(value).__name__} {str(item)[:20]}..., too large for "
             "a float (above 1.8e308). Rescale the loss (e.g. divide it by a constant)."
         ) from None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...)"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, float | int | np.number) and not isinstance(x, bool) or (
+        getattr(x, "shape", None) is not None and math.prod(x.shape) == 1
+    )
+
+
+def _output_hint(value: Any) -> str:
+    """The fix for a loss that returned a container: a (loss, grads) / (cost, cache) pair (the
+    courses' ``TwoLayerNet.loss`` and ``forward_propagation_n``), or one number in a list."""
+    if value is None:
+        return " Does the loss function end with its return?"
+    if not isinstance(value, list | tuple) or not value or not _is_number(value[0]):
+        return ""
+    if len(value) == 1:
+        return " It holds one number: return that number itself (e.g. lambda p: f(p)[0])."
+    return (
+        f" Its first of {len(value)} items is a number: a (loss, grads) or (cost, cache) pair? "
+        "Pass the loss alone, e.g. lambda p: f(p)[0]."
+    )
 
 
 class SerialEvaluator:
@@ -137,12 +163,13 @@ class SerialEvaluator:
         """J with ``tensor[t].flat[idx[k]] = values[k]``, one evaluation per k."""
         flat = self.ws.flats[t]
         out = np.empty(len(idx), dtype=np.complex128 if self.complex_step else np.float64)
-        name = self.ws.names[t]
+        name, shape = self.ws.names[t], self.ws.arrays[t].shape
         for k, (i, v) in enumerate(zip(idx.tolist(), values.tolist(), strict=True)):
             old = flat[i]
             flat[i] = v
             try:
-                out[k] = self._call(f"with {name} entry {i} (flat) set to {v!r}", finite=False)
+                where = f"with {name}[{', '.join(map(str, np.unravel_index(i, shape)))}] set to {v!r}"
+                out[k] = self._call(where, finite=False)
             finally:
                 flat[i] = old
         return out

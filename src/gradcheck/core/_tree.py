@@ -117,8 +117,32 @@ def _as_leaf(node: Any, name: str, what: str) -> np.ndarray:
         return np.asarray(node)
     if isinstance(node, float):
         return np.asarray(node, dtype=np.float64)
+    if node is None:
+        raise DTypeError(
+            f"{what}['{name}'] is None, not an array: "
+            + (f"leave '{name}' out of params (a layer without that parameter?) or give it an "
+               "array." if what == "params" else
+               f"a gradient that was never computed (or a backward that returns nothing for "
+               f"'{name}')? Every entry needs a float array.")
+        )
+    if what == "grads" and isinstance(node, int) and not isinstance(node, bool):
+        return np.asarray(float(node))  # micrograd's Value.grad starts as the int 0
+    if isinstance(node, int):  # bool included: a flag, a count or a stride, not a parameter
+        kind = "bool" if isinstance(node, bool) else "int"
+        raise DTypeError(
+            f"{what}['{name}'] is the {kind} {node!r}, not a float: gradcheck differentiates "
+            f"float arrays only. If '{name}' is a parameter, pass {float(node)!r} or "
+            f"np.asarray(..., dtype=np.float64); if it is a setting (a stride, a size, a flag), "
+            "keep it out of params (in the loss's closure)."
+        )
+    data = getattr(node, "data", None)
+    value = (  # an autograd scalar (micrograd's Value) keeps its number in .data
+        f" Its .data holds the value ({data!r}): pass the values (e.g. [v.data for v in "
+        "model.parameters()]) and their .grad as grads."
+        if isinstance(data, float | int) and not isinstance(data, bool) else ""
+    )
     raise DTypeError(
-        f"{what}['{name}'] is a {type(node).__name__}, not a NumPy array. "
+        f"{what}['{name}'] is a {type(node).__name__}, not a NumPy array.{value} "
         f"Pass np.asarray(...) of floats for '{name}' (for torch or JAX, use gradcheck.torch "
         "or gradcheck.jax)."
     )
