@@ -131,3 +131,35 @@ def test_mismatches_the_budget_cannot_recheck_are_never_passed_silently(monkeypa
     assert counted.calls <= 400 and r.evaluations == counted.calls
     assert set(r.suspects) == set(params)
     assert any("without a second opinion" in n for n in r.notes)
+
+
+def test_a_tensor_wrong_everywhere_leaves_calls_to_confirm_the_later_ones() -> None:
+    # The second opinions of a first tensor wrong in all its 1,000 entries would take every
+    # call the budget leaves over; each later tensor keeps enough to confirm its own.
+    rng = np.random.default_rng(0)
+    p = {"A": rng.standard_normal(1000), "B": rng.standard_normal(150), "C": rng.standard_normal(150)}
+    g = {k: np.cos(v) for k, v in p.items()}
+    g = {"A": 1.5 * g["A"], "B": g["B"], "C": g["C"]}
+    g["C"][:20] *= -1.0
+    loss = Counted(lambda q: float(sum(np.sum(np.sin(v)) for v in q.values())))
+    report = gradcheck.check(loss, p, g)
+    assert loss.calls == report.evaluations <= 4_000
+    assert report.suspects == ("A", "C") and report.components["B"].passed
+    assert report.components["C"].mismatches >= 8
+
+
+def test_first_pass_mismatches_the_budget_left_unconfirmed_are_not_ok() -> None:
+    # 3,000 entries within 1e-9 of |w|'s kink disagree at the first step; the budget pays for
+    # few second opinions (which settle them as kinks): the rest are unjudged, never "ok".
+    rng = np.random.default_rng(0)
+    w = np.concatenate([1e-9 * rng.standard_normal(3000), rng.standard_normal(100) + 3.0])
+    loss = Counted(lambda p: float(np.sum(np.abs(p["w"]))))
+    report = gradcheck.check(loss, {"w": w}, {"w": np.sign(w)}, budget=6_900)
+    assert loss.calls == report.evaluations <= 6_900
+    c = report.components["w"]
+    assert report.passed is None and report.verdict == "incomplete" and c.passed is None
+    assert c.unjudged > 2_000 and c.checked >= 100 and report.suspects == ()
+    assert report.explain().startswith(f"INCOMPLETE: {c.unjudged:,} entries of w without a verdict")
+    assert "INCOMPLETE" in repr(report)
+    full = gradcheck.check(loss, {"w": w}, {"w": np.sign(w)}, coords="all")
+    assert full.passed  # with every second opinion paid for: kinks, not errors

@@ -16,7 +16,14 @@ import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
 from gradcheck.core import _edges
-from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, Capped, Selection, select
+from gradcheck.core._coords import (
+    DEFAULT_BUDGET,
+    BudgetSpent,
+    Capped,
+    Selection,
+    overhead,
+    select,
+)
 from gradcheck.core._directional import TOP_CALLS, Located, locate
 from gradcheck.core._evaluate import SerialEvaluator, Workspace, make_evaluator
 from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
@@ -100,9 +107,11 @@ def run(
         except KeyboardInterrupt:
             stopped = True
         search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
+        confirm = _confirm_calls(selection, sizes, first, search, nodes, plan.scheme.nodes)
         for t in range(0 if stopped else len(tree.names)):
             # Calls promised to the tensors after t (and the last J(θ)): t may not use them.
-            evaluator.reserved = 1 + sum(first[u] + search[u] for u in range(t + 1, len(sizes)))
+            evaluator.reserved = 1 + sum(first[u] + search[u] + confirm[u]
+                                         for u in range(t + 1, len(sizes)))
             args = (analytic[t], tree.leaves[t].dtype, selection.indices[t], selection.directional,
                     selection.max_tests,
                     selection.locate_calls[t] if selection.locate_calls else None, first[t])
@@ -242,6 +251,30 @@ def _budget_notes(
             "coords='all' (or a larger budget=) to check every one."
         )
     return tuple(notes)
+
+
+CONFIRM = 8  # first-pass mismatches per later tensor whose second opinions a budget keeps
+
+
+def _confirm_calls(
+    selection: Selection, sizes: Sequence[int], first: Sequence[int], search: Sequence[int],
+    nodes: int, scheme_nodes: Sequence[float],
+) -> list[int]:
+    """Calls kept, under a budget, for the second opinions of each tensor's first mismatches.
+
+    Tensors are checked in turn and second opinions are paid from what the budget leaves: a
+    first tensor wrong everywhere would otherwise spend it all, leaving every later tensor's
+    mismatches unconfirmed (unjudged). Each tensor keeps up to ``CONFIRM`` entries' worth of
+    the first level and the confirmations after it, within half of what the plan leaves over.
+    """
+    if selection.limit is None:
+        return [0] * len(sizes)
+    per_entry = _second_calls(scheme_nodes) * RUN
+    want = [min(s, CONFIRM) * per_entry for s in sizes]
+    free = selection.limit - sum(first) - sum(search) - overhead(sizes)
+    if sum(want) > free // 2:
+        want = [w * max(free // 2, 0) // max(sum(want), 1) for w in want]
+    return want
 
 
 def _second_calls(nodes: Sequence[float]) -> int:
@@ -598,6 +631,7 @@ class _Tensor:
     low_precision: bool
     partial: bool = False  # interrupted before every selected coordinate was judged
     steps: np.ndarray | None = None  # the step of each entry
+    unconfirmed: int = 0  # first-pass mismatches the budget left without a second opinion
 
 
 def _check_tensor(
@@ -716,7 +750,13 @@ def _check_tensor(
             except KeyboardInterrupt as stop:  # every entry is judged: keep them, then stop
                 stop.partial = _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)  # type: ignore[attr-defined]
                 raise
-    return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h)
+    # First-pass mismatches the budget left without a second opinion leave the tensor unjudged,
+    # except in a sample whose tensor-level directional tests agreed: there they count as
+    # unsampled entries do (the sample's pass rests on those tests; a note names them).
+    found = plan.located.get(t)
+    vouched = found is not None and not found.failed and found.complete
+    return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h,
+                   unconfirmed=0 if vouched else plan.unrefined.get(t, 0))
 
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
@@ -1349,9 +1389,11 @@ def _assemble(
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
     ) if any(m.any() for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
     judged = rel is not None or bool(plan.located)
-    # Nothing judged wrong, but not everything judged (interrupted, or nothing checked at all):
-    # no verdict ("incomplete", passed None), never a pass.
-    passed = False if suspects else None if interrupted or not judged else True
+    # Nothing judged wrong, but not everything judged (interrupted, nothing checked at all, or
+    # first-pass mismatches the budget left unconfirmed): no verdict ("incomplete", passed
+    # None), never a pass.
+    open_ = any(c.passed is None for c in components.values())
+    passed = False if suspects else None if interrupted or not judged or open_ else True
     notes = _notes.collect(components, results, plan.options.scheme, j0, rel, passed is True)
     return Report(
         passed=passed,
@@ -1374,6 +1416,7 @@ def _component(name: str, leaf: np.ndarray, r: _Tensor, planned: int | None = No
     mismatches = int(np.sum(r.flags == MISMATCH))
     judged = int(np.sum(r.flags != UNCHECKED))
     unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
+    unjudged += r.unconfirmed  # a first-pass mismatch without its second opinion: not "ok"
     return Component(
         name=name,
         shape=tuple(leaf.shape),

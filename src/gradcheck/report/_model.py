@@ -69,12 +69,13 @@ class Component:
     tolerance: float
     checked: int
     skipped: int
-    passed: bool | None  # None: nothing wrong so far, but entries left unjudged (interrupted)
+    passed: bool | None  # None: nothing wrong so far, but entries left unjudged (interrupted,
+    # or first-pass mismatches a budget left without their second opinion)
     eps: float = math.nan
     noise: float = math.nan
     dtype: str = "float64"
     mismatches: int = 0
-    unjudged: int = 0  # planned entries an interruption left without a verdict (neither ok nor wrong)
+    unjudged: int = 0  # entries an interruption or the budget left without a verdict (neither ok nor wrong)
     value_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     numeric_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     analytic_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
@@ -143,8 +144,9 @@ class ReportData:
 
     ``relative_error`` is the textbook ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂) over every checked coordinate
     (kinks included), None when nothing was checked; ``passed`` is our noise-aware verdict,
-    which does not depend on that ratio: True, False, or None when an interruption left entries
-    unjudged and none judged so far is wrong (``verdict`` is then "incomplete").
+    which does not depend on that ratio: True, False, or None when an interruption (or a budget
+    spent before their second opinion) left entries unjudged and none judged so far is wrong
+    (``verdict`` is then "incomplete").
     """
 
     passed: bool | None
@@ -162,7 +164,8 @@ class ReportData:
 
     @property
     def verdict(self) -> str:
-        """"passed", "failed" or "incomplete" (interrupted before every entry was judged)."""
+        """"passed", "failed" or "incomplete" (interrupted, or a budget spent, before every
+        entry was judged)."""
         return {True: "passed", False: "failed", None: "incomplete"}[self.passed]
 
     @property

@@ -75,7 +75,7 @@ class Report(ReportData):
         return self.to_text()
 
     def __repr__(self) -> str:
-        verdict = "INTERRUPTED" if self.interrupted else ("PASSED" if self.passed else "FAILED")
+        verdict = "INTERRUPTED" if self.interrupted else self.verdict.upper()
         wrong = f", suspects={self.suspects!r}" if self.suspects else ""
         n = len(self.components)
         return (f"<gradcheck.Report {verdict}: {n} parameter{'s' * (n != 1)}{wrong}, "

@@ -19,6 +19,9 @@ def summary(report: ReportData) -> str:
         f"({', '.join(report.suspects)})"
         if report.passed is False
         else f"{verdict}: interrupted before every entry was judged; none judged so far is wrong"
+        if report.interrupted
+        else f"{verdict}: {_unjudged(report)} without a verdict (the budget ran out before "
+        "their second opinion); none judged is wrong"
     )
     if not any(c.checked for c in report.components.values()) and not report.interrupted:
         head = "NOTHING CHECKED: no gradient entry was compared (see the notes)"
@@ -29,6 +32,13 @@ def summary(report: ReportData) -> str:
         f"({report.textbook_verdict}); scheme {report.scheme}, "
         f"{report.evaluations:,} loss evaluations."
     )
+
+
+def _unjudged(report: ReportData) -> str:
+    """``"3 entries of W2, gamma1"``: what a budget left unjudged, by tensor."""
+    names = [n for n, c in report.components.items() if c.passed is None]
+    count = sum(report.components[n].unjudged for n in names)
+    return f"{count:,} entr{'y' if count == 1 else 'ies'} of {', '.join(names)}"
 
 
 def explain(report: ReportData) -> str:
