@@ -389,13 +389,15 @@ def jax_second(
     import jax
     import jax.numpy as jnp
 
+    from gradcheck.frameworks.jax import inexact_leaves
+
     names = list(problem.names)
     seed = options.get("seed", 0)
     x0 = [np.asarray(x, dtype=d) for x, d in zip(problem.originals(), dtypes, strict=True)]
 
     def outputs(xs: Sequence[Any]) -> list[Any]:
         out = problem.call(list(xs), cast)
-        return [o for o in jax.tree_util.tree_leaves(out) if jnp.issubdtype(o.dtype, jnp.floating)]
+        return [o for o in inexact_leaves(out) if jnp.issubdtype(o.dtype, jnp.floating)]
 
     probe = outputs([jnp.asarray(x) for x in x0])
     if not probe:
