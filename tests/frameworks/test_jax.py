@@ -310,3 +310,10 @@ def test_a_function_jax_grad_cannot_differentiate_keeps_its_error_with_a_hint() 
         gj.check(f, x)
     assert any("mode='forward'" in n for n in info.value.__notes__)
     assert gj.check(f, x, mode="forward").passed  # jax.jvp goes through the loop
+
+
+def test_bfloat16_leaves_are_checked_on_float64_copies_or_refused_by_name() -> None:
+    x = jnp.asarray(np.array([0.3, -0.7, 1.1]), jnp.bfloat16)
+    assert gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}).passed  # float64 copies
+    with pytest.raises(gradcheck.GradCheckError, match=r"w is bfloat16.*precision='auto'"):
+        gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}, precision="native")

@@ -77,6 +77,8 @@ def check(
     if not problem.names:
         return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
     wide, why = _wants_x64(problem, precision)
+    if not wide:
+        _refuse_narrow(problem, precision, why)
     with _x64(wide):
         report = _check(problem, wide, why, options, vectorize, higher)
         if higher == (1, "reverse") and _adapters.wants_conjugation_probe(report, problem.complex):
@@ -349,6 +351,20 @@ def _grad_hint(error: BaseException) -> str:
                  "array, .item()); use jnp.where / lax.cond instead")
     return (f"gradcheck.jax.check: this was raised while jax.grad differentiated fn at the "
             f"given arguments (reverse mode); {hint}.")
+
+
+def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
+    """A leaf NumPy cannot compute in (bfloat16, float8: ml_dtypes, not float16/32/64) can only
+    be checked on float64 copies: an error naming it where those are not used."""
+    for name, x in zip(problem.names, problem.originals(), strict=True):
+        if np.dtype(x.dtype).name not in ("float16", "float32", "float64"):
+            fix = ("use precision='auto' (float64 copies)" if precision == "native"
+                   else "make fn run in float64, or pass the leaf as float32")
+            raise GradCheckError(
+                f"gradcheck.jax.check(precision={precision!r}): {name} is "
+                f"{np.dtype(x.dtype).name}, which NumPy cannot compute in, so it is checked on "
+                f"float64 copies only, and they are not used here ({why}): {fix}."
+            )
 
 
 def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
