@@ -317,3 +317,12 @@ def test_bfloat16_leaves_are_checked_on_float64_copies_or_refused_by_name() -> N
     assert gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}).passed  # float64 copies
     with pytest.raises(gradcheck.GradCheckError, match=r"w is bfloat16.*precision='auto'"):
         gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}, precision="native")
+
+
+def test_a_nan_gradient_from_the_where_trap_says_what_grads_is_and_the_fix() -> None:
+    """jnp.where(x > 0, sqrt(x), 0) at x < 0: J is finite, jax.grad gives NaN (0·NaN from the
+    unused branch). The core's NonFiniteError names grads['arg0'][0]; the note says that is
+    jax.grad's value and gives the double-where fix."""
+    with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['arg0'\].*\(0,\)") as info:
+        gj.check(lambda a: jnp.sum(jnp.where(a > 0, jnp.sqrt(a), 0.0)), np.array([-1.0, 0.5]))
+    assert any("jax.grad(fn)" in n and "double-where" in n for n in info.value.__notes__)

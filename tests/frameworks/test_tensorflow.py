@@ -165,3 +165,10 @@ def test_empty_complex_and_bfloat16_inputs():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(gradcheck.GradCheckError, match=r"scalar J.*shape \(3, 2\)"):
         gtf.check_model(model, X.astype(np.float32), loss_fn=lambda out: out)
+
+
+def test_a_nan_gradient_from_the_where_trap_gets_the_fix():
+    x = tf.constant([-1.0, 0.5], tf.float64)
+    with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['input0'\]") as info:
+        gtf.check_function(lambda a: tf.reduce_sum(tf.where(a > 0, a**0.5, 0.0)), x)
+    assert any("tf.where" in n and "double-where" in n for n in info.value.__notes__)

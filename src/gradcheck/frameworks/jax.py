@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError
+from gradcheck._errors import GradCheckError, NonFiniteError, OptionError
 from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
@@ -353,6 +353,16 @@ def _grad_hint(error: BaseException) -> str:
             f"given arguments (reverse mode); {hint}.")
 
 
+# Added to the core's NonFiniteError on grads[...] (the framework's own gradient).
+_NONFINITE_GRAD = (
+    "gradcheck: 'grads' here is jax.grad(fn), the framework's own gradient at the given inputs. A "
+    "NaN there while J itself is finite is most often jnp.where(cond, f(x), y) with f non-finite "
+    "where cond is False (sqrt, log, 1/x of a negative or zero x): the unused branch's "
+    "derivative is NaN, and 0·NaN = NaN. Make f's input safe too (jnp.where(cond, x, 1.0) "
+    "inside f: the double-where trick)."
+)
+
+
 def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
     """A leaf NumPy cannot compute in (bfloat16, float8: ml_dtypes, not float16/32/64) can only
     be checked on float64 copies: an error naming it where those are not used."""
@@ -449,7 +459,12 @@ def _check(
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
-        report = _adapters.run_check(fn, p, grads, options, b, [])
+        try:
+            report = _adapters.run_check(fn, p, grads, options, b, [])
+        except NonFiniteError as error:
+            if str(error).startswith("grads["):
+                error.add_note(_NONFINITE_GRAD)
+            raise
         report = _adapters.with_notes(report, notes + jit_note + problem.notes)
         report = _adapters.leave_unchecked(report, problem.unchecked)
         return _adapters.complex_findings(report, problem.complex, _adapters.JAX)

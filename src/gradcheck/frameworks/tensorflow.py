@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -418,11 +418,25 @@ def _check_one(
     try:
         report = _adapters.run_check(loss, params, grads, options, batched, notes)
         return _adapters.with_notes(report, _unconnected_notes(report, unconnected))
+    except NonFiniteError as error:
+        if str(error).startswith("grads["):
+            error.add_note(_NONFINITE_GRAD)
+        raise
     except StochasticLossError as error:
         raise StochasticLossError(
             f"{error} For a Keras model, check with training=False (the default) or set the "
             "dropout rate to 0."
         ) from error
+
+
+# Added to the core's NonFiniteError on grads[...] (the framework's own gradient).
+_NONFINITE_GRAD = (
+    "gradcheck: 'grads' here is the GradientTape gradient, the framework's own gradient at the given inputs. A "
+    "NaN there while J itself is finite is most often tf.where(cond, f(x), y) with f non-finite "
+    "where cond is False (sqrt, log, 1/x of a negative or zero x): the unused branch's "
+    "derivative is NaN, and 0·NaN = NaN. Make f's input safe too (tf.where(cond, x, 1.0) "
+    "inside f: the double-where trick)."
+)
 
 
 def _unconnected_notes(report: Report, names: Sequence[str]) -> list[str]:
