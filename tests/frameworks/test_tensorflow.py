@@ -172,3 +172,16 @@ def test_a_nan_gradient_from_the_where_trap_gets_the_fix():
     with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['input0'\]") as info:
         gtf.check_function(lambda a: tf.reduce_sum(tf.where(a > 0, a**0.5, 0.0)), x)
     assert any("tf.where" in n and "double-where" in n for n in info.value.__notes__)
+
+
+def test_keras_variables_are_checked_in_their_own_dtype_a_bare_layer_is_no_false_alarm():
+    """stateless_call casts each value to its variable's dtype: float64 copies of a float32
+    kernel were rounded to float32 while a bare layer's output (float64 inputs, no autocast)
+    read float64, so a right Dense layer failed with 0.2% 'errors'."""
+    layer = keras.layers.Dense(2)
+    layer.build((None, 4))
+    report = gtf.check_model(layer, X.astype(np.float32))
+    assert report.passed, report
+    assert any("Keras casts every value" in n for n in report.notes)
+    with pytest.raises(gradcheck.GradCheckError, match=r"set_floatx\('float64'\)"):
+        gtf.check_model(layer, X.astype(np.float32), precision="float64")

@@ -116,7 +116,16 @@ def check_function(
                 args.append(value((i, None), x))
         return fn(*args)
 
-    return _run(call, originals, None, options, precision, vectorize, "check_function", notes)
+    try:
+        return _run(call, originals, None, options, precision, vectorize, "check_function", notes)
+    except AttributeError as error:
+        if "assign" in str(error):
+            error.add_note(
+                "gradcheck: check_function passes each checked tf.Variable to fn as a tensor "
+                "(a copy, so the variable comes back unchanged), which has no assign(). Make fn "
+                "compute J from the value it is given instead of assigning to it."
+            )
+        raise
 
 
 def check_model(
@@ -183,7 +192,17 @@ def check_model(
         return out
 
     try:
-        return _run(call, originals, loss_fn, options, precision, vectorize, "check_model")
+        return _run(
+            call, originals, loss_fn, options, precision, vectorize, "check_model", widen=False
+        )
+    except TypeError as error:
+        if len(inputs) > 1 and "multiple values for argument 'training'" in str(error):
+            error.add_note(
+                "gradcheck: check_model calls model.stateless_call(..., *inputs, training=...); "
+                "a model with several inputs takes them as one list: "
+                "check_model(model, [x1, x2])."
+            )
+        raise
     finally:
         for v, value in zip(trainable + frozen, saved, strict=True):
             if not np.array_equal(v.numpy(), value, equal_nan=True):
@@ -284,6 +303,7 @@ def _run(
     vectorize: Any,
     api: str,
     notes: Sequence[str] = (),
+    widen: bool = True,
 ) -> Report:
     tf = _tf()
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
@@ -300,7 +320,9 @@ def _run(
         ("output" if n_out == 1 else f"output {k}"): _objective(tf, loss_fn, seed, k)
         for k in range(n_out)
     }
-    dtypes, note = _precision(tf, call, originals, next(iter(objectives.values())), precision, api)
+    dtypes, note = _precision(
+        tf, call, originals, next(iter(objectives.values())), precision, api, widen
+    )
     reports = {
         label: _check_one(tf, call, originals, objective, dtypes, options, vectorize, note)
         for label, objective in objectives.items()
@@ -331,7 +353,12 @@ def _precision(
     objective: Callable,
     precision: str,
     api: str,
+    widen: bool = True,
 ) -> tuple[dict[str, Any], str]:
+    """The dtypes to check in, and a note. ``widen=False`` (Keras variables): no float64
+    copies, since ``stateless_call`` casts each value to its variable's dtype; a float32
+    kernel would be rounded to float32 while the output, promoted by float64 inputs, still
+    reads float64, so the check would judge float32 rounding as a float64 gradient error."""
     native = {n: np.dtype(a.dtype) for n, a in originals.items()}
     kinds = ", ".join(sorted({str(d) for d in native.values()}))
     # bfloat16 (NumPy holds it through ml_dtypes, kind "V") is checked on float64 copies only:
@@ -349,6 +376,16 @@ def _precision(
         )
     if precision == "native" or all(d == np.float64 for d in native.values()):
         return native, f"Evaluated in the tensors' own dtype ({kinds})."
+    if not widen:
+        why = ("Keras casts every value given for a variable to the variable's dtype, so "
+               "float64 copies of its variables cannot be used")
+        if precision == "float64" or narrow:
+            raise GradCheckError(
+                f"{api}(precision={precision!r}): {why}, and the variables are {kinds}. Build "
+                "the model in float64 (keras.config.set_floatx('float64') before building it) "
+                "for a float64 check" + ("." if narrow else ", or use precision='auto'.")
+            )
+        return native, f"Evaluated in the variables' own dtype ({kinds}): {why}."
     try:
         out = call(
             {n: tf.constant(a.astype(np.float64)) for n, a in originals.items()}, _cast64
