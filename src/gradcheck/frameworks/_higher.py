@@ -19,6 +19,7 @@ Nothing here imports the adapters (they call in, passing what they know): no cyc
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -343,6 +344,24 @@ def torch_second(
 # --- JAX --------------------------------------------------------------------------------------
 
 
+def inexact_leaves(out: Any) -> list[Any]:
+    """The floating and complex arrays of an output pytree. Other leaves (integer arrays, and
+    what has no dtype: Python numbers, strings, None in an ``aux`` dict) cannot carry a
+    gradient and are left out of J."""
+    import jax
+    import jax.numpy as jnp
+
+    def inexact(x: Any) -> bool:
+        kind = getattr(x, "dtype", None)
+        if kind is None or not hasattr(x, "shape"):
+            return False
+        with contextlib.suppress(TypeError):  # an extended dtype (a PRNG key) is not a number
+            return bool(jnp.issubdtype(kind, jnp.inexact))
+        return False
+
+    return [x for x in jax.tree_util.tree_leaves(out) if inexact(x)]
+
+
 def jax_jvps(
     j_of: Callable, values: Sequence[Any], names: Sequence[str], api: str
 ) -> Callable[[str, np.ndarray], np.ndarray]:
@@ -389,7 +408,6 @@ def jax_second(
     import jax
     import jax.numpy as jnp
 
-    from gradcheck.frameworks.jax import inexact_leaves
 
     names = list(problem.names)
     seed = options.get("seed", 0)

@@ -290,7 +290,7 @@ def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any
     seed = problem.seed  # the closure keeps the seed, not the problem (and its arguments)
 
     def objective(out: Any) -> Any:
-        leaves = inexact_leaves(out)
+        leaves = _higher.inexact_leaves(out)
         if len(leaves) == 1 and leaves[0].size == 1 and jnp.issubdtype(leaves[0].dtype, jnp.floating):
             return leaves[0].reshape(())
         # Complex outputs enter J through their real and imaginary parts: J = Re⟨R, out⟩.
@@ -319,24 +319,6 @@ def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any
         )
 
     return objective
-
-
-def inexact_leaves(out: Any) -> list[Any]:
-    """The floating and complex arrays of an output pytree. Other leaves (integer arrays, and
-    what has no dtype: Python numbers, strings, None in an ``aux`` dict) cannot carry a
-    gradient and are left out of J."""
-    import jax
-    import jax.numpy as jnp
-
-    def inexact(x: Any) -> bool:
-        kind = getattr(x, "dtype", None)
-        if kind is None or not hasattr(x, "shape"):
-            return False
-        with contextlib.suppress(TypeError):  # an extended dtype (a PRNG key) is not a number
-            return bool(jnp.issubdtype(kind, jnp.inexact))
-        return False
-
-    return [x for x in jax.tree_util.tree_leaves(out) if inexact(x)]
 
 
 def _grad_hint(error: BaseException) -> str:
