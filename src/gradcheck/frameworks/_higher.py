@@ -388,7 +388,7 @@ def jax_jvps(
         except Exception as error:  # custom_vjp has no forward rule; or vmap cannot batch
             if "custom_vjp" in str(error):
                 raise GradCheckError(
-                    f"{api}(mode='forward'): jax.jvp failed on {name} "
+                    f"{api}(mode='forward' or 'both'): jax.jvp failed on {name} "
                     f"({_adapters.short(error)}). A jax.custom_vjp function has no forward-mode "
                     "rule; give it a custom_jvp, or use mode='reverse'."
                 ) from error
