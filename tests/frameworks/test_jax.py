@@ -326,3 +326,13 @@ def test_a_nan_gradient_from_the_where_trap_says_what_grads_is_and_the_fix() -> 
     with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['arg0'\].*\(0,\)") as info:
         gj.check(lambda a: jnp.sum(jnp.where(a > 0, jnp.sqrt(a), 0.0)), np.array([-1.0, 0.5]))
     assert any("jax.grad(fn)" in n and "double-where" in n for n in info.value.__notes__)
+
+
+def test_order_two_checks_complex_outputs_too() -> None:
+    """order=2 took only the real floating outputs: a complex-only fn was 'no floating-point
+    array', and beside a real output a complex one was silently left out of G."""
+    z = np.array([1 + 0.5j, 2 - 1j, -0.5 + 2j])
+    report = gj.check(lambda z: (jnp.sum(jnp.abs(z) ** 2), jnp.fft.fft(z) * z), z, order=2)
+    assert report.passed
+    assert {"cotangent (output 0)", "cotangent (output 1)"} <= set(report.components)
+    assert gj.check(lambda z: jnp.fft.fft(z) * z, z, order=2).passed

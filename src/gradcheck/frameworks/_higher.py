@@ -415,7 +415,13 @@ def jax_second(
 
     def outputs(xs: Sequence[Any]) -> list[Any]:
         out = problem.call(list(xs), cast)
-        return [o for o in inexact_leaves(out) if jnp.issubdtype(o.dtype, jnp.floating)]
+        # A complex output as its real and imaginary parts (a last axis of 2): a real-linear
+        # view of it, so that its cotangent u is real like every other input of G.
+        return [
+            jnp.stack([jnp.real(o), jnp.imag(o)], axis=-1)
+            if jnp.issubdtype(o.dtype, jnp.complexfloating) else o
+            for o in inexact_leaves(out)
+        ]
 
     probe = outputs([jnp.asarray(x) for x in x0])
     if not probe:
