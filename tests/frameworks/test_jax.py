@@ -250,6 +250,8 @@ def test_argnums_negative_as_in_jax_grad_and_duplicates_refused() -> None:
         gj.check(f, a, b, argnums=(0, 0))
     with pytest.raises(gradcheck.OptionError, match=r"arg0: int 3.*pass floats"):
         gj.check(lambda n: n * 2.0, 3)
+    with pytest.raises(gradcheck.OptionError, match=r"keyword argument of fn.*partial\(fn, n="):
+        gj.check(lambda x, n=2: jnp.sum(x**n), a, n=3)
 
 
 def test_keyless_custom_nodes_are_named_after_their_attributes_and_a_bug_is_localized() -> None:

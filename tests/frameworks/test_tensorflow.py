@@ -103,6 +103,8 @@ def test_bad_input_is_an_option_error_naming_the_fix():
         gtf.check_function(tf.sin, tf.constant(X), order=2)
     with pytest.raises(gradcheck.OptionError, match="unexpected option 'ordr'"):
         gtf.check_function(tf.sin, tf.constant(X), ordr=2)
+    with pytest.raises(gradcheck.OptionError, match="keyword argument of fn"):
+        gtf.check_function(lambda x, k=1.0: tf.sin(k * x), tf.constant(X), k=2.0)
 
 
 def test_importing_the_door_does_not_import_tensorflow():

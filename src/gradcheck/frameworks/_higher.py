@@ -40,6 +40,23 @@ INPUT = "backward w.r.t. input"
 COTANGENT = "cotangent"
 
 
+def keyword_of_fn(fn: Callable, options: dict[str, Any], api: str) -> None:
+    """An unknown option that is a keyword parameter of ``fn``: say how to pass it."""
+    import inspect
+
+    unknown = sorted(set(options) - set(_adapters.FORWARDED))
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C function without a signature
+        return
+    mine = [k for k in unknown if k in params]
+    if mine:
+        raise OptionError(
+            f"{api}() got {mine[0]}=..., a keyword argument of fn, not an option of the check. "
+            f"Bind it first: {api}(functools.partial(fn, {mine[0]}=...), *args)."
+        )
+
+
 def validate(api: str, order: Any, mode: Any, jacobian: bool = False) -> tuple[int, str]:
     """``(order, mode)`` checked, or an ``OptionError`` naming the option and the fix."""
     if isinstance(order, bool) or order not in (1, 2):

@@ -67,6 +67,7 @@ def check(
     >>> gradcheck.jax.check(f, params, np.ones((4, 2))).passed
     True
     """
+    _higher.keyword_of_fn(fn, options, "gradcheck.jax.check")
     options = _adapters.check_options("gradcheck.jax.check", options)
     higher = _higher.validate("gradcheck.jax.check", order, mode)
     precision = _adapters.choose(

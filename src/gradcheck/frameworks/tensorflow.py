@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
+from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def check_function(
     """
     tf = _tf()
     _first_order_only("check_function", options)
+    _higher.keyword_of_fn(fn, options, "check_function")
     options = _adapters.check_options("check_function", options)
     labels = _adapters.input_labels(inputs, names)
     # Each input is a tensor or a nest of them (list, tuple, dict, namedtuple: tf.nest order);
