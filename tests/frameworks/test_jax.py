@@ -227,3 +227,114 @@ def test_typed_prng_keys_are_left_as_they_are() -> None:
     assert r.passed and list(r.components) == ["w"]
     with pytest.raises(gradcheck.OptionError, match="argnums=1"):
         gj.check(f, w, jax.random.key(0), argnums=1)
+
+
+def test_output_leaves_without_a_gradient_are_left_out_of_j() -> None:
+    """fn returning (loss, aux) with strings, Python ints and integer arrays in aux (the
+    ``has_aux`` pattern): those leaves carry no gradient and are not part of J (they crashed
+    with AttributeError: 'str' object has no attribute 'dtype'); order 2 likewise."""
+    x = np.array([0.3, -1.2, 2.0])
+
+    def f(x):
+        return jnp.sum(jnp.sin(x) ** 2), {"msg": "ok", "steps": 3, "argmax": jnp.argmax(x)}
+
+    assert gj.check(f, x).passed
+    assert gj.check(f, x, order=2).passed
+
+
+def test_argnums_negative_as_in_jax_grad_and_duplicates_refused() -> None:
+    f = lambda a, b: jnp.sum(jnp.sin(a) * b**2)  # noqa: E731
+    a, b = np.array([0.1, 0.7]), np.array([1.5, -0.5])
+    assert list(gj.check(f, a, b, argnums=-1).components) == ["arg1"]
+    with pytest.raises(gradcheck.OptionError, match="names argument 0 twice"):
+        gj.check(f, a, b, argnums=(0, 0))
+    with pytest.raises(gradcheck.OptionError, match=r"arg0: int 3.*pass floats"):
+        gj.check(lambda n: n * 2.0, 3)
+    with pytest.raises(gradcheck.OptionError, match=r"keyword argument of fn.*partial\(fn, n="):
+        gj.check(lambda x, n=2: jnp.sum(x**n), a, n=3)
+
+
+def test_keyless_custom_nodes_are_named_after_their_attributes_and_a_bug_is_localized() -> None:
+    """A node registered with ``register_pytree_node`` (equinox style, no key paths) numbers
+    its children; they are named after the attribute holding them, so a wrong cotangent for
+    one of them is reported as ``layers.1.b``, not ``layers.1.1``."""
+
+    class Linear:
+        def __init__(self, w, b, act):
+            self.w, self.b, self.act = w, b, act
+
+    jax.tree_util.register_pytree_node(
+        Linear, lambda m: ((m.w, m.b), m.act), lambda act, ch: Linear(*ch, act)
+    )
+
+    @jax.custom_vjp
+    def add(x, b):
+        return x + b
+
+    add.defvjp(lambda x, b: (x + b, None), lambda _, g: (g, 0.9 * g.sum(0)))  # b: 10% off
+    rng = np.random.default_rng(0)
+    model = [Linear(rng.standard_normal((3, 2)), np.zeros(2), "tanh") for _ in range(2)]
+    model[1] = Linear(rng.standard_normal((2, 2)), np.ones(2), "tanh")
+
+    def f(p, x):
+        for i, m in enumerate(p["layers"]):
+            x = getattr(jnp, m.act)(add(x @ m.w, m.b) if i == 1 else x @ m.w + m.b)
+        return jnp.sum(x)
+
+    report = gj.check(f, {"layers": model}, rng.standard_normal((4, 3)))
+    assert list(report.components) == ["layers.0.w", "layers.0.b", "layers.1.w", "layers.1.b"]
+    assert report.suspects == ("layers.1.b",)
+
+
+def test_compiled_functions_are_told_apart_by_argnums() -> None:
+    """f(x, y) checked w.r.t. x, then y (same shapes): the second check must not reuse the
+    first one's compiled J, whose checked input is the other argument."""
+
+    def f(a, b):
+        return jnp.sum(jnp.sin(a) * b)
+
+    x, y = np.array([0.3, -0.7, 1.1]), np.array([0.5, 0.2, -0.4])
+    assert gj.check(f, x, y, argnums=0).passed
+    assert gj.check(f, x, y, argnums=1).passed
+    keys = {k[:-1] for k in gj._COMPILED[f]}
+    assert len(keys) == 2  # one compiled J per argnums, both kept
+
+
+def test_a_function_jax_grad_cannot_differentiate_keeps_its_error_with_a_hint() -> None:
+    def f(x):
+        def body(c):
+            return c[0] + 1, c[1] * 1.1
+
+        return jnp.sum(jax.lax.while_loop(lambda c: c[0] < 3, body, (0, x))[1] ** 2)
+
+    x = np.array([0.5, -1.0])
+    with pytest.raises(ValueError, match="while_loop") as info:
+        gj.check(f, x)
+    assert any("mode='forward'" in n for n in info.value.__notes__)
+    assert gj.check(f, x, mode="forward").passed  # jax.jvp goes through the loop
+
+
+def test_bfloat16_leaves_are_checked_on_float64_copies_or_refused_by_name() -> None:
+    x = jnp.asarray(np.array([0.3, -0.7, 1.1]), jnp.bfloat16)
+    assert gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}).passed  # float64 copies
+    with pytest.raises(gradcheck.GradCheckError, match=r"w is bfloat16.*precision='auto'"):
+        gj.check(lambda p: jnp.sum(p["w"] ** 3), {"w": x}, precision="native")
+
+
+def test_a_nan_gradient_from_the_where_trap_says_what_grads_is_and_the_fix() -> None:
+    """jnp.where(x > 0, sqrt(x), 0) at x < 0: J is finite, jax.grad gives NaN (0·NaN from the
+    unused branch). The core's NonFiniteError names grads['arg0'][0]; the note says that is
+    jax.grad's value and gives the double-where fix."""
+    with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['arg0'\].*\(0,\)") as info:
+        gj.check(lambda a: jnp.sum(jnp.where(a > 0, jnp.sqrt(a), 0.0)), np.array([-1.0, 0.5]))
+    assert any("jax.grad(fn)" in n and "double-where" in n for n in info.value.__notes__)
+
+
+def test_order_two_checks_complex_outputs_too() -> None:
+    """order=2 took only the real floating outputs: a complex-only fn was 'no floating-point
+    array', and beside a real output a complex one was silently left out of G."""
+    z = np.array([1 + 0.5j, 2 - 1j, -0.5 + 2j])
+    report = gj.check(lambda z: (jnp.sum(jnp.abs(z) ** 2), jnp.fft.fft(z) * z), z, order=2)
+    assert report.passed
+    assert {"cotangent (output 0)", "cotangent (output 1)"} <= set(report.components)
+    assert gj.check(lambda z: jnp.fft.fft(z) * z, z, order=2).passed

@@ -103,8 +103,87 @@ def test_bad_input_is_an_option_error_naming_the_fix():
         gtf.check_function(tf.sin, tf.constant(X), order=2)
     with pytest.raises(gradcheck.OptionError, match="unexpected option 'ordr'"):
         gtf.check_function(tf.sin, tf.constant(X), ordr=2)
+    with pytest.raises(gradcheck.OptionError, match="keyword argument of fn"):
+        gtf.check_function(lambda x, k=1.0: tf.sin(k * x), tf.constant(X), k=2.0)
 
 
 def test_importing_the_door_does_not_import_tensorflow():
     code = "import sys, gradcheck.tensorflow; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_nested_inputs_are_checked_by_path_and_a_bug_is_localized_variables_untouched():
+    """A list of tf.Variables (``W, b = params``, the course pattern) or a dict: each floating
+    leaf is checked and named by its path; they were constants before (nothing to check)."""
+    W = tf.Variable(X[:, :2].astype(np.float32))
+    b = tf.Variable(np.zeros(2, np.float32))
+    saved = W.numpy().copy()
+
+    @tf.custom_gradient
+    def affine(x, W, b):
+        def grad(g):
+            return g @ tf.transpose(W), tf.transpose(x) @ g, 0.5 * tf.reduce_sum(g, 0)  # b: ½
+
+        return x @ W + b, grad
+
+    def loss(params, x):
+        W, b = params
+        return tf.reduce_mean(tf.tanh(affine(x, W, b)) ** 2)
+
+    x = tf.constant(np.ones((5, 3), np.float32))
+    report = gtf.check_function(loss, [W, b], x, names=["params", "x"])
+    assert list(report.components) == ["params.0", "params.1", "x"]
+    assert report.suspects == ("params.1",)
+    assert np.array_equal(W.numpy(), saved) and isinstance(W, tf.Variable)
+    report = gtf.check_function(lambda p: tf.reduce_sum(p["w"] ** 2), {"w": tf.constant(X)})
+    assert report.passed and list(report.components) == ["input0.w"]
+
+
+def test_none_gradients_are_explained_whether_j_depends_on_the_input_or_not():
+    x = tf.constant(X)
+    unused = gtf.check_function(lambda a, b: tf.reduce_sum(a**2), x, x + 1)
+    assert unused.passed
+    assert any(n.startswith("input1: GradientTape returned None")
+               and "no gradient of it was tested" in n for n in unused.notes)
+    cut = gtf.check_function(lambda a: tf.reduce_sum(tf.constant(a.numpy()) ** 2), x)
+    assert not cut.passed and cut.suspects == ("input0",)
+    assert any("J does change with it" in n and ".numpy()" in n for n in cut.notes)
+
+
+def test_empty_complex_and_bfloat16_inputs():
+    x = tf.constant(X)
+    report = gtf.check_function(lambda a, e: tf.reduce_sum(a**2) + tf.reduce_sum(e), x,
+                                tf.zeros((0, 3), tf.float64))
+    assert report.passed and list(report.components) == ["input0"]
+    assert "input1 is empty (shape (0, 3)): nothing to check." in report.notes
+    nothing = gtf.check_function(tf.reduce_sum, tf.zeros((0,)))
+    assert nothing.components == {} and "NOTHING CHECKED" in str(nothing)
+    with pytest.raises(gradcheck.OptionError, match=r"input1 is complex128.*tf\.complex\(re, im\)"):
+        gtf.check_function(lambda a, z: tf.reduce_sum(a) * tf.abs(z[0]), x, tf.constant([1 + 2j]))
+    half = tf.cast(x, tf.bfloat16)
+    assert gtf.check_function(lambda a: tf.reduce_sum(a**3), half).passed  # float64 copies
+    with pytest.raises(gradcheck.GradCheckError, match="bfloat16.*precision='auto'"):
+        gtf.check_function(lambda a: tf.reduce_sum(a**2), half, precision="native")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(gradcheck.GradCheckError, match=r"scalar J.*shape \(3, 2\)"):
+        gtf.check_model(model, X.astype(np.float32), loss_fn=lambda out: out)
+
+
+def test_a_nan_gradient_from_the_where_trap_gets_the_fix():
+    x = tf.constant([-1.0, 0.5], tf.float64)
+    with pytest.raises(gradcheck.NonFiniteError, match=r"grads\['input0'\]") as info:
+        gtf.check_function(lambda a: tf.reduce_sum(tf.where(a > 0, a**0.5, 0.0)), x)
+    assert any("tf.where" in n and "double-where" in n for n in info.value.__notes__)
+
+
+def test_keras_variables_are_checked_in_their_own_dtype_a_bare_layer_is_no_false_alarm():
+    """stateless_call casts each value to its variable's dtype: float64 copies of a float32
+    kernel were rounded to float32 while a bare layer's output (float64 inputs, no autocast)
+    read float64, so a right Dense layer failed with 0.2% 'errors'."""
+    layer = keras.layers.Dense(2)
+    layer.build((None, 4))
+    report = gtf.check_model(layer, X.astype(np.float32))
+    assert report.passed, report
+    assert any("Keras casts every value" in n for n in report.notes)
+    with pytest.raises(gradcheck.GradCheckError, match=r"set_floatx\('float64'\)"):
+        gtf.check_model(layer, X.astype(np.float32), precision="float64")

@@ -19,6 +19,7 @@ Nothing here imports the adapters (they call in, passing what they know): no cyc
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ TANGENTS = 16  # random tangents per large tensor beyond FULL_FORWARD
 CHUNK = 64  # tangents per batched JVP call
 INPUT = "backward w.r.t. input"
 COTANGENT = "cotangent"
+
+
+def keyword_of_fn(fn: Callable, options: dict[str, Any], api: str) -> None:
+    """An unknown option that is a keyword parameter of ``fn``: say how to pass it."""
+    import inspect
+
+    unknown = sorted(set(options) - set(_adapters.FORWARDED))
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C function without a signature
+        return
+    mine = [k for k in unknown if k in params]
+    if mine:
+        raise OptionError(
+            f"{api}() got {mine[0]}=..., a keyword argument of fn, not an option of the check. "
+            f"Bind it first: {api}(functools.partial(fn, {mine[0]}=...), *args)."
+        )
 
 
 def validate(api: str, order: Any, mode: Any, jacobian: bool = False) -> tuple[int, str]:
@@ -343,6 +361,24 @@ def torch_second(
 # --- JAX --------------------------------------------------------------------------------------
 
 
+def inexact_leaves(out: Any) -> list[Any]:
+    """The floating and complex arrays of an output pytree. Other leaves (integer arrays, and
+    what has no dtype: Python numbers, strings, None in an ``aux`` dict) cannot carry a
+    gradient and are left out of J."""
+    import jax
+    import jax.numpy as jnp
+
+    def inexact(x: Any) -> bool:
+        kind = getattr(x, "dtype", None)
+        if kind is None or not hasattr(x, "shape"):
+            return False
+        with contextlib.suppress(TypeError):  # an extended dtype (a PRNG key) is not a number
+            return bool(jnp.issubdtype(kind, jnp.inexact))
+        return False
+
+    return [x for x in jax.tree_util.tree_leaves(out) if inexact(x)]
+
+
 def jax_jvps(
     j_of: Callable, values: Sequence[Any], names: Sequence[str], api: str
 ) -> Callable[[str, np.ndarray], np.ndarray]:
@@ -369,7 +405,7 @@ def jax_jvps(
         except Exception as error:  # custom_vjp has no forward rule; or vmap cannot batch
             if "custom_vjp" in str(error):
                 raise GradCheckError(
-                    f"{api}(mode='forward'): jax.jvp failed on {name} "
+                    f"{api}(mode='forward' or 'both'): jax.jvp failed on {name} "
                     f"({_adapters.short(error)}). A jax.custom_vjp function has no forward-mode "
                     "rule; give it a custom_jvp, or use mode='reverse'."
                 ) from error
@@ -389,13 +425,20 @@ def jax_second(
     import jax
     import jax.numpy as jnp
 
+
     names = list(problem.names)
     seed = options.get("seed", 0)
     x0 = [np.asarray(x, dtype=d) for x, d in zip(problem.originals(), dtypes, strict=True)]
 
     def outputs(xs: Sequence[Any]) -> list[Any]:
         out = problem.call(list(xs), cast)
-        return [o for o in jax.tree_util.tree_leaves(out) if jnp.issubdtype(o.dtype, jnp.floating)]
+        # A complex output as its real and imaginary parts (a last axis of 2): a real-linear
+        # view of it, so that its cotangent u is real like every other input of G.
+        return [
+            jnp.stack([jnp.real(o), jnp.imag(o)], axis=-1)
+            if jnp.issubdtype(o.dtype, jnp.complexfloating) else o
+            for o in inexact_leaves(out)
+        ]
 
     probe = outputs([jnp.asarray(x) for x in x0])
     if not probe:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError
+from gradcheck._errors import GradCheckError, NonFiniteError, OptionError
 from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
@@ -67,6 +67,7 @@ def check(
     >>> gradcheck.jax.check(f, params, np.ones((4, 2))).passed
     True
     """
+    _higher.keyword_of_fn(fn, options, "gradcheck.jax.check")
     options = _adapters.check_options("gradcheck.jax.check", options)
     higher = _higher.validate("gradcheck.jax.check", order, mode)
     precision = _adapters.choose(
@@ -77,6 +78,8 @@ def check(
     if not problem.names:
         return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
     wide, why = _wants_x64(problem, precision)
+    if not wide:
+        _refuse_narrow(problem, precision, why)
     with _x64(wide):
         report = _check(problem, wide, why, options, vectorize, higher)
         if higher == (1, "reverse") and _adapters.wants_conjugation_probe(report, problem.complex):
@@ -104,20 +107,27 @@ class _Problem:
         import jax.numpy as jnp
 
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-        if not nums or any(not isinstance(a, int) or not 0 <= a < len(args) for a in nums):
+        if not nums or any(not isinstance(a, int) or not -len(args) <= a < len(args) for a in nums):
             raise OptionError(
                 f"gradcheck.jax.check(argnums={argnums!r}) must name positions of the "
                 f"{len(args)} arguments given (an int or a tuple of ints)."
+            )
+        nums = tuple(a % len(args) for a in nums)  # negative as in jax.grad: -1 is the last
+        if len(set(nums)) != len(nums):
+            twice = next(a for a in nums if nums.count(a) > 1)
+            raise OptionError(
+                f"gradcheck.jax.check(argnums={argnums!r}) names argument {twice} twice; "
+                "give each position once."
             )
         names, slots, leaves, treedefs, views, notes = [], [], {}, {}, {}, []
         for a in nums:
             pairs, treedefs[a] = jax.tree_util.tree_flatten_with_path(args[a])
             leaves[a] = [leaf for _, leaf in pairs]
-            for i, (path, leaf) in enumerate(pairs):
+            keys = _leaf_keys(args[a], [path for path, _ in pairs])
+            for i, ((_, leaf), key) in enumerate(zip(pairs, keys, strict=True)):
                 # A typed PRNG key (key<fry>) has no NumPy dtype: not a float, left as it is.
                 kind = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
                 if jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.complexfloating):
-                    key = jax.tree_util.keystr(path, simple=True, separator=".")
                     prefix = f"arg{a}" if len(nums) > 1 or not key else ""
                     name = ".".join(p for p in (prefix, key) if p)
                     if np.asarray(leaf).size == 0:  # nothing to perturb: stays as it is
@@ -129,9 +139,13 @@ class _Problem:
         if not names and notes:
             return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
         if not names:
+            held = [f"arg{a}: {_kind(leaf)}" for a in nums for leaf in leaves[a]][:4]
             raise OptionError(
                 f"gradcheck.jax.check(argnums={argnums!r}): those arguments hold no "
-                "floating-point array, so there is nothing to check."
+                "floating-point array, so there is nothing to check ("
+                + (", ".join(held) if held else "no leaf at all: None or an empty container")
+                + "). Integers and bools have no gradient: pass floats (2.0, "
+                "jnp.asarray(x, float)), or point argnums at the parameters."
             )
         notes += [n for v in views.values() for n in v.notes()]
         return cls(fn, tuple(args), nums, names, slots, leaves, treedefs, seed, views, notes)
@@ -159,6 +173,59 @@ class _Problem:
     @property
     def complex(self) -> list[str]:
         return [v.name for v in self.views.values() if v.complex]
+
+
+def _kind(leaf: Any) -> str:
+    """A leaf as an error message shows it: its type and dtype (``int 3``, ``int32[2]``)."""
+    if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+        return f"{leaf.dtype}{list(np.shape(leaf))}"
+    return f"{type(leaf).__name__} {leaf!r}"[:40]
+
+
+def _leaf_keys(tree: Any, paths: list[tuple]) -> list[str]:
+    """Each leaf's key path as a name (``layers.0.W``). A node registered without keys
+    (``register_pytree_node``: an equinox-style module, a frozen mapping) only numbers its
+    children; such a child is named after the node's attribute that holds it (``w`` rather
+    than ``0``) where one does, by identity. Falls back to the plain key paths if that makes
+    two names equal."""
+    import jax
+
+    def plain(path: tuple) -> str:
+        return jax.tree_util.keystr(path, simple=True, separator=".")
+
+    def readable(path: tuple) -> str:
+        parts, node = [], tree
+        for entry in path:
+            child = next(c for k, c in jax.tree_util.flatten_one_level_with_keys(node)[0]
+                         if k == entry)
+            name = None
+            if isinstance(entry, jax.tree_util.FlattenedIndexKey):
+                name = _holder(node, child)
+            parts.append(name if name is not None else plain((entry,)))
+            node = child
+        return ".".join(p for p in parts if p)
+
+    names = [plain(p) for p in paths]
+    if not any(isinstance(e, jax.tree_util.FlattenedIndexKey) for p in paths for e in p):
+        return names
+    try:
+        better = [readable(p) for p in paths]
+    except Exception:  # noqa: BLE001 - an exotic node: keep JAX's own key paths
+        return names
+    return better if len(set(better)) == len(better) else names
+
+
+def _holder(node: Any, child: Any) -> str | None:
+    """The attribute of ``node`` (or key of a dict attribute) that is ``child``, if one is."""
+    fields = dict(getattr(node, "__dict__", {}) or {})
+    for slot in getattr(type(node), "__slots__", ()):
+        if isinstance(slot, str) and hasattr(node, slot):
+            fields.setdefault(slot, getattr(node, slot))
+    hits = [n for n, v in fields.items() if v is child and not n.startswith("_")]
+    if len(hits) != 1:
+        hits = [f"{n}.{k}" for n, v in fields.items() if isinstance(v, dict)
+                for k, w in v.items() if w is child and not n.startswith("_")]
+    return hits[0] if len(hits) == 1 else None
 
 
 class _View:
@@ -218,18 +285,13 @@ def _cast64(x: Any) -> Any:
 
 def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any], Any]:
     """J from the output: itself when scalar, else ⟨output, R⟩ with R from the seed."""
-    import jax
     import jax.numpy as jnp
 
     cotangents: dict[int, list[np.ndarray]] = {}
     seed = problem.seed  # the closure keeps the seed, not the problem (and its arguments)
 
     def objective(out: Any) -> Any:
-        leaves = [
-            x
-            for x in jax.tree_util.tree_leaves(out)
-            if jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)
-        ]
+        leaves = _higher.inexact_leaves(out)
         if len(leaves) == 1 and leaves[0].size == 1 and jnp.issubdtype(leaves[0].dtype, jnp.floating):
             return leaves[0].reshape(())
         # Complex outputs enter J through their real and imaginary parts: J = Re⟨R, out⟩.
@@ -258,6 +320,48 @@ def _objective(problem: _Problem, real_cotangent: bool = False) -> Callable[[Any
         )
 
     return objective
+
+
+def _grad_hint(error: BaseException) -> str:
+    """What a failure of ``jax.grad(fn)`` means, and what to do about it (added to the error)."""
+    text = str(error)
+    hint = "jax.grad(fn) fails the same way outside gradcheck"
+    if "while_loop" in text or "fori_loop" in text:
+        hint += (": reverse mode cannot go through a while_loop with dynamic bounds; use "
+                 "lax.scan or fori_loop with static bounds, or check with mode='forward'")
+    elif "Concretization" in type(error).__name__ or "Tracer" in type(error).__name__:
+        hint += (": fn turns a traced value into a Python one (float(), bool(), if on an "
+                 "array, .item()); use jnp.where / lax.cond instead")
+    return (f"gradcheck.jax.check: this was raised while jax.grad differentiated fn at the "
+            f"given arguments (reverse mode); {hint}.")
+
+
+def _nonfinite_grad_note(message: str) -> str:
+    """Added to the core's NonFiniteError on grads[...]: what grads is, and for a NaN, the
+    commonest cause."""
+    note = "gradcheck: 'grads' here is jax.grad(fn), the framework's own gradient at the given inputs."
+    if "holds nan" not in message:
+        return note
+    return note + (
+        " A NaN there while J itself is finite is most often jnp.where(cond, f(x), y) with f "
+        "non-finite where cond is False (sqrt, log, 1/x of a negative or zero x): the unused "
+        "branch's derivative is NaN, and 0·NaN = NaN. Make f's input safe too "
+        "(jnp.where(cond, x, 1.0) inside f: the double-where trick)."
+    )
+
+
+def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
+    """A leaf NumPy cannot compute in (bfloat16, float8: ml_dtypes, not float16/32/64) can only
+    be checked on float64 copies: an error naming it where those are not used."""
+    for name, x in zip(problem.names, problem.originals(), strict=True):
+        if np.dtype(x.dtype).name not in ("float16", "float32", "float64"):
+            fix = ("use precision='auto' (float64 copies)" if precision == "native"
+                   else "make fn run in float64, or pass the leaf as float32")
+            raise GradCheckError(
+                f"gradcheck.jax.check(precision={precision!r}): {name} is "
+                f"{np.dtype(x.dtype).name}, which NumPy cannot compute in, so it is checked on "
+                f"float64 copies only, and they are not used here ({why}): {fix}."
+            )
 
 
 def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
@@ -317,7 +421,13 @@ def _check(
 
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
-        grad_values = jax.grad(j_of)(values_of(params))
+        try:
+            grad_values = jax.grad(j_of)(values_of(params))
+        except GradCheckError:
+            raise
+        except Exception as error:  # fn cannot be differentiated by jax.grad: say so, keep it
+            error.add_note(_grad_hint(error))
+            raise
         return {
             n: np.asarray(g, dtype=np.float64)
             for n, g in zip(problem.names, grad_values, strict=True)
@@ -336,7 +446,12 @@ def _check(
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
-        report = _adapters.run_check(fn, p, grads, options, b, [])
+        try:
+            report = _adapters.run_check(fn, p, grads, options, b, [])
+        except NonFiniteError as error:
+            if str(error).startswith("grads["):
+                error.add_note(_nonfinite_grad_note(str(error)))
+            raise
         report = _adapters.with_notes(report, notes + jit_note + problem.notes)
         report = _adapters.leave_unchecked(report, problem.unchecked)
         return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
@@ -413,6 +528,10 @@ class _Traced:
             fn_ref = (lambda f: lambda: f)(problem.fn)
         self.key: tuple | None = (
             tuple(td for td, _ in layout),
+            # which leaf is checked (argnums) and which is an input: f(x, y) checked w.r.t. x,
+            # then y, has the same shapes, but not the same compiled function
+            tuple(tuple(kind if kind == "static" else (kind, k) for kind, k in spec)
+                  for _, spec in layout),
             tuple(static),
             tuple((d.shape, str(d.dtype), bool(getattr(d, "weak_type", False))) for d in dynamic),
             tuple((v.real.shape, v.complex) for v in (problem.views[s] for s in problem.slots)),

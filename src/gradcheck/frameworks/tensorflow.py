@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
+from gradcheck.frameworks import _higher
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ def check_function(
     """Checks ``tf.GradientTape`` gradients of ``fn`` (``tf.custom_gradient`` included).
 
     Floating ``tf.Tensor`` and trainable ``tf.Variable`` inputs are checked (on copies; a
-    variable is passed to ``fn`` as a tensor); NumPy arrays and other arguments are constants.
+    variable is passed to ``fn`` as a tensor), also inside lists, tuples and dicts (named by
+    path: ``input0.1``, ``input0.W``); NumPy arrays and other arguments are constants, complex
+    tensors are refused, empty ones left out with a note. An input whose gradient the tape
+    returns as None is taken as zeros, with a note saying whether J depends on it.
     Each floating output gets its own random cotangent R (from ``seed``) and its own check.
 
     Args:
@@ -70,26 +74,60 @@ def check_function(
     """
     tf = _tf()
     _first_order_only("check_function", options)
+    _higher.keyword_of_fn(fn, options, "check_function")
     options = _adapters.check_options("check_function", options)
     labels = _adapters.input_labels(inputs, names)
-    checked = {
-        i: labels[i]
+    # Each input is a tensor or a nest of them (list, tuple, dict, namedtuple: tf.nest order);
+    # slot (i, j) is leaf j of input i (j None: the input itself).
+    flat = {i: _nest_leaves(tf, x, labels[i]) for i, x in enumerate(inputs) if tf.nest.is_nested(x)}
+    pairs = [
+        ((i, j), name, leaf)
         for i, x in enumerate(inputs)
-        if _checkable(tf, x)
-    }
+        for j, name, leaf in (flat[i] if i in flat else [(None, labels[i], x)])
+    ]
+    for _, name, leaf in pairs:
+        _refuse_complex(tf, name, leaf)
+    checked = {slot: name for slot, name, leaf in pairs if _checkable(tf, leaf)}
     if not checked:
         raise OptionError(
             "check_function(): no input is a floating tf.Tensor or trainable tf.Variable, so "
             "there is nothing to check. Pass the inputs to check as tf.constant(...) or "
-            "tf.Variable(...)."
+            "tf.Variable(...) (NumPy arrays and Python numbers are constants)."
         )
-    originals = {n: _numpy(inputs[i]) for i, n in checked.items()}
+    leaf_of = {slot: leaf for slot, _, leaf in pairs}
+    notes = [
+        f"{name} is empty (shape {tuple(leaf_of[slot].shape)}): nothing to check."
+        for slot, name in checked.items()
+        if leaf_of[slot].shape.num_elements() == 0
+    ]
+    checked = {s: n for s, n in checked.items() if leaf_of[s].shape.num_elements() != 0}
+    if not checked:
+        return _adapters.nothing_checked(notes, options.get("scheme", "central"))
+    originals = {n: _numpy(leaf_of[slot]) for slot, n in checked.items()}
 
     def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
-        args = [tensors[checked[i]] if i in checked else cast(x) for i, x in enumerate(inputs)]
+        def value(slot: tuple[int, int | None], x: Any) -> Any:
+            return tensors[checked[slot]] if slot in checked else cast(x)
+
+        args = []
+        for i, x in enumerate(inputs):
+            if i in flat:
+                leaves = [value((i, j), leaf) for j, _, leaf in flat[i]]
+                args.append(tf.nest.pack_sequence_as(x, leaves))
+            else:
+                args.append(value((i, None), x))
         return fn(*args)
 
-    return _run(call, originals, None, options, precision, vectorize, "check_function")
+    try:
+        return _run(call, originals, None, options, precision, vectorize, "check_function", notes)
+    except AttributeError as error:
+        if "assign" in str(error):
+            error.add_note(
+                "gradcheck: check_function passes each checked tf.Variable to fn as a tensor "
+                "(a copy, so the variable comes back unchanged), which has no assign(). Make fn "
+                "compute J from the value it is given instead of assigning to it."
+            )
+        raise
 
 
 def check_model(
@@ -156,7 +194,17 @@ def check_model(
         return out
 
     try:
-        return _run(call, originals, loss_fn, options, precision, vectorize, "check_model")
+        return _run(
+            call, originals, loss_fn, options, precision, vectorize, "check_model", widen=False
+        )
+    except TypeError as error:
+        if len(inputs) > 1 and "multiple values for argument 'training'" in str(error):
+            error.add_note(
+                "gradcheck: check_model calls model.stateless_call(..., *inputs, training=...); "
+                "a model with several inputs takes them as one list: "
+                "check_model(model, [x1, x2])."
+            )
+        raise
     finally:
         for v, value in zip(trainable + frozen, saved, strict=True):
             if not np.array_equal(v.numpy(), value, equal_nan=True):
@@ -175,6 +223,32 @@ def _first_order_only(api: str, options: dict[str, Any]) -> None:
                 "gradcheck.torch and gradcheck.jax."
             )
         options.pop(key, None)
+
+
+def _nest_leaves(tf: Any, x: Any, label: str) -> list[tuple[int, str, Any]]:
+    """``(j, name, leaf)`` for each leaf of a nested input, in ``tf.nest`` order, named by
+    path: ``input0.W``, ``input0.1`` (``input0[j]`` where TensorFlow gives no paths)."""
+    leaves = tf.nest.flatten(x)
+    try:
+        from tensorflow.python.util import nest
+
+        paths = [p for p, _ in nest.flatten_with_joined_string_paths(x, separator=".")]
+    except Exception:  # noqa: BLE001 - a private helper: fall back to positions
+        paths = []
+    if len(paths) != len(leaves) or len(set(paths)) != len(paths):
+        return [(j, f"{label}[{j}]", leaf) for j, leaf in enumerate(leaves)]
+    return [(j, f"{label}.{p}", leaf) for j, (p, leaf) in enumerate(zip(paths, leaves, strict=True))]
+
+
+def _refuse_complex(tf: Any, name: str, x: Any) -> None:
+    """A complex tensor would otherwise be taken as a constant: unchecked without a word."""
+    if isinstance(x, tf.Tensor | tf.Variable) and x.dtype.is_complex:
+        raise OptionError(
+            f"check_function(): {name} is {x.dtype.name}; gradcheck.tensorflow checks real "
+            "floating tensors only. Pass its real and imaginary parts as two float inputs and "
+            "build tf.complex(re, im) inside fn (or check it with gradcheck.jax / "
+            "gradcheck.torch, which take complex inputs)."
+        )
 
 
 def _checkable(tf: Any, x: Any) -> bool:
@@ -206,7 +280,13 @@ def _objective(tf: Any, loss_fn: Callable | None, seed: int, pick: int) -> Calla
 
     def objective(out: Any) -> Any:
         if loss_fn is not None:
-            return tf.reshape(loss_fn(out), [])
+            j = tf.convert_to_tensor(loss_fn(out))
+            if j.shape.num_elements() != 1:
+                raise GradCheckError(
+                    f"loss_fn(output) must return a scalar J; it returned shape "
+                    f"{tuple(j.shape)}. Reduce it, e.g. with tf.reduce_mean."
+                )
+            return tf.reshape(j, [])
         leaf = _leaves(tf, out)[pick]
         if not cotangents:
             rng = np.random.default_rng([seed, pick])
@@ -224,6 +304,8 @@ def _run(
     precision: Any,
     vectorize: Any,
     api: str,
+    notes: Sequence[str] = (),
+    widen: bool = True,
 ) -> Report:
     tf = _tf()
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
@@ -240,14 +322,17 @@ def _run(
         ("output" if n_out == 1 else f"output {k}"): _objective(tf, loss_fn, seed, k)
         for k in range(n_out)
     }
-    dtypes, note = _precision(tf, call, originals, next(iter(objectives.values())), precision, api)
+    dtypes, note = _precision(
+        tf, call, originals, next(iter(objectives.values())), precision, api, widen
+    )
     reports = {
         label: _check_one(tf, call, originals, objective, dtypes, options, vectorize, note)
         for label, objective in objectives.items()
     }
     if len(reports) == 1:
-        return next(iter(reports.values()))
-    return _adapters.merge(reports, lambda name, key: f"{name} ({key})")
+        return _adapters.with_notes(next(iter(reports.values())), notes)
+    merged = _adapters.merge(reports, lambda name, key: f"{name} ({key})")
+    return _adapters.with_notes(merged, notes)
 
 
 def _identity(x: Any) -> Any:
@@ -270,15 +355,43 @@ def _precision(
     objective: Callable,
     precision: str,
     api: str,
+    widen: bool = True,
 ) -> tuple[dict[str, Any], str]:
+    """The dtypes to check in, and a note. ``widen=False`` (Keras variables): no float64
+    copies, since ``stateless_call`` casts each value to its variable's dtype; a float32
+    kernel would be rounded to float32 while the output, promoted by float64 inputs, still
+    reads float64, so the check would judge float32 rounding as a float64 gradient error."""
     native = {n: np.dtype(a.dtype) for n, a in originals.items()}
     kinds = ", ".join(sorted({str(d) for d in native.values()}))
-    if any(d.kind != "f" or d.itemsize < 2 for d in native.values()):
-        raise GradCheckError(f"{api}(): the checked tensors must be float16/32/64 ({kinds}).")
+    # bfloat16 (NumPy holds it through ml_dtypes, kind "V") is checked on float64 copies only:
+    # the core computes in NumPy floats, which have no bfloat16.
+    narrow = [n for n, d in native.items() if d.kind != "f"]
+    if any(d.kind != "f" and d.name != "bfloat16" for d in native.values()):
+        raise GradCheckError(
+            f"{api}(): the checked tensors must be bfloat16 or float16/32/64 ({kinds})."
+        )
+    if narrow and precision == "native":
+        raise GradCheckError(
+            f"{api}(precision='native'): {narrow[0]} is bfloat16, which NumPy cannot compute "
+            "in, so it cannot be checked in its own dtype. Use precision='auto' (float64 "
+            "copies)."
+        )
     if precision == "native" or all(d == np.float64 for d in native.values()):
         return native, f"Evaluated in the tensors' own dtype ({kinds})."
+    if not widen:
+        why = ("Keras casts every value given for a variable to the variable's dtype, so "
+               "float64 copies of its variables cannot be used")
+        if precision == "float64" or narrow:
+            raise GradCheckError(
+                f"{api}(precision={precision!r}): {why}, and the variables are {kinds}. Build "
+                "the model in float64 (keras.config.set_floatx('float64') before building it) "
+                "for a float64 check" + ("." if narrow else ", or use precision='auto'.")
+            )
+        return native, f"Evaluated in the variables' own dtype ({kinds}): {why}."
     try:
-        out = call({n: tf.constant(a, dtype=tf.float64) for n, a in originals.items()}, _cast64)
+        out = call(
+            {n: tf.constant(a.astype(np.float64)) for n, a in originals.items()}, _cast64
+        )
         j = objective(out)
         ok = j.dtype == tf.float64 and all(t.dtype == tf.float64 for t in _leaves(tf, out))
         why = "its output is not float64"
@@ -290,10 +403,13 @@ def _precision(
             f"Evaluated on float64 copies of the {kinds} tensors (GradientTape in float64 too); "
             "the originals were not touched."
         )
-    if precision == "float64":
+    if precision == "float64" or narrow:
+        fix = (f"{narrow[0]} is bfloat16, which can be checked on float64 copies only: make "
+               "fn run in float64 or pass the tensor as float32") if narrow and precision != (
+            "float64") else "Use precision='auto' to check it in its own dtype"
         raise GradCheckError(
-            f"{api}(precision='float64'): the computation cannot run on float64 copies "
-            f"({why}). Use precision='auto' to check it in its own dtype."
+            f"{api}(precision={precision!r}): the computation cannot run on float64 copies "
+            f"({why}). {fix}."
         )
     return native, f"Evaluated in the tensors' own dtype ({kinds}) (float64 copies were tried, but {why})."
 
@@ -335,15 +451,62 @@ def _check_one(
         n: np.zeros(params[n].shape) if g is None else np.asarray(tf.convert_to_tensor(g), np.float64)
         for n, g in zip(names, got, strict=True)
     }
+    unconnected = [n for n, g in zip(names, got, strict=True) if g is None]
     batched, reason = _batched(tf, call, objective, params, dtypes, cast, loss, vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, TOOL)]
     try:
-        return _adapters.run_check(loss, params, grads, options, batched, notes)
+        report = _adapters.run_check(loss, params, grads, options, batched, notes)
+        return _adapters.with_notes(report, _unconnected_notes(report, unconnected))
+    except NonFiniteError as error:
+        if str(error).startswith("grads["):
+            error.add_note(_nonfinite_grad_note(str(error)))
+        raise
     except StochasticLossError as error:
         raise StochasticLossError(
             f"{error} For a Keras model, check with training=False (the default) or set the "
             "dropout rate to 0."
         ) from error
+
+
+def _nonfinite_grad_note(message: str) -> str:
+    """Added to the core's NonFiniteError on grads[...]: what grads is, and for a NaN, the
+    commonest cause."""
+    note = "gradcheck: 'grads' here is the GradientTape gradient, the framework's own gradient at the given inputs."
+    if "holds nan" not in message:
+        return note
+    return note + (
+        " A NaN there while J itself is finite is most often tf.where(cond, f(x), y) with f "
+        "non-finite where cond is False (sqrt, log, 1/x of a negative or zero x): the unused "
+        "branch's derivative is NaN, and 0·NaN = NaN. Make f's input safe too "
+        "(tf.where(cond, x, 1.0) inside f: the double-where trick)."
+    )
+
+
+def _unconnected_notes(report: Report, names: Sequence[str]) -> list[str]:
+    """What a None from ``tape.gradient`` meant, per input: J does not depend on it (nothing
+    about its gradient was tested), or J does and the tape's path to it is cut."""
+    notes = []
+    for name in names:
+        c = report.components.get(name)
+        if c is None:
+            continue
+        head = (f"{name}: GradientTape returned None (the output is not connected to it "
+                "through differentiable operations); its gradient was taken as zeros")
+        if c.passed:
+            notes.append(
+                f"{head}, and the finite differences agree that J does not depend on it, so "
+                "no gradient of it was tested. If it should be used, check that the "
+                "computation reads it: check_function passes fn a copy, so fn must compute "
+                "with its argument (not a tf.Variable from a closure or a global); a Keras "
+                "layer's call() must read the weight it created."
+            )
+        else:
+            notes.append(
+                f"{head}, but J does change with it: the path from {name} to the output is "
+                "cut (a .numpy() or float() call, tf.stop_gradient, a cast to an integer, "
+                "or a custom_gradient that returns None for it)."
+            )
+    return notes
 
 
 def _batched(
