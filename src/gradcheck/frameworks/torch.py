@@ -88,16 +88,19 @@ def check_module(
             f"check_module(): {type(module).__name__} has no parameter with requires_grad=True; "
             "there is nothing to check."
         )
+    raw = problem
     problem, _, notes = _present(problem)
     if not problem.names:
         return _adapters.nothing_checked(notes, options.get("scheme", "central"))
     options.setdefault("layers", problem.names)
     with _untouched(module):
+        buffers = _refuse_parameter_writes(raw, type(module).__name__)
         objective = _objective(loss_fn, options.get("seed", 0))
         report = _run(
             problem, {"output": objective}, options, precision, vectorize, "check_module",
             higher=higher,
         )
+    notes += _written_buffers_note(report, buffers) + _hook_notes(module)
     return _adapters.with_notes(report, notes)
 
 
@@ -119,7 +122,8 @@ def check_function(
 
     Args:
       fn: called as ``fn(*inputs)``; returns a tensor or a tuple of tensors.
-      inputs: tensors (those with ``requires_grad`` are checked) and any other arguments.
+      inputs: tensors (those with ``requires_grad`` are checked, also inside lists, tuples and
+        dicts: ``input0.1``, ``input0.key``) and any other arguments.
       names: one name per input (default ``input0``, ``input1``, ...).
       jacobian: compare every entry of the Jacobian (one check per output entry; small inputs).
       precision, vectorize, order, mode, options: as for ``check_module``.
@@ -186,38 +190,95 @@ class _ModuleProblem(_Problem):
             args = tuple(_cast_tree(x, lambda t: cast(t).clone()) for x in inputs)
             return functional_call(module, {**tensors, **consts}, args)
 
+        def writes() -> tuple[list[str], list[str]]:
+            """The parameters and buffers one forward (on copies, no_grad) writes into."""
+            import torch
+            from torch.func import functional_call
+
+            state = {n: t.detach().clone() for n, t in {**params, **frozen, **buffers}.items()}
+            args = tuple(_cast_tree(x, lambda t: t.detach().clone()) for x in inputs)
+            with torch.no_grad():
+                functional_call(module, state, args)
+            originals = {**params, **frozen, **buffers}
+            changed = [n for n, t in state.items() if not _same_tree(originals[n], t)]
+            return [n for n in changed if n in params], [n for n in changed if n in buffers]
+
         super().__init__(list(params), params, call)
+        self.writes = writes
 
 
 class _FunctionProblem(_Problem):
     def __init__(self, fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
-        import torch
-
         labels = _adapters.input_labels(inputs, names)
-        checked = {
-            i: labels[i]
-            for i, x in enumerate(inputs)
-            if isinstance(x, torch.Tensor) and x.requires_grad
-        }
+        # Tensors with requires_grad, also inside lists, tuples and dicts (torch.cat([a, b])):
+        # name -> path (input position, then keys), named input0, input0.1, input0.key.
+        checked: dict[str, tuple[Any, ...]] = {}
+        for i, x in enumerate(inputs):
+            for path, t in _grad_leaves(x, (i,)):
+                name = ".".join([labels[i], *(str(k) for k in path[1:])])
+                if not (t.is_floating_point() or t.is_complex()):
+                    raise OptionError(
+                        f"check_function(): input {name} requires grad but is {t.dtype}; only "
+                        "floating or complex tensors have gradients to check."
+                    )
+                checked[name] = path
         if not checked:
             raise OptionError(
                 "check_function(): no input has requires_grad=True, so there is nothing to "
                 "check. Create the inputs to check with requires_grad=True."
             )
-        for i, name in checked.items():
-            if not (inputs[i].is_floating_point() or inputs[i].is_complex()):
-                raise OptionError(
-                    f"check_function(): input {name} must be a floating or complex tensor."
-                )
+        by_path = {path: name for name, path in checked.items()}
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
-            args = [  # fresh copies on every call: an in-place write never reaches the user's
-                tensors[checked[i]] if i in checked else _cast_tree(x, lambda t: cast(t).clone())
-                for i, x in enumerate(inputs)
-            ]
-            return fn(*args)
+            def rebuild(x: Any, path: tuple[Any, ...]) -> Any:
+                if path in by_path:
+                    return tensors[by_path[path]]
+                if _is_container(x) and any(p[: len(path)] == path for p in by_path):
+                    return _map_container(x, lambda k, v: rebuild(v, (*path, k)))
+                # fresh copies on every call: an in-place write never reaches the user's
+                return _cast_tree(x, lambda t: cast(t).clone())
 
-        super().__init__(list(checked.values()), {n: inputs[i] for i, n in checked.items()}, call)
+            return fn(*(rebuild(x, (i,)) for i, x in enumerate(inputs)))
+
+        tensors = {name: _at(inputs, path) for name, path in checked.items()}
+        super().__init__(list(checked), tensors, call)
+
+
+def _grad_leaves(x: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """``(path, tensor)`` of each tensor with requires_grad in ``x`` (nested containers)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.requires_grad:
+            yield path, x
+    elif _is_container(x):
+        items = x.items() if isinstance(x, dict) else enumerate(x)
+        for k, v in items:
+            yield from _grad_leaves(v, (*path, k))
+
+
+def _at(inputs: Any, path: tuple[Any, ...]) -> Any:
+    for k in path:
+        inputs = inputs[k]
+    return inputs
+
+
+def _is_container(x: Any) -> bool:
+    return isinstance(x, list | tuple | dict)
+
+
+def _map_container(x: Any, f: Callable[[Any, Any], Any]) -> Any:
+    """The same container type with ``f(key, value)`` for each item (NamedTuples included)."""
+    if isinstance(x, dict):
+        out = {k: f(k, v) for k, v in x.items()}
+        try:  # OrderedDict and other dict types that take a mapping; else a plain dict
+            return out if type(x) is dict else type(x)(out)
+        except TypeError:
+            return out
+    values = [f(k, v) for k, v in enumerate(x)]
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple
+        return type(x)(*values)
+    return type(x)(values)
 
 
 def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
@@ -250,6 +311,58 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
             )
 
 
+def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> list[str]:
+    """Runs the forward once on copies of the module's state; a parameter it wrote into is an
+    error. Returns the buffers it wrote into (BatchNorm's running stats, spectral_norm's u, v).
+
+    Buffers may change (each evaluation gets fresh copies), but a parameter overwritten inside
+    forward (``Embedding(max_norm=...)`` renormalises its rows, a ``clamp_`` of a weight) makes
+    the output depend on it in a way autograd does not follow.
+    """
+    try:
+        params, buffers = problem.writes()
+    except Exception:  # the check's own forward reports it, with its context
+        return []
+    if params:
+        raise GradCheckError(
+            f"check_module: {kind}'s forward writes into parameter {params[0]!r} in place "
+            f"({len(params)} parameter(s) changed during one call: e.g. nn.Embedding(max_norm=...) "
+            "renormalises the rows it looks up, or a clamp_/copy_ of a weight inside forward). "
+            "gradcheck evaluated copies, so your module is untouched, but autograd does not "
+            "differentiate through an in-place overwrite of a parameter, so its gradient is not "
+            "the derivative of the forward and no verdict would mean anything. Move the write "
+            "out of forward (renormalise or clip after optimizer.step()), or check the module "
+            "without it (max_norm=None)."
+        )
+    return buffers
+
+
+def _written_buffers_note(report: Report, buffers: list[str]) -> list[str]:
+    """Why a module that updates buffers in forward may fail: state computed without autograd."""
+    if report.passed or not buffers:
+        return []
+    shown = ", ".join(buffers[:4]) + (", ..." if len(buffers) > 4 else "")
+    return [
+        f"The forward writes into buffer(s) {shown} (each evaluation started from their "
+        "original values). If the output depends on what it writes there through code autograd "
+        "does not differentiate (spectral_norm's power iteration in train mode), autograd's "
+        "gradient is not the derivative of the forward and this failure is expected: check "
+        "such a module in eval mode (module.eval())."
+    ]
+
+
+def _hook_notes(module: Any) -> list[str]:
+    """Gradient hooks on parameters (``p.register_hook``) are not run by the check."""
+    hooked = [n for n, p in module.named_parameters() if p.requires_grad and p._backward_hooks]
+    if not hooked:
+        return []
+    return [
+        f"Parameter(s) {', '.join(hooked[:4])} have gradient hooks (register_hook), which the "
+        "check does not run: it compares autograd's gradient of the forward, before any hook "
+        "rescales or clips it, with finite differences."
+    ]
+
+
 def _same_tree(a: Any, b: Any) -> bool:
     import torch
 
@@ -271,10 +384,8 @@ def _cast_tree(x: Any, cast: Callable[[Any], Any]) -> Any:
 
     if isinstance(x, torch.Tensor):
         return cast(x)
-    if isinstance(x, list | tuple):
-        return type(x)(_cast_tree(v, cast) for v in x)
-    if isinstance(x, dict):
-        return {k: _cast_tree(v, cast) for k, v in x.items()}
+    if _is_container(x):
+        return _map_container(x, lambda _k, v: _cast_tree(v, cast))
     return x
 
 
