@@ -95,3 +95,32 @@ def test_gradient_hooks_on_parameters_are_named_in_a_note() -> None:
     assert any("weight have gradient hooks" in n for n in report.notes)
     handle.remove()
     assert not any("gradient hooks" in n for n in gt.check_module(lin, torch.randn(5, 4)).notes)
+
+
+class _MemoryOrder(torch.autograd.Function):
+    """y = x read in memory order (as a kernel that ignores strides would) times 1..n; the
+    backward maps the gradient back in logical order: right only for contiguous x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.as_strided((x.numel(),), (1,)) * torch.arange(1.0, x.numel() + 1).double()
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * torch.arange(1.0, g.numel() + 1).double()).reshape(ctx.shape)
+
+
+def test_fn_sees_the_inputs_own_layout() -> None:
+    base = _x(3, 4).detach()
+    assert gt.check_function(_MemoryOrder.apply, base.clone().requires_grad_(True)).passed
+    transposed = base.t().requires_grad_(True)  # the layout bug shows only here
+    before = transposed.detach().clone()
+    assert gt.check_function(_MemoryOrder.apply, transposed).suspects == ("input0",)
+    assert torch.equal(transposed, before) and transposed.stride() == (1, 4)
+    # as_strided counts its storage offset from the storage's start: entries 5..8 of the view
+    view = _x(20).detach()[5:15].requires_grad_(True)
+    report = gt.check_function(lambda t: t.as_strided((2, 2), (1, 2), 10), view)
+    assert report.passed
+    assert (report.components["input0"].analytic_array != 0).tolist() == [
+        False] * 5 + [True] * 4 + [False]

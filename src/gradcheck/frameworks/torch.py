@@ -186,8 +186,8 @@ class _ModuleProblem(_Problem):
 
             # Fresh buffer copies each call: train-mode BatchNorm updates its running stats
             # in place, and those updates must reach neither the module nor the next call.
-            consts = {n: cast(b).clone() for n, b in {**frozen, **buffers}.items()}
-            args = tuple(_cast_tree(x, lambda t: cast(t).clone()) for x in inputs)
+            consts = {n: _fresh(b, cast) for n, b in {**frozen, **buffers}.items()}
+            args = tuple(_cast_tree(x, lambda t: _fresh(t, cast)) for x in inputs)
             return functional_call(module, {**tensors, **consts}, args)
 
         def writes() -> tuple[list[str], list[str]]:
@@ -195,8 +195,8 @@ class _ModuleProblem(_Problem):
             import torch
             from torch.func import functional_call
 
-            state = {n: t.detach().clone() for n, t in {**params, **frozen, **buffers}.items()}
-            args = tuple(_cast_tree(x, lambda t: t.detach().clone()) for x in inputs)
+            state = {n: _fresh(t) for n, t in {**params, **frozen, **buffers}.items()}
+            args = tuple(_cast_tree(x, _fresh) for x in inputs)
             with torch.no_grad():
                 functional_call(module, state, args)
             originals = {**params, **frozen, **buffers}
@@ -236,7 +236,7 @@ class _FunctionProblem(_Problem):
                 if _is_container(x) and any(p[: len(path)] == path for p in by_path):
                     return _map_container(x, lambda k, v: rebuild(v, (*path, k)))
                 # fresh copies on every call: an in-place write never reaches the user's
-                return _cast_tree(x, lambda t: cast(t).clone())
+                return _cast_tree(x, lambda t: _fresh(t, cast))
 
             return fn(*(rebuild(x, (i,)) for i, x in enumerate(inputs)))
 
@@ -291,7 +291,7 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
     import torch
 
     labels = _adapters.input_labels(inputs, names)
-    copies = [_cast_tree(x, lambda t: t.detach().clone()) for x in inputs]
+    copies = [_cast_tree(x, _fresh) for x in inputs]
     with torch.no_grad():
         try:
             fn(*copies)
@@ -361,6 +361,53 @@ def _hook_notes(module: Any) -> list[str]:
         "check does not run: it compares autograd's gradient of the forward, before any hook "
         "rescales or clips it, with finite differences."
     ]
+
+
+class _Layout:
+    """A tensor's memory layout, to give ``fn`` fresh tensors laid out as the user's: the same
+    sizes, strides and storage offset, in a storage as large as theirs that holds their other
+    entries. ``as_strided`` (whose storage offset counts from the storage's start) and kernels
+    that read strides see what they would see on the user's tensor, as in torch's gradcheck,
+    which perturbs the tensor in place. None (``of``) for a plain contiguous tensor, and for
+    overlapping ones (expanded: their entries are checked as independent ones)."""
+
+    def __init__(self, t: Any, store: Any) -> None:
+        self.size, self.stride, self.offset = tuple(t.shape), t.stride(), t.storage_offset()
+        self.store = store
+
+    @staticmethod
+    def of(t: Any, cast: Callable[[Any], Any]) -> _Layout | None:
+        import torch
+
+        if t.layout != torch.strided or t.numel() == 0:
+            return None
+        n = t.untyped_storage().nbytes() // t.element_size()
+        if t.is_contiguous() and t.storage_offset() == 0 and n == t.numel():
+            return None
+        if torch._debug_has_internal_overlap(t) != 0:  # expanded / overlapping (or unknown)
+            return None
+        whole = torch.empty(0, dtype=t.dtype, device=t.device)
+        whole.set_(t.untyped_storage(), 0, (n,), (1,))
+        return _Layout(t, cast(whole.detach()).clone())
+
+    def place(self, values: Any) -> Any:
+        """A fresh tensor in this layout holding ``values`` (same shape)."""
+        import torch
+
+        store = self.store.clone()
+        out = torch.empty(0, dtype=store.dtype, device=store.device)
+        out.set_(store.untyped_storage(), self.offset, self.size, self.stride)
+        with torch.no_grad():
+            out.copy_(values.detach())
+        return out
+
+
+def _fresh(t: Any, cast: Callable[[Any], Any] = lambda t: t.detach()) -> Any:
+    """A fresh copy of ``t`` (cast) for one call of ``fn``, laid out as ``t`` (``_Layout``)."""
+    import torch
+
+    layout = _Layout.of(t, cast) if isinstance(t, torch.Tensor) else None
+    return cast(t).clone() if layout is None else layout.place(cast(t))
 
 
 def _same_tree(a: Any, b: Any) -> bool:
@@ -605,7 +652,7 @@ def _call_probe(problem: _Problem) -> Any:
 
     try:
         with torch.enable_grad():
-            leaves = {n: t.detach().clone().requires_grad_(True) for n, t in problem.tensors.items()}
+            leaves = {n: _fresh(t).requires_grad_(True) for n, t in problem.tensors.items()}
             return problem.call(leaves, lambda x: x)
     except Exception:  # fall back: every floating output counts as differentiable
         with torch.no_grad():
@@ -654,7 +701,7 @@ def _jacobian_objectives(
     import torch
 
     with torch.no_grad():
-        out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
+        out = problem.call({n: _fresh(t) for n, t in problem.tensors.items()}, lambda x: x)
     leaves = _leaves(out)
     shapes = {label: tuple(_real_view(leaves[k]).shape) for label, k in outputs.items()}
     n_in = sum(t.numel() for t in problem.tensors.values())
@@ -811,8 +858,11 @@ def _check_one(
     params = {n: _to_numpy(problem.tensors[n], dtypes[n]) for n in problem.names}
     cast = _caster(dtypes)
 
+    layouts = {n: _Layout.of(problem.tensors[n], lambda t, d=dtypes[n]: t.to(d)) for n in problem.names}
+
     def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
+        out = {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
+        return {n: t if layouts[n] is None else layouts[n].place(t) for n, t in out.items()}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         with torch.no_grad():
