@@ -124,3 +124,51 @@ def test_fn_sees_the_inputs_own_layout() -> None:
     assert report.passed
     assert (report.components["input0"].analytic_array != 0).tolist() == [
         False] * 5 + [True] * 4 + [False]
+
+
+class _ExpOff(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = x.exp()
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return 1.01 * g * y  # 1% off
+
+
+def test_a_function_that_differentiates_inside_is_checked_with_grad_enabled() -> None:
+    x = _x(4)
+
+    def penalty(t):  # d/dt of sum(t^3), as a gradient penalty computes it
+        (g,) = torch.autograd.grad((t**3).sum(), t, create_graph=True)
+        return g.sin()
+
+    report = gt.check_function(penalty, x)
+    assert report.passed and any("grad enabled" in n for n in report.notes)
+    assert gt.check_function(lambda t: _ExpOff.apply(penalty(t)), x).suspects == ("input0",)
+    assert x.grad is None
+    # a function that fails with grad enabled too is still the forward's error
+    with pytest.raises(gradcheck.LossRaisedError, match="fn\\(\\*inputs\\) raised"):
+        gt.check_function(lambda t: torch.autograd.grad(t.sum(), t)[0] @ torch.ones(3), x)
+
+
+class _RaisingBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, g):
+        raise ValueError("shape bug in backward")
+
+
+def test_a_backward_that_raises_is_named_as_the_backward() -> None:
+    x = _x(3)
+    with pytest.raises(gradcheck.GradCheckError, match="the backward raised ValueError: shape bug"):
+        gt.check_function(_RaisingBackward.apply, x)
+    with pytest.raises(gradcheck.GradCheckError, match="backward raised NotImplementedError"):
+        gt.check_function(torch.unique, x)
+    assert x.grad is None

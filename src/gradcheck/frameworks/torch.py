@@ -145,7 +145,9 @@ def check_function(
         vectorize, notes = "loop", [*notes, "Sparse inputs: perturbed losses evaluated one by one."]
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
-        _refuse_inplace(fn, inputs, names)
+        if _refuse_inplace(fn, inputs, names):
+            problem = _with_grad_inside(problem)
+            notes = [*notes, GRAD_INSIDE_NOTE]
         outputs, out_notes = _probe_outputs(problem)
         notes += out_notes
         if not jacobian:
@@ -292,14 +294,25 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
 
     labels = _adapters.input_labels(inputs, names)
     copies = [_cast_tree(x, _fresh) for x in inputs]
+    grad_inside = False
     with torch.no_grad():
         try:
             fn(*copies)
         except Exception as error:
-            raise LossRaisedError(
-                f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the forward (shapes, devices, dtypes) first; "
-                "your tensors are untouched."
-            ) from error
+            # fn may differentiate inside (torch.autograd.grad of its own intermediate, a
+            # gradient penalty): it runs only with grad enabled, on inputs that require grad.
+            copies = [
+                _cast_tree(x, lambda t: _fresh(t).requires_grad_(t.requires_grad)) for x in inputs
+            ]
+            try:
+                with torch.enable_grad():
+                    fn(*copies)
+                grad_inside = True
+            except Exception:
+                raise LossRaisedError(
+                    f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the "
+                    "forward (shapes, devices, dtypes) first; your tensors are untouched."
+                ) from error
     for label, before, after in zip(labels, inputs, copies, strict=True):
         if not _same_tree(before, after):
             raise GradCheckError(
@@ -309,6 +322,33 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
                 "input is not well defined: use the out-of-place op (t.mul(2), "
                 "inplace=False) or clone the input first inside fn."
             )
+    return grad_inside
+
+
+GRAD_INSIDE_NOTE = (
+    "fn runs only with gradients enabled (it differentiates inside, e.g. torch.autograd.grad): "
+    "each perturbed loss was evaluated with grad enabled, on inputs that require grad."
+)
+
+
+def _with_grad_inside(problem: _Problem) -> _Problem:
+    """The problem with ``call`` evaluated under ``enable_grad`` where the caller disabled grad
+    (the perturbed losses), on detached copies that require grad, the outputs detached."""
+    import torch
+
+    inner = problem.call
+
+    def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+        if torch.is_grad_enabled():  # the analytic pass: its own leaves, its own graph
+            return inner(tensors, cast)
+        with torch.enable_grad():
+            leaves = {n: t.detach().requires_grad_(True) for n, t in tensors.items()}
+            out = inner(leaves, cast)
+        return _cast_tree(out, lambda t: t.detach())
+
+    wrapped = _Problem(problem.names, problem.tensors, call)
+    wrapped.unchecked, wrapped.complex = problem.unchecked, problem.complex
+    return wrapped
 
 
 def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> list[str]:
@@ -910,7 +950,16 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
                 f"it returned {type(j).__name__}. Reduce it, e.g. with .mean()."
             )
         if j.requires_grad:
-            grads = torch.autograd.grad(j.reshape(()), list(leaves.values()), allow_unused=True)
+            try:
+                grads = torch.autograd.grad(
+                    j.reshape(()), list(leaves.values()), allow_unused=True
+                )
+            except Exception as error:  # a custom backward that raises, an op without one
+                raise GradCheckError(
+                    f"the backward raised {_adapters.short(error)}. There is no analytic "
+                    "gradient to compare: fix the backward (or check a function autograd can "
+                    "differentiate); your tensors and module are untouched."
+                ) from error
         else:  # J does not depend on the inputs through autograd at all: every gradient is 0
             grads = (None,) * len(leaves)
     # An undefined gradient (None) and an efficient ZeroTensor (torch.sgn's) both mean zero.
