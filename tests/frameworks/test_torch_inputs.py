@@ -172,3 +172,33 @@ def test_a_backward_that_raises_is_named_as_the_backward() -> None:
     with pytest.raises(gradcheck.GradCheckError, match="backward raised NotImplementedError"):
         gt.check_function(torch.unique, x)
     assert x.grad is None
+
+
+class _Pinn(torch.nn.Module):
+    """A physics-informed output: the derivative of the network w.r.t. its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        x = x.clone().requires_grad_(True)
+        (du,) = torch.autograd.grad(torch.tanh(self.lin(x)).sum(), x, create_graph=True)
+        return du
+
+
+def test_modules_that_differentiate_inside_scripted_and_lazy_modules() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, 3)
+    report = gt.check_module(_Pinn(), x)
+    assert report.passed and any("grad enabled" in n for n in report.notes)
+    with warnings.catch_warnings():  # torch.jit.script is deprecated in recent torch
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(torch.nn.Linear(3, 2))
+    with pytest.raises(gradcheck.OptionError, match="TorchScript"):
+        gt.check_module(scripted, x)
+    lazy = torch.nn.LazyLinear(2)
+    with pytest.raises(gradcheck.OptionError, match="'weight' is not initialized"):
+        gt.check_module(lazy, x)
+    lazy(x)  # initialized: checked as any Linear
+    assert gt.check_module(lazy, x).passed

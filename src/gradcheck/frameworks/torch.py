@@ -82,6 +82,7 @@ def check_module(
         )
     options = _adapters.check_options("check_module", options)
     higher = _higher.validate("check_module", order, mode)
+    _refuse_unsupported_module(module)
     problem = _ModuleProblem(module, inputs)
     if not problem.names:
         raise OptionError(
@@ -94,7 +95,9 @@ def check_module(
         return _adapters.nothing_checked(notes, options.get("scheme", "central"))
     options.setdefault("layers", problem.names)
     with _untouched(module):
-        buffers = _refuse_parameter_writes(raw, type(module).__name__)
+        buffers, grad_inside = _refuse_parameter_writes(raw, type(module).__name__)
+        if grad_inside:
+            problem, notes = _with_grad_inside(problem), [*notes, GRAD_INSIDE_NOTE]
         objective = _objective(loss_fn, options.get("seed", 0))
         report = _run(
             problem, {"output": objective}, options, precision, vectorize, "check_module",
@@ -351,18 +354,52 @@ def _with_grad_inside(problem: _Problem) -> _Problem:
     return wrapped
 
 
-def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> list[str]:
+def _refuse_unsupported_module(module: Any) -> None:
+    """TorchScript modules and lazy modules before their first call cannot be checked."""
+    import torch
+
+    if isinstance(module, torch.jit.ScriptModule):
+        raise OptionError(
+            "check_module(): this is a TorchScript module (torch.jit.script/trace), whose "
+            "parameters torch.func.functional_call cannot swap for gradcheck's copies. Check "
+            "the eager module (before torch.jit.script), or wrap the scripted call in a "
+            "function of tensors and use check_function."
+        )
+    lazy = [
+        n for n, p in module.named_parameters()
+        if isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        raise OptionError(
+            f"check_module(): parameter {lazy[0]!r} is not initialized yet (a lazy module: "
+            "nn.LazyLinear, ...). Call the module once on a batch (module(x)) so its shapes are "
+            "set, then check it."
+        )
+
+
+def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> tuple[list[str], bool]:
     """Runs the forward once on copies of the module's state; a parameter it wrote into is an
     error. Returns the buffers it wrote into (BatchNorm's running stats, spectral_norm's u, v).
 
     Buffers may change (each evaluation gets fresh copies), but a parameter overwritten inside
     forward (``Embedding(max_norm=...)`` renormalises its rows, a ``clamp_`` of a weight) makes
-    the output depend on it in a way autograd does not follow.
+    the output depend on it in a way autograd does not follow. Also returns whether the forward
+    runs only with grad enabled (it differentiates inside: a PINN's derivative w.r.t. x).
     """
+    import torch
+
     try:
         params, buffers = problem.writes()
-    except Exception:  # the check's own forward reports it, with its context
-        return []
+    except Exception:
+        try:
+            with torch.enable_grad():
+                problem.call(
+                    {n: _fresh(t).requires_grad_(True) for n, t in problem.tensors.items()},
+                    lambda t: t.detach(),
+                )
+        except Exception:  # the check's own forward reports it, with its context
+            return [], False
+        return [], True
     if params:
         raise GradCheckError(
             f"check_module: {kind}'s forward writes into parameter {params[0]!r} in place "
@@ -374,7 +411,7 @@ def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> list[str]:
             "out of forward (renormalise or clip after optimizer.step()), or check the module "
             "without it (max_norm=None)."
         )
-    return buffers
+    return buffers, False
 
 
 def _written_buffers_note(report: Report, buffers: list[str]) -> list[str]:
