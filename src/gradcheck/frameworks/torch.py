@@ -82,22 +82,28 @@ def check_module(
         )
     options = _adapters.check_options("check_module", options)
     higher = _higher.validate("check_module", order, mode)
+    _refuse_unsupported_module(module)
     problem = _ModuleProblem(module, inputs)
     if not problem.names:
         raise OptionError(
             f"check_module(): {type(module).__name__} has no parameter with requires_grad=True; "
             "there is nothing to check."
         )
+    raw = problem
     problem, _, notes = _present(problem)
     if not problem.names:
         return _adapters.nothing_checked(notes, options.get("scheme", "central"))
     options.setdefault("layers", problem.names)
     with _untouched(module):
+        buffers, grad_inside = _refuse_parameter_writes(raw, type(module).__name__)
+        if grad_inside:
+            problem, notes = _with_grad_inside(problem), [*notes, GRAD_INSIDE_NOTE]
         objective = _objective(loss_fn, options.get("seed", 0))
         report = _run(
             problem, {"output": objective}, options, precision, vectorize, "check_module",
             higher=higher,
         )
+    notes += _written_buffers_note(report, buffers) + _hook_notes(module)
     return _adapters.with_notes(report, notes)
 
 
@@ -119,7 +125,8 @@ def check_function(
 
     Args:
       fn: called as ``fn(*inputs)``; returns a tensor or a tuple of tensors.
-      inputs: tensors (those with ``requires_grad`` are checked) and any other arguments.
+      inputs: tensors (those with ``requires_grad`` are checked, also inside lists, tuples and
+        dicts: ``input0.1``, ``input0.key``) and any other arguments.
       names: one name per input (default ``input0``, ``input1``, ...).
       jacobian: compare every entry of the Jacobian (one check per output entry; small inputs).
       precision, vectorize, order, mode, options: as for ``check_module``.
@@ -141,7 +148,9 @@ def check_function(
         vectorize, notes = "loop", [*notes, "Sparse inputs: perturbed losses evaluated one by one."]
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
-        _refuse_inplace(fn, inputs, names)
+        if _refuse_inplace(fn, inputs, names):
+            problem = _with_grad_inside(problem)
+            notes = [*notes, GRAD_INSIDE_NOTE]
         outputs, out_notes = _probe_outputs(problem)
         notes += out_notes
         if not jacobian:
@@ -182,42 +191,99 @@ class _ModuleProblem(_Problem):
 
             # Fresh buffer copies each call: train-mode BatchNorm updates its running stats
             # in place, and those updates must reach neither the module nor the next call.
-            consts = {n: cast(b).clone() for n, b in {**frozen, **buffers}.items()}
-            args = tuple(_cast_tree(x, lambda t: cast(t).clone()) for x in inputs)
+            consts = {n: _fresh(b, cast) for n, b in {**frozen, **buffers}.items()}
+            args = tuple(_cast_tree(x, lambda t: _fresh(t, cast)) for x in inputs)
             return functional_call(module, {**tensors, **consts}, args)
 
+        def writes() -> tuple[list[str], list[str]]:
+            """The parameters and buffers one forward (on copies, no_grad) writes into."""
+            import torch
+            from torch.func import functional_call
+
+            state = {n: _fresh(t) for n, t in {**params, **frozen, **buffers}.items()}
+            args = tuple(_cast_tree(x, _fresh) for x in inputs)
+            with torch.no_grad():
+                functional_call(module, state, args)
+            originals = {**params, **frozen, **buffers}
+            changed = [n for n, t in state.items() if not _same_tree(originals[n], t)]
+            return [n for n in changed if n in params], [n for n in changed if n in buffers]
+
         super().__init__(list(params), params, call)
+        self.writes = writes
 
 
 class _FunctionProblem(_Problem):
     def __init__(self, fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
-        import torch
-
         labels = _adapters.input_labels(inputs, names)
-        checked = {
-            i: labels[i]
-            for i, x in enumerate(inputs)
-            if isinstance(x, torch.Tensor) and x.requires_grad
-        }
+        # Tensors with requires_grad, also inside lists, tuples and dicts (torch.cat([a, b])):
+        # name -> path (input position, then keys), named input0, input0.1, input0.key.
+        checked: dict[str, tuple[Any, ...]] = {}
+        for i, x in enumerate(inputs):
+            for path, t in _grad_leaves(x, (i,)):
+                name = ".".join([labels[i], *(str(k) for k in path[1:])])
+                if not (t.is_floating_point() or t.is_complex()):
+                    raise OptionError(
+                        f"check_function(): input {name} requires grad but is {t.dtype}; only "
+                        "floating or complex tensors have gradients to check."
+                    )
+                checked[name] = path
         if not checked:
             raise OptionError(
                 "check_function(): no input has requires_grad=True, so there is nothing to "
                 "check. Create the inputs to check with requires_grad=True."
             )
-        for i, name in checked.items():
-            if not (inputs[i].is_floating_point() or inputs[i].is_complex()):
-                raise OptionError(
-                    f"check_function(): input {name} must be a floating or complex tensor."
-                )
+        by_path = {path: name for name, path in checked.items()}
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
-            args = [  # fresh copies on every call: an in-place write never reaches the user's
-                tensors[checked[i]] if i in checked else _cast_tree(x, lambda t: cast(t).clone())
-                for i, x in enumerate(inputs)
-            ]
-            return fn(*args)
+            def rebuild(x: Any, path: tuple[Any, ...]) -> Any:
+                if path in by_path:
+                    return tensors[by_path[path]]
+                if _is_container(x) and any(p[: len(path)] == path for p in by_path):
+                    return _map_container(x, lambda k, v: rebuild(v, (*path, k)))
+                # fresh copies on every call: an in-place write never reaches the user's
+                return _cast_tree(x, lambda t: _fresh(t, cast))
 
-        super().__init__(list(checked.values()), {n: inputs[i] for i, n in checked.items()}, call)
+            return fn(*(rebuild(x, (i,)) for i, x in enumerate(inputs)))
+
+        tensors = {name: _at(inputs, path) for name, path in checked.items()}
+        super().__init__(list(checked), tensors, call)
+
+
+def _grad_leaves(x: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """``(path, tensor)`` of each tensor with requires_grad in ``x`` (nested containers)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.requires_grad:
+            yield path, x
+    elif _is_container(x):
+        items = x.items() if isinstance(x, dict) else enumerate(x)
+        for k, v in items:
+            yield from _grad_leaves(v, (*path, k))
+
+
+def _at(inputs: Any, path: tuple[Any, ...]) -> Any:
+    for k in path:
+        inputs = inputs[k]
+    return inputs
+
+
+def _is_container(x: Any) -> bool:
+    return isinstance(x, list | tuple | dict)
+
+
+def _map_container(x: Any, f: Callable[[Any, Any], Any]) -> Any:
+    """The same container type with ``f(key, value)`` for each item (NamedTuples included)."""
+    if isinstance(x, dict):
+        out = {k: f(k, v) for k, v in x.items()}
+        try:  # OrderedDict and other dict types that take a mapping; else a plain dict
+            return out if type(x) is dict else type(x)(out)
+        except TypeError:
+            return out
+    values = [f(k, v) for k, v in enumerate(x)]
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple
+        return type(x)(*values)
+    return type(x)(values)
 
 
 def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
@@ -230,15 +296,26 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
     import torch
 
     labels = _adapters.input_labels(inputs, names)
-    copies = [_cast_tree(x, lambda t: t.detach().clone()) for x in inputs]
+    copies = [_cast_tree(x, _fresh) for x in inputs]
+    grad_inside = False
     with torch.no_grad():
         try:
             fn(*copies)
         except Exception as error:
-            raise LossRaisedError(
-                f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the forward (shapes, devices, dtypes) first; "
-                "your tensors are untouched."
-            ) from error
+            # fn may differentiate inside (torch.autograd.grad of its own intermediate, a
+            # gradient penalty): it runs only with grad enabled, on inputs that require grad.
+            copies = [
+                _cast_tree(x, lambda t: _fresh(t).requires_grad_(t.requires_grad)) for x in inputs
+            ]
+            try:
+                with torch.enable_grad():
+                    fn(*copies)
+                grad_inside = True
+            except Exception:
+                raise LossRaisedError(
+                    f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the "
+                    "forward (shapes, devices, dtypes) first; your tensors are untouched."
+                ) from error
     for label, before, after in zip(labels, inputs, copies, strict=True):
         if not _same_tree(before, after):
             raise GradCheckError(
@@ -248,6 +325,166 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
                 "input is not well defined: use the out-of-place op (t.mul(2), "
                 "inplace=False) or clone the input first inside fn."
             )
+    return grad_inside
+
+
+GRAD_INSIDE_NOTE = (
+    "fn runs only with gradients enabled (it differentiates inside, e.g. torch.autograd.grad): "
+    "each perturbed loss was evaluated with grad enabled, on inputs that require grad."
+)
+
+
+def _with_grad_inside(problem: _Problem) -> _Problem:
+    """The problem with ``call`` evaluated under ``enable_grad`` where the caller disabled grad
+    (the perturbed losses), on detached copies that require grad, the outputs detached."""
+    import torch
+
+    inner = problem.call
+
+    def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+        if torch.is_grad_enabled():  # the analytic pass: its own leaves, its own graph
+            return inner(tensors, cast)
+        with torch.enable_grad():
+            leaves = {n: t.detach().requires_grad_(True) for n, t in tensors.items()}
+            out = inner(leaves, cast)
+        return _cast_tree(out, lambda t: t.detach())
+
+    wrapped = _Problem(problem.names, problem.tensors, call)
+    wrapped.unchecked, wrapped.complex = problem.unchecked, problem.complex
+    return wrapped
+
+
+def _refuse_unsupported_module(module: Any) -> None:
+    """TorchScript modules and lazy modules before their first call cannot be checked."""
+    import torch
+
+    if isinstance(module, torch.jit.ScriptModule):
+        raise OptionError(
+            "check_module(): this is a TorchScript module (torch.jit.script/trace), whose "
+            "parameters torch.func.functional_call cannot swap for gradcheck's copies. Check "
+            "the eager module (before torch.jit.script), or wrap the scripted call in a "
+            "function of tensors and use check_function."
+        )
+    lazy = [
+        n for n, p in module.named_parameters()
+        if isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        raise OptionError(
+            f"check_module(): parameter {lazy[0]!r} is not initialized yet (a lazy module: "
+            "nn.LazyLinear, ...). Call the module once on a batch (module(x)) so its shapes are "
+            "set, then check it."
+        )
+
+
+def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> tuple[list[str], bool]:
+    """Runs the forward once on copies of the module's state; a parameter it wrote into is an
+    error. Returns the buffers it wrote into (BatchNorm's running stats, spectral_norm's u, v).
+
+    Buffers may change (each evaluation gets fresh copies), but a parameter overwritten inside
+    forward (``Embedding(max_norm=...)`` renormalises its rows, a ``clamp_`` of a weight) makes
+    the output depend on it in a way autograd does not follow. Also returns whether the forward
+    runs only with grad enabled (it differentiates inside: a PINN's derivative w.r.t. x).
+    """
+    import torch
+
+    try:
+        params, buffers = problem.writes()
+    except Exception:
+        try:
+            with torch.enable_grad():
+                problem.call(
+                    {n: _fresh(t).requires_grad_(True) for n, t in problem.tensors.items()},
+                    lambda t: t.detach(),
+                )
+        except Exception:  # the check's own forward reports it, with its context
+            return [], False
+        return [], True
+    if params:
+        raise GradCheckError(
+            f"check_module: {kind}'s forward writes into parameter {params[0]!r} in place "
+            f"({len(params)} parameter(s) changed during one call: e.g. nn.Embedding(max_norm=...) "
+            "renormalises the rows it looks up, or a clamp_/copy_ of a weight inside forward). "
+            "gradcheck evaluated copies, so your module is untouched, but autograd does not "
+            "differentiate through an in-place overwrite of a parameter, so its gradient is not "
+            "the derivative of the forward and no verdict would mean anything. Move the write "
+            "out of forward (renormalise or clip after optimizer.step()), or check the module "
+            "without it (max_norm=None)."
+        )
+    return buffers, False
+
+
+def _written_buffers_note(report: Report, buffers: list[str]) -> list[str]:
+    """Why a module that updates buffers in forward may fail: state computed without autograd."""
+    if report.passed or not buffers:
+        return []
+    shown = ", ".join(buffers[:4]) + (", ..." if len(buffers) > 4 else "")
+    return [
+        f"The forward writes into buffer(s) {shown} (each evaluation started from their "
+        "original values). If the output depends on what it writes there through code autograd "
+        "does not differentiate (spectral_norm's power iteration in train mode), autograd's "
+        "gradient is not the derivative of the forward and this failure is expected: check "
+        "such a module in eval mode (module.eval())."
+    ]
+
+
+def _hook_notes(module: Any) -> list[str]:
+    """Gradient hooks on parameters (``p.register_hook``) are not run by the check."""
+    hooked = [n for n, p in module.named_parameters() if p.requires_grad and p._backward_hooks]
+    if not hooked:
+        return []
+    return [
+        f"Parameter(s) {', '.join(hooked[:4])} have gradient hooks (register_hook), which the "
+        "check does not run: it compares autograd's gradient of the forward, before any hook "
+        "rescales or clips it, with finite differences."
+    ]
+
+
+class _Layout:
+    """A tensor's memory layout, to give ``fn`` fresh tensors laid out as the user's: the same
+    sizes, strides and storage offset, in a storage as large as theirs that holds their other
+    entries. ``as_strided`` (whose storage offset counts from the storage's start) and kernels
+    that read strides see what they would see on the user's tensor, as in torch's gradcheck,
+    which perturbs the tensor in place. None (``of``) for a plain contiguous tensor, and for
+    overlapping ones (expanded: their entries are checked as independent ones)."""
+
+    def __init__(self, t: Any, store: Any) -> None:
+        self.size, self.stride, self.offset = tuple(t.shape), t.stride(), t.storage_offset()
+        self.store = store
+
+    @staticmethod
+    def of(t: Any, cast: Callable[[Any], Any]) -> _Layout | None:
+        import torch
+
+        if t.layout != torch.strided or t.numel() == 0:
+            return None
+        n = t.untyped_storage().nbytes() // t.element_size()
+        if t.is_contiguous() and t.storage_offset() == 0 and n == t.numel():
+            return None
+        if torch._debug_has_internal_overlap(t) != 0:  # expanded / overlapping (or unknown)
+            return None
+        whole = torch.empty(0, dtype=t.dtype, device=t.device)
+        whole.set_(t.untyped_storage(), 0, (n,), (1,))
+        return _Layout(t, cast(whole.detach()).clone())
+
+    def place(self, values: Any) -> Any:
+        """A fresh tensor in this layout holding ``values`` (same shape)."""
+        import torch
+
+        store = self.store.clone()
+        out = torch.empty(0, dtype=store.dtype, device=store.device)
+        out.set_(store.untyped_storage(), self.offset, self.size, self.stride)
+        with torch.no_grad():
+            out.copy_(values.detach())
+        return out
+
+
+def _fresh(t: Any, cast: Callable[[Any], Any] = lambda t: t.detach()) -> Any:
+    """A fresh copy of ``t`` (cast) for one call of ``fn``, laid out as ``t`` (``_Layout``)."""
+    import torch
+
+    layout = _Layout.of(t, cast) if isinstance(t, torch.Tensor) else None
+    return cast(t).clone() if layout is None else layout.place(cast(t))
 
 
 def _same_tree(a: Any, b: Any) -> bool:
@@ -271,10 +508,8 @@ def _cast_tree(x: Any, cast: Callable[[Any], Any]) -> Any:
 
     if isinstance(x, torch.Tensor):
         return cast(x)
-    if isinstance(x, list | tuple):
-        return type(x)(_cast_tree(v, cast) for v in x)
-    if isinstance(x, dict):
-        return {k: _cast_tree(v, cast) for k, v in x.items()}
+    if _is_container(x):
+        return _map_container(x, lambda _k, v: _cast_tree(v, cast))
     return x
 
 
@@ -494,7 +729,7 @@ def _call_probe(problem: _Problem) -> Any:
 
     try:
         with torch.enable_grad():
-            leaves = {n: t.detach().clone().requires_grad_(True) for n, t in problem.tensors.items()}
+            leaves = {n: _fresh(t).requires_grad_(True) for n, t in problem.tensors.items()}
             return problem.call(leaves, lambda x: x)
     except Exception:  # fall back: every floating output counts as differentiable
         with torch.no_grad():
@@ -543,7 +778,7 @@ def _jacobian_objectives(
     import torch
 
     with torch.no_grad():
-        out = problem.call({n: t.detach().clone() for n, t in problem.tensors.items()}, lambda x: x)
+        out = problem.call({n: _fresh(t) for n, t in problem.tensors.items()}, lambda x: x)
     leaves = _leaves(out)
     shapes = {label: tuple(_real_view(leaves[k]).shape) for label, k in outputs.items()}
     n_in = sum(t.numel() for t in problem.tensors.values())
@@ -700,8 +935,11 @@ def _check_one(
     params = {n: _to_numpy(problem.tensors[n], dtypes[n]) for n in problem.names}
     cast = _caster(dtypes)
 
+    layouts = {n: _Layout.of(problem.tensors[n], lambda t, d=dtypes[n]: t.to(d)) for n in problem.names}
+
     def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
+        out = {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
+        return {n: t if layouts[n] is None else layouts[n].place(t) for n, t in out.items()}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         with torch.no_grad():
@@ -749,7 +987,16 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
                 f"it returned {type(j).__name__}. Reduce it, e.g. with .mean()."
             )
         if j.requires_grad:
-            grads = torch.autograd.grad(j.reshape(()), list(leaves.values()), allow_unused=True)
+            try:
+                grads = torch.autograd.grad(
+                    j.reshape(()), list(leaves.values()), allow_unused=True
+                )
+            except Exception as error:  # a custom backward that raises, an op without one
+                raise GradCheckError(
+                    f"the backward raised {_adapters.short(error)}. There is no analytic "
+                    "gradient to compare: fix the backward (or check a function autograd can "
+                    "differentiate); your tensors and module are untouched."
+                ) from error
         else:  # J does not depend on the inputs through autograd at all: every gradient is 0
             grads = (None,) * len(leaves)
     # An undefined gradient (None) and an efficient ZeroTensor (torch.sgn's) both mean zero.
