@@ -121,6 +121,14 @@ def run(
                 except _Swamped as swamped:  # a forced eps too small: the automatic step
                     plan.widened[t] = swamped.reason
                     result = _check_tensor(evaluator, plan, t, j0, *args)
+                coarse = _read_as(plan.flat.get(t), tree.leaves[t])
+                if coarse is not None and evaluator.spare() >= 2 * first[t] + search[t]:
+                    # J reads this float64 tensor in float32 (or float16): its "stairs" are
+                    # that dtype's grid. Check it again as a parameter of that dtype.
+                    plan.reads[t] = coarse
+                    plan.flat.pop(t, None)
+                    plan.unrefined.pop(t, None)
+                    result = _check_tensor(evaluator, plan, t, j0, *args, reads=coarse)
                 results.append(result)
             except KeyboardInterrupt as stop:  # keep what is done; the rest stays unjudged
                 results.append(getattr(stop, "partial", None) or _unchecked(analytic[t]))
@@ -155,6 +163,13 @@ def run(
     extra += _scale_notes(tree.names, sizes, results, selection, plan.located, interrupted)
     extra += _budget_notes(tree.names, sizes, selection, nodes, plan)
     extra += _flat_notes(tree, plan, results)
+    extra += tuple(
+        f"J reads {tree.names[t]} in {d} (it is constant between {d} values of each entry, "
+        f"which looked like a staircase at float64 steps): {tree.names[t]} was checked as a {d} "
+        f"parameter, from its {d} values, with steps of at least 16 {d} spacings and the {d} "
+        "precision allowance."
+        for t, d in sorted(plan.reads.items()) if t < len(results)
+    )
     extra += _half_notes(tree, analytic, results)
     kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
     if kinks:
@@ -571,6 +586,7 @@ class _Plan:
     spent: bool = False  # the budget's hard stop was hit
     probes: list[_Probe] = field(default_factory=list)  # what the noise probe saw, per tensor
     flat: dict[int, _Flat] = field(default_factory=dict)  # entries J did not move along
+    reads: dict[int, np.dtype] = field(default_factory=dict)  # tensors J reads in a coarser dtype
 
     @property
     def complex(self) -> bool:
@@ -646,9 +662,16 @@ def _check_tensor(
     max_tests: int = 400,
     locate_calls: int | None = None,
     planned: int = 0,
+    reads: np.dtype | None = None,
 ) -> _Tensor:
-    """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked."""
+    """Judge the entries ``idx`` of tensor t (None: all), after a directional search if asked.
+
+    ``reads``: J reads this tensor in that coarser dtype (``_read_as``): the entries are moved
+    from their values in it, by steps of at least 16 of its spacings, and judged in it."""
     theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+    if reads is not None:  # what J sees of θ: offsets from there are the ones J sees
+        dtype = reads
+        theta = np.where(np.isfinite(theta), theta.astype(reads).astype(np.float64), theta)
     judged_as = _coarser(dtype, g.dtype)  # a float32 gradient is only as precise as float32
     finite = np.isfinite(theta)  # ±inf/NaN entries stay where they are, unchecked
     g = g.reshape(-1).astype(np.float64)
@@ -664,11 +687,11 @@ def _check_tensor(
     # One step per entry, from J's precision and the entry's own magnitude (``entry_steps``).
     h = np.full(theta.size, float(step)) if step else entry_steps(plan.scheme, relative, inside)
     spacing = np.spacing(np.abs(inside).astype(dtype)).astype(np.float64)
-    if low:  # J rounds the parameters to their own dtype: keep every step representable there
-        h = np.maximum(h, 16 * spacing)
+    if low or reads is not None:  # J rounds the parameters to ``dtype``: keep every step
+        h = np.maximum(h, 16 * spacing)  # representable there
     # An adapter hands J the parameters in their own dtype (float32 native): step to points
     # representable there, so that the offsets used are the ones J sees (exact for any J).
-    representable = low or bool(np.all(h[finite] >= 16 * spacing[finite]))
+    representable = low or reads is not None or bool(np.all(h[finite] >= 16 * spacing[finite]))
     stepper = _Stepper(theta, h, dtype if representable else np.dtype(np.float64))
     if forced is not None and any(np.any(stepper.offset(np.flatnonzero(finite), c) == 0)
                                   for c in plan.scheme.nodes if c):
@@ -776,6 +799,29 @@ class _Flat:
     onset: np.ndarray  # tried entries where J starts to change farther away, continuously
     reach: np.ndarray  # how far J stayed constant, per entry of stairs/still/onset (aligned)
     order: np.ndarray  # the tried entries (stairs, still and onset are subsets)
+
+
+def _read_as(found: _Flat | None, leaf: np.ndarray) -> np.dtype | None:
+    """The coarser dtype J reads this tensor in, if its "stairs" are that dtype's grid.
+
+    A loss that casts a float64 parameter to float32 (``W.astype(np.float32)``, a float32 model
+    behind a NumPy wrapper) is constant between float32 values of each entry: at float64-sized
+    steps it looks like a staircase. Its stairs then start within one spacing of the coarser
+    dtype at every staircase entry followed (a round(x, 3) stays flat for about 1e-3 instead).
+    """
+    if found is None or not found.stairs.size or leaf.dtype != np.float64:
+        return None
+    theta = np.asarray(leaf, dtype=np.float64).reshape(-1)
+    reach = np.array([found.reach[int(np.flatnonzero(found.order == i)[0])]
+                      for i in found.stairs])
+    for coarse in (np.dtype(np.float32), np.dtype(np.float16)):
+        x = theta[found.stairs]
+        if not np.all(np.isfinite(x.astype(coarse))):
+            continue
+        spacing = np.spacing(np.abs(x).astype(coarse)).astype(np.float64)
+        if np.all(reach <= spacing):
+            return coarse
+    return None
 
 
 def _flat_entries(
