@@ -188,3 +188,22 @@ def test_a_loss_that_reads_a_float64_parameter_in_float32(bug: float) -> None:
     assert report.passed is (bug == 1.0) and report.suspects == (() if bug == 1.0 else ("W",))
     assert any(n.startswith("J reads W in float32") for n in report.notes)
     assert not any("piecewise constant" in n for n in report.notes)
+
+
+def test_a_constant_loss_that_raises_farther_out_is_not_an_error() -> None:
+    # J = [x > 0.5] at x = 0.23, with a domain check that raises outside [0, 1] (torch's
+    # bernoulli): the noise probe grows its step while J stays constant and stops where the
+    # loss raises, instead of turning the check into an error.
+    calls = {"raised": 0}
+
+    def loss(p):
+        x = p["p"]
+        if np.any((x < 0) | (x > 1)):
+            calls["raised"] += 1
+            raise ValueError("outside [0, 1]")
+        return float(np.sum(x > 0.5))
+
+    report = gradcheck.check(loss, {"p": np.array(0.23)}, {"p": np.array(0.0)})
+    assert report.passed and calls["raised"] >= 1
+    with pytest.raises(gradcheck.LossRaisedError, match="outside"):  # raising near θ still is
+        gradcheck.check(loss, {"p": np.array(1.0)}, {"p": np.array(0.0)})

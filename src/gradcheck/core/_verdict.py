@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError, StochasticLossError
+from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, StochasticLossError
 from gradcheck.core import _edges
 from gradcheck.core._coords import (
     DEFAULT_BUDGET,
@@ -1096,8 +1096,15 @@ def _line(
     """J at θ + k·δ·v (k = -3..3); while J stays constant, up to ``retries`` more tries with a
     16x larger δ (a low-precision J hides small steps)."""
     k = np.arange(POINTS) - POINTS // 2
-    for _ in range(retries + 1):
-        values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+    for attempt in range(retries + 1):
+        try:
+            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        except LossRaisedError:
+            if not attempt:
+                raise
+            # A constant J that raises 16x farther out (a domain check in the loss): the probe
+            # stops growing; J stayed constant at every step it could take.
+            return np.full(POINTS, j0), delta / 16
         for _ in range(_edges.LEVELS):  # the probe left the loss's domain: come closer
             if np.all(np.isfinite(values)):
                 break
