@@ -218,3 +218,19 @@ def test_a_constant_j_with_a_rounding_size_gradient_is_judged_not_refused() -> N
     assert report.suspects == ("x",) and report.components["x"].checked == 2
     with pytest.raises(gradcheck.GradCheckError, match="does not read its params"):
         gradcheck.check(lambda p: 1.0, {"x": x.astype(np.float64)}, {"x": np.array([0.1, 0.2])})
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("x0", [1e-12, 1e-9])
+def test_an_entry_far_closer_to_the_domain_edge_than_the_tensors_step(x0: float) -> None:
+    # sqrt at 1e-12 beside entries of 0.5 and 2 (steps ~6e-6): the stencil shrinks past the
+    # first 10 levels until it is asymptotic, instead of blaming a one-sided slope at h.
+    a = np.array([x0, 0.5, 2.0])
+    report = gradcheck.check(lambda p: float(np.sum(np.sqrt(p["a"]))), {"a": a},
+                             {"a": 0.5 / np.sqrt(a)})
+    assert report.passed, report.explain()
+    assert any("central, step h/" in n for n in report.notes)
+    wrong = 0.5 / np.sqrt(a)
+    wrong[1] *= 1.001
+    assert gradcheck.check(lambda p: float(np.sum(np.sqrt(p["a"]))), {"a": a},
+                           {"a": wrong}).suspects == ("a",)

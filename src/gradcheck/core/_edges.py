@@ -21,6 +21,10 @@ from gradcheck.core._tolerance import SAFETY
 from gradcheck.report._model import AGREES, MISMATCH
 
 LEVELS = 10  # steps h, h/4, ..., h/4**9
+# ... and, while no stencil has reached its asymptotic regime (an entry far closer to the edge
+# than the tensor's step: sqrt at 1e-12 with steps of 6e-6), on down to this many levels, as
+# long as the step stays 64 spacings of the entry above its rounding.
+DEEP_LEVELS = 40
 # Stencils as multiples of the step: both sides, then one side (second order, with J(θ)).
 STENCILS = (
     ("central", (-1.0, 1.0)),
@@ -61,6 +65,10 @@ def repair(
                 "there."
             )
         numeric[i], bound[i], ok, done[i] = found
+        if ok is None:  # no step reached the asymptotic regime: no verdict, either way
+            numeric[i], bound[i], flags[i] = np.nan, np.nan, 0
+            done[i] += " (no step small enough to judge it: left unjudged)"
+            continue
         flags[i] = AGREES if ok else MISMATCH
     return done
 
@@ -72,15 +80,18 @@ def _step(stepper: Any, i: int) -> float:
 
 def _judge_one(
     ev: Any, t: int, i: int, stepper: Any, j0: float, sigma: float, g: float, a: float
-) -> tuple[float, float, bool, str] | None:
+) -> tuple[float, float, bool | None, str] | None:
     """Shrink the step until a stencil is finite *and* in its asymptotic regime: estimates at
     s, s/2, s/4 whose differences shrink 4x (second order), or differ only by rounding. Near
     an edge the function's own length scale is the distance to the edge, so the first finite
     step is often still too coarse (sqrt-like growth) and is not trusted."""
     theta = float(stepper.theta[i])
     fallback = None
-    for level in range(LEVELS):
+    floor = 64 * float(np.spacing(np.abs(np.asarray(theta, dtype=stepper.dtype))))
+    for level in range(DEEP_LEVELS):
         h = _step(stepper, i) / 4**level
+        if level >= LEVELS and (fallback is None or h / 4 < floor):
+            break  # nothing finite in LEVELS levels (an error), or as small as it can go
         for how, nodes in STENCILS:
             if how == "central" and level == 0:
                 continue  # the first pass already found it outside the domain
@@ -99,7 +110,7 @@ def _judge_one(
             found = (n_star, tol, abs(n_star - g) <= tol, f"{how}, step {step}")
             if abs(d2) <= noise or (d2 != 0 and 2.0 <= d1 / d2 <= 8.0):
                 return found
-            fallback = fallback or found
+            fallback = fallback or (n_star, tol, None, f"{how}, step {step}")
             break  # this level's stencil is finite but too coarse: go to a smaller step
     return fallback
 

@@ -792,8 +792,9 @@ def _check_tensor(
     # unsampled entries do (the sample's pass rests on those tests; a note names them).
     found = plan.located.get(t)
     vouched = found is not None and not found.failed and found.complete
+    unsettled = sum(1 for how in plan.edges.get(t, {}).values() if how.endswith("unjudged)"))
     return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h,
-                   unconfirmed=0 if vouched else plan.unrefined.get(t, 0))
+                   unconfirmed=unsettled + (0 if vouched else plan.unrefined.get(t, 0)))
 
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
