@@ -71,3 +71,23 @@ def test_float32_inside_the_loss_still_catches_one_percent(name: str) -> None:
     big = max(grads, key=lambda k: np.linalg.norm(grads[k]))
     report = gradcheck.check(loss, params, {**grads, big: grads[big] * 1.01})
     assert big in report.suspects
+
+
+def test_a_float32_loss_whose_last_bit_varies_between_calls_is_not_stochastic() -> None:
+    # A float32 kernel that reduces in a different order on each call (lstsq's gelsy, threaded
+    # sums) returns J ± 1 float32 ulp: rounding of a float32 loss, not dropout.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+
+    def loss(p):
+        j = np.float32(np.sum(np.tanh(x @ p["w"].astype(np.float32)) ** 2))
+        return float(np.nextafter(j, np.float32(np.inf)) if rng.random() < 0.5 else j)
+
+    w = rng.standard_normal(4)
+    t = np.tanh(x.astype(np.float64) @ w)
+    g = x.T.astype(np.float64) @ (2 * t * (1 - t**2))
+    assert gradcheck.check(loss, {"w": w}, {"w": g}).passed
+    assert gradcheck.check(loss, {"w": w}, {"w": 1.02 * g}).suspects == ("w",)
+    with pytest.raises(gradcheck.StochasticLossError):  # a float32 dropout still is
+        gradcheck.check(lambda p: float(np.float32(loss(p) * (1 + (rng.random() < 0.5)))),
+                        {"w": w}, {"w": g})
