@@ -234,3 +234,17 @@ def test_an_entry_far_closer_to_the_domain_edge_than_the_tensors_step(x0: float)
     wrong[1] *= 1.001
     assert gradcheck.check(lambda p: float(np.sum(np.sqrt(p["a"]))), {"a": a},
                            {"a": wrong}).suspects == ("a",)
+
+
+@pytest.mark.parametrize("g0", [0.0, 0.5])
+def test_a_dead_unit_close_below_the_bisection_bracket_is_not_a_staircase(g0: float) -> None:
+    # J flat up to a kink at 0.3 from θ, linear after it: the bisection can end with the kink
+    # just below hi (lo moving only), where J's change at hi stops shrinking; one point a
+    # bracket farther out tells the kink (J grows) from a stair (J as high).
+    w = np.array([0.0, 0.0, 1.0])
+    loss = lambda p: float(np.sum(np.maximum(p["w"] - np.array([0.2961, 0.3, 0.0]), 0.0)))  # noqa: E731
+    report = gradcheck.check(loss, {"w": w}, {"w": np.array([g0, 0.0, 1.0])})
+    assert report.passed is (g0 == 0.0)
+    assert not any("piecewise constant" in n for n in report.notes), report.notes
+    if g0:
+        assert any("J does not change along w[0]" in n for n in report.notes)

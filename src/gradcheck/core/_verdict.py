@@ -873,7 +873,7 @@ def _flat_entries(
     wrong = rng.permutation(flat[flags[flat] == MISMATCH])
     right = rng.permutation(flat[flags[flat] != MISMATCH])
     tried = np.concatenate([wrong, right])[:FLAT_TRIED].astype(np.int64)
-    per_entry = 2 * 6 + BISECTIONS
+    per_entry = 2 * 6 + BISECTIONS + 1
     tried = tried[: max(0, int(min(tried.size, ev.spare() // (2 * per_entry))))]
     empty = np.zeros(0, np.int64)
     if not tried.size:
@@ -921,6 +921,12 @@ def _flat_entries(
                 history.append(moved)
             reach[k] = lo
             jump = abs(history[-1]) > 16 * sigma and abs(history[-1]) >= 0.5 * abs(history[-4])
+            if jump:  # the change at hi did not shrink: a stair, or a kink close below hi
+                # (bisection moved lo only). One bracket farther out, a stair's top is as high;
+                # J past a kink grows with the distance to it, at least 2x (hi − k ≤ hi − lo).
+                x = np.array([float(np.asarray(theta[k] + side * (2 * hi - lo), dtype=dtype))])
+                j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+                jump = abs(j - j0) < 1.5 * abs(history[-1])
             kind[k] = 1 if jump else 2
     except Exception:  # following J farther must never turn a finished check into an error
         return _Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
