@@ -279,3 +279,16 @@ def test_swapped_biases_on_kinks_are_confirmed_by_exchanging_them() -> None:
     # The direct fit alone cannot see it: every entry sits on a kink.
     direct, _ = diagnose(report.components, report.suspects, None)
     assert [f.kind for f in direct] == ["unexplained", "unexplained"]
+
+
+def test_a_right_tensor_in_the_origin_layer_means_nothing_propagates_from_it() -> None:
+    # The deep-learning course's planted bugs: dW2 x2 and db1 x4 (4./m for 1./m). db2 is right,
+    # so layer 2's delta is right: b1 is not "wrong only because backprop carries the error".
+    from bugs.course import ng_gradient_check
+
+    report = ng_gradient_check(True).run()
+    assert set(report.suspects) == {"W2", "b1"}
+    text = report.explain()
+    assert "b2 is right, so the delta of layer 2" in text and "carries that error" not in text
+    # batch_size=3 was given and the factor is 4: no "if your batch size is 4" guess
+    assert "If your batch size is" not in text

@@ -175,7 +175,10 @@ def _scale(e: Evidence) -> Finding | None:
     c = fit(e.g, e.n)
     if c == 0.0 or abs(c - 1.0) < 1e-12 or not e.explains(e.g - c * e.n, slack=max(1.0, abs(c))):
         return None
-    named = _factor_name(abs(c), e.batch_size) or _whole_number(abs(c))
+    # The conditional "if your batch size is k" only when no batch size was given (a given m
+    # that is not k says the factor is something else).
+    named = _factor_name(abs(c), e.batch_size) or (
+        _whole_number(abs(c)) if e.batch_size is None else None)
     shown, hint = named or (fmt(abs(c)), "A constant factor: look for a learning-rate, 1/m, "
                             "temperature or ½ that is applied once too often or not at all.")
     sign = " with the sign flipped as well" if c < 0 else ""
@@ -352,7 +355,10 @@ def _scaled_data_term(e: Evidence) -> Finding | None:
             "Look for a flipped sign (y − a instead of a − y) in this layer's delta.",
             factor=-1.0,
         )
-    named = _factor_name(abs(c), e.batch_size) or _whole_number(abs(c))
+    # The conditional "if your batch size is k" only when no batch size was given (a given m
+    # that is not k says the factor is something else).
+    named = _factor_name(abs(c), e.batch_size) or (
+        _whole_number(abs(c)) if e.batch_size is None else None)
     shown, hint = named or (fmt(abs(c)), "A constant factor on the data term only.")
     return Finding(
         e.name, "scale",

@@ -34,6 +34,11 @@ def summary(report: ReportData) -> str:
     )
 
 
+def right_tensors(report: ReportData) -> tuple[str, ...]:
+    """The tensors checked and found right (the origin sentence's evidence of a right delta)."""
+    return tuple(n for n, c in report.components.items() if c.passed and c.checked)
+
+
 def _unjudged(report: ReportData) -> str:
     """``"3 entries of W2, gamma1"``: what a budget left unjudged, by tensor."""
     names = [n for n, c in report.components.items() if c.passed is None]
@@ -44,7 +49,8 @@ def _unjudged(report: ReportData) -> str:
 def explain(report: ReportData) -> str:
     lines = [summary(report)]
     if report.origin is not None and len(report.suspects) > 1:
-        lines.append(origin_sentence(report.origin, report.suspects, report.findings))
+        lines.append(origin_sentence(report.origin, report.suspects, report.findings,
+                                     right_tensors(report)))
     for finding in report.findings:
         lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
     for name in report.suspects:
@@ -61,11 +67,15 @@ PER_TENSOR = ("regularization", "transposed", "flipped", "localized", "zero", "s
               "independent", "data term")
 
 
-def origin_sentence(origin: str, suspects: tuple[str, ...], findings: tuple = ()) -> str:
+def origin_sentence(
+    origin: str, suspects: tuple[str, ...], findings: tuple = (), right: tuple[str, ...] = ()
+) -> str:
     """Backprop runs from the output back: the wrong layer closest to the output comes first.
 
     The error reaches earlier layers only through a wrong delta; where every other suspect's
     finding is a per-tensor mistake (an L2 term, a transposed or zeroed gradient), it is not.
+    Nor is it where a tensor of the origin's layer is right (``right``: the checked tensors
+    that passed): a wrong delta would make the whole layer wrong, its bias included.
     """
     key = layer_key(origin)
     layer = [s for s in suspects if key is not None and layer_key(s) == key] or [origin]
@@ -78,6 +88,13 @@ def origin_sentence(origin: str, suspects: tuple[str, ...], findings: tuple = ()
         return (
             f"Each wrong gradient has a mistake of its own ({', '.join(downstream)} as well as "
             f"{where}): such per-tensor mistakes do not propagate through backprop, so fix each."
+        )
+    fine = [r for r in right if key is not None and layer_key(r) == key]
+    if fine:
+        return (
+            f"{', '.join(fine)} {'is' if len(fine) == 1 else 'are'} right, so the delta of "
+            f"{where} is right and nothing wrong propagates from it: {', '.join(layer)} and "
+            f"{', '.join(downstream)} each have a mistake of their own, so fix each."
         )
     return (
         f"The bug most likely starts in {where}, the wrong gradient closest to the output; "
