@@ -405,7 +405,9 @@ def _require_dependence(
             "loss(params) returned the same value whatever parameter was moved, and by however "
             "much: the loss does not read its params argument (a closure such as "
             "f = lambda W: model.loss(X, y) reads the model's own arrays instead). Make the loss "
-            "compute J from the params it is given, e.g. f = lambda p: model.loss(X, y, p)."
+            "compute J from the params it is given, e.g. f = lambda p: model.loss(X, y, p), or, "
+            "for a model that keeps its arrays in a dict (cs231n's model.params): def f(p): "
+            "model.params = p; return model.loss(X, y)[0]."
         )
 
 
