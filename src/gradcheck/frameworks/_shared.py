@@ -209,6 +209,25 @@ class Batched:
         return self._reference
 
 
+def nonfinite_grad_note(message: str, grads: str, where: str) -> str:
+    """Added to the core's NonFiniteError on grads[...]: what grads is (``grads``: the
+    framework's gradient, e.g. "jax.grad(fn)") and, for a NaN, the commonest cause (``where``:
+    the framework's where, e.g. "jnp.where").
+
+    >>> "double-where" in nonfinite_grad_note("grads['x'] holds nan", "jax.grad(fn)", "jnp.where")
+    True
+    """
+    note = f"gradcheck: 'grads' here is {grads}, the framework's own gradient at the given inputs."
+    if "holds nan" not in message:
+        return note
+    return note + (
+        f" A NaN there while J itself is finite is most often {where}(cond, f(x), y) with f "
+        "non-finite where cond is False (sqrt, log, 1/x of a negative or zero x): the unused "
+        "branch's derivative is NaN, and 0·NaN = NaN. Make f's input safe too "
+        f"({where}(cond, x, 1.0) inside f: the double-where trick)."
+    )
+
+
 def short(error: BaseException, limit: int = 160) -> str:
     """``Type: first sentence`` of an exception, for a one-line note."""
     text = str(error).strip().split("\n")[0]

@@ -336,20 +336,6 @@ def _grad_hint(error: BaseException) -> str:
             f"given arguments (reverse mode); {hint}.")
 
 
-def _nonfinite_grad_note(message: str) -> str:
-    """Added to the core's NonFiniteError on grads[...]: what grads is, and for a NaN, the
-    commonest cause."""
-    note = "gradcheck: 'grads' here is jax.grad(fn), the framework's own gradient at the given inputs."
-    if "holds nan" not in message:
-        return note
-    return note + (
-        " A NaN there while J itself is finite is most often jnp.where(cond, f(x), y) with f "
-        "non-finite where cond is False (sqrt, log, 1/x of a negative or zero x): the unused "
-        "branch's derivative is NaN, and 0·NaN = NaN. Make f's input safe too "
-        "(jnp.where(cond, x, 1.0) inside f: the double-where trick)."
-    )
-
-
 def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
     """A leaf NumPy cannot compute in (bfloat16, float8: ml_dtypes, not float16/32/64) can only
     be checked on float64 copies: an error naming it where those are not used."""
@@ -450,7 +436,7 @@ def _check(
             report = _adapters.run_check(fn, p, grads, options, b, [])
         except NonFiniteError as error:
             if str(error).startswith("grads["):
-                error.add_note(_nonfinite_grad_note(str(error)))
+                error.add_note(_adapters.nonfinite_grad_note(str(error), "jax.grad(fn)", "jnp.where"))
             raise
         report = _adapters.with_notes(report, notes + jit_note + problem.notes)
         report = _adapters.leave_unchecked(report, problem.unchecked)

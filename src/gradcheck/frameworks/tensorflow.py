@@ -459,27 +459,13 @@ def _check_one(
         return _adapters.with_notes(report, _unconnected_notes(report, unconnected))
     except NonFiniteError as error:
         if str(error).startswith("grads["):
-            error.add_note(_nonfinite_grad_note(str(error)))
+            error.add_note(_adapters.nonfinite_grad_note(str(error), "the GradientTape gradient", "tf.where"))
         raise
     except StochasticLossError as error:
         raise StochasticLossError(
             f"{error} For a Keras model, check with training=False (the default) or set the "
             "dropout rate to 0."
         ) from error
-
-
-def _nonfinite_grad_note(message: str) -> str:
-    """Added to the core's NonFiniteError on grads[...]: what grads is, and for a NaN, the
-    commonest cause."""
-    note = "gradcheck: 'grads' here is the GradientTape gradient, the framework's own gradient at the given inputs."
-    if "holds nan" not in message:
-        return note
-    return note + (
-        " A NaN there while J itself is finite is most often tf.where(cond, f(x), y) with f "
-        "non-finite where cond is False (sqrt, log, 1/x of a negative or zero x): the unused "
-        "branch's derivative is NaN, and 0·NaN = NaN. Make f's input safe too "
-        "(tf.where(cond, x, 1.0) inside f: the double-where trick)."
-    )
 
 
 def _unconnected_notes(report: Report, names: Sequence[str]) -> list[str]:
