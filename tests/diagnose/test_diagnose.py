@@ -292,3 +292,14 @@ def test_a_right_tensor_in_the_origin_layer_means_nothing_propagates_from_it() -
     assert "b2 is right, so the delta of layer 2" in text and "carries that error" not in text
     # batch_size=3 was given and the factor is 4: no "if your batch size is 4" guess
     assert "If your batch size is" not in text
+
+
+def test_nielsens_biases_then_weights_layout_is_read_by_layer() -> None:
+    # params = (biases, weights): names 0.0, 0.1 (biases), 1.0, 1.1 (weights); the layer is the
+    # second number. The output layer is (0.1, 1.1), not the weights of both layers.
+    from bugs.course import nielsen
+
+    report = nielsen("sigmoid_prime_of_a").run()
+    assert set(report.suspects) == {"0.0", "0.1", "1.0", "1.1"}
+    assert report.origin in ("0.1", "1.1")
+    assert "last layer (0.1, 1.1)" in report.explain()

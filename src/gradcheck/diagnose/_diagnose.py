@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from gradcheck.diagnose._signatures import (
     swapped_finding,
 )
 from gradcheck.diagnose._taylor import second_opinion
-from gradcheck.report._format import layer_key
+from gradcheck.report._format import layer_key, layer_keys
 from gradcheck.report._model import Component, Finding
 from gradcheck.report._report import Report
 
@@ -69,7 +69,9 @@ def diagnose(
     for name in small:
         fits = (classify_as(found[name], kind) for kind, _ in peers.most_common())
         findings[name] = next((f for f in fits if f is not None), None) or classify(found[name])
-    return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, layers)
+    keys = layer_keys({n: c.shape for n, c in components.items()})
+    return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, layers,
+                                                               keys)
 
 
 
@@ -80,15 +82,18 @@ def rediagnose(report: Report, *, batch_size: int | None) -> Report:
 
 
 def likely_origin(
-    names: list[str], suspects: tuple[str, ...], layers: Sequence[str] | None
+    names: list[str], suspects: tuple[str, ...], layers: Sequence[str] | None,
+    by_name: Mapping[str, tuple[int, ...] | None] | None = None,
 ) -> str | None:
-    """Backprop runs from the output back, so the suspect nearest the output is where it starts."""
+    """Backprop runs from the output back, so the suspect nearest the output is where it starts.
+
+    ``by_name``: each name's layer (``layer_keys``); by default the numbers in the name."""
     if not suspects:
         return None
     if layers is not None:
         ranked = [n for n in layers if n in suspects]
         return ranked[-1] if ranked else suspects[-1]
-    keys = [layer_key(n) for n in names]
+    keys = [(by_name or {}).get(n, layer_key(n)) for n in names]
     if all(k is not None for k in keys):
         position = {n: (k, i) for i, (n, k) in enumerate(zip(names, keys, strict=True))}
         return max(suspects, key=lambda n: position[n])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck.report._format import fmt, index_text, layer_key
+from gradcheck.report._format import fmt, index_text, layer_keys
 from gradcheck.report._model import AGREES, MISMATCH, Component, Finding
 
 EXPLAINED = 1e-2  # residual norm, over min(‖g − n‖, ‖g‖), below which a relation fits
@@ -575,7 +575,7 @@ def layer_chain(
     does not depend on (every numeric entry 0), is no link of the chain and is left out.
     """
     names = list(components)
-    keys = {n: layer_key(n) for n in names}
+    keys = layer_keys({n: components[n].shape for n in names})
     if layers is not None:
         order = [n for n in dict.fromkeys(layers) if n in components]
     elif all(k is not None for k in keys.values()):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from gradcheck.report._format import clean, fmt, index_text, layer_key
+from gradcheck.report._format import clean, fmt, index_text, layer_key, layer_keys
 from gradcheck.report._model import Component, ReportData
 
 
@@ -34,6 +35,11 @@ def summary(report: ReportData) -> str:
     )
 
 
+def report_keys(report: ReportData) -> dict[str, tuple[int, ...] | None]:
+    """The layer of each parameter of a report (``layer_keys`` of its shapes)."""
+    return layer_keys({n: c.shape for n, c in report.components.items()})
+
+
 def right_tensors(report: ReportData) -> tuple[str, ...]:
     """The tensors checked and found right (the origin sentence's evidence of a right delta)."""
     return tuple(n for n, c in report.components.items() if c.passed and c.checked)
@@ -50,7 +56,7 @@ def explain(report: ReportData) -> str:
     lines = [summary(report)]
     if report.origin is not None and len(report.suspects) > 1:
         lines.append(origin_sentence(report.origin, report.suspects, report.findings,
-                                     right_tensors(report)))
+                                     right_tensors(report), report_keys(report)))
     for finding in report.findings:
         lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
     for name in report.suspects:
@@ -68,7 +74,8 @@ PER_TENSOR = ("regularization", "transposed", "flipped", "localized", "zero", "s
 
 
 def origin_sentence(
-    origin: str, suspects: tuple[str, ...], findings: tuple = (), right: tuple[str, ...] = ()
+    origin: str, suspects: tuple[str, ...], findings: tuple = (), right: tuple[str, ...] = (),
+    keys: Mapping[str, tuple[int, ...] | None] | None = None,
 ) -> str:
     """Backprop runs from the output back: the wrong layer closest to the output comes first.
 
@@ -77,8 +84,11 @@ def origin_sentence(
     Nor is it where a tensor of the origin's layer is right (``right``: the checked tensors
     that passed): a wrong delta would make the whole layer wrong, its bias included.
     """
-    key = layer_key(origin)
-    layer = [s for s in suspects if key is not None and layer_key(s) == key] or [origin]
+    def layer_of(name: str) -> tuple[int, ...] | None:  # ``keys``: ``layer_keys`` of them all
+        return keys[name] if keys is not None and name in keys else layer_key(name)
+
+    key = layer_of(origin)
+    layer = [s for s in suspects if key is not None and layer_of(s) == key] or [origin]
     downstream = [s for s in suspects if s not in layer]
     where = f"layer {'.'.join(map(str, key))} ({', '.join(layer)})" if key else origin
     if not downstream:
@@ -89,7 +99,7 @@ def origin_sentence(
             f"Each wrong gradient has a mistake of its own ({', '.join(downstream)} as well as "
             f"{where}): such per-tensor mistakes do not propagate through backprop, so fix each."
         )
-    fine = [r for r in right if key is not None and layer_key(r) == key]
+    fine = [r for r in right if key is not None and layer_of(r) == key]
     if fine:
         return (
             f"{', '.join(fine)} {'is' if len(fine) == 1 else 'are'} right, so the delta of "
