@@ -37,9 +37,9 @@ def collect(
             by_dtype.setdefault(c.dtype, []).append(name)
     for dtype, names in by_dtype.items():
         notes.append(
-            f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} {dtype}: the loss was "
-            f"evaluated on float64 copies and the analytic gradient judged with the {dtype} "
-            "precision allowance."
+            f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} {dtype}: the analytic "
+            f"gradient was judged with the {dtype} precision allowance (the loss gets float64 "
+            "copies of the values; an adapter's note says which dtype the function ran in)."
         )
     if relative_error is None:
         pass
