@@ -12,13 +12,7 @@ torch = pytest.importorskip("torch")
 import gradcheck  # noqa: E402
 import gradcheck.frameworks.torch as gt  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _x(*shape, seed=0):
