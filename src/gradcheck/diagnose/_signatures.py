@@ -156,10 +156,13 @@ def _named_factors(m: int | None) -> list[tuple[float, str, str]]:
     return rows
 
 
+MAX_BATCH = 10**7  # a whole factor above this is not read as a batch size
+
+
 def _whole_number(c: float) -> tuple[str, str] | None:
     """A large whole factor with no batch size given: probably m, say so conditionally."""
     for value, word in ((c, "missing"), (1.0 / c if c else 0.0, "doubled")):
-        k = round(value)
+        k = round(value) if value < MAX_BATCH else 0  # 1.5e136 is no batch size
         if k >= 3 and abs(value / k - 1.0) <= NAMED:
             shown = str(k) if word == "missing" else f"1/{k}"
             hint = (
