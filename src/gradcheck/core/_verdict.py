@@ -107,7 +107,7 @@ def run(
         except KeyboardInterrupt:
             stopped = True
         search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
-        confirm = _confirm_calls(selection, sizes, first, search, nodes, plan.scheme.nodes)
+        confirm = _confirm_calls(selection, sizes, first, search, plan.scheme.nodes)
         for t in range(0 if stopped else len(tree.names)):
             # Calls promised to the tensors after t (and the last J(θ)): t may not use them.
             evaluator.reserved = 1 + sum(first[u] + search[u] + confirm[u]
@@ -273,7 +273,7 @@ CONFIRM = 8  # first-pass mismatches per later tensor whose second opinions a bu
 
 def _confirm_calls(
     selection: Selection, sizes: Sequence[int], first: Sequence[int], search: Sequence[int],
-    nodes: int, scheme_nodes: Sequence[float],
+    scheme_nodes: Sequence[float],
 ) -> list[int]:
     """Calls kept, under a budget, for the second opinions of each tensor's first mismatches.
 
@@ -396,7 +396,7 @@ def _require_dependence(
     if j0 and dtypes and all(
         r.steps is None or float(np.nanmax(np.abs(g).reshape(-1) * r.steps, initial=0.0))
         <= np.finfo(_coarser(d, g.dtype)).eps * abs(j0)
-        for r, g, d in zip(results, analytic, dtypes, strict=False)
+        for r, g, d in zip(results, analytic, dtypes, strict=True)
     ):
         return
     numeric = np.concatenate([r.numeric[np.isfinite(r.numeric)] for r in results])
@@ -801,7 +801,7 @@ def _check_tensor(
     # unsampled entries do (the sample's pass rests on those tests; a note names them).
     found = plan.located.get(t)
     vouched = found is not None and not found.failed and found.complete
-    unsettled = sum(1 for how in plan.edges.get(t, {}).values() if how.endswith("unjudged)"))
+    unsettled = sum(1 for i in plan.edges.get(t, {}) if flags[i] == UNCHECKED)  # no step judged
     return _Tensor(numeric, g, bound, flags, typical, sigma, low, steps=h,
                    unconfirmed=unsettled + (0 if vouched else plan.unrefined.get(t, 0)))
 
@@ -835,11 +835,10 @@ def _read_as(found: _Flat | None, leaf: np.ndarray) -> np.dtype | None:
     """
     if found is None or not found.stairs.size or leaf.dtype != np.float64:
         return None
-    theta = np.asarray(leaf, dtype=np.float64).reshape(-1)
+    x = np.asarray(leaf, dtype=np.float64).reshape(-1)[found.stairs]
     reach = np.array([found.reach[int(np.flatnonzero(found.order == i)[0])]
                       for i in found.stairs])
     for coarse in (np.dtype(np.float32), np.dtype(np.float16)):
-        x = theta[found.stairs]
         if not np.all(np.isfinite(x.astype(coarse))):
             continue
         spacing = np.spacing(np.abs(x).astype(coarse)).astype(np.float64)
