@@ -258,17 +258,26 @@ class _View:
 
 @contextlib.contextmanager
 def _x64(enabled: bool) -> Iterator[None]:
-    """``jax_enable_x64`` for the duration of the check only, restored after."""
+    """``jax_enable_x64`` for the duration of the check only, restored after.
+
+    Where the flag was off, JAX's compilation caches are cleared on the way out: an executable
+    compiled inside the scope (``jnp.take``'s inner jit with a NumPy index, JAX 0.10) is otherwise
+    reused outside it with 64-bit arguments, and the user's own ``jax.grad`` then fails with
+    "expected s32[5], got s64[5]". Clearing costs a recompilation, never a wrong value.
+    """
     import jax
 
-    if not enabled:
+    if not enabled or jax.config.jax_enable_x64:
         yield
         return
     scope = getattr(jax, "enable_x64", None)
     if scope is None:  # older JAX
         from jax.experimental import enable_x64 as scope
-    with scope(True):
-        yield
+    try:
+        with scope(True):
+            yield
+    finally:
+        jax.clear_caches()
 
 
 def _cast64(x: Any) -> Any:
