@@ -43,7 +43,7 @@ def check_module(
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
     order: int = 1,
-    mode: str = "reverse",
+    mode: Literal["reverse", "forward", "both"] = "reverse",
     **options: Any,
 ) -> Report:
     """Checks a module's backward (autograd, custom Functions included) against finite differences.
@@ -115,7 +115,7 @@ def check_function(
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
     order: int = 1,
-    mode: str = "reverse",
+    mode: Literal["reverse", "forward", "both"] = "reverse",
     **options: Any,
 ) -> Report:
     """Checks the backward of ``fn`` (e.g. ``MyFunction.apply``) for its inputs with requires_grad.
@@ -139,6 +139,7 @@ def check_function(
     >>> gradcheck.torch.check_function(torch.sin, x).passed
     True
     """
+    _higher.keyword_of_fn(fn, options, "check_function")
     options = _adapters.check_options("check_function", options)
     higher = _higher.validate("check_function", order, mode, jacobian)
     problem, views, notes = _present(_FunctionProblem(fn, inputs, names))
