@@ -260,10 +260,7 @@ class _View:
 def _x64(enabled: bool) -> Iterator[None]:
     """``jax_enable_x64`` for the duration of the check only, restored after.
 
-    Where the flag was off, JAX's compilation caches are cleared on the way out: an executable
-    compiled inside the scope (``jnp.take``'s inner jit with a NumPy index, JAX 0.10) is otherwise
-    reused outside it with 64-bit arguments, and the user's own ``jax.grad`` then fails with
-    "expected s32[5], got s64[5]". Clearing costs a recompilation, never a wrong value.
+    Where the flag was off, JAX's tracing caches are cleared on the way out (``_forget_x64``).
     """
     import jax
 
@@ -277,6 +274,27 @@ def _x64(enabled: bool) -> Iterator[None]:
         with scope(True):
             yield
     finally:
+        _forget_x64()
+
+
+def _forget_x64() -> None:
+    """Clears what JAX 0.10 traced under the scoped x64 and would reuse without it.
+
+    A jaxpr traced inside the scope (``jnp.take``'s inner jit with a NumPy index) keeps its
+    64-bit argument types in two staging caches; reused outside, the user's own ``jax.grad``
+    fails with "expected s32[5], got s64[5]". Clearing those two costs a re-trace; compiled
+    executables stay. Where they cannot be found (another JAX), every cache is cleared.
+    """
+    import jax
+
+    try:
+        from jax._src import pjit
+        from jax._src.interpreters import partial_eval
+
+        caches = (pjit._infer_params_cached, partial_eval.trace_to_jaxpr)
+        for cache in caches:
+            cache.cache_clear()
+    except (ImportError, AttributeError):
         jax.clear_caches()
 
 
