@@ -14,15 +14,8 @@ import griffe
 def fence_doctests(text: str) -> str:
     """Wraps each run of ``>>>`` lines and their output (up to a blank line) in a pycon fence.
 
-    >>> print(fence_doctests("Adds.\\n\\n>>> 1 + 1\\n2\\n\\nDone."))
-    Adds.
-    <BLANKLINE>
-    ```pycon
-    >>> 1 + 1
-    2
-    ```
-    <BLANKLINE>
-    Done.
+    >>> fence_doctests("Adds.\n\n>>> 1 + 1\n2\n\nDone.").split("\n")
+    ['Adds.', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'Done.']
     """
     out: list[str] = []
     inside = False
