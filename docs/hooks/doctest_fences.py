@@ -12,7 +12,7 @@ import griffe
 
 
 def fence_doctests(text: str) -> str:
-    """Wraps each run of ``>>>`` lines and their output (up to a blank line) in a pycon fence.
+    r"""Wraps each run of ``>>>`` lines and their output (up to a blank line) in a pycon fence.
 
     >>> fence_doctests("Adds.\n\n>>> 1 + 1\n2\n\nDone.").split("\n")
     ['Adds.', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'Done.']
