@@ -80,7 +80,20 @@ class ApproxRow:
 
 @dataclass(frozen=True)
 class ApproxTable:
-    """``approx``'s result: the expression, its derivative, the point, the step and the rows."""
+    """``approx``'s result: the expression, its derivative, the point, the step and the rows.
+
+    Attributes:
+      expression: the expression as written back from its parsed tree.
+      derivative: the exact derivative, symbolic.
+      at: the point.
+      eps: the step.
+      exact: the exact derivative's value at ``at``.
+      rows: one ``ApproxRow`` per method (one-sided, two-sided): formula, estimate and error.
+
+    >>> table = approx("x**2", at=3.0, eps=0.1)
+    >>> table.derivative, table.exact, [round(r.error, 6) for r in table.rows]
+    ('2*x', 6.0, [0.1, 0.0])
+    """
 
     expression: str
     derivative: str
