@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from gradcheck._errors import OptionError, ShapeMismatchError
+from gradcheck._errors import LossRaisedError, OptionError, ShapeMismatchError
 from gradcheck.frameworks import _shared
 from gradcheck.frameworks._against_blocks import Blocks, Judgement, judge, make_blocks
 from gradcheck.frameworks._against_kinds import Evidence, findings
@@ -82,9 +83,10 @@ def check_against(
     values = _materialize(torch, inputs, generator)
     names = _names(names, len(values))
     _check_blocks(blocks, names, values)
-    runs = {key: _run(torch, f, values, cast, low, seed=seed, jvp=jvp)
-            for key, f, cast in (("kernel", fn, low), ("truth", reference, torch.float64),
-                                 ("yard", reference, low))}
+    runs = {key: _run(torch, f, values, cast, low, seed=seed, jvp=jvp, who=who)
+            for key, f, cast, who in (("kernel", fn, low, "fn"),
+                                      ("truth", reference, torch.float64, "the reference"),
+                                      ("yard", reference, low, "the reference (the yardstick)"))}
     tensors = _tensors(runs, names)
     notes = _input_notes(torch, inputs, values, low) + _jvp_notes(runs, jvp)
     components, found, stats = {}, [], []
@@ -166,14 +168,14 @@ def _blocks_for(blocks: BlockSpec, name: str, names: list[str], shape: tuple[int
 
 
 def _run(torch: Any, f: Callable[..., Any], values: list[Any], cast: Any, low: Any, *,
-         seed: int, jvp: bool) -> dict[str, Any]:
+         seed: int, jvp: bool, who: str) -> dict[str, Any]:
     """One evaluation in ``cast``, at the inputs rounded to ``low``: outputs, VJPs with the
     seeded cotangents, and optionally JVPs (or the exception forward AD raised)."""
     f = copy.deepcopy(f).to(cast) if isinstance(f, torch.nn.Module) else f
     leaves = [_cast(x, cast, low) for x in values]
     generator = torch.Generator().manual_seed(seed + 1)
     with _rng_kept(torch, leaves), torch.enable_grad():
-        outs = _as_tuple(f(*leaves))
+        outs = _as_tuple(_call(f, leaves, cast, who))
         cotangents = [_draw(torch, o, low, generator) for o in outs]
         wrt = [x for x in leaves if x.requires_grad]
         pairs = [(o, c) for o, c in zip(outs, cotangents, strict=True) if o.requires_grad]
@@ -187,16 +189,34 @@ def _run(torch: Any, f: Callable[..., Any], values: list[Any], cast: Any, low: A
     return run
 
 
+def _call(f: Callable[..., Any], leaves: list[Any], cast: Any, who: str) -> Any:
+    try:
+        return f(*leaves)
+    except Exception as error:
+        raise LossRaisedError(
+            f"check_against: {who} raised in {cast}: {type(error).__name__}: {error}. The "
+            "kernel runs in dtype, the reference in float64 and in dtype (the yardstick): "
+            "each must run there (float8 arithmetic, for one, is missing from most CPU ops)."
+        ) from error
+
+
 def _forward(torch: Any, f: Callable[..., Any], leaves: list[Any], low: Any, seed: int) -> Any:
     """The JVPs of f with seeded tangents, or the exception forward AD raised."""
     import torch.autograd.forward_ad as fwad
 
     generator = torch.Generator().manual_seed(seed)
     try:
-        with _rng_kept(torch, leaves), fwad.dual_level(), torch.no_grad():
-            duals = [fwad.make_dual(x.detach(), _draw(torch, x, low, generator))
-                     if x.requires_grad else x for x in leaves]
-            return [fwad.unpack_dual(o).tangent for o in _as_tuple(f(*duals))]
+        # torch's first dual_level loads its JVP decompositions through the deprecated
+        # torch.jit.script: a warning about torch's internals, nothing the user can act on
+        with warnings.catch_warnings(), _rng_kept(torch, leaves), torch.no_grad():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            fwad.enter_dual_level()
+            try:
+                duals = [fwad.make_dual(x.detach(), _draw(torch, x, low, generator))
+                         if x.requires_grad else x for x in leaves]
+                return [fwad.unpack_dual(o).tangent for o in _as_tuple(f(*duals))]
+            finally:
+                fwad.exit_dual_level()
     except (RuntimeError, NotImplementedError) as error:
         return error
 
