@@ -53,6 +53,32 @@ class Attention(torch.autograd.Function):
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None
 
 
+class AttentionRounded(torch.autograd.Function):
+    """Attention that rounds S, P, dP and dS to the inputs' dtype between its matmuls, as
+    FlashAttention does with P: correct, and less accurate than a float32 interior."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bug: str | None):
+        low, scale = q.dtype, q.shape[-1] ** -0.5
+        q32, k32, v32 = _f32(q, k, v)
+        s = (q32 @ k32.transpose(-1, -2) * scale).to(low)
+        p = torch.softmax(s.float(), dim=-1).to(low)
+        ctx.save_for_backward(q, k, v, p)
+        ctx.scale = scale
+        return (p.float() @ v32).to(low)
+
+    @staticmethod
+    def backward(ctx: Any, do: torch.Tensor):
+        q, k, v, p = ctx.saved_tensors
+        low = q.dtype
+        q32, k32, v32, do32, p32 = _f32(q, k, v, do, p)
+        dv = p32.transpose(-1, -2) @ do32
+        dp = (do32 @ v32.transpose(-1, -2)).to(low).float()
+        ds = (p32 * (dp - (dp * p32).sum(-1, keepdim=True))).to(low).float()
+        dq, dk = ds @ k32 * ctx.scale, ds.transpose(-1, -2) @ q32 * ctx.scale
+        return dq.to(low), dk.to(low), dv.to(low), None
+
+
 def attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     return torch.softmax(scores, dim=-1) @ v
@@ -124,7 +150,7 @@ class CrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, dloss: torch.Tensor):
         z32, lse, target = ctx.saved_tensors
         grad = torch.exp(z32 - lse[:, None])
-        grad[torch.arange(z32.shape[0]), target] -= 1.0
+        grad[torch.arange(z32.shape[0], device=z32.device), target] -= 1.0
         return (grad * dloss.float() / z32.shape[0]).to(dloss.dtype), None, None
 
 
@@ -155,7 +181,7 @@ class GeluMLP(torch.autograd.Function):
         dh = (dy32 @ w232.transpose(0, 1)) * gelu_prime
         dx = dh @ w132.transpose(0, 1)
         if ctx.bug == "low_accumulation":
-            dw1 = torch.zeros(w1.shape, dtype=x.dtype)
+            dw1 = torch.zeros(w1.shape, dtype=x.dtype, device=x.device)
             for i in range(0, x.shape[0], 4):  # a partial sum rounded to the low dtype each step
                 dw1 = (dw1.float() + x32[i:i + 4].transpose(0, 1) @ dh[i:i + 4]).to(x.dtype)
         else:
@@ -180,7 +206,7 @@ def inputs(name: str, size: int, seed: int) -> tuple[torch.Tensor, ...]:
     def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
         return torch.randn(shape, generator=g, dtype=torch.float64) * std
 
-    if name == "attention":
+    if name in ("attention", "attention_rounded"):
         return randn(2, 4, size, 32), randn(2, 4, size, 32), randn(2, 4, size, 32)
     if name == "layer_norm":
         return randn(size, 64), 1 + 0.1 * randn(64), 0.1 * randn(64)
@@ -195,6 +221,7 @@ def inputs(name: str, size: int, seed: int) -> tuple[torch.Tensor, ...]:
 
 KERNELS: dict[str, tuple[type[torch.autograd.Function], Callable[..., Any], tuple[str, ...]]] = {
     "attention": (Attention, attention_ref, ("q", "k", "v")),
+    "attention_rounded": (AttentionRounded, attention_ref, ("q", "k", "v")),
     "layer_norm": (LayerNorm, layer_norm_ref, ("x", "w", "b")),
     "rms_norm": (RMSNorm, rms_norm_ref, ("x", "w")),
     "cross_entropy": (CrossEntropy, cross_entropy_ref, ("z", "target")),

@@ -124,16 +124,18 @@ def _check_options(level: float, quantile: float, alpha: float) -> dict[str, flo
 
 
 def _materialize(torch: Any, inputs: tuple[Any, ...], generator: Any) -> list[Any]:
-    """Each input as a fresh tensor (a shape drawn from the generator); the user's untouched."""
+    """Each input as a fresh tensor (a shape drawn from the generator, on the device of the
+    first tensor given); the user's tensors are never touched."""
     if not inputs:
         raise OptionError("check_against(fn, reference, *inputs): give at least one input "
                           "(a tensor or a shape such as (2, 4, 64, 32)).")
+    device = next((x.device for x in inputs if isinstance(x, torch.Tensor)), "cpu")
     out = []
     for i, x in enumerate(inputs):
         if isinstance(x, torch.Tensor):
             out.append(x.detach().clone())
         elif isinstance(x, tuple) and all(isinstance(s, int) and s >= 0 for s in x):
-            out.append(torch.randn(x, generator=generator, dtype=torch.float64))
+            out.append(torch.randn(x, generator=generator, dtype=torch.float64).to(device))
         else:
             raise OptionError(f"check_against: inputs[{i}] is a {type(x).__name__}; give a "
                               "torch.Tensor or a shape (a tuple of ints) to draw from the seed.")
