@@ -199,3 +199,15 @@ def test_one_block_with_a_larger_error_is_the_one_that_fails(rows, seed, factor)
     kernel_values[2] = truth[2] + factor * 1e-3 * rng.standard_normal(512)
     verdict = judge(kernel_values, truth, yard, make_blocks((rows, 512), None))
     assert np.flatnonzero(verdict.failed).tolist() == [2]
+
+
+def test_a_nan_where_the_truth_is_finite_fails_its_block():
+    def tanh_kernel(x):
+        y = torch.tanh(x.float())
+        y[3, 5] = float("nan")
+        return y.to(x.dtype)
+
+    report = gt.check_against(tanh_kernel, torch.tanh, (8, 16))
+    (finding,) = report.findings
+    assert (finding.param, finding.kind, finding.where) == ("out", "non-finite", ("[3, :]",))
+    assert "[3, 5]" in finding.detail and report.components["dx0"].passed

@@ -96,6 +96,7 @@ def check_against(
         verdict = judge(kernel, truth, yard, part, unit=unit, **options)
         components[name] = _component(name, kernel, truth, yard, part, verdict, str(low))
         stats.append(_stat_note(name, part, verdict, options["level"]))
+        stats += _unjudged_note(name, truth, yard, low)
         if verdict.failed.any():
             found += findings(Evidence(name, kernel, truth, yard, part, verdict, options["level"]))
     return _report(components, found, notes + stats, low, len(runs), started)
@@ -330,7 +331,8 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
     error = np.abs(kernel - truth)
     error = np.where(np.isnan(error) & np.isfinite(truth), np.inf, error)
     flags = np.where(verdict.failed[ids] & (error > bound), MISMATCH, AGREES).astype(np.int8)
-    flags = np.where(np.isfinite(truth), flags, UNCHECKED).astype(np.int8)
+    judged = np.isfinite(truth) & np.isfinite(yard)  # where the yardstick has an error to give
+    flags = np.where(judged, flags, UNCHECKED).astype(np.int8)
     for b in np.flatnonzero(verdict.failed):  # a failed block shows at least its worst entry
         inside = np.where(ids == b, np.nan_to_num(error, nan=-1.0, posinf=np.inf), -1.0)
         if not np.any(flags[ids == b] == MISMATCH):
@@ -343,6 +345,15 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
                      bound_array=np.asarray(bound, dtype=np.float64))
     counted = _shared.recount(base, flags, truth)
     return dataclasses.replace(counted, passed=not bool(verdict.failed.any()))
+
+
+def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> list[str]:
+    bad = int(np.sum(~np.isfinite(truth) | ~np.isfinite(yard)))
+    if not bad:
+        return []
+    return [f"{name}: {bad} entr{'y' if bad == 1 else 'ies'} not judged: the truth or the "
+            f"reference in {low} is not finite there (an overflow of the yardstick leaves no "
+            "error to compare with)."]
 
 
 def _stat_note(name: str, part: Blocks, verdict: Judgement, level: float) -> str:

@@ -7,7 +7,7 @@ kernel's values, corrected by the model (rescaled, transposed back, ...), are wi
 times the yardstick's mean error of the truth, as a correct kernel's are. Pure NumPy.
 
 >>> [rule.kind for rule in RULES]
-['softmax scale', 'scale', 'transposed', 'permuted', 'missing term', 'accumulation']
+['non-finite', 'softmax scale', 'scale', 'transposed', 'permuted', 'missing term', 'accumulation']
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Evidence:
 
     def region(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Kernel, truth and yardstick over the failed blocks' entries (flattened)."""
-        mask = np.isin(self.blocks.ids, self.failed) & np.isfinite(self.kernel)
+        mask = np.isin(self.blocks.ids, self.failed) & np.isfinite(self.truth)
         return self.kernel[mask], self.truth[mask], self.yard[mask]
 
 
@@ -61,11 +61,22 @@ class Rule:
     hint: str
 
 
+def _nonfinite(ev: Evidence) -> tuple[str, float | None] | None:
+    bad = ~np.isfinite(ev.kernel) & np.isfinite(ev.truth)
+    if not bad.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (f"{int(bad.sum())} entr{'y is' if bad.sum() == 1 else 'ies are'} NaN or ±inf where "
+            f"the truth is finite (the first at {list(first)}).", None)
+
+
 def _block_scales(ev: Evidence) -> np.ndarray | None:
     """Least-squares factor a of each failed block (kernel ≈ a·truth), if a explains it."""
+    if not np.all(np.isfinite(ev.kernel[np.isfinite(ev.truth)])):
+        return None
     factors = []
     for b in ev.failed:
-        mask = (ev.blocks.ids == b) & np.isfinite(ev.kernel)
+        mask = (ev.blocks.ids == b) & np.isfinite(ev.truth)
         k, t, y = ev.kernel[mask], ev.truth[mask], ev.yard[mask]
         denominator = float(np.dot(t, t))
         if denominator == 0.0:
@@ -197,6 +208,10 @@ def _accumulation(ev: Evidence) -> tuple[str, float | None] | None:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("non-finite", _nonfinite,
+         "an overflow (exp without the max subtracted, a sum of squares in fp16) or a 0/0 "
+         "turns entries into inf or NaN where the float64 truth is finite",
+         "subtract the row maximum before exp, accumulate in float32, guard divisions."),
     Rule("softmax scale", _softmax_scale,
          "attention's dQ and dK carry the factor 1/√d of the scores; a backward that drops it "
          "(or applies it twice) is off by exactly √d in every block",
@@ -228,6 +243,8 @@ RULES: tuple[Rule, ...] = (
 # A kind found first makes these later ones redundant: a softmax scale is a scale, and an error
 # a structure explains is not noise.
 SUBSUMED = {
+    "non-finite": ("softmax scale", "scale", "transposed", "permuted", "missing term",
+                   "accumulation"),
     "softmax scale": ("scale", "accumulation"),
     "scale": ("accumulation",),
     "transposed": ("accumulation",),
