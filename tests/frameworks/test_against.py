@@ -176,6 +176,17 @@ def test_a_reference_that_cannot_run_in_the_dtype_is_named():
 
     with pytest.raises(LossRaisedError, match="fn raised"):
         gt.check_against(lambda x: 1 / 0, reference, (4,))
+    with pytest.raises(LossRaisedError, match="the reference .the yardstick. raised in torch.fl"):
+        gt.check_against(lambda x: (2 * x.float()).to(x.dtype), lambda x: 2 * x, (4,),
+                         dtype=torch.float8_e4m3fn)
+
+
+def test_float8_runs_where_the_reference_does():
+    def reference(x, w):  # float8 in and out, float32 inside, as float8 matmuls are
+        return torch.tanh(x.float() @ w.float()).to(x.dtype)
+
+    assert gt.check_against(reference, reference, (8, 16), (16, 8),
+                            dtype=torch.float8_e4m3fn).passed
 
 
 @settings(max_examples=25, deadline=None)
@@ -203,7 +214,7 @@ def test_one_block_with_a_larger_error_is_the_one_that_fails(rows, seed, factor)
 
 def test_a_nan_where_the_truth_is_finite_fails_its_block():
     def tanh_kernel(x):
-        y = torch.tanh(x.float())
+        y = torch.tanh(x.float()).clone()
         y[3, 5] = float("nan")
         return y.to(x.dtype)
 

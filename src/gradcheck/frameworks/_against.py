@@ -182,8 +182,9 @@ def _run(torch: Any, f: Callable[..., Any], values: list[Any], cast: Any, low: A
         cotangents = [_draw(torch, o, low, generator) for o in outs]
         wrt = [x for x in leaves if x.requires_grad]
         pairs = [(o, c) for o, c in zip(outs, cotangents, strict=True) if o.requires_grad]
-        grads = torch.autograd.grad([o for o, _ in pairs], wrt, [c for _, c in pairs],
-                                    allow_unused=True) if pairs and wrt else [None] * len(wrt)
+        grads = _call(lambda: torch.autograd.grad(
+            [o for o, _ in pairs], wrt, [c for _, c in pairs], allow_unused=True
+        ), [], cast, f"{who}'s backward") if pairs and wrt else [None] * len(wrt)
     run = {"outs": [o.detach() for o in outs], "grads": list(grads),
            "wrt": [i for i, x in enumerate(leaves) if x.requires_grad],
            "shapes": [tuple(x.shape) for x in leaves]}
