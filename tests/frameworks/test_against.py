@@ -222,3 +222,16 @@ def test_a_nan_where_the_truth_is_finite_fails_its_block():
     (finding,) = report.findings
     assert (finding.param, finding.kind, finding.where) == ("out", "non-finite", ("[3, :]",))
     assert "[3, 5]" in finding.detail and report.components["dx0"].passed
+
+
+def test_the_json_report_follows_the_schema():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "report" / "test_schema.py"
+    spec = importlib.util.spec_from_file_location("report_schema_test", path)
+    schema_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schema_test)
+    for bug in (None, "dv_head_scale"):
+        data = json.loads(run("attention", 32, 0, "bfloat16", bug).to_json())
+        assert schema_test.validate(data, schema_test.SCHEMA) == []
+        assert data["scheme"] == "reference"
