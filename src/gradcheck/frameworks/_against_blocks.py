@@ -207,7 +207,9 @@ def judge(
     if outlier:
         for k, (log_r, s0) in enumerate(zip(logs, (noise_mean, noise_q), strict=True)):
             center, s = _center_spread(log_r)
-            center = max(center, 0.0)  # a block as accurate as the yardstick is never wrong
+            # the yardstick's own level when the kernel is more accurate: a block is held to
+            # "as accurate as the reference in the same dtype" at the strictest, never beyond
+            center = max(center, 0.0)
             spread = max(spread, s) if k == 0 else spread
             allowed[k] = np.minimum(allowed[k], center + z * np.maximum(s, s0))
     failed = (logs[0] > allowed[0]) | (logs[1] > allowed[1]) | ~np.isfinite(kernel_mean)
