@@ -97,19 +97,25 @@ def check_against(
             for key, f, cast, who in (("kernel", fn, low, "fn"),
                                       ("truth", reference, torch.float64, "the reference"),
                                       ("yard", reference, low, "the reference (the yardstick)"))}
-    tensors = _tensors(runs, names)
     notes = _input_notes(torch, inputs, values, low) + _jvp_notes(runs, jvp)
+    components, found, stats = _judge_all(_tensors(runs, names), blocks, names,
+                                          float(torch.finfo(low).eps), str(low), options)
+    return _report(components, found, notes + stats, low, len(runs), started)
+
+
+def _judge_all(tensors: dict[str, tuple[np.ndarray, ...]], blocks: BlockSpec, names: list[str],
+               unit: float, low: str, options: dict[str, float]) -> tuple[dict, list, list]:
+    """A component per tensor, the findings of the failed ones, and the statistics' notes."""
     components, found, stats = {}, [], []
-    unit = float(torch.finfo(low).eps)
     for name, (kernel, truth, yard) in tensors.items():
         part = _blocks_for(blocks, name, names, kernel.shape)
         verdict = judge(kernel, truth, yard, part, unit=unit, **options)
-        components[name] = _component(name, kernel, truth, yard, part, verdict, str(low))
+        components[name] = _component(name, kernel, truth, yard, part, verdict, low)
         stats.append(_stat_note(name, part, verdict, options["level"]))
         stats += _unjudged_note(name, truth, yard, low)
         if verdict.failed.any():
             found += findings(Evidence(name, kernel, truth, yard, part, verdict, options["level"]))
-    return _report(components, found, notes + stats, low, len(runs), started)
+    return components, found, stats
 
 
 def _dtype(torch: Any, dtype: Any) -> Any:
