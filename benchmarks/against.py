@@ -8,7 +8,7 @@ is the one in FlashAttention's tests, applied to every output and input gradient
 seeded cotangent: ``(d - d_ref).abs().max() <= 2 * (d_pt - d_ref).abs().max()``, d the kernel,
 d_ref the reference in float64, d_pt the reference in the kernel's dtype. "Right tensor": the
 failing tensors are exactly the bug's; "right place": check_against also names the planted
-kind (and, for the one-head and one-tile bugs, that head's block). Prints a Markdown table.
+kind (and, for the bugs in one or two heads, those heads' blocks). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import gradcheck.torch as gt  # noqa: E402
 SIZES = {"attention": (32, 64), "attention_rounded": (32, 64), "layer_norm": (32, 64),
          "rms_norm": (32, 64), "cross_entropy": (32, 64), "gelu_mlp": (64, 512)}
 BUG_SIZES = {"attention": (64, 128), "layer_norm": (32, 128), "gelu_mlp": (512, 1024)}
-PLACE = {"dv_head_scale": "[0, 1, :, :]", "dk_transposed_tile": "[0, 1, :, :]"}
+PLACE = {"dv_head_scale": ("[0, 1, :, :]",), "dk_transposed_tile": ("[0, 1, :, :]",),
+         "dv_heads_swapped": ("[0, 1, :, :]", "[0, 2, :, :]")}
 
 
 def max_rule(fn: Any, reference: Any, xs: tuple[Any, ...], names: tuple[str, ...], dtype: Any,
@@ -93,7 +94,7 @@ def main() -> int:
                 counts["block"][0] += bool(r["block"])
                 counts["block"][1] += r["block"] == {grad}
                 found = r["report"].findings
-                where_ok = bug not in PLACE or all(f.where == (PLACE[bug],) for f in found)
+                where_ok = bug not in PLACE or all(f.where == PLACE[bug] for f in found)
                 counts["block"][2] += (r["block"] == {grad} and [f.kind for f in found] == [kind]
                                        and where_ok)
         n = len(sizes) * args.seeds

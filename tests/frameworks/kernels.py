@@ -25,7 +25,7 @@ def _f32(*xs: torch.Tensor) -> list[torch.Tensor]:
 
 class Attention(torch.autograd.Function):
     """softmax(Q Kᵀ / √d) V over (batch, heads, N, d); bugs: dv_head_scale, dq_no_scale,
-    dk_transposed_tile."""
+    dk_transposed_tile, dv_heads_swapped."""
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bug: str | None):
@@ -47,6 +47,8 @@ class Attention(torch.autograd.Function):
         dk = ds.transpose(-1, -2) @ q32 * ctx.scale
         if ctx.bug == "dv_head_scale":
             dv[BUG_HEAD] *= 1.01
+        if ctx.bug == "dv_heads_swapped":  # heads 1 and 2 of batch 0 written to each other
+            dv[0, [1, 2]] = dv[0, [2, 1]]
         if ctx.bug == "dk_transposed_tile":
             tile = dk[BUG_HEAD][TILE:2 * TILE, :TILE]
             dk[BUG_HEAD][TILE:2 * TILE, :TILE] = tile.transpose(0, 1).clone()
@@ -233,6 +235,7 @@ BUGS = (
     ("attention", "dv_head_scale", "bfloat16", 64, "dv", "scale"),
     ("attention", "dq_no_scale", "bfloat16", 64, "dq", "softmax scale"),
     ("attention", "dk_transposed_tile", "bfloat16", 64, "dk", "transposed"),
+    ("attention", "dv_heads_swapped", "float16", 32, "dv", "permuted"),
     ("layer_norm", "ln_no_mean", "bfloat16", 32, "dx", "missing term"),
     ("gelu_mlp", "low_accumulation", "float16", 512, "dw1", "accumulation"),
 )

@@ -3,8 +3,9 @@
 Each rule reads the ``Evidence`` of one tensor (the kernel's values, the float64 truth, the
 low-dtype yardstick, the blocks and their judgement) and returns a sentence and a factor when
 its model explains the failed blocks, or None. "Explains" has one meaning for every rule: the
-kernel's values, corrected by the model (rescaled, transposed back, ...), are within ``level``
-times the yardstick's mean error of the truth, as a correct kernel's are. Pure NumPy.
+kernel's values, corrected by the model (rescaled, transposed back, ...), come back under the
+allowance the failed blocks exceeded (their median allowed ratio of mean errors, at most
+``level``), as a correct kernel's are. Pure NumPy.
 
 >>> [rule.kind for rule in RULES]
 ['non-finite', 'softmax scale', 'scale', 'transposed', 'permuted', 'missing term', 'accumulation']
@@ -40,9 +41,15 @@ class Evidence:
     def failed(self) -> np.ndarray:
         return np.flatnonzero(self.judgement.failed)
 
+    @property
+    def allowance(self) -> float:
+        """The ratio a corrected block must come under: the failed blocks' own allowance on
+        the mean (their median), and never more than ``level``."""
+        return min(self.level, float(np.median(self.judgement.allowed_mean[self.failed])))
+
     def explained(self, model: np.ndarray, truth: np.ndarray, yard: np.ndarray) -> bool:
-        """The model's values are within ``level`` times the yardstick's mean error."""
-        allowed = self.level * float(np.mean(np.abs(yard - truth))) + 1e-300
+        """The model's values are within ``allowance`` times the yardstick's mean error."""
+        allowed = self.allowance * float(np.mean(np.abs(yard - truth))) + 1e-300
         return bool(np.mean(np.abs(model - truth)) <= allowed)
 
     def region(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +168,7 @@ def _row_moves(k: np.ndarray, t: np.ndarray, y: np.ndarray, ev: Evidence) -> str
     if k.ndim < 2:
         return None
     k2, t2, y2 = (a.reshape(-1, a.shape[-1]) for a in (k, t, y))
-    allowed = ev.level * np.mean(np.abs(y2 - t2), axis=1) + 1e-300
+    allowed = ev.level * np.mean(np.abs(y2 - t2), axis=1) + 1e-300  # rows: noisier
     bad = np.flatnonzero(np.any(np.abs(k2 - t2) > _clear(ev, y2, t2), axis=1))
     if bad.size == 0 or bad.size > MAX_ROWS or k2.shape[0] > 4 * MAX_ROWS:
         return None
