@@ -72,6 +72,24 @@ def one(name: str, bug: str | None, dtype: str, size: int, seed: int, device: st
             "t_max": t_max, "t_block": t_block}
 
 
+def sensitivity(seeds: int, device: str) -> None:
+    """How small a scale of one head's dV each rule detects (bf16, N = 64 and 128)."""
+    print("\n| one head's dV times (bf16) | runs | max rule: detected | check_against: detected, "
+          "right head |")
+    print("|---|---|---|---|")
+    for factor in (1.0025, 1.005, 1.01, 1.02, 1.05):
+        hits = [0, 0, 0]
+        for size in (64, 128):
+            for seed in range(seeds):
+                r = one("attention", f"dv_head_scale:{factor}", "bfloat16", size, seed, device)
+                hits[0] += bool(r["max"])
+                hits[1] += bool(r["block"])
+                hits[2] += r["block"] == {"dv"} and all(
+                    f.where == ("[0, 1, :, :]",) for f in r["report"].findings)
+        n = 2 * seeds
+        print(f"| {factor} | {n} | {hits[0]}/{n} | {hits[1]}/{n}, {hits[2]}/{n} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -106,7 +124,7 @@ def main() -> int:
             totals["max"][k] += counts["max"][k]
         for k in range(3):
             totals["block"][k] += counts["block"][k]
-    alarms, correct = {"max": 0, "block": 0}, 0
+    alarms, correct, which = {"max": 0, "block": 0}, 0, []
     for name in KERNELS:
         for dtype in ("bfloat16", "float16"):
             for size in SIZES[name]:
@@ -115,6 +133,10 @@ def main() -> int:
                     correct += 1
                     alarms["max"] += bool(r["max"])
                     alarms["block"] += bool(r["block"])
+                    which += [f"{rule}: {name} {dtype} size {size} seed {seed} "
+                              f"({', '.join(sorted(r[key]))})"
+                              for rule, key in (("max rule", "max"), ("check_against", "block"))
+                              if r[key]]
                     times["t_max"].append(r["t_max"])
                     times["t_block"].append(r["t_block"])
     print(f"# device {args.device}; torch {torch.__version__}; seeds per case {args.seeds}\n")
@@ -125,6 +147,8 @@ def main() -> int:
           "max rule: false alarms | check_against: false alarms |")
     print("|---|---|---|---|")
     print(f"| all | {correct} | {alarms['max']}/{correct} | {alarms['block']}/{correct} |")
+    print("".join(f"\n* false alarm, {w}" for w in which))
+    sensitivity(args.seeds, args.device)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     print(f"\nmedian time per check: max rule {1e3 * med['t_max']:.1f} ms (its three runs and "
           f"the maxima), check_against {1e3 * med['t_block']:.1f} ms "

@@ -45,8 +45,8 @@ class Attention(torch.autograd.Function):
         ds = p * (dp - (dp * p).sum(-1, keepdim=True))
         dq = ds @ k32 * (1.0 if ctx.bug == "dq_no_scale" else ctx.scale)
         dk = ds.transpose(-1, -2) @ q32 * ctx.scale
-        if ctx.bug == "dv_head_scale":
-            dv[BUG_HEAD] *= 1.01
+        if ctx.bug and ctx.bug.startswith("dv_head_scale"):  # "dv_head_scale:1.005": a factor
+            dv[BUG_HEAD] *= float(ctx.bug.partition(":")[2] or 1.01)
         if ctx.bug == "dv_heads_swapped":  # heads 1 and 2 of batch 0 written to each other
             dv[0, [1, 2]] = dv[0, [2, 1]]
         if ctx.bug == "dk_transposed_tile":
