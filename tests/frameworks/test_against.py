@@ -102,6 +102,7 @@ def test_inputs_reference_and_global_state_are_untouched():
     with torch.no_grad():
         report = gt.check_against(ref, ref, x, target, dtype="bfloat16")
     assert report.passed and set(report.components) == {"out", "dx0"}
+    assert any("parameters were held fixed" in n for n in report.notes)
     assert torch.equal(x.detach(), kept[0]) and x.dtype == torch.float32 and x.grad is None
     assert torch.equal(target, kept[1])
     assert all(torch.equal(v, before[k]) for k, v in ref.state_dict().items())

@@ -92,12 +92,13 @@ def check_against(
     generator = torch.Generator().manual_seed(seed)
     values = _materialize(torch, inputs, generator)
     names = _names(names, len(values))
-    _check_blocks(blocks, names, values)
+    _check_blocks(blocks, names)
     runs = {key: _run(torch, f, values, cast, low, seed=seed, jvp=jvp, who=who)
             for key, f, cast, who in (("kernel", fn, low, "fn"),
                                       ("truth", reference, torch.float64, "the reference"),
                                       ("yard", reference, low, "the reference (the yardstick)"))}
-    notes = _input_notes(torch, inputs, values, low) + _jvp_notes(runs, jvp)
+    notes = (_input_notes(torch, inputs, values, low) + _jvp_notes(runs, jvp)
+             + _module_notes(torch, fn, reference))
     components, found, stats = _judge_all(_tensors(runs, names), blocks, names,
                                           float(torch.finfo(low).eps), str(low), options)
     return _report(components, found, notes + stats, low, len(runs), started)
@@ -168,10 +169,10 @@ def _names(names: Sequence[str] | None, count: int) -> list[str]:
     return [str(n) for n in names]
 
 
-def _check_blocks(blocks: BlockSpec, names: list[str], values: list[Any]) -> None:
+def _check_blocks(blocks: BlockSpec, names: list[str]) -> None:
     if blocks is None or not isinstance(blocks, Mapping):
         return
-    known = {"out", *names, *(f"d{n}" for n in names), *(f"jvp {n}" for n in ("out",))}
+    known = {"out", "jvp out", *names, *(f"d{n}" for n in names)}
     unknown = [k for k in blocks if k not in known and not str(k).startswith(("out[", "jvp "))]
     if unknown:
         raise OptionError(f"check_against(blocks=...): no tensor is named {unknown[0]!r}; the "
@@ -324,6 +325,15 @@ def _input_notes(torch: Any, inputs: tuple[Any, ...], values: list[Any], low: An
         notes.append(f"inputs {drawn} were drawn from the seed (standard normal), then rounded "
                      f"to {low}.")
     return notes
+
+
+def _module_notes(torch: Any, *functions: Any) -> list[str]:
+    held = [f for f in functions if isinstance(f, torch.nn.Module) and any(
+        p.is_floating_point() for p in f.parameters())]
+    if not held:
+        return []
+    return ["The modules' parameters were held fixed (copied to each dtype): only the "
+            "inputs' gradients are compared; pass a parameter as an input to check its own."]
 
 
 def _jvp_notes(runs: dict[str, dict[str, Any]], jvp: bool) -> list[str]:

@@ -91,7 +91,8 @@ def make_blocks(shape: tuple[int, ...], axes: Sequence[int] | None, name: str = 
     if bad:
         raise OptionError(
             f"check_against(blocks=...): axis {bad[0]} is out of range for {name or 'a tensor'} "
-            f"of shape {tuple(shape)}; give axes between {-rank} and {rank - 1}."
+            f"of shape {tuple(shape)}; give axes between {-rank} and {rank - 1}, or give "
+            "blocks per tensor as a dict, {name: axes}."
         )
     chosen = tuple(sorted({a % rank for a in chosen}))
     grid = [shape[a] for a in chosen]

@@ -218,32 +218,32 @@ RULES: tuple[Rule, ...] = (
     Rule("non-finite", _nonfinite,
          "an overflow (exp without the max subtracted, a sum of squares in fp16) or a 0/0 "
          "turns entries into inf or NaN where the float64 truth is finite",
-         "subtract the row maximum before exp, accumulate in float32, guard divisions."),
+         "Subtract the row maximum before exp, accumulate in float32, guard divisions."),
     Rule("softmax scale", _softmax_scale,
          "attention's dQ and dK carry the factor 1/√d of the scores; a backward that drops it "
          "(or applies it twice) is off by exactly √d in every block",
-         "multiply dS by the softmax scale once, in the backward as in the forward."),
+         "Multiply dS by the softmax scale once, in the backward as in the forward."),
     Rule("scale", _scale,
          "a block off by one constant factor: a per-head or per-tile scale applied twice, "
          "forgotten or read from the wrong head (a constant fits: once rescaled, the block is "
          "as accurate as the reference)",
-         "look at the factors applied to these blocks (scales, 1/N, dropout's 1/(1-p))."),
+         "Look at the factors applied to these blocks (scales, 1/N, dropout's 1/(1-p))."),
     Rule("transposed", _transposed,
          "a tile written with its row and column indices exchanged (a store with swapped "
          "strides, a missing .T on one tile): transposed back, it is right",
-         "check the strides or the index order of that tile's store."),
+         "Check the strides or the index order of that tile's store."),
     Rule("permuted", _permuted,
          "right values in the wrong place: a block or rows written to another block's or "
          "row's offset (a head or batch index mixed up, a wrong pointer offset)",
-         "check the offsets the kernel computes for these blocks or rows."),
+         "Check the offsets the kernel computes for these blocks or rows."),
     Rule("missing term", _missing_term,
          "the error is one constant per row: a term that is constant along the last axis is "
          "missing or extra, like layer norm's −mean(γ·dy) or softmax's −Σ p·dp",
-         "compare the backward with the formula term by term; the row-constant term is off."),
+         "Compare the backward with the formula term by term; the row-constant term is off."),
     Rule("accumulation", _accumulation,
          "no structure explains the error, it is spread over most blocks and uncorrelated with "
          "the values: a reduction accumulated, or an intermediate kept, in too low a precision",
-         "accumulate long sums (matmul K loops, row sums) in float32, and round once at the end."),
+         "Accumulate long sums (matmul K loops, row sums) in float32, and round once at the end."),
 )
 
 
@@ -272,11 +272,11 @@ def findings(ev: Evidence) -> list[Finding]:
         fit = rule.test(ev)
         if fit is not None:
             detail, factor = fit
-            out.append(Finding(ev.name, rule.kind, f"{where} {detail}", rule.hint, factor,
-                               blocks))
+            out.append(Finding(ev.name, rule.kind, f"{where} {detail[:1].upper()}{detail[1:]}",
+                               rule.hint, factor, blocks))
     if not out:
         out.append(Finding(ev.name, "blocks", f"{where} No rule of the kinds table explains the "
-                           "error.", "look at the code that writes these blocks.", None, blocks))
+                           "error.", "Look at the code that writes these blocks.", None, blocks))
     return out
 
 
