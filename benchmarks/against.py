@@ -72,6 +72,40 @@ def one(name: str, bug: str | None, dtype: str, size: int, seed: int, device: st
             "t_max": t_max, "t_block": t_block}
 
 
+def calibration(trials: int) -> None:
+    """The rule alone under its null: kernel and yardstick errors drawn from one distribution
+    (Gaussian, Laplace, or bf16 rounding of values perturbed by 1e-3); the share of tensors
+    with any failed block, against the rule's alpha = 1e-3 per tensor."""
+    import numpy as np
+
+    from gradcheck.frameworks._against_blocks import judge, make_blocks
+
+    rng = np.random.default_rng(0)
+
+    def noisy(truth: np.ndarray, kind: str) -> np.ndarray:
+        if kind == "bf16 rounding":
+            return torch.from_numpy(truth + 1e-3 * rng.standard_normal(truth.shape)).to(
+                torch.bfloat16).double().numpy()
+        draw = rng.laplace if kind == "Laplace" else rng.normal
+        return truth + 1e-3 * draw(size=truth.shape)
+
+    print(f"\n| null: blocks × entries | {trials} tensors each: Gaussian | Laplace | "
+          "bf16 rounding |")
+    print("|---|---|---|---|")
+    for shape in ((64,), (1024,), (8, 8), (8, 64), (64, 32), (8, 2048)):
+        rates = []
+        for kind in ("Gaussian", "Laplace", "bf16 rounding"):
+            hits = 0
+            for _ in range(trials):
+                truth = rng.standard_normal(shape)
+                verdict = judge(noisy(truth, kind), truth, noisy(truth, kind),
+                                make_blocks(shape, None))
+                hits += bool(verdict.failed.any())
+            rates.append(f"{hits / trials:.2%}")
+        blocks = make_blocks(shape, None)
+        print(f"| {shape} ({blocks.count} blocks: {blocks.describe}) | {' | '.join(rates)} |")
+
+
 def sensitivity(seeds: int, device: str) -> None:
     """How small a scale of one head's dV each rule detects (bf16, N = 64 and 128)."""
     print("\n| one head's dV times (bf16) | runs | max rule: detected | check_against: detected, "
@@ -94,6 +128,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--calibration", type=int, default=0,
+                        help="tensors per cell of the rule's null calibration (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows, totals = [], {"max": [0, 0, 0], "block": [0, 0, 0, 0]}
@@ -149,6 +185,8 @@ def main() -> int:
     print(f"| all | {correct} | {alarms['max']}/{correct} | {alarms['block']}/{correct} |")
     print("".join(f"\n* false alarm, {w}" for w in which))
     sensitivity(args.seeds, args.device)
+    if args.calibration:
+        calibration(args.calibration)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     print(f"\nmedian time per check: max rule {1e3 * med['t_max']:.1f} ms (its three runs and "
           f"the maxima), check_against {1e3 * med['t_block']:.1f} ms "

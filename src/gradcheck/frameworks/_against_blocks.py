@@ -43,6 +43,7 @@ import numpy as np
 from gradcheck._errors import OptionError
 
 MIN_BLOCKS = 5  # fewer blocks: their median and spread say too little for an outlier test
+MIN_TILE = 8  # entries in a tile of a vector, at least (fewer: one tile per 8 entries)
 MAD_TO_SD = 1.4826  # MAD of a normal sample times this is its standard deviation
 
 
@@ -74,13 +75,15 @@ def default_axes(shape: tuple[int, ...]) -> tuple[int, ...] | None:
 
 def make_blocks(shape: tuple[int, ...], axes: Sequence[int] | None, name: str = "") -> Blocks:
     """Blocks of a tensor of ``shape``: one per index of ``axes`` (default: ``default_axes``),
-    or ⌈√n⌉ contiguous tiles of a flattened tensor when there are no axes to group by.
+    or contiguous tiles of a flattened tensor when there are no axes to group by: ⌈√n⌉ of
+    them, fewer where a tile would hold under ``MIN_TILE`` entries, of sizes within one of
+    each other (a ragged last tile of 2 entries would make its own statistics noise).
 
     >>> b = make_blocks((2, 3, 5), (0,))
     >>> b.count, b.labels[1], b.describe
     (2, '[1, :, :]', 'axes (0,)')
-    >>> make_blocks((10,), None).labels
-    ('[0:4]', '[4:8]', '[8:10]')
+    >>> make_blocks((64,), None).labels[:2], make_blocks((20,), None).labels
+    (('[0:8]', '[8:16]'), ('[0:10]', '[10:20]'))
     """
     chosen = default_axes(shape) if axes is None else tuple(int(a) for a in axes)
     n = int(np.prod(shape)) if shape else 1
@@ -115,11 +118,13 @@ def per_block(values: np.ndarray, blocks: Blocks) -> np.ndarray:
 
 
 def _tiles(shape: tuple[int, ...], n: int) -> Blocks:
-    size = max(1, math.ceil(math.sqrt(n)))
-    ids = (np.arange(n) // size).reshape(shape)
-    starts = range(0, n, size)
-    labels = tuple(f"[{s}:{min(s + size, n)}]" for s in starts) if shape else ("[]",)
-    return Blocks(ids, labels, f"tiles of {size} (flattened)" if shape else "the scalar")
+    count = max(1, min(math.ceil(math.sqrt(n)), n // MIN_TILE))
+    edges = [round(i * n / count) for i in range(count + 1)]
+    ids = np.repeat(np.arange(count), np.diff(edges)).reshape(shape)
+    labels = tuple(f"[{a}:{b}]" for a, b in zip(edges, edges[1:], strict=False)) if shape \
+        else ("[]",)
+    size = f"{n // count}" + (f" to {-(-n // count)}" if n % count else "")
+    return Blocks(ids, labels, f"{count} tiles of {size} (flattened)" if shape else "the scalar")
 
 
 def _axes_label(shape: tuple[int, ...], axes: tuple[int, ...], idx: tuple[int, ...]) -> str:
