@@ -68,7 +68,7 @@ def check_against(
         names: one name per input (default x0, x1, ...); gradients are named "d" + name.
         blocks: the axes to group by, for every tensor or as {name: axes}, names being "out",
             "out[1]", an input's name or "d" + its name; None: all but the last two axes,
-            the rows of a matrix, ⌈√n⌉ tiles of a vector (of 8 entries or more).
+            the rows of a matrix, ⌈√n⌉ tiles of a vector (of 16 entries or more).
         level: how much larger a correct kernel's mean error may be than the yardstick's.
         quantile: the high quantile of |error| compared per block, beside the mean.
         alpha: the false-alarm rate per tensor that sets the noise allowance.

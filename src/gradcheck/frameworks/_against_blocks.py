@@ -15,7 +15,8 @@ quantile), each as the log of a ratio, kernel's over yardstick's:
   than the yardstick (log ratio ≤ 0) is never an outlier.
 
 The noise allowance is derived, not fixed: s₀ is the sampling noise of the statistic over a
-block's n entries, from the spread of the yardstick's own errors there (√2·cv/√n for the mean,
+block's n entries, from the spread of the yardstick's own errors (cv: their coefficient of
+variation within blocks, pooled over the blocks; √2·cv/√n for the mean,
 the exponential model's √2·√(q/((1−q)n))/(−ln(1−q)) for the quantile); s is the spread of the
 kernel's log ratios across blocks (1.4826·MAD), never below s₀; z is the normal quantile at
 α/(2B) (Bonferroni over the B blocks and the two statistics), so a tensor of many blocks gets a
@@ -43,7 +44,7 @@ import numpy as np
 from gradcheck._errors import OptionError
 
 MIN_BLOCKS = 5  # fewer blocks: their median and spread say too little for an outlier test
-MIN_TILE = 8  # entries in a tile of a vector, at least (fewer: one tile per 8 entries)
+MIN_TILE = 16  # entries in a tile of a vector, at least (fewer: one tile per 16 entries)
 MAD_TO_SD = 1.4826  # MAD of a normal sample times this is its standard deviation
 
 
@@ -82,8 +83,8 @@ def make_blocks(shape: tuple[int, ...], axes: Sequence[int] | None, name: str = 
     >>> b = make_blocks((2, 3, 5), (0,))
     >>> b.count, b.labels[1], b.describe
     (2, '[1, :, :]', 'axes (0,)')
-    >>> make_blocks((64,), None).labels[:2], make_blocks((20,), None).labels
-    (('[0:8]', '[8:16]'), ('[0:10]', '[10:20]'))
+    >>> make_blocks((64,), None).labels, make_blocks((20,), None).labels
+    (('[0:16]', '[16:32]', '[32:48]', '[48:64]'), ('[0:20]',))
     """
     chosen = default_axes(shape) if axes is None else tuple(int(a) for a in axes)
     n = int(np.prod(shape)) if shape else 1
@@ -200,8 +201,8 @@ def judge(
     kernel_mean, kernel_q = _stats(table_k, quantile)
     yard_mean, yard_q = _stats(table_y, quantile)
     yard_mean, yard_q = np.maximum(yard_mean, floor), np.maximum(yard_q, floor)
-    cv = np.nan_to_num(np.nanstd(table_y, axis=1) / yard_mean, nan=1.0)
-    noise_mean = math.sqrt(2) * np.maximum(cv, 0.5) / np.sqrt(n)
+    cv = _pooled_cv(table_y)
+    noise_mean = math.sqrt(2) * max(cv, 0.5) / np.sqrt(n)
     noise_q = math.sqrt(2) * math.sqrt(quantile / (1 - quantile)) / -math.log1p(-quantile)
     noise_q = noise_q / np.sqrt(n)
     z = NormalDist().inv_cdf(1 - alpha / (2 * count))
@@ -222,6 +223,15 @@ def judge(
     level_found = float(np.exp(np.median(np.nan_to_num(logs[0], posinf=700.0, neginf=-700.0))))
     return Judgement(kernel_mean, yard_mean, kernel_q, yard_q, np.exp(allowed[0]),
                      np.exp(allowed[1]), level_found, spread, z, outlier, failed)
+
+
+def _pooled_cv(table: np.ndarray) -> float:
+    """The coefficient of variation of |error| within blocks, pooled over the blocks (each
+    block's errors over its own mean): a block of 8 entries alone would tell it poorly."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = table / np.nanmean(table, axis=1, keepdims=True)
+    scaled = scaled[np.isfinite(scaled)]
+    return float(np.std(scaled)) if scaled.size > 1 else 1.0
 
 
 def _table(values: np.ndarray, ids: np.ndarray, keep: np.ndarray, count: int) -> np.ndarray:
