@@ -236,3 +236,43 @@ def test_the_json_report_follows_the_schema():
         data = json.loads(run("attention", 32, 0, "bfloat16", bug).to_json())
         assert schema_test.validate(data, schema_test.SCHEMA) == []
         assert data["scheme"] == "reference"
+
+
+class Gelu(torch.autograd.Function):
+    """tanh-free GELU in the inputs' dtype with its own backward and forward-mode rule."""
+
+    @staticmethod
+    def forward(ctx, x, jvp_scale):
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+        ctx.jvp_scale = jvp_scale
+        return torch.nn.functional.gelu(x.float()).to(x.dtype)
+
+    @staticmethod
+    def derivative(x):
+        x32 = x.float()
+        return 0.5 * (1 + torch.erf(x32 / 2**0.5)) + x32 * torch.exp(-x32 * x32 / 2) / (
+            2 * torch.pi) ** 0.5
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return (dy.float() * Gelu.derivative(x)).to(dy.dtype), None
+
+    @staticmethod
+    def jvp(ctx, dx, _):
+        (x,) = ctx.saved_tensors
+        return (dx.float() * Gelu.derivative(x) * ctx.jvp_scale).to(dx.dtype)
+
+
+def test_a_kernels_own_forward_mode_rule_is_checked():
+    good = gt.check_against(lambda x: Gelu.apply(x, 1.0), torch.nn.functional.gelu, (16, 64),
+                            jvp=True)
+    assert good.passed and "jvp out" in good.components
+    bad = gt.check_against(lambda x: Gelu.apply(x, 0.5), torch.nn.functional.gelu, (16, 64),
+                           jvp=True)
+    assert bad.suspects == ("jvp out",)
+    assert [(f.kind, f.factor) for f in bad.findings] == [("scale", pytest.approx(0.5, 1e-2))]
+    with pytest.raises(LossRaisedError, match="fn raised in forward mode: TypeError"):
+        gt.check_against(lambda x: Gelu.apply(x, None), torch.nn.functional.gelu, (4,),
+                         jvp=True)

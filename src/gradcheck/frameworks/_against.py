@@ -206,7 +206,7 @@ def _run(torch: Any, f: Callable[..., Any], values: list[Any], cast: Any, low: A
            "wrt": [i for i, x in enumerate(leaves) if x.requires_grad],
            "shapes": [tuple(x.shape) for x in leaves]}
     if jvp:
-        run["jvp"] = _forward(torch, f, leaves, low, seed + 2)
+        run["jvp"] = _forward(torch, f, leaves, low, seed + 2, who)
     return run
 
 
@@ -221,7 +221,12 @@ def _call(f: Callable[..., Any], leaves: list[Any], cast: Any, who: str) -> Any:
         ) from error
 
 
-def _forward(torch: Any, f: Callable[..., Any], leaves: list[Any], low: Any, seed: int) -> Any:
+# What torch says when a function has no forward-mode derivative (no jvp, an op without one).
+NO_FORWARD_MODE = ("jvp", "forward AD", "forward-mode", "not implemented", "Not implemented")
+
+
+def _forward(torch: Any, f: Callable[..., Any], leaves: list[Any], low: Any, seed: int,
+             who: str) -> Any:
     """The JVPs of f with seeded tangents, or the exception forward AD raised."""
     import torch.autograd.forward_ad as fwad
 
@@ -238,8 +243,12 @@ def _forward(torch: Any, f: Callable[..., Any], leaves: list[Any], low: Any, see
                 return [fwad.unpack_dual(o).tangent for o in _as_tuple(f(*duals))]
             finally:
                 fwad.exit_dual_level()
-    except (RuntimeError, NotImplementedError) as error:
-        return error
+    except Exception as error:
+        if isinstance(error, RuntimeError | NotImplementedError) and any(
+                word in str(error) for word in NO_FORWARD_MODE):
+            return error  # no forward mode: said in a note, the rest is checked
+        raise LossRaisedError(f"check_against(jvp=True): {who} raised in forward mode: "
+                              f"{type(error).__name__}: {error}") from error
 
 
 def _rng_kept(torch: Any, leaves: list[Any]) -> Any:
