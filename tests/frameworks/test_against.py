@@ -276,3 +276,13 @@ def test_a_kernels_own_forward_mode_rule_is_checked():
     with pytest.raises(LossRaisedError, match="fn raised in forward mode: TypeError"):
         gt.check_against(lambda x: Gelu.apply(x, None), torch.nn.functional.gelu, (4,),
                          jvp=True)
+
+
+def test_entries_where_the_truth_is_not_finite_are_left_unjudged():
+    x = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
+    x[2] = -1.0  # log of a negative number: a whole block of NaN truth
+    report = gt.check_against(torch.log, torch.log, x)
+    out = report.components["out"]
+    assert report.passed and out.checked + out.skipped == 96
+    assert (out.flags[2] == 0).all() and out.checked == int((x > 0).sum())
+    assert any(n.startswith(f"out: {96 - out.checked} entries not judged") for n in report.notes)

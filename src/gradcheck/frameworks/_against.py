@@ -388,8 +388,8 @@ def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> 
     if not bad:
         return []
     return [f"{name}: {bad} entr{'y' if bad == 1 else 'ies'} not judged: the truth or the "
-            f"reference in {low} is not finite there (an overflow of the yardstick leaves no "
-            "error to compare with)."]
+            f"reference in {low} is not finite there, so there is no yardstick error to "
+            "compare with (a NaN of the function itself, or the low dtype's overflow)."]
 
 
 def _stat_note(name: str, part: Blocks, verdict: Judgement, level: float) -> str:

@@ -196,7 +196,7 @@ def judge(
     keep = np.isfinite(truth.ravel()) & np.isfinite(e_y)
     table_k, table_y, table_t = (_table(a, ids, keep, count) for a in (e_k, e_y, truth.ravel()))
     n = np.maximum(np.sum(~np.isnan(table_y), axis=1), 1)
-    magnitude = np.nan_to_num(np.nanmean(np.abs(table_t), axis=1))
+    magnitude = _row_mean(np.abs(table_t))
     floor = unit * (magnitude + 0.01 * float(np.mean(magnitude))) / 64 + 1e-300
     kernel_mean, kernel_q = _stats(table_k, quantile)
     yard_mean, yard_q = _stats(table_y, quantile)
@@ -229,9 +229,15 @@ def _pooled_cv(table: np.ndarray) -> float:
     """The coefficient of variation of |error| within blocks, pooled over the blocks (each
     block's errors over its own mean): a block of 8 entries alone would tell it poorly."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = table / np.nanmean(table, axis=1, keepdims=True)
+        scaled = table / _row_mean(table)[:, None]
     scaled = scaled[np.isfinite(scaled)]
     return float(np.std(scaled)) if scaled.size > 1 else 1.0
+
+
+def _row_mean(table: np.ndarray) -> np.ndarray:
+    """The mean of each row's entries that are not NaN (0 for a row with none, no warning)."""
+    count = np.sum(~np.isnan(table), axis=1)
+    return np.nansum(table, axis=1) / np.maximum(count, 1)
 
 
 def _table(values: np.ndarray, ids: np.ndarray, keep: np.ndarray, count: int) -> np.ndarray:
