@@ -87,14 +87,19 @@ class Classifier(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.linear = torch.nn.Linear(16, 16)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(16, 16, generator=g) / 4)
+            self.linear.bias.copy_(torch.randn(16, generator=g) / 4)
 
     def forward(self, z, t):
         return torch.nn.functional.cross_entropy(self.linear(z) + 0 * torch.randn(()), t)
 
 
 def test_inputs_reference_and_global_state_are_untouched():
-    x = torch.randn(8, 16, dtype=torch.float32, requires_grad=True)
-    target = torch.randint(0, 16, (8,))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 16, dtype=torch.float32, generator=g).requires_grad_()
+    target = torch.randint(0, 16, (8,), generator=g)
     ref = Classifier()
     before = {k: v.clone() for k, v in ref.state_dict().items()}
     kept = x.detach().clone(), target.clone()
@@ -190,7 +195,7 @@ def test_float8_runs_where_the_reference_does():
                             dtype=torch.float8_e4m3fn).passed
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(st.integers(1, 12), st.integers(4, 64), st.floats(1e-4, 1e-1), st.integers(0, 2**16))
 def test_a_kernel_as_accurate_as_the_yardstick_never_fails(rows, cols, noise, seed):
     rng = np.random.default_rng(seed)
@@ -201,16 +206,18 @@ def test_a_kernel_as_accurate_as_the_yardstick_never_fails(rows, cols, noise, se
     assert np.all(verdict.ratio_mean <= 1.0 + 1e-12)  # 1, or below where the floor applies
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(st.integers(6, 12), st.integers(0, 2**16), st.floats(2.0, 8.0))
 def test_one_block_with_a_larger_error_is_the_one_that_fails(rows, seed, factor):
+    """The block fails and stands out most; another block may fail too, at the rule's
+    false-alarm rate (alpha = 1e-3 per tensor), so that is not asserted."""
     rng = np.random.default_rng(seed)
     truth = rng.standard_normal((rows, 512))
     yard = truth + 1e-3 * rng.standard_normal((rows, 512))
     kernel_values = truth + 1e-3 * rng.standard_normal((rows, 512))
     kernel_values[2] = truth[2] + factor * 1e-3 * rng.standard_normal(512)
     verdict = judge(kernel_values, truth, yard, make_blocks((rows, 512), None))
-    assert np.flatnonzero(verdict.failed).tolist() == [2]
+    assert verdict.failed[2] and int(np.argmax(verdict.excess)) == 2
 
 
 def test_a_nan_where_the_truth_is_finite_fails_its_block():

@@ -369,10 +369,7 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
     flags = np.where(verdict.failed[ids] & (error > bound), MISMATCH, AGREES).astype(np.int8)
     judged = np.isfinite(truth) & np.isfinite(yard)  # where the yardstick has an error to give
     flags = np.where(judged, flags, UNCHECKED).astype(np.int8)
-    for b in np.flatnonzero(verdict.failed):  # a failed block shows at least its worst entry
-        inside = np.where(ids == b, np.nan_to_num(error, nan=-1.0, posinf=np.inf), -1.0)
-        if not np.any(flags[ids == b] == MISMATCH):
-            flags.flat[int(np.argmax(inside))] = MISMATCH
+    _flag_worst(flags, ids, np.where(judged, error, -1.0), verdict.failed)
     noise = float(np.mean(np.abs(yard - truth))) if yard.size else 0.0
     base = Component(name=name, shape=tuple(kernel.shape), relative_error=None,
                      max_abs_error=0.0, worst_index=(), numeric=0.0, analytic=0.0,
@@ -390,6 +387,15 @@ def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> 
     return [f"{name}: {bad} entr{'y' if bad == 1 else 'ies'} not judged: the truth or the "
             f"reference in {low} is not finite there, so there is no yardstick error to "
             "compare with (a NaN of the function itself, or the low dtype's overflow)."]
+
+
+def _flag_worst(flags: np.ndarray, ids: np.ndarray, error: np.ndarray, failed: np.ndarray) -> None:
+    """A failed block with no entry over the bound shows its worst entry as the mismatch."""
+    shown = np.bincount(ids.ravel(), weights=(flags.ravel() == MISMATCH), minlength=failed.size)
+    order = np.lexsort((-error.ravel(), ids.ravel()))  # by block, the worst first in each
+    blocks, first = np.unique(ids.ravel()[order], return_index=True)
+    lacking = failed[blocks] & (shown[blocks] == 0)
+    flags.flat[order[first[lacking]]] = MISMATCH
 
 
 def _stat_note(name: str, part: Blocks, verdict: Judgement, level: float) -> str:

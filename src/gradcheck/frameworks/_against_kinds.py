@@ -23,6 +23,8 @@ from gradcheck.report._format import fmt
 from gradcheck.report._model import Finding
 
 MAX_ROWS = 256  # rows matched against each other in the permutation rule, per block
+MAX_DISTANCES = 2**24  # entries of the rows' distance table, at most (memory and time)
+MAX_MOVED = 64  # failed blocks the permutation rule looks at, at most
 
 
 @dataclass(frozen=True)
@@ -78,21 +80,24 @@ def _nonfinite(ev: Evidence) -> tuple[str, float | None] | None:
 
 
 def _block_scales(ev: Evidence) -> np.ndarray | None:
-    """Least-squares factor a of each failed block (kernel ≈ a·truth), if a explains it."""
-    if not np.all(np.isfinite(ev.kernel[np.isfinite(ev.truth)])):
+    """Least-squares factor a of each failed block (kernel ≈ a·truth), if a explains every one
+    of them (each block rescaled comes under the allowance), else None."""
+    judged = np.isfinite(ev.truth)
+    if not np.all(np.isfinite(ev.kernel[judged])):
         return None
-    factors = []
-    for b in ev.failed:
-        mask = (ev.blocks.ids == b) & np.isfinite(ev.truth)
-        k, t, y = ev.kernel[mask], ev.truth[mask], ev.yard[mask]
-        denominator = float(np.dot(t, t))
-        if denominator == 0.0:
-            return None
-        a = float(np.dot(k, t)) / denominator
-        if not ev.explained(k / a if a else k, t, y):
-            return None
-        factors.append(a)
-    return np.asarray(factors) if factors else None
+    ids, count = ev.blocks.ids[judged], ev.blocks.count
+    k, t, y = ev.kernel[judged], ev.truth[judged], ev.yard[judged]
+    tt = np.bincount(ids, weights=t * t, minlength=count)[ev.failed]
+    if np.any(tt == 0.0):
+        return None
+    factors = np.bincount(ids, weights=k * t, minlength=count)[ev.failed] / tt
+    if np.any(factors == 0.0):
+        return None
+    a = np.ones(count)
+    a[ev.failed] = factors
+    residual = np.bincount(ids, weights=np.abs(k / a[ids] - t), minlength=count)[ev.failed]
+    yard = np.bincount(ids, weights=np.abs(y - t), minlength=count)[ev.failed]
+    return factors if np.all(residual <= ev.allowance * yard + 1e-300) else None
 
 
 def _softmax_scale(ev: Evidence) -> tuple[str, float | None] | None:
@@ -146,15 +151,19 @@ def _clear(ev: Evidence, yard: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _permuted(ev: Evidence) -> tuple[str, float | None] | None:
-    if ev.blocks.axes is None:
+    if ev.blocks.axes is None or ev.failed.size > MAX_MOVED:
         return None
     k, t, y = (per_block(a, ev.blocks) for a in (ev.kernel, ev.truth, ev.yard))
+    axes = tuple(range(1, k.ndim))
+    norms = np.sqrt(np.sum(t * t, axis=axes)) if axes else np.abs(t)
     moves = []
     for b in ev.failed:
-        errors = [np.mean(np.abs(k[b] - t[j])) for j in range(ev.blocks.count)]
-        j = int(np.argmin(errors))
-        if j != b and ev.explained(k[b], t[j], y[j]):
-            moves.append(f"{ev.blocks.labels[b]} holds the truth's {ev.blocks.labels[j]}")
+        # candidates: the blocks of the truth whose norm is the kernel block's (a move keeps it)
+        norm = float(np.sqrt(np.sum(k[b] * k[b])))
+        near = np.argsort(np.abs(norms - norm), kind="stable")[:4]
+        found = [int(j) for j in near if j != b and ev.explained(k[b], t[j], y[j])]
+        if found:
+            moves.append(f"{ev.blocks.labels[b]} holds the truth's {ev.blocks.labels[found[0]]}")
             continue
         rows = _row_moves(k[b], t[b], y[b], ev)
         if rows is None:
@@ -170,7 +179,7 @@ def _row_moves(k: np.ndarray, t: np.ndarray, y: np.ndarray, ev: Evidence) -> str
     k2, t2, y2 = (a.reshape(-1, a.shape[-1]) for a in (k, t, y))
     allowed = ev.level * np.mean(np.abs(y2 - t2), axis=1) + 1e-300  # rows: noisier
     bad = np.flatnonzero(np.any(np.abs(k2 - t2) > _clear(ev, y2, t2), axis=1))
-    if bad.size == 0 or bad.size > MAX_ROWS or k2.shape[0] > 4 * MAX_ROWS:
+    if bad.size == 0 or bad.size > MAX_ROWS or bad.size * k2.size > MAX_DISTANCES:
         return None
     distance = np.mean(np.abs(k2[bad, None, :] - t2[None, :, :]), axis=2)
     source = np.argmin(distance, axis=1)
