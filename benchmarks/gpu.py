@@ -4,6 +4,10 @@ against torch.autograd.gradcheck on the same device and the FLOP limit of the ba
 
 Run:  .venv/bin/python benchmarks/gpu.py [--m 100] [--dtype float64] [--slow-columns 3010]
 
+A second section (issue 26) runs benchmarks/against.py on the CUDA device: check_against
+against the FlashAttention-style max rule over the planted bugs and the correct kernels of
+tests/frameworks/kernels.py, in bf16 and fp16 (``--against-seeds``; 0 skips it).
+
 Exits 0 with a "skipped" line when no CUDA device is present. The FLOP limit: 2N perturbed
 forwards of 2·m·(784·300 + 300·10) FLOPs each (the matmuls), divided by the float64 (or
 --dtype) matmul rate measured on the device with a large square product. torch.autograd.
@@ -22,6 +26,7 @@ def main() -> int:
     parser.add_argument("--m", type=int, default=100)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--slow-columns", type=int, default=3010)
+    parser.add_argument("--against-seeds", type=int, default=5)
     args = parser.parse_args()
     try:
         import torch
@@ -31,6 +36,8 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("skipped: no CUDA device (torch.cuda.is_available() is False)")
         return 0
+    if args.against_seeds:
+        against_on_cuda(args.against_seeds)
     import gradcheck.torch as gt
 
     dev = torch.device("cuda")
@@ -123,6 +130,23 @@ def main() -> int:
     print(f"| gradcheck.jax.check coords='all' | {time.perf_counter() - start:.2f} s | "
           f"{r.evaluations:,} | passed={r.passed} |")
     return 0
+
+
+def against_on_cuda(seeds: int) -> None:
+    """benchmarks/against.py's table, with the kernels' inputs and runs on the CUDA device."""
+    import sys
+
+    import against
+    import torch
+
+    print(f"## check_against vs the max rule on {torch.cuda.get_device_name()} (issue 26)")
+    argv = sys.argv
+    try:
+        sys.argv = [argv[0], "--seeds", str(seeds), "--device", "cuda"]
+        against.main()
+    finally:
+        sys.argv = argv
+    print()
 
 
 if __name__ == "__main__":

@@ -140,4 +140,5 @@ def test_public_names_are_kept():
         assert hasattr(gradcheck, name), name
     doors = {m: importlib.import_module(f"gradcheck.{m}") for m in ("torch", "jax", "testing")}
     assert callable(doors["torch"].check_module) and callable(doors["torch"].check_function)
+    assert callable(doors["torch"].check_against)
     assert callable(doors["jax"].check) and callable(doors["testing"].assert_gradients)
