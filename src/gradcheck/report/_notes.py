@@ -68,3 +68,31 @@ def _kinks(name: str, c: Component) -> list[str]:
         f"(ReLU at 0, |w|, hinge): kink at {first}{more}. The analytic value lies between the "
         "left and right slopes (a valid subgradient), so they were skipped, not blamed."
     ]
+
+
+def flat_layout(size: int, shape: tuple[int, ...], order: str, where: str) -> str:
+    """How a flat θ was read (``layout=``), so that W1[i, j] can be found in θ again.
+
+    >>> flat_layout(6, (6,), "F", "W = θ[0:6].reshape((2, 3), order='F')")[:40]
+    'θ (shape (6,), 6 entries) was checked as'
+    """
+    reading = ("column-major, as Octave/MATLAB's Theta(:) unrolls" if order == "F"
+               else "row-major, as NumPy's ravel unrolls")
+    return (f"θ (shape {shape}, {size:,} entries) was checked as named tensors, {reading}: "
+            f"{where}.")
+
+
+def size_one_axes(found: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+    """Gradients judged on their values although their shape had extra (or missing) size-1 axes.
+
+    >>> size_one_axes([("b1", (1, 64), (64,))])[:60]
+    "grads['b1'] has shape (1, 64) but params['b1'] has shape (64"
+    """
+    parts = "; ".join(f"grads['{n}'] has shape {g} but params['{n}'] has shape {p}"
+                      for n, g, p in found)
+    return (
+        f"{parts}: the shapes differ only by size-1 axes (a keepdims=True sum, or a row vector "
+        "for a vector), so the values were judged as if reshaped. Reshape before the update: "
+        "θ − lr·g with these shapes broadcasts, and would silently turn the parameter into a "
+        f"matrix (e.g. (64,) − (1, 64) is (1, 64); a (64, 1) column against (1, 64) is (64, 64))."
+    )
