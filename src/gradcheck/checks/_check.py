@@ -15,8 +15,8 @@ import numpy as np
 from gradcheck._errors import OptionError
 from gradcheck.checks._forms import prepare
 from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
-from gradcheck.core._options import validate
 from gradcheck.core._layout import Layout
+from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
 from gradcheck.core._validate import course_extras, shared_memory

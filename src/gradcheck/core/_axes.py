@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import numpy as np  # noqa: F401 - the doctests use it
 
 from gradcheck._errors import GradCheckError
 from gradcheck.core._tree import Params, flatten
