@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "torch": 8,
     "jax": 8,
     "tensorflow": 8,
+    "octave": 8,
     "__main__": 8,
 }
 

@@ -168,11 +168,16 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _run_check(target: str, options: dict[str, Any]) -> Any:
+def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> Any:
     """Loads the target and runs ``gradcheck.check``; the user's prints go to stderr."""
     from gradcheck.checks._check import check
     from gradcheck.cli._target import call_target, load_target
 
+    if target.endswith(".m"):
+        return _run_octave(target, options, **octave)
+    if any(v is not None for v in octave.values()):
+        given = ", ".join(f"--{k}" for k, v in octave.items() if v is not None)
+        raise _Usage(f"{given}: for an Octave/MATLAB .m target only (this target is Python).")
     with _user_code():
         loss, params, grads = call_target(load_target(target), target)
         workers = options.pop("executor", None)
@@ -180,6 +185,28 @@ def _run_check(target: str, options: dict[str, Any]) -> Any:
             return check(loss, params, grads, **options)
         with _executor(workers, loss) as pool:
             return check(loss, params, grads, executor=pool, **options)
+
+
+def _run_octave(target: str, options: dict[str, Any], data: str | None, params: str | None,
+                args: str | None) -> Any:
+    """``gradcheck check cost.m --data d.mat --params Theta1,Theta2 --args a,X,y,1``."""
+    from gradcheck.frameworks.octave import check_m, from_mat
+
+    if data is None or params is None:
+        raise _Usage(
+            f"{target} is an Octave/MATLAB function: give its data with --data FILE.mat and the "
+            "names of its parameter matrices with --params (e.g. --params Theta1,Theta2), and "
+            "its other arguments with --args (e.g. --args input_layer_size,X,y,lambda)."
+        )
+    if options.pop("executor", None) not in (None, 1):
+        raise _Usage("--workers: an Octave target runs in one Octave session.")
+
+    def names(text: str | None) -> list[str]:
+        return [w.strip() for w in (text or "").split(",") if w.strip()]
+
+    named, extra = from_mat(data, names(params), names(args))
+    with _user_code():
+        return check_m(target, named, args=extra, **options)
 
 
 def _command(name: str, target: str, **options: Any) -> str:
@@ -209,7 +236,9 @@ def _print_report(report: Any) -> None:
 @app.command("check")
 def check_command(
     target: str = typer.Argument(..., help="path/to/file.py:function or module.path:function; "
-                                 "the function takes no arguments and returns (loss, params, grads)."),
+                                 "the function takes no arguments and returns (loss, params, grads). "
+                                 "Or an Octave/MATLAB cost.m returning [J grad] (with --data, "
+                                 "--params, --args)."),
     eps: float = typer.Option(None, "--eps", help="Step (default: chosen per parameter)."),
     scheme: str = typer.Option("central", "--scheme", help=_SCHEME_HELP),
     coords: str = typer.Option(None, "--coords", help="auto, all, directional, a count or a fraction."),
@@ -222,6 +251,11 @@ def check_command(
     markdown: str = typer.Option(None, "--markdown", help="Write a Markdown report here ('-': stdout)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code tells."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    data: str = typer.Option(None, "--data", help=".m target: the .mat file holding its data."),
+    params: str = typer.Option(None, "--params", help=".m target: the parameter matrices in "
+                               "--data, in nn_params order (unrolled column-major), e.g. Theta1,Theta2."),
+    args: str = typer.Option(None, "--args", help=".m target: its other arguments in order: "
+                             "variables of --data or numbers, e.g. input_layer_size,X,y,3."),
 ) -> None:
     """Checks a target's gradients. Exit code 0 passed, 1 wrong gradient, 2 usage or input error."""
     html_path = None if html is None else Path(html)
@@ -230,7 +264,7 @@ def check_command(
         options = _check_options(eps, scheme, seed, coords, budget, workers)
         _writable(html_path, "--html")
         _writable(md_path, "--markdown")
-        report = _run_check(target, options)
+        report = _run_check(target, options, {"data": data, "params": params, "args": args})
         if html_path is not None:
             html_path.write_text(report.to_html(title=f"gradcheck {target}", seed=seed,
                                                 command=_command("check", target, eps=eps,
