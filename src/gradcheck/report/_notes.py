@@ -92,9 +92,13 @@ def size_one_axes(found: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> 
     """
     parts = "; ".join(f"grads['{n}'] has shape {g} but params['{n}'] has shape {p}"
                       for n, g, p in found)
+    name, g, p = found[0]
+    name = name if "." not in name else f"grads[{name!r}]"
+    grown = np.broadcast_shapes(g, p)
     return (
         f"{parts}: the shapes differ only by size-1 axes (a keepdims=True sum, or a row vector "
-        "for a vector), so the values were judged as if reshaped. Reshape before the update: "
-        "θ − lr·g with these shapes broadcasts, and would silently turn the parameter into a "
-        f"matrix (e.g. (64,) − (1, 64) is (1, 64); a (64, 1) column against (1, 64) is (64, 64))."
+        "for a vector), so the values were judged, as if reshaped. Reshape before the update: "
+        f"{name} − lr·d{name} broadcasts to shape {grown}, silently turning the parameter of "
+        f"shape {p} into that (a column against a row even makes a matrix): return "
+        f"d{name}.reshape({p}) (or sum without keepdims)."
     )
