@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import gradcheck
-from bugs.course import seed_net
 
 RNG = np.random.default_rng(7)
 X, Y = RNG.standard_normal((6, 3)), RNG.standard_normal((6, 2))
@@ -87,20 +86,6 @@ def test_a_layout_that_does_not_add_up_is_an_error_saying_by_how_much():
         gradcheck.check(mlp_loss, theta, theta, layout={"W1": (3, 4), "W2": (4, 2), "b2": 4})
     with pytest.raises(gradcheck.ShapeMismatchError, match=r"grads has 25 entries .* 1 fewer"):
         gradcheck.check(mlp_loss, theta, theta[:-1], layout=SHAPES)
-
-
-def test_seed_003_flat_net_names_the_tensors_and_the_hint_as_the_dict_form():
-    loss, params, grads = seed_net(True, m=2).args
-    dict_form = gradcheck.check(loss, params, grads)
-    layout = {k: v.shape for k, v in params.items()}
-    theta = np.concatenate([v.ravel() for v in params.values()])
-    g = np.concatenate([v.ravel() for v in grads.values()])
-    report = gradcheck.check(lambda t: loss(gradcheck.Layout(layout).unflatten(t)), theta, g,
-                             layout=layout)
-    assert report.suspects == dict_form.suspects == ("W1", "b1", "W2", "b2")
-    assert report.origin == dict_form.origin == "b2"
-    assert report.findings == dict_form.findings
-    assert {f.kind for f in report.findings} == {"delta"}
 
 
 # ---- (J, grad) -----------------------------------------------------------------------------------

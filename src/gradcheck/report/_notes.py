@@ -78,8 +78,8 @@ def flat_layout(size: int, shape: tuple[int, ...], order: str, where: str) -> st
     """
     reading = ("column-major, as Octave/MATLAB's Theta(:) unrolls" if order == "F"
                else "row-major, as NumPy's ravel unrolls")
-    octave = (" Indices are NumPy's, from 0: Theta1[i, j] is Theta1(i+1, j+1) in Octave, so "
-              "column 0 is the bias column (1)." if order == "F" else "")
+    octave = (" Indices are NumPy's, from 0: Theta1[i, j] is Theta1(i+1, j+1) in Octave "
+              "(column 0 here is Octave's column 1: in ex4, the bias column)." if order == "F" else "")
     return (f"θ (shape {shape}, {size:,} entries) was checked as named tensors, {reading}: "
             f"{where}.{octave}")
 
