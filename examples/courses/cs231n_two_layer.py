@@ -43,8 +43,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    x = cache
-    dx = dout  # the bug: the mask (x > 0) is forgotten
+    dx = dout  # the bug: the mask is forgotten (dx = dout * (cache > 0))
     return dx
 
 

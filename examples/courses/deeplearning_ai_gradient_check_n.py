@@ -77,7 +77,10 @@ def dictionary_to_vector(parameters):
     for key in ["W1", "b1", "W2", "b2", "W3", "b3"]:
         new_vector = np.reshape(parameters[key], (-1, 1))
         keys = keys + [key] * new_vector.shape[0]
-        theta = new_vector if count == 0 else np.concatenate((theta, new_vector), axis=0)
+        if count == 0:
+            theta = new_vector
+        else:
+            theta = np.concatenate((theta, new_vector), axis=0)
         count = count + 1
     return theta, keys
 
@@ -92,7 +95,10 @@ def gradients_to_vector(gradients):
     count = 0
     for key in ["dW1", "db1", "dW2", "db2", "dW3", "db3"]:
         new_vector = np.reshape(gradients[key], (-1, 1))
-        theta = new_vector if count == 0 else np.concatenate((theta, new_vector), axis=0)
+        if count == 0:
+            theta = new_vector
+        else:
+            theta = np.concatenate((theta, new_vector), axis=0)
         count = count + 1
     return theta
 
