@@ -1,4 +1,4 @@
-# ruff: noqa: N803, N806 - the course's names (X, W1, dW2)
+# ruff: noqa: N803, N806, SIM108 - the course's names (X, W1, dW2) and its if/else
 """deeplearning.ai, course 2, "Gradient Checking": the assignment's flow, then gradcheck on it.
 
 The assignment unrolls the parameters into one column θ with ``dictionary_to_vector``, the
