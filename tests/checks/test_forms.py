@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradcheck
 
@@ -156,3 +158,28 @@ def test_keepdims_in_a_grads_function_and_in_the_courses_names():
     report = gradcheck.check(mlp_loss, PARAMS, grads)
     assert report.passed is True
     assert any("grads['db1'] has shape (1, 4)" in n for n in report.notes)
+
+
+def test_a_layout_for_params_that_are_already_named_is_refused():
+    with pytest.raises(gradcheck.OptionError, match="layout= reads a flat θ .* params is a dict"):
+        gradcheck.check(mlp_loss, PARAMS, mlp_grads(PARAMS), layout=SHAPES)
+
+
+def test_a_flat_theta_may_come_with_named_grads():
+    report = gradcheck.check(lambda t: mlp_loss(unflat(t)), flat(PARAMS), mlp_grads(PARAMS),
+                             layout=SHAPES)
+    assert report.passed is True
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(["C", "F"]), st.sampled_from(list(SHAPES)), st.integers(0, 1000))
+def test_any_planted_entry_is_found_at_the_same_place_flat_or_named(order, name, k):
+    g = mlp_grads(PARAMS)
+    index = np.unravel_index(k % g[name].size, g[name].shape)
+    g[name][index] += 1.0
+    theta = flat(PARAMS, order)
+    report = gradcheck.check(lambda t: mlp_loss(unflat(t, order)), theta, flat(g, order),
+                             layout=gradcheck.Layout(SHAPES, order=order))
+    assert report.suspects == (name,)
+    wrong = np.argwhere(report.components[name].flags == 2)
+    assert [tuple(w) for w in wrong] == [tuple(int(i) for i in index)]

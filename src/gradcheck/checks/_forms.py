@@ -13,7 +13,7 @@ The verdict then runs on the named dict exactly as if the user had passed one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,31 +68,49 @@ def prepare(
             f"grads={grads!r} is not a known form: pass the gradients, a function "
             f"grads(params) returning them, or grads={RETURNED!r} when loss returns (J, grad)."
         )
-    note = None
+    note, lay = None, None
     if layout is not None:
-        shape = np.shape(params)
         lay = as_layout(layout)
-        named = lay.unflatten(params, "theta")
-
-        def to_theta(p: Params) -> np.ndarray:
-            return lay.flatten(p).reshape(shape)
-
-        user = loss
-        loss = lambda p, *a: user(to_theta(p), *a)  # noqa: E731
-        if callable(grads) and not returned:
-            ugrads = grads
-            grads = lambda p, *a: _unflat(lay, ugrads(to_theta(p), *a))  # noqa: E731
-        elif not returned:
-            grads = _unflat(lay, grads)
-        batched_loss = _batched(lay, batched_loss, shape)
+        shape = _flat_shape(params)
+        params = lay.unflatten(params, "theta")
+        loss, grads, batched_loss = _through_layout(lay, shape, loss, grads, batched_loss,
+                                                    returned)
         note = _notes.flat_layout(lay.size, shape, lay.order, lay.describe())
-        params = named
     if returned:
-        loss, grads = _returned(loss, lay if layout is not None else None)
+        loss, grads = _returned(loss, lay)
     if args:
         loss, grads = _bind(loss, args), _bind(grads, args) if callable(grads) else grads
     grads, reshaped = _keepdims(params, grads)
     return Prepared(loss, params, grads, batched_loss, note, reshaped)
+
+
+def _flat_shape(params: Any) -> tuple[int, ...]:
+    if isinstance(params, Mapping) or isinstance(params, list | tuple) and any(
+            np.ndim(p) > 0 for p in params):
+        raise OptionError(
+            f"layout= reads a flat θ (one array), but params is a {type(params).__name__} of "
+            "arrays, which already names its tensors: drop layout= (or pass the flat vector)."
+        )
+    return np.shape(params)
+
+
+def _through_layout(lay: Layout, shape: tuple[int, ...], loss: Callable[..., Any], grads: Any,
+                    batched: Any, returned: bool) -> tuple[Callable[..., Any], Any, Any]:
+    """The loss, grads and batched loss of a flat θ, as functions of the named tensors."""
+    def to_theta(p: Params) -> np.ndarray:
+        return lay.flatten(p).reshape(shape)
+
+    def named_loss(p: Params, *a: Any) -> Any:
+        return loss(to_theta(p), *a)
+
+    if callable(grads) and not returned:
+        user = grads
+
+        def named_grads(p: Params, *a: Any) -> Any:
+            return _unflat(lay, user(to_theta(p), *a))
+
+        return named_loss, named_grads, _batched(lay, batched)
+    return named_loss, grads if returned else _unflat(lay, grads), _batched(lay, batched)
 
 
 def _args(args: Any) -> tuple[Any, ...]:
@@ -109,12 +127,13 @@ def _bind(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[Params], A
 
 
 def _unflat(layout: Layout, grad: Any) -> Any:
-    if grad is None or callable(grad):
+    """A flat gradient as named tensors (a dict of them is taken as it is)."""
+    if grad is None or callable(grad) or isinstance(grad, Mapping):
         return grad
     return layout.unflatten(grad, "grads")
 
 
-def _batched(layout: Layout, batched: Any, shape: tuple[int, ...]) -> Any:
+def _batched(layout: Layout, batched: Any) -> Any:
     """``batched_loss`` gets rows in the named, row-major order: give the user θ's order back."""
     if batched is None:
         return None
