@@ -15,6 +15,6 @@ from gradcheck._errors import ensure_available
 
 ensure_available("oct2py", "octave", "gradcheck.octave")
 
-from gradcheck.frameworks.octave import check_m, from_mat  # noqa: E402
+from gradcheck.frameworks.octave import check_m, check_mat, from_mat  # noqa: E402
 
-__all__ = ["check_m", "from_mat"]
+__all__ = ["check_m", "check_mat", "from_mat"]

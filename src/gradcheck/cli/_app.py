@@ -190,23 +190,12 @@ def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> 
 def _run_octave(target: str, options: dict[str, Any], data: str | None, params: str | None,
                 args: str | None) -> Any:
     """``gradcheck check cost.m --data d.mat --params Theta1,Theta2 --args a,X,y,1``."""
-    from gradcheck.frameworks.octave import check_m, from_mat
+    from gradcheck.frameworks.octave import check_mat
 
-    if data is None or params is None:
-        raise _Usage(
-            f"{target} is an Octave/MATLAB function: give its data with --data FILE.mat and the "
-            "names of its parameter matrices with --params (e.g. --params Theta1,Theta2), and "
-            "its other arguments with --args (e.g. --args input_layer_size,X,y,lambda)."
-        )
     if options.pop("executor", None) not in (None, 1):
         raise _Usage("--workers: an Octave target runs in one Octave session.")
-
-    def names(text: str | None) -> list[str]:
-        return [w.strip() for w in (text or "").split(",") if w.strip()]
-
-    named, extra = from_mat(data, names(params), names(args))
     with _user_code():
-        return check_m(target, named, args=extra, **options)
+        return check_mat(target, data, params, args, **options)
 
 
 def _command(name: str, target: str, **options: Any) -> str:

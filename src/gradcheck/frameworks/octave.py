@@ -86,6 +86,32 @@ def check_m(
                      **options)
 
 
+def check_mat(path: str | os.PathLike[str], data: str | os.PathLike[str] | None,
+              params: str | Sequence[str] | None, args: str | Sequence[str] | None = (),
+              **options: Any) -> Report:
+    """``check_m`` with the matrices and the other arguments read from a ``.mat`` file, as the
+    command line gives them: ``params`` and ``args`` are names (or comma-separated text).
+
+    >>> check_mat("examples/octave/nnCostFunction.m", None, "Theta1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck._errors.OptionError: examples/octave/nnCostFunction.m is an Octave/MATLAB function: give its data with --data FILE.mat, ...
+    """
+    if data is None or not params:
+        raise OptionError(
+            f"{path} is an Octave/MATLAB function: give its data with --data FILE.mat, the "
+            "names of its parameter matrices with --params (e.g. --params Theta1,Theta2), and "
+            "its other arguments with --args (e.g. --args input_layer_size,X,y,lambda)."
+        )
+    named, extra = from_mat(data, _names(params), _names(args or ()))
+    return check_m(path, named, args=extra, **options)
+
+
+def _names(text: str | Sequence[str]) -> list[str]:
+    words = text.split(",") if isinstance(text, str) else list(text)
+    return [w.strip() for w in words if w.strip()]
+
+
 @contextmanager
 def session(folder: Path) -> Iterator[Any]:
     """A fresh Octave with ``folder`` on its path, closed afterwards."""
