@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,11 +118,16 @@ def session(folder: Path) -> Iterator[Any]:
     """A fresh Octave with ``folder`` on its path, closed afterwards."""
     if octave_executable() is None:
         raise ImportError(INSTALL)
-    oct2py = require("oct2py", "octave", "checking Octave code")
-    try:
-        octave = oct2py.Oct2Py(executable=octave_executable())
-    except TypeError:  # an oct2py without the executable= argument: it finds Octave itself
-        octave = oct2py.Oct2Py()
+    with warnings.catch_warnings():
+        # oct2py starts Octave through a pty fork, after which it execs at once: JAX's warning
+        # about forking a multithreaded process does not apply.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                category=RuntimeWarning)
+        oct2py = require("oct2py", "octave", "checking Octave code")
+        try:
+            octave = oct2py.Oct2Py(executable=octave_executable())
+        except TypeError:  # an oct2py without the executable= argument: it finds Octave itself
+            octave = oct2py.Oct2Py()
     try:
         octave.addpath(str(folder.resolve()))
         yield octave
