@@ -8,6 +8,7 @@ user gets then are tested without either.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def test_the_command_line_checks_an_m_file_with_a_mat_file():
         "check", str(EX / "nnCostFunction.m"), "--data", str(EX / "ex4small.mat"),
         "--params", "Theta1,Theta2", "--args", ",".join([*ARGS[:-1], "3"]), "--json"])
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True  # Octave's output kept off stdout
 
 
 @needs_scipy
