@@ -74,14 +74,26 @@ class NeuralNetwork:
         return big_delta / num_samples
 
 
-def main(show: bool = True, m: int = 4) -> dict[str, gradcheck.Report]:
+def data(m: int = 4):
     rng = np.random.default_rng(3)
     X = (rng.random((m, 784)) < 0.19) * rng.random((m, 784))  # raw pixels in [0, 1]
     labels = rng.integers(0, 10, m)
-    net = NeuralNetwork()
     W = np.concatenate([rng.standard_normal(784 * 300) * 0.05, np.zeros(300),
                         rng.standard_normal(300 * 10) * 0.1, np.zeros(10)])
+    return X, labels, W
 
+
+def target():
+    """For the command line: gradcheck check examples/courses/seed003_flat_net.py:target
+    --layout W1=784x300,b1=300,W2=300x10,b2=10"""
+    X, labels, W = data()
+    net = NeuralNetwork()
+    return (lambda w: net.cost(w, X, labels)), W, net._back_prop(W, X, labels)
+
+
+def main(show: bool = True, m: int = 4) -> dict[str, gradcheck.Report]:
+    X, labels, W = data(m)
+    net = NeuralNetwork()
     grad = net._back_prop(W, X, labels)
     flat = gradcheck.check(net.cost, W, grad, args=(X, labels), layout=net.layout())
 

@@ -1,7 +1,8 @@
 """Writes ex4small.mat, the data of the Octave walk-through (run once; the file is committed).
 
 The sizes and values of Ng's checkNNGradients: 3 inputs, 5 hidden units, 3 labels, 5 examples,
-weights from debugInitializeWeights (sin(1:n) / 10, reshaped column-major), lambda = 3.
+weights from debugInitializeWeights (sin(1:n) / 10, reshaped column-major), lambda = 3, and
+nn_params = [Theta1(:); Theta2(:)].
 """
 
 from pathlib import Path
@@ -28,4 +29,6 @@ if __name__ == "__main__":
         "y": (1 + np.mod(np.arange(1, m + 1), num_labels)).reshape(-1, 1).astype(float),
         "lambda": 3.0,
     }
+    data["nn_params"] = np.concatenate([data["Theta1"].ravel(order="F"),
+                                        data["Theta2"].ravel(order="F")]).reshape(-1, 1)
     savemat(Path(__file__).with_name("ex4small.mat"), data)

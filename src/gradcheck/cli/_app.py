@@ -115,6 +115,19 @@ def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None
     return options
 
 
+def _layout_option(text: str | None, order: str | None, target: str) -> dict[str, Any]:
+    """``--layout`` and ``--order`` as ``check``'s ``layout=``."""
+    from gradcheck.core._layout import parse_layout
+
+    if order not in (None, "C", "F"):
+        raise _Usage(f"--order {order!r} must be C (row-major, NumPy) or F (column-major, Octave).")
+    if text is None:
+        if order is not None:
+            raise _Usage("--order says how to read --layout: give --layout NAME=SHAPE,... too.")
+        return {}
+    return {"layout": parse_layout(text, order or ("F" if target.endswith(".m") else "C"))}
+
+
 def _executor(workers: int, loss: Any) -> Any:
     """Processes when the loss can be pickled (real parallelism), else threads."""
     import pickle
@@ -245,12 +258,18 @@ def check_command(
                                "--data, in nn_params order (unrolled column-major), e.g. Theta1,Theta2."),
     args: str = typer.Option(None, "--args", help=".m target: its other arguments in order: "
                              "variables of --data or numbers, e.g. input_layer_size,X,y,3."),
+    layout: str = typer.Option(None, "--layout", help="Read a flat θ as named tensors: NAME=SHAPE,"
+                               "... in θ's order, e.g. W1=784x300,b1=300 (see --order)."),
+    order: str = typer.Option(None, "--order", help="C: θ unrolled row-major (NumPy, the default "
+                              "for .py targets); F: column-major (Octave's Theta(:), the default "
+                              "for .m targets)."),
 ) -> None:
     """Checks a target's gradients. Exit code 0 passed, 1 wrong gradient, 2 usage or input error."""
     html_path = None if html is None else Path(html)
     md_path = None if markdown in (None, "-") else Path(markdown)
     try:
         options = _check_options(eps, scheme, seed, coords, budget, workers)
+        options.update(_layout_option(layout, order, target))
         _writable(html_path, "--html")
         _writable(md_path, "--markdown")
         report = _run_check(target, options, {"data": data, "params": params, "args": args})

@@ -121,6 +121,28 @@ def as_layout(layout: Any, order: Order = "C") -> Layout:
     return layout if isinstance(layout, Layout) else Layout(layout, order=order)
 
 
+def parse_layout(text: str, order: Order = "C") -> Layout:
+    """A layout written on the command line: ``NAME=SHAPE,...`` with shapes like ``784x300``.
+
+    >>> parse_layout("W1=784x300,b1=300", order="F").shapes
+    (('W1', (784, 300)), ('b1', (300,)))
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in (w.strip() for w in text.split(",")):
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name.strip() or not shape:
+            raise OptionError(
+                f"--layout item {item!r} must be NAME=SHAPE, e.g. W1=784x300 or b1=300 "
+                "(items separated by commas, in θ's order)."
+            )
+        shapes[name.strip()] = shape
+    return Layout(shapes, order=order)
+
+
 def _shape(name: Any, value: Any) -> tuple[int, ...]:
     shape = (value,) if isinstance(value, int | np.integer) else value
     try:

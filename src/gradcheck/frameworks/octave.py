@@ -105,6 +105,14 @@ def check_mat(path: str | os.PathLike[str], data: str | os.PathLike[str] | None,
             "its other arguments with --args (e.g. --args input_layer_size,X,y,lambda)."
         )
     named, extra = from_mat(data, _names(params), _names(args or ()))
+    if options.get("layout") is not None:  # --params names the flat nn_params itself
+        if len(named) != 1:
+            raise OptionError(
+                f"with --layout, --params names the one flat vector of {Path(data).name} "
+                f"(e.g. --params nn_params), not {len(named)} matrices."
+            )
+        (flat,) = named.values()
+        return check_m(path, flat, args=extra, **options)
     return check_m(path, named, args=extra, **options)
 
 
