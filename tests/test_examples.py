@@ -58,6 +58,8 @@ def test_ng_ex4_in_python(capsys):
     assert "only column 0 of dTheta1" in out and "only column 0 of dTheta2" in out
     for c in bug.components.values():
         assert set(np.argwhere(c.flags == 2)[:, 1]) == {0}
+    assert {(f.kind, f.where) for f in bug.findings} == {("regularization", (("column", 0),))}
+    assert "a bias column or row regularised?" in bug.explain()
     assert reports["fixed"].passed is True
 
 
