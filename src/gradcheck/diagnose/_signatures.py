@@ -397,8 +397,8 @@ def _lines(c: Component, bad: np.ndarray, checked: np.ndarray) -> Finding | None
                 f"{'those lines' if plural else 'that line'}: an L2 term the loss does not "
                 "have there (a bias column or row regularised?).",
                 f"Leave {'those lines' if plural else 'that line'} out of the penalty's gradient, "
-                "as the loss does (Ng's ex4: Theta_grad(:, 2:end) += lambda/m * "
-                "Theta(:, 2:end)).", factor=k, where=where,
+                "as the loss does (Ng's ex4 penalises Theta(:, 2:end) only, not the bias "
+                "column).", factor=k, where=where,
             )
         state = "left at 0" if zero else "wrong; the rest of the tensor is right"
         hint = ("A loop that stops one short, or an index that skips it?" if zero else
