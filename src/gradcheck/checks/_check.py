@@ -95,6 +95,10 @@ def check(
     True
     >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
     ('w',)
+    >>> theta = np.arange(1.0, 5.0)  # a flat θ holding W (2, 2), read with a layout
+    >>> g = 3 * theta**2 * np.array([1, 1, 1, 2])
+    >>> check(lambda t: (t ** 3).sum(), theta, g, layout={"W": (2, 2)}).components["W"].worst_index
+    (1, 1)
     """
     options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
     check_batch_size(batch_size)
