@@ -64,6 +64,7 @@ def test_a_column_vector_is_flat_but_a_matrix_is_not():
     ({"W": (2, 0)}, "C", r"layout\['W'\] = \(2, 0\) must be a shape"),
     ({"W": "2x3"}, "C", "must be a shape"),
     ({"W": 2.5}, "C", "must be a shape"),
+    ({"W": (2, True)}, "C", "must be a shape"),
     ({"W": 3}, "A", "must be 'C'"),
 ])
 def test_bad_layouts_are_refused_with_the_rule(shapes, order, words):

@@ -38,8 +38,6 @@ class Layout:
     order: Order
 
     def __init__(self, shapes: Mapping[str, Any], order: Order = "C") -> None:
-        if isinstance(shapes, Layout):
-            shapes, order = dict(shapes.shapes), shapes.order if order == "C" else order
         if not isinstance(shapes, Mapping) or not shapes:
             raise OptionError(
                 f"layout={shapes!r} must map each tensor's name to its shape, in θ's order, "
@@ -147,7 +145,8 @@ def _shape(name: Any, value: Any) -> tuple[int, ...]:
     shape = (value,) if isinstance(value, int | np.integer) else value
     try:
         out = tuple(int(s) for s in shape)
-        ok = all(s > 0 and s == t for s, t in zip(out, shape, strict=True))
+        ok = all(s > 0 and s == t and not isinstance(t, bool)
+                 for s, t in zip(out, shape, strict=True))
     except (TypeError, ValueError):
         ok = False
     if not ok:
