@@ -1,11 +1,11 @@
-# make demo: the main job on the built-in data.  make test: the whole suite.
+# make demo: the main job on the built-in data.  make test: the whole suite.  make docs: the site.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench sdist clean
+.PHONY: demo test docs lint bench sdist clean
 
 # The demo needs only the core and the demo extra (matplotlib, scikit-learn).
 $(DEMO_STAMP): pyproject.toml
@@ -24,9 +24,19 @@ $(STAMP): pyproject.toml $(DEMO_STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/gradcheck demo
 
+# The site is built strictly (a broken link, anchor or docstring reference fails) and quietly: the
+# log is printed only when the build fails (mkdocs --quiet would also stop --strict counting).
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	@mkdir -p build
+	@$(MKDOCS) build --strict --site-dir build/docs-check > build/docs-check.log 2>&1 \
+		|| { grep -v '^INFO' build/docs-check.log; exit 1; }
 	$(BIN)/python -m pytest -q
+
+docs: $(STAMP)
+	$(MKDOCS) build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,4 +49,4 @@ sdist: $(STAMP)
 	$(BIN)/python -m build --sdist
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist site *.egg-info src/*.egg-info

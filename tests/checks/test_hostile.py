@@ -943,12 +943,31 @@ def torch_relu_inplace(keep: Keep) -> None:
 
 
 @scenario
-def torch_in_place_on_a_second_input(keep: Keep) -> None:
+def torch_in_place_on_an_input_not_checked(keep: Keep) -> None:
+    # Like F.batch_norm's running statistics: every call gets fresh copies, so it is checked.
     torch = _torch()
     a = keep(torch.randn(4, dtype=torch.float64, requires_grad=True))
     b = keep(torch.randn(4, dtype=torch.float64))
+    assert gradcheck.torch.check_function(lambda u, v: u * v.mul_(3), a, b).passed
+
+
+@scenario
+def torch_in_place_on_a_second_checked_input(keep: Keep) -> None:
+    torch = _torch()
+    a = keep(torch.randn(4, dtype=torch.float64, requires_grad=True))
+    b = keep(torch.randn(4, dtype=torch.float64, requires_grad=True))
     with pytest.raises(GradCheckError, match="input1 in place"):
         gradcheck.torch.check_function(lambda u, v: u * v.mul_(3), a, b)
+
+
+@scenario
+def torch_batch_norm_with_running_statistics_as_arguments(keep: Keep) -> None:
+    torch = _torch()
+    x, w, b = (keep(torch.randn(*s, dtype=torch.float64, requires_grad=True))
+               for s in ((6, 3), (3,), (3,)))
+    mean, var = keep(torch.zeros(3, dtype=torch.float64)), keep(torch.ones(3, dtype=torch.float64))
+    report = gradcheck.torch.check_function(torch.nn.functional.batch_norm, x, mean, var, w, b, True)
+    assert report.passed and list(report.components) == ["input0", "input3", "input4"]
 
 
 @scenario

@@ -335,8 +335,63 @@ def test_version_help_and_completion():
         assert helped.returncode == 0 and "--eps" in helped.stdout
     top = _main("-h").stdout
     assert "--install-completion" in top and "--show-completion" in top
-    completion = _main("--show-completion", "bash")
-    assert completion.returncode == 0 and "_GRADCHECK_COMPLETE" in completion.stdout
+    for shell, says in (("bash", "_GRADCHECK_COMPLETE=complete_bash"),
+                        ("zsh", "compdef"), ("fish", "complete_fish")):
+        completion = _main("--show-completion", shell)  # the shell named is the one used
+        assert completion.returncode == 0 and says in completion.stdout, (shell, completion)
+
+
+def test_completion_without_a_shell_named_does_not_depend_on_the_parent_process(monkeypatch):
+    """Under make or CI no shell is among the parents: $SHELL decides, else a one-line error
+    (it was "Shell  not supported." from typer's detection, and only in a full run)."""
+    from gradcheck.cli import _completion
+
+    monkeypatch.setattr(_completion, "_running_shell", lambda: None)
+    monkeypatch.setenv("SHELL", "/usr/bin/zsh")
+    assert "compdef" in _main("--show-completion").stdout
+    monkeypatch.setenv("SHELL", "/bin/sh")  # not a shell completion supports
+    out = _main("--show-completion")
+    assert out.returncode == 2 and "--show-completion bash" in out.stderr
+    assert "Shell  not supported" not in out.stderr + out.stdout
+    monkeypatch.delenv("SHELL")
+    out = _main("--show-completion", "tcsh")
+    assert out.returncode == 2 and "'--show-completion'" in out.stderr and "bash, zsh" in out.stderr
+
+
+def test_help_shows_choices_and_no_type_metavars():
+    pages = {name: _main(*name.split(), "-h").stdout for name in ("check", "approx", "sweep", "demo")}
+    assert "--scheme [central|forward|backward|richardson|complex]" in pages["check"]
+    assert "Usage: gradcheck check [OPTIONS] TARGET" in pages["check"]
+    assert "--bug [act-deriv-of-a|" in pages["demo"]
+    for page in pages.values():
+        assert not re.search(r"<(bool|str|int|float)>", page), page
+    from gradcheck.cli._app import _BUGS
+    from gradcheck.nn import Bug
+
+    assert _BUGS.strip("[]").split("|") == [b.value for b in Bug]
+
+
+def test_an_unknown_option_is_named_as_typed_with_the_closest_one():
+    out = _main("check", f"{EXAMPLES}:mlp", "--schemes", "central")
+    assert out.returncode == 2
+    assert "No such option --schemes; did you mean --scheme?" in out.stderr
+
+
+@pytest.mark.parametrize(("expression", "says"), [("y**2", "--var y"), ("3", "no variable"),
+                                                   ("2 * pi", "no variable")])
+def test_approx_refuses_an_expression_without_its_variable(expression, says):
+    out = _main("approx", expression)
+    assert out.returncode == 2 and says in out.stderr and out.stdout == ""
+    assert _main("approx", "y**2", "--var", "y").stdout.startswith("f(y) = y**2")
+
+
+def test_piped_output_is_120_columns_unless_columns_says_otherwise():
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([sys.executable, "-m", "gradcheck", "check", f"{EXAMPLES}:buggy_mlp"],
+                           capture_output=True, text=True, env=env, check=False)
+    lines = piped.stdout.splitlines()
+    assert 100 < max(len(line.rstrip()) for line in lines) <= 120
+    assert "tolerance" in piped.stdout  # 80 columns would have dropped it
 
 
 def test_usage_errors_have_the_one_error_style():

@@ -338,3 +338,18 @@ def test_order_two_checks_complex_outputs_too() -> None:
     assert report.passed
     assert {"cotangent (output 0)", "cotangent (output 1)"} <= set(report.components)
     assert gj.check(lambda z: jnp.fft.fft(z) * z, z, order=2).passed
+
+
+def test_the_users_own_jax_grad_still_works_after_a_scoped_x64_check() -> None:
+    # Without x64, an executable compiled inside the check's scoped x64 (jnp.take's inner jit with
+    # a NumPy index) was reused afterwards and the user's grad failed: "expected s32[5], got s64".
+    idx = np.array([0, 2, 1, 3, 4])
+
+    def f(x):
+        return jnp.take(x, idx)
+
+    x = jnp.arange(6, dtype=jnp.float32) + 1.0
+    assert not jax.config.jax_enable_x64
+    assert gj.check(f, x).passed
+    assert not jax.config.jax_enable_x64
+    np.testing.assert_array_equal(jax.grad(lambda x: f(x).sum())(x), [1, 1, 1, 1, 1, 0])

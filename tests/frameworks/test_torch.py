@@ -472,3 +472,14 @@ def test_a_scaled_backward_fails_exactly_when_scaled(shape, seed, factor) -> Non
     x = torch.randn(*shape, generator=gen, dtype=torch.float64).requires_grad_()
     report = gt.check_function(Scaled.apply, x, seed=seed)
     assert report.passed == (factor == 1.0), str(report)
+
+
+def test_a_keyword_of_fn_given_to_check_function_says_to_bind_it() -> None:
+    from gradcheck import OptionError
+
+    def scaled(x, n=2):
+        return x * n
+
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(OptionError, match=r"n=\.\.\., a keyword argument of fn.*functools.partial"):
+        gt.check_function(scaled, x, n=3)

@@ -217,3 +217,13 @@ def test_notebook_view_labels_an_interrupted_report_incomplete():
     fragment = report._repr_html_()
     assert '<div class="verdict incomplete">' in fragment and 'class="verdict fail"' not in fragment
     assert ".gradcheck-report .incomplete{" in fragment
+
+
+def test_the_verdict_is_the_column_next_to_the_name():
+    # At 700 px the table scrolls sideways: the answer must be in the first columns, not cut off.
+    page = _report().to_html()
+    table = page[page.index("<h2>Parameters</h2>"):]
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", table[: table.index("</thead>")])
+    assert heads[:2] == ["parameter", "verdict"]
+    first_row = re.findall(r"<td[^>]*>(.*?)</td>", table[table.index("<tbody>"):])[:2]
+    assert first_row[0] == "W" and "WRONG" in first_row[1]

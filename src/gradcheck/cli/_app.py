@@ -13,24 +13,34 @@ import typer
 from gradcheck._errors import GradCheckError
 
 app = typer.Typer(
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    add_completion=False,  # ours, in _root: the shell is named or found deterministically
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: `--scheme [central|…]`, flags without a type
     help="Gradient checking that tells you where and why.",
 )
+
+SCHEMES = ("central", "forward", "backward", "richardson", "complex")
+
+
+_BUGS = ("[act-deriv-of-a|missing-l2|missing-1-over-m|sign-db2|transposed-dW1|"
+         "stale-activations]")  # gradcheck.nn.Bug; tests/cli/test_cli.py checks that they agree
 
 
 @app.command()
 def demo(
-    data: str = typer.Option(None, help="Local MNIST .npz or IDX images file (default: sklearn digits)."),
-    epochs: int = typer.Option(40, min=0, help="Training epochs."),
-    hidden: int = typer.Option(64, min=1, help="Hidden units."),
-    seed: int = typer.Option(0, help="Seed for the split, the weights, dropout and minibatches."),
-    bug: str = typer.Option("act-deriv-of-a", help="Bug to plant in step 5 (gradcheck.nn.Bug)."),
-    out: str = typer.Option("gradcheck-demo.png", help="Where to save the figure."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the figure."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    data: str = typer.Option(None, metavar="FILE",
+                             help="Local MNIST .npz or IDX images file (default: sklearn digits)."),
+    epochs: int = typer.Option(40, min=0, metavar="N", help="Training epochs."),
+    hidden: int = typer.Option(64, min=1, metavar="N", help="Hidden units."),
+    seed: int = typer.Option(0, metavar="INT",
+                             help="Seed for the split, the weights, dropout and minibatches."),
+    bug: str = typer.Option("act-deriv-of-a", metavar=_BUGS, help="Bug to plant in step 5."),
+    out: str = typer.Option("gradcheck-demo.png", metavar="FILE", help="Where to save the figure."),
+    no_plot: bool = typer.Option(False, "--no-plot", metavar="", help="Skip the figure."),
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="Print one JSON object instead of tables."),
 ) -> None:
     """The notes' recipe on real data: θ³, check, train (≥ 97%), check, plant a bug, figure."""
     import json
@@ -52,7 +62,7 @@ def demo(
 
 # ---- check, approx, sweep: parsing and printing only; each calls a tested library function ----
 
-_SCHEME_HELP = "central (default), forward, backward, richardson or complex."
+_SCHEME_HELP = "The finite-difference scheme."
 
 
 class _Usage(Exception):
@@ -115,19 +125,6 @@ def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None
     return options
 
 
-def _layout_option(text: str | None, order: str | None, target: str) -> dict[str, Any]:
-    """``--layout`` and ``--order`` as ``check``'s ``layout=``."""
-    from gradcheck.core._layout import parse_layout
-
-    if order not in (None, "C", "F"):
-        raise _Usage(f"--order {order!r} must be C (row-major, NumPy) or F (column-major, Octave).")
-    if text is None:
-        if order is not None:
-            raise _Usage("--order says how to read --layout: give --layout NAME=SHAPE,... too.")
-        return {}
-    return {"layout": parse_layout(text, order or ("F" if target.endswith(".m") else "C"))}
-
-
 def _executor(workers: int, loss: Any) -> Any:
     """Processes when the loss can be pickled (real parallelism), else threads."""
     import pickle
@@ -187,7 +184,10 @@ def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> 
     from gradcheck.cli._target import call_target, load_target
 
     if target.endswith(".m"):
-        return _run_octave(target, options, **octave)
+        from gradcheck.cli._flat import run_octave
+
+        with _user_code():
+            return run_octave(target, options, **octave)
     if any(v is not None for v in octave.values()):
         given = ", ".join(f"--{k}" for k, v in octave.items() if v is not None)
         raise _Usage(f"{given}: for an Octave/MATLAB .m target only (this target is Python).")
@@ -198,17 +198,6 @@ def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> 
             return check(loss, params, grads, **options)
         with _executor(workers, loss) as pool:
             return check(loss, params, grads, executor=pool, **options)
-
-
-def _run_octave(target: str, options: dict[str, Any], data: str | None, params: str | None,
-                args: str | None) -> Any:
-    """``gradcheck check cost.m --data d.mat --params Theta1,Theta2 --args a,X,y,1``."""
-    from gradcheck.frameworks.octave import check_mat
-
-    if options.pop("executor", None) not in (None, 1):
-        raise _Usage("--workers: an Octave target runs in one Octave session.")
-    with _user_code():
-        return check_mat(target, data, params, args, **options)
 
 
 def _command(name: str, target: str, **options: Any) -> str:
@@ -223,10 +212,9 @@ def _command(name: str, target: str, **options: Any) -> str:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from gradcheck.cli._console import console
 
-    # Colour only on a terminal (rich's default) and never with NO_COLOR; width from COLUMNS.
-    return Console(highlight=False, soft_wrap=False)
+    return console()
 
 
 def _print_report(report: Any) -> None:
@@ -237,39 +225,54 @@ def _print_report(report: Any) -> None:
 
 @app.command("check")
 def check_command(
-    target: str = typer.Argument(..., help="path/to/file.py:function or module.path:function; "
-                                 "the function takes no arguments and returns (loss, params, grads). "
+    target: str = typer.Argument(..., metavar="TARGET",
+                                 help="path/to/file.py:function or module.path:function; the "
+                                 "function takes no arguments and returns (loss, params, grads). "
                                  "Or an Octave/MATLAB cost.m returning [J grad] (with --data, "
                                  "--params, --args)."),
-    eps: float = typer.Option(None, "--eps", help="Step (default: chosen per parameter)."),
-    scheme: str = typer.Option("central", "--scheme", help=_SCHEME_HELP),
-    coords: str = typer.Option(None, "--coords", help="auto, all, directional, a count or a fraction."),
-    budget: int = typer.Option(None, "--budget", help="Loss calls that coords=auto may spend."),
-    seed: int = typer.Option(0, "--seed", help="Seed of gradcheck's own generator."),
-    workers: int = typer.Option(None, "--workers", help="Evaluate the loss in N processes (threads "
-                                "if the loss cannot be pickled)."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the JSON report on stdout."),
-    html: str = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-    markdown: str = typer.Option(None, "--markdown", help="Write a Markdown report here ('-': stdout)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code tells."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
-    data: str = typer.Option(None, "--data", help=".m target: the .mat file holding its data."),
-    params: str = typer.Option(None, "--params", help=".m target: the parameter matrices in "
-                               "--data, in nn_params order (unrolled column-major), e.g. Theta1,Theta2."),
-    args: str = typer.Option(None, "--args", help=".m target: its other arguments in order: "
-                             "variables of --data or numbers, e.g. input_layer_size,X,y,3."),
-    layout: str = typer.Option(None, "--layout", help="Read a flat θ as named tensors: NAME=SHAPE,"
-                               "... in θ's order, e.g. W1=784x300,b1=300 (see --order)."),
-    order: str = typer.Option(None, "--order", help="C: θ unrolled row-major (NumPy, the default "
-                              "for .py targets); F: column-major (Octave's Theta(:), the default "
-                              "for .m targets)."),
+    eps: float = typer.Option(None, "--eps", metavar="FLOAT",
+                              help="Step (default: chosen per parameter)."),
+    scheme: str = typer.Option("central", "--scheme", metavar=f"[{'|'.join(SCHEMES)}]",
+                               help=_SCHEME_HELP),
+    coords: str = typer.Option(None, "--coords", metavar="[auto|all|directional|N|FRACTION]",
+                               help="Which coordinates to check (default: auto)."),
+    budget: int = typer.Option(None, "--budget", metavar="N",
+                               help="Loss calls that coords=auto may spend."),
+    seed: int = typer.Option(0, "--seed", metavar="INT", help="Seed of gradcheck's own generator."),
+    workers: int = typer.Option(None, "--workers", metavar="N", help="Evaluate the loss in N "
+                                "processes (threads if the loss cannot be pickled)."),
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="Print only the JSON report on stdout."),
+    html: str = typer.Option(None, "--html", metavar="FILE",
+                             help="Write a self-contained HTML report here."),
+    markdown: str = typer.Option(None, "--markdown", metavar="FILE",
+                                 help="Write a Markdown report here ('-': stdout)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="",
+                               help="Print nothing; the exit code tells."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks of errors."),
+    data: str = typer.Option(None, "--data", metavar="FILE.mat",
+                             help=".m target: the .mat file holding its data."),
+    params: str = typer.Option(None, "--params", metavar="NAMES",
+                               help=".m target: the parameter matrices in --data, in nn_params "
+                               "order (unrolled column-major), e.g. Theta1,Theta2."),
+    args: str = typer.Option(None, "--args", metavar="NAMES",
+                             help=".m target: its other arguments in order: variables of --data "
+                             "or numbers, e.g. input_layer_size,X,y,3."),
+    layout: str = typer.Option(None, "--layout", metavar="NAME=SHAPE,...",
+                               help="Read a flat θ as named tensors, in θ's order, e.g. "
+                               "W1=784x300,b1=300 (see --order)."),
+    order: str = typer.Option(None, "--order", metavar="[C|F]",
+                              help="C: θ unrolled row-major (NumPy, the default for .py targets); "
+                              "F: column-major (Octave's Theta(:), the default for .m targets)."),
 ) -> None:
     """Checks a target's gradients. Exit code 0 passed, 1 wrong gradient, 2 usage or input error."""
     html_path = None if html is None else Path(html)
     md_path = None if markdown in (None, "-") else Path(markdown)
     try:
         options = _check_options(eps, scheme, seed, coords, budget, workers)
-        options.update(_layout_option(layout, order, target))
+        from gradcheck.cli._flat import layout_option
+
+        options.update(layout_option(layout, order, target))
         _writable(html_path, "--html")
         _writable(md_path, "--markdown")
         report = _run_check(target, options, {"data": data, "params": params, "args": args})
@@ -296,16 +299,19 @@ def check_command(
 
 @app.command("approx")
 def approx_command(
-    expression: str = typer.Argument(..., help="f(x) in one variable, e.g. \"x**3\" or \"sin(x)\"."),
-    at: float = typer.Option(1.0, "--at", help="The point θ."),
-    eps: float = typer.Option(0.01, "--eps", help="The step ε."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    expression: str = typer.Argument(..., metavar="EXPRESSION",
+                                     help="f(x), e.g. \"x**3\" or \"sin(x) * exp(-x)\"."),
+    at: float = typer.Option(1.0, "--at", metavar="FLOAT", help="The point x."),
+    eps: float = typer.Option(0.01, "--eps", metavar="FLOAT", help="The step ε."),
+    var: str = typer.Option("x", "--var", metavar="NAME", help="The variable of f."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the table as JSON."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks of errors."),
 ) -> None:
     """The textbook table: one-sided and two-sided differences against the exact derivative."""
-    from gradcheck.cli._approx import approx
+    from gradcheck.cli._approx import approx, require_variable
 
     try:
+        require_variable(expression, var)
         table = approx(expression, at=at, eps=eps)
     except Exception as error:
         raise _fail(error, debug) from None
@@ -317,30 +323,35 @@ def approx_command(
         return
     from rich.table import Table
 
-    out = Table(title=f"f(x) = {table.expression},  f'(x) = {table.derivative},  "
-                f"x = {table.at:g},  ε = {table.eps:g}", title_justify="left")
+    out = Table(title=f"f({var}) = {table.expression},  f'({var}) = {table.derivative},  "
+                f"{var} = {table.at:g},  ε = {table.eps:g}", title_justify="left")
     for header in ("method", "formula", "estimate", "error"):
         out.add_column(header, justify="left" if header in ("method", "formula") else "right",
                        overflow="fold")
     for row in table.rows:
         out.add_row(row.method, row.formula, f"{row.estimate:.6g}", f"{row.error:.3g}")
-    out.add_row("exact", "f'(x), symbolic", f"{table.exact:.6g}", "0")
+    out.add_row("exact", f"f'({var}), symbolic", f"{table.exact:.6g}", "0")
     _console().print(out)
 
 
 @app.command("sweep")
 def sweep_command(
-    target: str = typer.Argument(..., help="path/to/file.py:function returning (loss, params, grads)."),
-    out: str = typer.Option("sweep", "--out", help="Output prefix: writes PREFIX.png and PREFIX.svg."),
-    schemes: str = typer.Option("central,forward,richardson", "--schemes", help="Comma-separated."),
-    eps_min: float = typer.Option(1e-12, "--min", help="Smallest step."),
-    eps_max: float = typer.Option(1e-1, "--max", help="Largest step."),
-    points: int = typer.Option(45, "--points", help="Steps, log-spaced."),
-    seed: int = typer.Option(0, "--seed", help="Seed of gradcheck's own generator."),
-    as_json: bool = typer.Option(False, "--json", help="Print only JSON (best ε and the curves)."),
-    html: str = typer.Option(None, "--html", help="Also check the target and write the HTML "
-                             "report with this plot inlined."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    target: str = typer.Argument(..., metavar="TARGET", help="path/to/file.py:function "
+                                 "returning (loss, params, grads)."),
+    out: str = typer.Option("sweep", "--out", metavar="PREFIX",
+                            help="Output prefix: writes PREFIX.png and PREFIX.svg."),
+    schemes: str = typer.Option("central,forward,richardson", "--schemes",
+                                metavar=f"[{'|'.join(SCHEMES)}],...",
+                                help="Schemes to compare, comma-separated."),
+    eps_min: float = typer.Option(1e-12, "--min", metavar="FLOAT", help="Smallest step."),
+    eps_max: float = typer.Option(1e-1, "--max", metavar="FLOAT", help="Largest step."),
+    points: int = typer.Option(45, "--points", metavar="N", help="Steps, log-spaced."),
+    seed: int = typer.Option(0, "--seed", metavar="INT", help="Seed of gradcheck's own generator."),
+    as_json: bool = typer.Option(False, "--json", metavar="",
+                                 help="Print only JSON (best ε and the curves)."),
+    html: str = typer.Option(None, "--html", metavar="FILE", help="Also check the target and "
+                             "write the HTML report with this plot inlined."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks of errors."),
 ) -> None:
     """Relative error vs ε for several schemes, on a log-log plot (PNG and SVG); best ε per scheme."""
     import numpy as np
@@ -410,10 +421,27 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+_SHELLS = "[bash|zsh|fish|powershell|pwsh]"
+
+
+def _completion_callback(ctx: Any, param: Any, value: str | None) -> None:
+    from gradcheck.cli._completion import callback
+
+    callback(ctx, param, value)
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+                                 metavar="", help="Print the version and exit."),
+    install_completion: str = typer.Option(
+        None, "--install-completion", metavar=_SHELLS,
+        callback=_completion_callback, is_eager=True, expose_value=False,
+        help="Install completion for this shell (default: the shell you run)."),
+    show_completion: str = typer.Option(
+        None, "--show-completion", metavar=_SHELLS,
+        callback=_completion_callback, is_eager=True, expose_value=False,
+        help="Print the completion script for this shell (default: the shell you run)."),
 ) -> None:
     """Gradient checking that tells you where and why."""
 
@@ -421,12 +449,24 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """The ``gradcheck`` entry point: every error, usage errors included, is one line
     ``gradcheck: error: ...`` on stderr with exit code 2."""
+    import os
+
+    from gradcheck.cli._click import click_command, shell_omitted, usage_text
+    from gradcheck.cli._completion import COMPLETE_VAR
+
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions: typer's protocol
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
-        code = app(args=argv, prog_name="gradcheck", standalone_mode=False)
+        args = shell_omitted(sys.argv[1:] if argv is None else list(argv))
+        code = click_command(app).main(args=args, prog_name="gradcheck", standalone_mode=False)
     except typer.Abort:
         sys.exit(130)
+    except typer.Exit as stop:  # an eager option (--version, completion) or a command's exit
+        sys.exit(stop.exit_code)
     except typer.TyperException as error:  # click's usage errors (typer vendors click)
-        text = " ".join(str(getattr(error, "format_message", error.__str__)()).split())
+        text = usage_text(error)
         if not text:  # no arguments at all: the help was printed
             sys.exit(0)
         ctx = getattr(error, "ctx", None)

@@ -80,7 +80,20 @@ class ApproxRow:
 
 @dataclass(frozen=True)
 class ApproxTable:
-    """``approx``'s result: the expression, its derivative, the point, the step and the rows."""
+    """``approx``'s result: the expression, its derivative, the point, the step and the rows.
+
+    Attributes:
+      expression: the expression as written back from its parsed tree.
+      derivative: the exact derivative, symbolic.
+      at: the point.
+      eps: the step.
+      exact: the exact derivative's value at ``at``.
+      rows: one ``ApproxRow`` per method (one-sided, two-sided): formula, estimate and error.
+
+    >>> table = approx("x**2", at=3.0, eps=0.1)
+    >>> table.derivative, table.exact, [round(r.error, 6) for r in table.rows]
+    ('2*x', 6.0, [0.1, 0.0])
+    """
 
     expression: str
     derivative: str
@@ -119,6 +132,52 @@ def parse(text: str) -> tuple[Expr, str]:
             f"the expression has several variables ({', '.join(sorted(names))}); use one."
         )
     return expr, (names.pop() if names else "x")
+
+
+def variables(text: str) -> set[str]:
+    """The variable names in ``text`` (functions and the constants ``pi``, ``e`` are not).
+
+    Args:
+      text: an expression that ``parse`` accepts.
+
+    Returns:
+      The set of names (empty for a constant); raises ``ExpressionError`` as ``parse`` does.
+
+    >>> variables("sin(t) * exp(-t)"), variables("2 * pi")
+    ({'t'}, set())
+    """
+    parse(text)  # the errors (syntax, length, what is not allowed), worded once
+    names: set[str] = set()
+    _convert(ast.parse(text.strip(), mode="eval").body, names)
+    return names
+
+
+def require_variable(text: str, variable: str = "x") -> None:
+    """Refuses an expression that is not a function of ``variable``: one in another variable,
+    or a constant (the table would be that of a function other than f(x)).
+
+    Args:
+      text: the expression.
+      variable: the name its variable must have.
+
+    Returns:
+      None; raises ``ExpressionError`` that says what to write instead.
+
+    >>> require_variable("x**2")
+    >>> require_variable("y**2")
+    Traceback (most recent call last):
+    ...
+    gradcheck.cli._approx.ExpressionError: 'y**2' is a function of y, not x: write it in x (e.g. 'x**2') or name its variable with --var y.
+    """
+    found = variables(text)
+    if not found:
+        raise ExpressionError(f"{text!r} has no variable: write f as a function of {variable}, "
+                              f"e.g. '{variable}**3'.")
+    if found != {variable}:
+        (other,) = found  # parse refuses several variables
+        raise ExpressionError(f"{text!r} is a function of {other}, not {variable}: write it in "
+                              f"{variable} (e.g. '{variable}**2') or name its variable with "
+                              f"--var {other}.")
 
 
 def evaluate(expr: Expr, x: float) -> float:

@@ -175,11 +175,9 @@ def _summary(s: DemoSettings, cube: dict[str, float], initial: Report, final: Re
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from gradcheck.cli._console import console
 
-    console = Console()
-    # Piped output (make demo | tee, CI logs) gets 80 columns by default: too narrow for the table.
-    return console if console.is_terminal else Console(width=120)
+    return console()
 
 
 def _step(out: Console, n: int, title: str) -> None:

@@ -258,17 +258,44 @@ class _View:
 
 @contextlib.contextmanager
 def _x64(enabled: bool) -> Iterator[None]:
-    """``jax_enable_x64`` for the duration of the check only, restored after."""
+    """``jax_enable_x64`` for the duration of the check only, restored after.
+
+    Where the flag was off, JAX's tracing caches are cleared on the way out (``_forget_x64``).
+    """
     import jax
 
-    if not enabled:
+    if not enabled or jax.config.jax_enable_x64:
         yield
         return
     scope = getattr(jax, "enable_x64", None)
     if scope is None:  # older JAX
         from jax.experimental import enable_x64 as scope
-    with scope(True):
-        yield
+    try:
+        with scope(True):
+            yield
+    finally:
+        _forget_x64()
+
+
+def _forget_x64() -> None:
+    """Clears what JAX 0.10 traced under the scoped x64 and would reuse without it.
+
+    A jaxpr traced inside the scope (``jnp.take``'s inner jit with a NumPy index) keeps its
+    64-bit argument types in two staging caches; reused outside, the user's own ``jax.grad``
+    fails with "expected s32[5], got s64[5]". Clearing those two costs a re-trace; compiled
+    executables stay. Where they cannot be found (another JAX), every cache is cleared.
+    """
+    import jax
+
+    try:
+        from jax._src import pjit
+        from jax._src.interpreters import partial_eval
+
+        caches = (pjit._infer_params_cached, partial_eval.trace_to_jaxpr)
+        for cache in caches:
+            cache.cache_clear()
+    except (ImportError, AttributeError):
+        jax.clear_caches()
 
 
 def _cast64(x: Any) -> Any:

@@ -43,7 +43,7 @@ def check_module(
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
     order: int = 1,
-    mode: str = "reverse",
+    mode: Literal["reverse", "forward", "both"] = "reverse",
     **options: Any,
 ) -> Report:
     """Checks a module's backward (autograd, custom Functions included) against finite differences.
@@ -115,7 +115,7 @@ def check_function(
     precision: Precision = "auto",
     vectorize: Vectorize = "auto",
     order: int = 1,
-    mode: str = "reverse",
+    mode: Literal["reverse", "forward", "both"] = "reverse",
     **options: Any,
 ) -> Report:
     """Checks the backward of ``fn`` (e.g. ``MyFunction.apply``) for its inputs with requires_grad.
@@ -139,6 +139,7 @@ def check_function(
     >>> gradcheck.torch.check_function(torch.sin, x).passed
     True
     """
+    _higher.keyword_of_fn(fn, options, "check_function")
     options = _adapters.check_options("check_function", options)
     higher = _higher.validate("check_function", order, mode, jacobian)
     problem, views, notes = _present(_FunctionProblem(fn, inputs, names))
@@ -286,8 +287,10 @@ def _map_container(x: Any, f: Callable[[Any, Any], Any]) -> Any:
     return type(x)(values)
 
 
-def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> None:
-    """Calls ``fn`` once on copies of every input; an input it wrote into is an error.
+def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] | None) -> bool:
+    """Calls ``fn`` once on copies of every input; a checked input it wrote into is an error.
+
+    Returns whether ``fn`` runs only with gradients enabled (it differentiates inside).
 
     The check always works on copies, so the user's tensors are never modified; but a function
     that overwrites its input (``t.mul_(2)``, ``nn.ReLU(inplace=True)``) has no well-defined
@@ -316,8 +319,10 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
                     f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the "
                     "forward (shapes, devices, dtypes) first; your tensors are untouched."
                 ) from error
-    for label, before, after in zip(labels, inputs, copies, strict=True):
-        if not _same_tree(before, after):
+    for i, label in enumerate(labels):
+        # Only a checked tensor (requires_grad) may not be overwritten: an argument that is not
+        # differentiated (F.batch_norm's running statistics) gets fresh copies on every call.
+        if any(not _same_tree(t, _at(copies, path)) for path, t in _grad_leaves(inputs[i], (i,))):
             raise GradCheckError(
                 f"check_function: fn writes into {label} in place (its values changed during "
                 "the call, e.g. t.mul_(2) or nn.ReLU(inplace=True)). gradcheck evaluated copies, "

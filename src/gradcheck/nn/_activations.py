@@ -17,7 +17,13 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Activation:
-    """g(z) and g'(z). The derivative takes the pre-activation Z, never the output A = g(Z)."""
+    """g(z) and g'(z). The derivative takes the pre-activation Z, never the output A = g(Z).
+
+    >>> import numpy as np
+    >>> tanh = ACTIVATIONS["tanh"]
+    >>> tanh.df(np.zeros(1)).tolist(), tanh.kinked, ACTIVATIONS["relu"].kinked
+    ([1.0], False, True)
+    """
 
     name: str
     f: Callable[[np.ndarray], np.ndarray]

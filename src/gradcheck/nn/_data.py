@@ -13,7 +13,17 @@ from gradcheck._errors import GradCheckError
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test splits; X scaled to [0, 1] rows of features, y integer labels."""
+    """Train and test splits; X scaled to [0, 1] rows of features, y integer labels.
+
+    Attributes:
+      name: where the data came from (``"digits"``, a file name).
+      X_train, y_train: training features (one row per example) and integer labels.
+      X_test, y_test: the held-out split.
+
+    >>> d = Dataset("toy", np.eye(2), np.array([0, 1]), np.eye(2), np.array([1, 0]))
+    >>> d.n_classes, d.standardized().X_train.tolist()
+    (2, [[1.0, -1.0], [-1.0, 1.0]])
+    """
 
     name: str
     X_train: np.ndarray
@@ -37,6 +47,13 @@ class Dataset:
 def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Rows of the identity: one_hot([2, 0], 3) -> [[0, 0, 1], [1, 0, 0]].
 
+    Args:
+      y: integer labels.
+      n_classes: the number of classes (columns).
+
+    Returns:
+      A float array of shape ``(len(y), n_classes)``.
+
     >>> one_hot(np.array([2, 0]), 3).tolist()
     [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
@@ -45,6 +62,13 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
     """scikit-learn's 8×8 digits (1,797 images, bundled), split stratified into train and test.
+
+    Args:
+      test_size: the held-out fraction.
+      seed: the split's random state.
+
+    Returns:
+      A ``Dataset`` with pixels scaled to [0, 1]; needs ``pip install "gradcheck[demo]"``.
 
     >>> d = load_digits()
     >>> d.X_train.shape, d.X_test.shape, d.n_classes
@@ -68,6 +92,24 @@ def load_mnist(path: str | Path, test_size: float = 0.25, seed: int = 0) -> Data
     ``path`` is an ``.npz`` with ``x_train, y_train, x_test, y_test`` (Keras' mnist.npz) or with
     ``X, y`` (split here), or an IDX image file (``train-images-idx3-ubyte[.gz]``) whose labels
     file sits next to it (``train-labels-idx1-ubyte[.gz]``). Pixels are scaled to [0, 1].
+
+    Args:
+      path: the local file.
+      test_size: the held-out fraction, when the file has no split of its own.
+      seed: the split's random state.
+
+    Returns:
+      A ``Dataset``; a missing, truncated or malformed file raises a ``GradCheckError`` that
+      names the file and what was expected.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> file = os.path.join(folder, "tiny.npz")
+    >>> np.savez(file, X=np.full((8, 4), 255.0), y=np.arange(8) % 2)
+    >>> d = load_mnist(file)
+    >>> d.X_train.shape, float(d.X_train.max())
+    ((6, 4), 1.0)
+    >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
     if not path.is_file():

@@ -17,6 +17,15 @@ def init_params(
 ) -> dict[str, np.ndarray]:
     """W1, b1, …, WL, bL: W_l ~ N(0, scale² · variance(n[l−1], n[l])), b_l = 0.
 
+    Args:
+      sizes: layer widths n[0], …, n[L].
+      init: ``"he"``, ``"xavier"`` or ``"glorot"`` (the variance rule, ``INITS``).
+      scale: multiplier on the standard deviation.
+      rng: the generator to draw from.
+
+    Returns:
+      The dict of parameters, in layer order.
+
     >>> p = init_params((4, 3, 2), "he", 1.0, np.random.default_rng(0))
     >>> list(p), p["W1"].shape, p["b2"].tolist()
     (['W1', 'b1', 'W2', 'b2'], (4, 3), [0.0, 0.0])

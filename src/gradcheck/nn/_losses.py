@@ -23,7 +23,13 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Output:
-    """A_L = output(Z_L) and the summed cost Σ_i cost(Z_L[i], Y[i]) computed stably from Z_L."""
+    """A_L = output(Z_L) and the summed cost Σ_i cost(Z_L[i], Y[i]) computed stably from Z_L.
+
+    >>> import numpy as np
+    >>> ce = OUTPUTS["softmax-ce"]
+    >>> ce.output(np.zeros((1, 2))).tolist(), round(ce.cost(np.zeros((1, 2)), np.eye(2)[:1]), 6)
+    ([[0.5, 0.5]], 0.693147)
+    """
 
     name: str
     output: Callable[[np.ndarray], np.ndarray]

@@ -36,7 +36,19 @@ class Net(Protocol):
 
 @dataclass
 class History:
-    """Per-epoch loss and accuracies, and the checks run during training as (moment, report)."""
+    """Per-epoch loss and accuracies, and the checks run during training as (moment, report).
+
+    ``Net.fit`` returns one; ``checks`` holds ``("init", Report)``, ``("step N", Report)``,
+    ``("end", Report)`` as asked by ``check_at`` / ``check_every``.
+
+    >>> import numpy as np
+    >>> from gradcheck.nn import Net
+    >>> X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    >>> history = Net((3, 4, 2), seed=0).fit(X, y, epochs=2, batch_size=10, progress=False,
+    ...                                     check_at=("end",), check_rows=5)
+    >>> len(history.loss), [(moment, report.passed) for moment, report in history.checks]
+    (2, [('end', True)])
+    """
 
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)

@@ -93,10 +93,13 @@ def to_html(report: ReportData, sweep: object = None, title: str = "gradcheck re
 
 
 def _table(report: ReportData) -> str:
-    head = ("parameter", "shape", "dtype", "checked", "rel. error", "max |n−g|", "worst at",
-            "numeric", "analytic", "tolerance", "ε", "verdict")
+    # The verdict is the second column: on a narrow screen (700 px) the table scrolls sideways,
+    # and what is cut off must be the detail, not the answer.
+    head = ("parameter", "verdict", "shape", "dtype", "checked", "rel. error", "max |n−g|",
+            "worst at", "numeric", "analytic", "tolerance", "ε")
     rows = ['<h2>Parameters</h2><div class="scroll"><table><thead><tr>']
-    rows += [f'<th class="{"l" if i in (0, 1, 2, 6) else ""}">{h}</th>' for i, h in enumerate(head)]
+    rows += [f'<th class="{"l" if i in (0, 1, 2, 3, 7) else ""}">{h}</th>'
+             for i, h in enumerate(head)]
     rows.append("</tr></thead><tbody>")
     for c in report.components.values():
         verdict = (
@@ -106,6 +109,7 @@ def _table(report: ReportData) -> str:
         skipped = f" (+{c.skipped} skipped)" if c.skipped else ""
         cells = (
             f'<td class="l">{escape(c.name)}</td>',
+            f'<td class="l">{verdict}</td>',
             f'<td class="l">{"×".join(str(s) for s in c.shape) or "scalar"}</td>',
             f'<td class="l">{escape(c.dtype)}</td>',
             f"<td>{c.checked:,}{skipped}</td>",
@@ -116,7 +120,6 @@ def _table(report: ReportData) -> str:
             f"<td>{fmt(c.analytic)}</td>",
             f"<td>{fmt(c.tolerance)}</td>",
             f"<td>{fmt(c.eps)}</td>",
-            f"<td>{verdict}</td>",
         )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append("</tbody></table></div>")

@@ -19,7 +19,22 @@ Framework = Literal["auto", "numpy", "torch", "jax"]
 
 
 class GradientAssertionError(AssertionError):
-    """A gradient check failed inside a test; ``.report`` holds the full ``Report``."""
+    """A gradient check failed inside a test; ``.report`` holds the full ``Report``.
+
+    An ``AssertionError``, so pytest shows it as a test failure; its message is the report's
+    table (the pytest plugin shortens the traceback to the test's line).
+
+    Args:
+      report: the failing report.
+
+    >>> import numpy as np
+    >>> from gradcheck.testing import GradientAssertionError, assert_gradients
+    >>> try:
+    ...     assert_gradients(lambda p: float(np.sum(p**2)), np.ones(3), np.ones(3))
+    ... except GradientAssertionError as error:
+    ...     print(error.report.passed, "FAILED" in str(error))
+    False True
+    """
 
     def __init__(self, report: Report) -> None:
         super().__init__(str(report))
