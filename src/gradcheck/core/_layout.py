@@ -22,8 +22,12 @@ Order = Literal["C", "F"]
 class Layout:
     """Names and shapes of the tensors packed in a flat θ, in θ's order.
 
-    ``order="C"`` (default) is NumPy's row-major ``ravel``; ``order="F"`` is Octave and MATLAB's
-    column-major ``Theta1(:)``.
+    Pass it as ``check(..., layout=Layout(...))``; a plain mapping there means ``order="C"``.
+
+    Args:
+      shapes: name → shape, in θ's order (``{"W1": (784, 300), "b1": 300}``; an int is a vector).
+      order: "C" (default), NumPy's row-major ``ravel``; "F", Octave and MATLAB's column-major
+        ``Theta1(:)``.
 
     >>> layout = Layout({"W": (2, 3), "b": 2}, order="F")
     >>> named = layout.unflatten(np.arange(8.0))
