@@ -18,6 +18,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,11 @@ def _needs(code: str) -> list[str]:
     imported = set(re.findall(r"^\s*(?:import|from)\s+([a-zA-Z_]\w*)", code, re.M))
     imported |= set(re.findall(r"^\s*import\s+.*?,\s*([a-zA-Z_]\w*)", code, re.M))
     imported |= {"sklearn"} if "load_digits" in code else set()
-    return [m for m in OPTIONAL if m in imported and importlib.util.find_spec(m) is None]
+    missing = [m for m in OPTIONAL if m in imported and importlib.util.find_spec(m) is None]
+    if "gradcheck.octave" in code and (importlib.util.find_spec("oct2py") is None
+                                       or not (shutil.which("octave-cli") or shutil.which("octave"))):
+        missing.append("GNU Octave and oct2py")
+    return missing
 
 
 def _env() -> dict[str, str]:

@@ -29,6 +29,7 @@ from gradcheck.checks._hvp import check_hvp
 from gradcheck.checks._layer import check_layer
 from gradcheck.checks._sweep import sweep
 from gradcheck.cli._approx import ApproxTable, approx
+from gradcheck.core._layout import Layout
 from gradcheck.core._numerical import numerical_gradient
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.diagnose._taylor import TaylorResult, taylor_test
@@ -47,6 +48,7 @@ __all__ = [
     "Finding",
     "GradCheckError",
     "GradientMismatchError",
+    "Layout",
     "LossOutputError",
     "LossRaisedError",
     "NonFiniteError",

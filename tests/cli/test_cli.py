@@ -403,3 +403,22 @@ def test_usage_errors_have_the_one_error_style():
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("gradcheck: error: ") and says in lines[0]
         assert "Traceback" not in out.stderr and "╭" not in out.stderr
+
+
+def test_a_flat_target_is_read_with_layout_and_order(tmp_path):
+    target = tmp_path / "flat.py"
+    target.write_text(
+        "import numpy as np\n"
+        "W = np.arange(1.0, 7.0) / 10\n"
+        "def target():\n"
+        "    g = 2 * W\n"
+        "    g[np.ravel_multi_index((1, 0), (2, 3), order='F')] += 1  # W[1, 0], unrolled as F\n"
+        "    return (lambda t: float(t @ t)), W, g\n")
+    result = run("check", f"{target}:target", "--layout", "W=2x3", "--order", "F",
+                 env={"COLUMNS": "120"})
+    assert result.exit_code == 1, result.output
+    assert "[1, 0]" in result.stdout and "order='F'" in result.stdout
+    _one_line_error(run("check", f"{target}:target", "--layout", "W=2by3"), "NAME=SHAPE")
+    _one_line_error(run("check", f"{target}:target", "--order", "F"), "--layout")
+    _one_line_error(run("check", f"{target}:target", "--layout", "W=2x3", "--order", "K"),
+                    "--order")

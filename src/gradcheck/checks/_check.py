@@ -7,13 +7,15 @@ The verdict knows nothing of the diagnosis; the diagnosis gets the verdict as a 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from gradcheck._errors import OptionError
+from gradcheck.checks._forms import prepare
 from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
+from gradcheck.core._layout import Layout
 from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
@@ -24,9 +26,9 @@ from gradcheck.report._report import Report
 
 
 def check(
-    loss: Callable[[Params], Any],
+    loss: Callable[..., Any],
     params: Params,
-    grads: Params | Callable[[Params], Params],
+    grads: Params | Callable[..., Params] | Literal["returned"],
     *,
     eps: float | dict[str, float] | None = None,
     scheme: SchemeName = "central",
@@ -42,13 +44,18 @@ def check(
     executor: Any = None,
     progress: bool | None = None,
     on_interrupt: Literal["raise", "report"] = "raise",
+    layout: Mapping[str, Any] | Layout | None = None,
+    args: Sequence[Any] = (),
 ) -> Report:
     """Compares backprop gradients with finite differences, parameter by parameter.
 
     Args:
-      loss: ``loss(params) -> J``, a float or a size-1 array.
+      loss: ``loss(params) -> J``, a float or a size-1 array (``loss(params, *args)`` with
+        ``args``; ``(J, grad)`` with ``grads="returned"``).
       params: an ndarray, or dicts / lists / tuples of ndarrays (``{"W1": ..., "b1": ...}``).
-      grads: the analytic gradients in the same structure, or ``grads(params)`` returning them.
+      grads: the analytic gradients in the same structure, ``grads(params)`` returning them, or
+        "returned" when ``loss`` returns ``(J, grad)`` (Octave's ``[J grad]``, scipy's
+        ``jac=True``, cs231n's ``loss, grads``): one call per point gives both.
       eps: the step; None chooses one per parameter from the measured noise and its scale.
       scheme: "central" (default), "forward", "backward", "richardson" or "complex".
       seed: seeds gradcheck's own generator (random directions); the global RNG is untouched.
@@ -72,6 +79,13 @@ def check(
       progress: show a progress bar after 1 s; None (default) only when stderr is a terminal.
       on_interrupt: on Ctrl-C, "raise" ``CheckInterrupted`` (a KeyboardInterrupt whose
         ``.report`` is the partial report) or "report" to return the partial report.
+      layout: for a flat θ, the names and shapes packed in it, in θ's order
+        (``{"W1": (784, 300), "b1": 300, ...}``, read row-major as NumPy's ravel), or
+        ``gradcheck.Layout(shapes, order="F")`` for Octave/MATLAB's ``[Theta1(:); Theta2(:)]``.
+        θ and a flat grad are then checked and reported as those named tensors (``W1[i, j]``);
+        the loss still receives a flat vector of θ's shape, and ``eps``/``layers`` use the names.
+      args: extra positional arguments of ``loss`` (and of a ``grads`` function), as in
+        ``scipy.optimize.minimize``: ``loss(theta, *args)``.
 
     Returns:
       A frozen ``Report``; ``report.passed`` is the verdict, ``print(report)`` shows a table.
@@ -81,6 +95,10 @@ def check(
     True
     >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
     ('w',)
+    >>> theta = np.arange(1.0, 5.0)  # a flat θ holding W (2, 2), read with a layout
+    >>> g = 3 * theta**2 * np.array([1, 1, 1, 2])
+    >>> check(lambda t: (t ** 3).sum(), theta, g, layout={"W": (2, 2)}).components["W"].worst_index
+    (1, 1)
     """
     options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
     check_batch_size(batch_size)
@@ -94,10 +112,13 @@ def check(
         )
     if on_interrupt not in ("raise", "report"):
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
+    forms = prepare(loss, params, grads, layout=layout, args=args, batched_loss=batched_loss)
+    loss, params, grads = forms.loss, forms.params, forms.grads
     report = run(
         loss, params, grads, options, coords=coords, budget=budget,
-        batched_loss=batched_loss, executor=executor, progress=progress,
+        batched_loss=forms.batched_loss, executor=executor, progress=progress,
     )
+    report = dataclasses.replace(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
     report = dataclasses.replace(report, findings=findings, origin=origin)
     extras = () if callable(grads) else course_extras(params, grads)

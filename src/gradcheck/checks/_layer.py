@@ -18,6 +18,7 @@ import numpy as np
 
 from gradcheck._errors import LossOutputError, LossRaisedError, ShapeMismatchError, StructureError
 from gradcheck.checks._check import check
+from gradcheck.core._axes import only_size_one
 from gradcheck.core._validate import shape_hint
 from gradcheck.report._report import Report
 
@@ -124,7 +125,7 @@ def check_layer(
                 f"backward returned None for d{name}; return its gradient (zeros if the "
                 "output does not depend on it)."
             )
-        if g.shape != params[name].shape:
+        if g.shape != params[name].shape and not only_size_one(g.shape, params[name].shape):
             raise ShapeMismatchError(
                 f"backward's gradient d{name} has shape {g.shape} but {name} has shape "
                 f"{params[name].shape}.{shape_hint(g.shape, params[name].shape)}"

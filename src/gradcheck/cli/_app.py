@@ -178,11 +178,19 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _run_check(target: str, options: dict[str, Any]) -> Any:
+def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> Any:
     """Loads the target and runs ``gradcheck.check``; the user's prints go to stderr."""
     from gradcheck.checks._check import check
     from gradcheck.cli._target import call_target, load_target
 
+    if target.endswith(".m"):
+        from gradcheck.cli._flat import run_octave
+
+        with _user_code():
+            return run_octave(target, options, **octave)
+    if any(v is not None for v in octave.values()):
+        given = ", ".join(f"--{k}" for k, v in octave.items() if v is not None)
+        raise _Usage(f"{given}: for an Octave/MATLAB .m target only (this target is Python).")
     with _user_code():
         loss, params, grads = call_target(load_target(target), target)
         workers = options.pop("executor", None)
@@ -219,7 +227,9 @@ def _print_report(report: Any) -> None:
 def check_command(
     target: str = typer.Argument(..., metavar="TARGET",
                                  help="path/to/file.py:function or module.path:function; the "
-                                 "function takes no arguments and returns (loss, params, grads)."),
+                                 "function takes no arguments and returns (loss, params, grads). "
+                                 "Or an Octave/MATLAB cost.m returning [J grad] (with --data, "
+                                 "--params, --args)."),
     eps: float = typer.Option(None, "--eps", metavar="FLOAT",
                               help="Step (default: chosen per parameter)."),
     scheme: str = typer.Option("central", "--scheme", metavar=f"[{'|'.join(SCHEMES)}]",
@@ -240,15 +250,32 @@ def check_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", metavar="",
                                help="Print nothing; the exit code tells."),
     debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks of errors."),
+    data: str = typer.Option(None, "--data", metavar="FILE.mat",
+                             help=".m target: the .mat file holding its data."),
+    params: str = typer.Option(None, "--params", metavar="NAMES",
+                               help=".m target: the parameter matrices in --data, in nn_params "
+                               "order (unrolled column-major), e.g. Theta1,Theta2."),
+    args: str = typer.Option(None, "--args", metavar="NAMES",
+                             help=".m target: its other arguments in order: variables of --data "
+                             "or numbers, e.g. input_layer_size,X,y,3."),
+    layout: str = typer.Option(None, "--layout", metavar="NAME=SHAPE,...",
+                               help="Read a flat θ as named tensors, in θ's order, e.g. "
+                               "W1=784x300,b1=300 (see --order)."),
+    order: str = typer.Option(None, "--order", metavar="[C|F]",
+                              help="C: θ unrolled row-major (NumPy, the default for .py targets); "
+                              "F: column-major (Octave's Theta(:), the default for .m targets)."),
 ) -> None:
     """Checks a target's gradients. Exit code 0 passed, 1 wrong gradient, 2 usage or input error."""
     html_path = None if html is None else Path(html)
     md_path = None if markdown in (None, "-") else Path(markdown)
     try:
         options = _check_options(eps, scheme, seed, coords, budget, workers)
+        from gradcheck.cli._flat import layout_option
+
+        options.update(layout_option(layout, order, target))
         _writable(html_path, "--html")
         _writable(md_path, "--markdown")
-        report = _run_check(target, options)
+        report = _run_check(target, options, {"data": data, "params": params, "args": args})
         if html_path is not None:
             html_path.write_text(report.to_html(title=f"gradcheck {target}", seed=seed,
                                                 command=_command("check", target, eps=eps,

@@ -388,14 +388,42 @@ def _lines(c: Component, bad: np.ndarray, checked: np.ndarray) -> Finding | None
         zero = not np.any(np.take(g, lines, axis=1 - axis))
         plural = len(lines) > 1
         what = f"{word}{'s' if plural else ''} {_runs(lines)} of d{c.name}"
+        where = tuple((word, int(i)) for i in lines)
+        k = None if zero else _penalised_lines(c, lines, axis)
+        if k is not None:
+            return Finding(
+                c.name, "regularization",
+                f"only {what} {'are' if plural else 'is'} wrong, by {fmt(k)}·{c.name} on "
+                f"{'those lines' if plural else 'that line'}: an L2 term the loss does not "
+                "have there (a bias column or row regularised?).",
+                f"Leave {'those lines' if plural else 'that line'} out of the penalty's gradient, "
+                "as the loss does (Ng's ex4 penalises Theta(:, 2:end) only, not the bias "
+                "column).", factor=k, where=where,
+            )
         state = "left at 0" if zero else "wrong; the rest of the tensor is right"
         hint = ("A loop that stops one short, or an index that skips it?" if zero else
                 "Look at the loop or indexing that fills those lines of the gradient.")
         return Finding(
             c.name, "localized", f"only {what} {'are' if plural else 'is'} {state}.", hint,
-            where=tuple((word, int(i)) for i in lines),
+            where=where,
         )
     return None
+
+
+def _penalised_lines(c: Component, lines: np.ndarray, axis: int) -> float | None:
+    """k > 0 when analytic − numeric on the wrong lines is k·θ there (an L2 term too many)."""
+    if c.value_array is None or c.bound_array is None:
+        return None
+    take = [np.take(np.asarray(a, dtype=np.float64), lines, axis=1 - axis).ravel()
+            for a in (c.analytic_array, c.numeric_array, c.value_array, c.bound_array)]
+    g, n, theta, bound = take
+    seen = np.isfinite(n)
+    if seen.sum() < 2:
+        return None
+    r = g[seen] - n[seen]
+    k = fit(r, theta[seen])
+    ok = k > 0 and bool(np.all(np.abs(r - k * theta[seen]) <= np.maximum(bound[seen], 0)))
+    return k if ok else None
 
 
 def _localized(e: Evidence) -> Finding | None:

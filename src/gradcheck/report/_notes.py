@@ -68,3 +68,37 @@ def _kinks(name: str, c: Component) -> list[str]:
         f"(ReLU at 0, |w|, hinge): kink at {first}{more}. The analytic value lies between the "
         "left and right slopes (a valid subgradient), so they were skipped, not blamed."
     ]
+
+
+def flat_layout(size: int, shape: tuple[int, ...], order: str, where: str) -> str:
+    """How a flat θ was read (``layout=``), so that W1[i, j] can be found in θ again.
+
+    >>> flat_layout(6, (6,), "F", "W = θ[0:6].reshape((2, 3), order='F')")[:40]
+    'θ (shape (6,), 6 entries) was checked as'
+    """
+    reading = ("column-major, as Octave/MATLAB's Theta(:) unrolls" if order == "F"
+               else "row-major, as NumPy's ravel unrolls")
+    octave = (" Indices are NumPy's, from 0: Theta1[i, j] is Theta1(i+1, j+1) in Octave "
+              "(column 0 here is Octave's column 1: in ex4, the bias column)." if order == "F" else "")
+    return (f"θ (shape {shape}, {size:,} entries) was checked as named tensors, {reading}: "
+            f"{where}.{octave}")
+
+
+def size_one_axes(found: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+    """Gradients judged on their values although their shape had extra (or missing) size-1 axes.
+
+    >>> size_one_axes([("b1", (1, 64), (64,))])[:60]
+    "grads['b1'] has shape (1, 64) but params['b1'] has shape (64"
+    """
+    parts = "; ".join(f"grads['{n}'] has shape {g} but params['{n}'] has shape {p}"
+                      for n, g, p in found)
+    name, g, p = found[0]
+    name = name if "." not in name else f"grads[{name!r}]"
+    grown = np.broadcast_shapes(g, p)
+    return (
+        f"{parts}: the shapes differ only by size-1 axes (a keepdims=True sum, or a row vector "
+        "for a vector), so the values were judged, as if reshaped. Reshape before the update: "
+        f"{name} − lr·d{name} broadcasts to shape {grown}, silently turning the parameter of "
+        f"shape {p} into that (a column against a row even makes a matrix): return "
+        f"d{name}.reshape({p}) (or sum without keepdims)."
+    )
