@@ -4,7 +4,8 @@ Run (from the repository root):
   python benchmarks/engine_equality.py record /tmp/engine_base.json   # on the untouched code
   python benchmarks/engine_equality.py compare /tmp/engine_base.json  # after a change
 
-It runs the whole test suite (``pytest -p no:randomly``, hypothesis's derandomized "ci" profile)
+It runs the whole test suite (``pytest -p no:randomly``, hypothesis's derandomized "ci" profile,
+``PYTHONHASHSEED=0``: micrograd-style code iterates over sets)
 with this file loaded as a pytest plugin, then ``benchmarks/bug_gallery.py --seeds 2 --tools
 gradcheck`` in-process with the same hooks, and records two streams, keyed by the test's node id
 (or "bug_gallery") and the order within it:
@@ -55,6 +56,19 @@ class _Counted:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return self.fn(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # a batched loss's by_tensor, counted too
+        if name.startswith("__") or name in ("fn", "calls"):
+            raise AttributeError(name)
+        attr = getattr(self.fn, name)
+        if name != "by_tensor":
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return attr(*args, **kwargs)
+
+        return counted
 
 
 def _json(report: Any) -> Any:
@@ -173,7 +187,7 @@ def _gallery(seeds: int) -> list[dict[str, Any]]:
 
 
 def collect(path: Path, pytest_args: list[str]) -> None:
-    env = {**os.environ, OUT_ENV: str(path) + ".tests", "CI": "1",
+    env = {**os.environ, OUT_ENV: str(path) + ".tests", "CI": "1", "PYTHONHASHSEED": "0",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "benchmarks"),
                                           os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "engine_equality",
