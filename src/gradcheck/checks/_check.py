@@ -13,12 +13,12 @@ from typing import Any, Literal
 import numpy as np
 
 from gradcheck._errors import OptionError
-from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
+from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent
 from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
 from gradcheck.core._validate import course_extras, shared_memory
-from gradcheck.core._verdict import SchemeName, run
+from gradcheck.core.verdict import SchemeName, run
 from gradcheck.diagnose._diagnose import check_batch_size, diagnose, finish
 from gradcheck.report._report import Report
 
@@ -82,22 +82,16 @@ def check(
     >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
     ('w',)
     """
-    options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
+    config = validate(
+        eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol, coords=coords, budget=budget,
+        batched_loss=batched_loss, executor=executor, progress=progress,
+    )
     check_batch_size(batch_size)
     layers = validate_layers(layers)
     validate_order(order)
-    validate_coords(coords, budget)
-    if coords == "directional" and scheme == "complex":
-        raise OptionError(
-            "coords='directional' uses central differences along random directions and "
-            "cannot be combined with scheme='complex'; use coords='all' or a sample."
-        )
     if on_interrupt not in ("raise", "report"):
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
-    report = run(
-        loss, params, grads, options, coords=coords, budget=budget,
-        batched_loss=batched_loss, executor=executor, progress=progress,
-    )
+    report = run(loss, params, grads, config)
     findings, origin = diagnose(report.components, report.suspects, layers)
     report = dataclasses.replace(report, findings=findings, origin=origin)
     extras = () if callable(grads) else course_extras(params, grads)

@@ -4,7 +4,7 @@ Owns parameter trees (``_tree``), option checks (``_options``, ``_validate``), e
 loss on copies (``_evaluate``), the noise estimate (``_noise``), finite-difference schemes
 (``_schemes``), tolerances by dtype (``_tolerance``), coordinate selection (``_coords``),
 directional search (``_directional``), progress and Ctrl-C (``_progress``), the verdict
-(``_verdict.run``) and ``numerical_gradient`` (``_numerical``).
+(``verdict.run``, a pipeline of stages) and ``numerical_gradient`` (``_numerical``).
 
 May import: ``gradcheck._errors`` and ``gradcheck.report`` (the data it fills in). Never the
 diagnosis, the public checks, the adapters or the command line.
