@@ -3,6 +3,8 @@
 Run (from the repository root):
   python benchmarks/engine_equality.py record /tmp/engine_base.json   # on the untouched code
   python benchmarks/engine_equality.py compare /tmp/engine_base.json  # after a change
+  python benchmarks/engine_equality.py unstable /tmp/engine_base.json /tmp/again.json
+  python benchmarks/engine_equality.py diff /tmp/engine_base.json  # the last compare, again
 
 It runs the whole test suite (``pytest -p no:randomly``, hypothesis's derandomized "ci" profile,
 ``PYTHONHASHSEED=0``: micrograd-style code iterates over sets)
@@ -27,6 +29,7 @@ nothing in the package or the suite's conftest changes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -111,15 +114,23 @@ def install() -> None:
         return
 
     def run(loss: Any, params: Any, grads: Any, *args: Any, **kwargs: Any) -> Any:
-        counted = kwargs.get("executor") is None
+        # the options: keywords of run() before issue 22, one CheckConfig (args[0]) after
+        config = args[0] if args else None
+        new = hasattr(config, "batched_loss")
+        executor = config.executor if new else kwargs.get("executor")
+        batched = config.batched_loss if new else kwargs.get("batched_loss")
+        counted = executor is None
         if counted:
             loss = _Counted(loss)
-            if kwargs.get("batched_loss") is not None:
-                kwargs["batched_loss"] = _Counted(kwargs["batched_loss"])
+            if batched is not None:
+                batched = _Counted(batched)
+                if new:
+                    args = (dataclasses.replace(config, batched_loss=batched), *args[1:])
+                else:
+                    kwargs["batched_loss"] = batched
         report = original(loss, params, grads, *args, **kwargs)
         calls = None
         if counted:
-            batched = kwargs.get("batched_loss")
             calls = [loss.calls, batched.calls if batched is not None else None]
         _add("run", report, calls)
         return report
@@ -240,11 +251,12 @@ def main() -> None:
         Path(str(path) + ".unstable").write_text("\n".join(keys) + ("\n" if keys else ""))
         print(f"{len(keys)} nondeterministic test(s): written to {path}.unstable")
         print("\n".join(keys))
-    elif mode == "compare":
+    elif mode in ("compare", "diff"):  # diff: compare <baseline>.new, recorded before
         new = Path(str(path) + ".new")
-        collect(new, extra)
+        if mode == "compare":
+            collect(new, extra)
         skipfile = Path(str(path) + ".unstable")
-        skip = set(skipfile.read_text().split()) if skipfile.exists() else set()
+        skip = set(skipfile.read_text().splitlines()) if skipfile.exists() else set()
         base, now = json.loads(path.read_text()), json.loads(new.read_text())
         lines = diff(base, now, skip)
         n = sum(1 for r in base if r["key"].split("#")[0] not in skip)
