@@ -26,6 +26,7 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy  # the engine, src/gradcheck/core/ (pyproject.toml's [tool.mypy])
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
