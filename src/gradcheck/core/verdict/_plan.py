@@ -18,7 +18,8 @@ import numpy as np
 from gradcheck._errors import OptionError
 from gradcheck.core._coords import Capped, Selection, overhead, select
 from gradcheck.core._directional import TOP_CALLS
-from gradcheck.core._evaluate import Workspace, make_evaluator
+from gradcheck.core._evaluate import Workspace
+from gradcheck.core._executor import make_evaluator
 from gradcheck.core._options import CheckConfig, check_eps_names
 from gradcheck.core._schemes import SCHEMES, Scheme
 from gradcheck.core._tree import Params, Tree
