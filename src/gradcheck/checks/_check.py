@@ -123,8 +123,14 @@ def check(
         extra += 1
         return loss(p)
 
-    def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params) -> bool:
-        again = run(fn, p, corrected, validate(eps=None, scheme="central", seed=seed))
+    # The diagnosis's re-checks judge a candidate correction of one tensor (``name``) as the
+    # check judged it: the user's eps, scheme, seed, rtol and atol, on every coordinate, here.
+    rechecks = dataclasses.replace(config, coords="all", budget=DEFAULT_BUDGET,
+                                   batched_loss=None, executor=None, progress=False)
+
+    def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params, name: str) -> bool:
+        eps = config.eps_value(name)  # the tensor alone is "theta": its own forced step
+        again = run(fn, p, corrected, dataclasses.replace(rechecks, eps=eps))
         if again.interrupted:  # Ctrl-C in a re-check: not a "no", a stop
             raise KeyboardInterrupt
         return bool(again.passed)

@@ -95,3 +95,27 @@ def test_an_interrupted_check_still_says_incomplete_not_passed() -> None:
     w = np.linspace(0.5, 1.5, 40)
     report = gradcheck.check(loss, w, 3 * w**2, on_interrupt="report")
     assert report.interrupted and report.passed is None and report.verdict == "incomplete"
+
+
+def test_the_diagnosis_rechecks_with_the_users_options(monkeypatch) -> None:
+    # A sign flip of b1 on ReLU kinks is confirmed by a re-check (tests/diagnose): that re-check
+    # now judges with the user's scheme, seed, tolerances and (per tensor) forced step.
+    import gradcheck.checks._check as public
+    from bugs.mlp import mlp
+
+    seen = []
+
+    def spy(loss, params, grads, config):
+        seen.append(config)
+        return run(loss, params, grads, config)
+
+    monkeypatch.setattr(public, "run", spy)
+    loss, params, grads = mlp("relu", "softmax", (4, 8, 3), m=10, zero_rows=3, seed=4)
+    g = grads(params)
+    report = gradcheck.check(loss, params, {**g, "b1": -g["b1"]}, scheme="richardson", seed=3,
+                             rtol={np.float64: 1e-9}, eps={"b1": 1e-5})
+    assert [f.kind for f in report.findings if f.param == "b1"] == ["sign"]
+    rechecks = seen[1:]
+    assert rechecks and all(c.scheme == "richardson" and c.seed == 3 for c in rechecks)
+    assert all(c.rtol == {np.dtype(np.float64): 1e-9} and c.coords == "all" for c in rechecks)
+    assert {c.eps for c in rechecks} <= {1e-5, None}
