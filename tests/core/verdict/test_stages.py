@@ -100,8 +100,9 @@ def test_an_interrupted_check_still_says_incomplete_not_passed() -> None:
 def test_the_diagnosis_rechecks_with_the_users_options(monkeypatch) -> None:
     # A sign flip of b1 on ReLU kinks is confirmed by a re-check (tests/diagnose): that re-check
     # now judges with the user's scheme, seed, tolerances and (per tensor) forced step.
-    import gradcheck.checks._check as public
     from bugs.mlp import mlp
+
+    import gradcheck.checks._check as public
 
     seen = []
 
