@@ -82,13 +82,14 @@ def check(
     >>> check(lambda p: (p["w"] ** 3).sum(), {"w": w}, {"w": 3 * w}).suspects
     ('w',)
     """
-    config = validate(
-        eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol, coords=coords, budget=budget,
-        batched_loss=batched_loss, executor=executor, progress=progress,
-    )
+    numerics = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
     check_batch_size(batch_size)
     layers = validate_layers(layers)
     validate_order(order)
+    config = numerics.selecting(
+        coords=coords, budget=budget, batched_loss=batched_loss, executor=executor,
+        progress=progress,
+    )
     if on_interrupt not in ("raise", "report"):
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
     report = run(loss, params, grads, config)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,22 @@ class CheckConfig:
     batched_loss: Callable[[np.ndarray], Any] | None = None
     executor: Any = None
     progress: bool | None = False
+
+    def selecting(
+        self,
+        *,
+        coords: Any,
+        budget: Any,
+        batched_loss: Callable[[np.ndarray], Any] | None = None,
+        executor: Any = None,
+        progress: bool | None = False,
+    ) -> CheckConfig:
+        """This config with the coordinates and the evaluation chosen (``coords`` and
+        ``budget`` validated here, as ``validate`` does)."""
+        return dataclasses.replace(
+            self, coords=_check_coords(coords, budget, self.scheme), budget=budget,
+            batched_loss=batched_loss, executor=executor, progress=progress,
+        )
 
     def eps_value(self, name: str) -> float | None:
         """The forced step for parameter ``name`` (None: the automatic step)."""
