@@ -8,15 +8,13 @@ continuously past a kink (``flat_entries``). A float64 tensor whose stairs are e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from gradcheck.core._coords import Capped
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import Flat, Stepper, TensorResult
-from gradcheck.report._format import index_text
 from gradcheck.report._model import MISMATCH
+from gradcheck.report._sentences import Note, NoteCode
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
 FLAT_SAMPLE = 2  # agreeing flat entries tried before giving up if none is a stair
@@ -141,79 +139,30 @@ def _follow(
     return (STAIRS if jump else ONSET), lo
 
 
-def flat_notes(tree: Tree, flats: list[Flat | None], results: list[TensorResult]) -> list[str]:
+def flat_notes(tree: Tree, flats: list[Flat | None], results: list[TensorResult]) -> list[Note]:
     """What the entries along which J did not move at all turned out to be."""
     notes = []
     for t, found in enumerate(flats):
         if found is None or t >= len(results):
             continue
         name, shape, r = tree.names[t], tuple(tree.leaves[t].shape), results[t]
-
-        def where(entries: np.ndarray, name: str = name, shape: tuple = shape) -> str:
-            first = ", ".join(index_text(name, tuple(int(j) for j in np.unravel_index(i, shape)))
-                              for i in entries[:3])
-            return first + (f" and {entries.size - 3:,} more" if entries.size > 3 else "")
-
-        tried = "" if found.order.size == found.flat else (
-            f" ({found.order.size} of the {found.flat:,} entries J did not move along were "
-            "followed farther)")
+        tried = {"order": found.order.size, "flat": found.flat}
         wrong = r.flags == MISMATCH
-        notes += _stairs_notes(name, found, r, wrong, where, tried)
+        stairs_ok = found.stairs[~wrong[found.stairs]]
+        stairs_bad = found.stairs[wrong[found.stairs]]
+        if stairs_ok.size:
+            notes.append(Note(NoteCode.STAIRS, name,
+                              {"shape": shape, "entries": stairs_ok, **tried}))
+        if stairs_bad.size:
+            notes.append(Note(NoteCode.SURROGATE, name, {
+                "shape": shape, "entries": stairs_bad,
+                "value": r.analytic[int(stairs_bad[0])], **tried}))
         dead = np.concatenate([found.still, found.onset])
         dead = dead[wrong[dead]]
         if dead.size:
             i = int(dead[0])
             k = int(np.flatnonzero(found.order == i)[0])
-            far = (f"at any step tried (up to ±{found.reach[k]:.3g})" if i in found.still else
-                   f"within ±{found.reach[k]:.3g} of θ (it changes only farther away, past a kink)")
-            notes.append(
-                f"J does not change along {where(dead[:1])} {far} "
-                f"while the gradient says {r.analytic[i]:.3g}"
-                + (f" (and along {dead.size - 1:,} more entries of {name} with non-zero "
-                   "gradients)" if dead.size > 1 else "")
-                + ": J is locally constant there (a dead ReLU unit, a clamp, a saturated max), "
-                f"so its derivative is 0 and the analytic value is wrong{tried}."
-            )
+            notes.append(Note(NoteCode.LOCALLY_CONSTANT, name, {
+                "shape": shape, "entries": dead, "value": r.analytic[i],
+                "reach": found.reach[k], "still": bool(i in found.still), **tried}))
     return notes
-
-
-def _stairs_notes(
-    name: str, found: Flat, r: TensorResult, wrong: np.ndarray,
-    where: Callable[[np.ndarray], str], tried: str,
-) -> list[str]:
-    """The staircase entries: agreeing (derivative 0 a.e.) and wrong (a surrogate gradient)."""
-    notes = []
-    stairs_ok = found.stairs[~wrong[found.stairs]]
-    stairs_bad = found.stairs[wrong[found.stairs]]
-    if stairs_ok.size:
-        what = where(stairs_ok) if stairs_ok.size <= 3 else (
-            f"{stairs_ok.size:,} entries of {name} ({where(stairs_ok)})")
-        notes.append(
-            f"J is piecewise constant along {what}: its derivative is 0 almost everywhere, "
-            "and the analytic 0 there agrees (J does not change at small steps and jumps by "
-            f"a stair at larger ones: round, floor, sign or a quantisation){tried}."
-        )
-    if stairs_bad.size:
-        i = int(stairs_bad[0])
-        what = where(stairs_bad) if stairs_bad.size <= 3 else (
-            f"{stairs_bad.size:,} entries of {name} ({where(stairs_bad)})")
-        notes.append(
-            f"J is piecewise constant along {what} while grads gives non-zero values there "
-            f"({where(stairs_bad[:1])}: {r.analytic[i]:.3g}): J does not change at small "
-            "steps and jumps by a stair at larger ones, so its derivative is 0 almost "
-            "everywhere and these values cannot be a derivative. A straight-through "
-            "estimator or another surrogate gradient is expected to fail a gradient check: "
-            "check the rest of the model with this op replaced by a differentiable one, or "
-            f"leave {name} out of the check{tried}."
-        )
-    return notes
-
-
-def reads_note(name: str, d: np.dtype) -> str:
-    """A tensor J reads in a coarser dtype, judged as such."""
-    return (
-        f"J reads {name} in {d} (it is constant between {d} values of each entry, "
-        f"which looked like a staircase at float64 steps): {name} was checked as a {d} "
-        f"parameter, from its {d} values, with steps of at least 16 {d} spacings and the {d} "
-        "precision allowance."
-    )

@@ -182,28 +182,3 @@ def _off_kink(
     r.numeric[i] = r.analytic[i] - (g - n_star)
     r.bound[i] = allowed
     return True
-
-
-def subgradient_note(kinks: int, callable_grads: bool) -> str:
-    """What the kinked entries' check proved, and how to get the stronger test."""
-    entries = f"{kinks:,} entr{'y' if kinks == 1 else 'ies'}"
-    text = (
-        f"{entries} judged as kinks ({'was' if kinks == 1 else 'were'} checked only as "
-        "subgradients: any analytic value between the left and right slopes passes, so a small "
-        "error there, such as a missing L1 term or a x1.01 factor, can hide inside the interval)."
-    )
-    if not callable_grads:
-        text += (
-            " Pass grads as a function, grads(params) -> gradients, for a stronger test at a "
-            "nearby point off the kink."
-        )
-    return text
-
-
-def recheck_note(n: int, bad: int) -> str:
-    """What the re-check off the kinks found."""
-    return (
-        f"{n:,} kinked entr{'y was' if n == 1 else 'ies were'} re-checked at a nearby point "
-        f"θ + δ off the kink, with grads(θ + δ): {bad:,} disagree"
-        + (" (judged wrong above)." if bad else ".")
-    )

@@ -1,5 +1,6 @@
 """The engine's notes: what a report must say beyond its table (steps widened, entries near a
-domain edge, what a sample or a budget left out, flat entries, dtypes, kinks)."""
+domain edge, what a sample or a budget left out, flat entries, dtypes, kinks), as ``Note``
+records; ``report._sentences`` holds their wording."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gradcheck.core import _edges
 from gradcheck.core._coords import Selection
 from gradcheck.core._directional import Located
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._tree import Tree
-from gradcheck.core.verdict._flat import flat_notes, reads_note
-from gradcheck.core.verdict._kinks import Recheck, recheck_note, subgradient_note
+from gradcheck.core.verdict._flat import flat_notes
+from gradcheck.core.verdict._kinks import Recheck
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import Facts, TensorResult, coarser
 from gradcheck.report._model import KINK, MISMATCH
+from gradcheck.report._sentences import Note, NoteCode, render
 
 HALF_ULPS = 128  # a float16 gradient's mismatches all within this many ulps of its largest
 
@@ -26,6 +27,17 @@ def engine_notes(
     results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
     callable_grads: bool,
 ) -> tuple[str, ...]:
+    """Every note of the engine, in the report's order, as sentences."""
+    return tuple(render(n) for n in engine_records(
+        tree, analytic, config, plan, facts, results, interrupted, spent, rechecked,
+        callable_grads))
+
+
+def engine_records(
+    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
+    results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
+    callable_grads: bool,
+) -> list[Note]:
     """Every note of the engine, in the report's order."""
     notes = step_notes(tree, analytic, config, facts, results)
     notes += edge_notes(tree, facts)
@@ -34,67 +46,55 @@ def engine_notes(
                          interrupted)
     notes += budget_notes(tree.names, plan.sizes, plan.selection, plan.nodes, facts, spent)
     notes += flat_notes(tree, [f.flat for f in facts], results)
-    notes += [reads_note(tree.names[t], f.reads) for t, f in enumerate(facts)
-              if f.reads is not None and t < len(results)]
+    notes += [Note(NoteCode.READS_COARSER, tree.names[t], {"dtype": str(f.reads)})
+              for t, f in enumerate(facts) if f.reads is not None and t < len(results)]
     notes += half_notes(tree, analytic, results)
     kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
     if kinks:
-        notes.append(subgradient_note(kinks, callable_grads))
+        notes.append(Note(NoteCode.SUBGRADIENTS, None,
+                          {"kinks": kinks, "callable_grads": callable_grads}))
     if rechecked.entries:
-        notes.append(recheck_note(rechecked.entries, rechecked.bad))
-    return tuple(notes)
+        notes.append(Note(NoteCode.RECHECKED_OFF_KINK, None,
+                          {"entries": rechecked.entries, "bad": rechecked.bad}))
+    return notes
 
 
 def step_notes(
     tree: Tree, analytic: list[np.ndarray], config: CheckConfig, facts: list[Facts],
     results: list[TensorResult],
-) -> list[str]:
+) -> list[Note]:
     """Forced steps that were widened, and gradients judged in a coarser dtype than θ's."""
     notes = [
-        f"eps={config.eps_value(tree.names[t]):g} for {tree.names[t]} {f.widened}; the "
-        f"automatic step {results[t].eps:.3g} was used instead (a forced eps is a starting step)."
+        Note(NoteCode.EPS_WIDENED, tree.names[t], {
+            "eps": config.eps_value(tree.names[t]), "reason": f.widened, "step": results[t].eps})
         for t, f in enumerate(facts)
         if f.widened is not None and t < len(results)
     ]
     for name, leaf, g in zip(tree.names, tree.leaves, analytic, strict=True):
         if coarser(leaf.dtype, g.dtype) != np.dtype(leaf.dtype):
-            notes.append(
-                f"grads['{name}'] is {g.dtype} for a {leaf.dtype} parameter: the analytic "
-                f"gradient was judged with the {g.dtype} precision allowance (its own dtype)."
-            )
+            notes.append(Note(NoteCode.GRAD_DTYPE, name,
+                              {"dtype": str(g.dtype), "param_dtype": str(leaf.dtype)}))
     return notes
 
 
 def budget_notes(
     names: Sequence[str], sizes: Sequence[int], selection: Selection, nodes: int,
     facts: list[Facts], spent: bool,
-) -> list[str]:
+) -> list[Note]:
     """What the budget left out: second opinions, tensors, and how to ask for everything."""
-    notes = [
-        f"{names[t]}: {f.unrefined:,} first-pass mismatches got no second opinion (budget="
-        f"{selection.limit:,} spent) and are left unchecked; coords='all' checks them all."
-        for t, f in enumerate(facts) if f.unrefined
-    ]
-    notes += [
-        f"{names[t]}: {f.kept:,} first-pass mismatches are reported without a second opinion (budget="
-        f"{selection.limit:,} spent); the tensor's own directional test failed, so they stand."
-        for t, f in enumerate(facts) if f.kept
-    ]
+    notes = [Note(NoteCode.UNREFINED, names[t], {"count": f.unrefined, "budget": selection.limit})
+             for t, f in enumerate(facts) if f.unrefined]
+    notes += [Note(NoteCode.KEPT, names[t], {"count": f.kept, "budget": selection.limit})
+              for t, f in enumerate(facts) if f.kept]
     if spent:
-        notes.append(
-            f"The budget of {selection.limit:,} loss calls ran out before every tensor was "
-            "checked: the unchecked entries are NaN. Raise budget= or pass coords='all'."
-        )
+        notes.append(Note(NoteCode.BUDGET_SPENT, None, {"budget": selection.limit}))
     if selection.limit is not None and selection.count(sizes) < sum(sizes):
-        notes.append(
-            f"coords='auto' kept within budget={selection.limit:,} loss calls; a full check of "
-            f"all {sum(sizes):,} coordinates needs about {nodes * sum(sizes):,}: pass "
-            "coords='all' (or a larger budget=) to check every one."
-        )
+        notes.append(Note(NoteCode.AUTO_BUDGET, None, {
+            "budget": selection.limit, "total": sum(sizes), "calls": nodes * sum(sizes)}))
     return notes
 
 
-def half_notes(tree: Tree, analytic: list[np.ndarray], results: list[TensorResult]) -> list[str]:
+def half_notes(tree: Tree, analytic: list[np.ndarray], results: list[TensorResult]) -> list[Note]:
     """Mismatches of a float16 gradient small enough to be its own arithmetic's.
 
     A float16 backward is the derivative of the float16 forward: rounding in long reductions,
@@ -114,16 +114,8 @@ def half_notes(tree: Tree, analytic: list[np.ndarray], results: list[TensorResul
         ulp = float(np.spacing(np.float16(np.max(np.abs(r.analytic)))))
         worst = float(np.max(np.abs(r.numeric[wrong] - r.analytic[wrong])))
         if worst <= HALF_ULPS * ulp:
-            notes.append(
-                f"{name}'s gradient is float16 and its differences from the numerical derivative "
-                f"are all within {worst / ulp:.0f} ulps of its largest entry: a float16 backward "
-                "can be that far from the derivative itself (rounding in long reductions, or a "
-                "float16 forward that takes the other branch at a max-pool or ReLU tie), so this "
-                "may be float16 accuracy rather than a bug. Compare with the gradient computed in "
-                "float32 or float64 before fixing the code."
-            )
+            notes.append(Note(NoteCode.FLOAT16_GRADIENT, name, {"ulps": worst / ulp}))
     return notes
-
 
 
 def scale_notes(
@@ -133,55 +125,41 @@ def scale_notes(
     selection: Selection,
     located: dict[int, Located],
     interrupted: bool,
-) -> list[str]:
+) -> list[Note]:
     """What a partial check covered: the sample, the directional search, an interruption."""
     done = [int(np.count_nonzero(r.flags)) for r in results]
     total, planned = sum(sizes), selection.count(sizes)
-    notes: list[str] = []
+    notes: list[Note] = []
     if interrupted:
-        notes.append(
-            f"Interrupted after {sum(done):,} of {planned:,} coordinates: the verdict covers "
-            "only those; the rest are unchecked (NaN)."
-        )
+        notes.append(Note(NoteCode.INTERRUPTED, None, {"done": sum(done), "planned": planned}))
     elif planned < total:
         parts = ", ".join(f"{n} {d:,} of {s:,}" for n, d, s in zip(names, done, sizes, strict=True))
-        notes.append(
-            f"Checked {sum(done):,} of {total:,} coordinates ({parts}); the others were not "
-            "evaluated (coords= and budget= choose how many)."
-        )
+        notes.append(Note(NoteCode.SAMPLED, None, {"done": sum(done), "total": total,
+                                                    "parts": parts}))
     for t, found in located.items():
         notes.append(located_note(names[t], found))
     return notes
 
 
-def edge_notes(tree: Tree, facts: list[Facts]) -> list[str]:
+def edge_notes(tree: Tree, facts: list[Facts]) -> list[Note]:
     """Non-finite parameter entries (left alone) and entries judged near a domain edge."""
     notes = []
     for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
         bad = int(np.sum(~np.isfinite(leaf)))
         if bad:
-            notes.append(_edges.nonfinite_note(name, bad))
+            notes.append(Note(NoteCode.NONFINITE, name, {"count": bad}))
         edges = facts[t].edges
         if edges:
-            notes.append(_edges.note(name, tuple(leaf.shape), edges))
+            notes.append(Note(NoteCode.DOMAIN_EDGE, name,
+                              {"shape": tuple(leaf.shape), "done": edges}))
     return notes
 
 
-def located_note(name: str, found: Located) -> str:
-    calls = f"{found.tests} directional tests, {found.calls} loss calls"
+def located_note(name: str, found: Located) -> Note:
+    """What the directional search of a tensor found."""
+    calls = {"tests": found.tests, "calls": found.calls}
     if not found.failed:
-        return f"{name}: random directions agree with g·v ({calls})."
-    where = ", ".join(str(int(i)) for i in found.culprits[:8]) or "none"
-    text = (
-        f"{name}: a random direction disagreed with g·v ({found.worst:.3g}× the tolerance); "
-        f"bisection ({calls}) isolated flat entries {where}, checked coordinate by coordinate."
-    )
-    if not found.complete:
-        text += " The call allowance stopped the search before every wrong entry was isolated."
-    if found.unresolved or not len(found.culprits):
-        text += (
-            " Some failing sets could not be narrowed to single entries (errors that cancel, "
-            "or kinks): check this tensor with coords='all'."
-        )
-    return text
-
+        return Note(NoteCode.DIRECTIONS_AGREE, name, calls)
+    return Note(NoteCode.DIRECTION_FAILED, name, {
+        **calls, "worst": found.worst, "culprits": found.culprits, "complete": found.complete,
+        "unresolved": found.unresolved})
