@@ -120,3 +120,11 @@ def test_the_diagnosis_rechecks_with_the_users_options(monkeypatch) -> None:
     assert rechecks and all(c.scheme == "richardson" and c.seed == 3 for c in rechecks)
     assert all(c.rtol == {np.dtype(np.float64): 1e-9} and c.coords == "all" for c in rechecks)
     assert {c.eps for c in rechecks} <= {1e-5, None}
+
+
+def test_every_note_code_has_its_sentence_in_the_one_table() -> None:
+    from gradcheck.report._sentences import TABLE, Note, NoteCode, render
+
+    assert set(TABLE) == set(NoteCode)
+    note = Note(NoteCode.UNREFINED, "W1", {"count": 1234, "budget": 4000})
+    assert render(note).startswith("W1: 1,234 first-pass mismatches got no second opinion")
