@@ -33,6 +33,7 @@ test: $(STAMP)
 	@mkdir -p build
 	@$(MKDOCS) build --strict --site-dir build/docs-check > build/docs-check.log 2>&1 \
 		|| { grep -v '^INFO' build/docs-check.log; exit 1; }
+	$(BIN)/mypy  # the engine, src/gradcheck/core/ (pyproject.toml's [tool.mypy])
 	$(BIN)/python -m pytest -q
 
 docs: $(STAMP)

@@ -121,9 +121,9 @@ def test_mismatches_the_budget_cannot_recheck_are_never_passed_silently(monkeypa
     """With no calls kept for second opinions (the plan's reserve patched away), the budget runs
     out during the re-checks: a tensor whose own directional test failed keeps its first-pass
     mismatches (and says so); nothing exceeds the budget."""
-    import gradcheck.core._verdict as verdict
+    import gradcheck.core.verdict._plan as plan
 
-    monkeypatch.setattr(verdict, "_second_calls", lambda nodes: 0)
+    monkeypatch.setattr(plan, "second_calls", lambda nodes: 0)
     loss, params, grads = mlp("sigmoid", "mse", (30, 40, 5), m=20)
     g = grads(params, no_mean=True)  # every entry of every tensor 20x too large
     counted = Counted(loss)

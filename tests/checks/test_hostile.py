@@ -391,7 +391,7 @@ def ctrl_c_at_the_last_base_value(keep: Keep) -> None:
 @scenario
 def ctrl_c_in_the_diagnosis_keeps_the_verdict(keep: Keep) -> None:
     from gradcheck.core._options import validate
-    from gradcheck.core._verdict import run
+    from gradcheck.core.verdict import run
 
     w = keep(np.linspace(0.1, 1.0, 12))
     g = 3 * w**2

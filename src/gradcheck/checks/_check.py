@@ -14,13 +14,13 @@ import numpy as np
 
 from gradcheck._errors import OptionError
 from gradcheck.checks._forms import prepare
-from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent, validate_coords
+from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent
 from gradcheck.core._layout import Layout
 from gradcheck.core._options import validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
 from gradcheck.core._validate import course_extras, shared_memory
-from gradcheck.core._verdict import SchemeName, run
+from gradcheck.core.verdict import SchemeName, run
 from gradcheck.diagnose._diagnose import check_batch_size, diagnose, finish
 from gradcheck.report._report import Report
 
@@ -100,24 +100,20 @@ def check(
     >>> check(lambda t: (t ** 3).sum(), theta, g, layout={"W": (2, 2)}).components["W"].worst_index
     (1, 1)
     """
-    options = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
+    numerics = validate(eps=eps, scheme=scheme, seed=seed, rtol=rtol, atol=atol)
     check_batch_size(batch_size)
     layers = validate_layers(layers)
     validate_order(order)
-    validate_coords(coords, budget)
-    if coords == "directional" and scheme == "complex":
-        raise OptionError(
-            "coords='directional' uses central differences along random directions and "
-            "cannot be combined with scheme='complex'; use coords='all' or a sample."
-        )
+    config = numerics.selecting(
+        coords=coords, budget=budget, batched_loss=batched_loss, executor=executor,
+        progress=progress,
+    )
     if on_interrupt not in ("raise", "report"):
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
     forms = prepare(loss, params, grads, layout=layout, args=args, batched_loss=batched_loss)
     loss, params, grads = forms.loss, forms.params, forms.grads
-    report = run(
-        loss, params, grads, options, coords=coords, budget=budget,
-        batched_loss=forms.batched_loss, executor=executor, progress=progress,
-    )
+    config = dataclasses.replace(config, batched_loss=forms.batched_loss)
+    report = run(loss, params, grads, config)
     report = dataclasses.replace(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
     report = dataclasses.replace(report, findings=findings, origin=origin)
@@ -150,8 +146,14 @@ def check(
         extra += 1
         return loss(p)
 
-    def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params) -> bool:
-        again = run(fn, p, corrected, validate(eps=None, scheme="central", seed=seed))
+    # The diagnosis's re-checks judge a candidate correction of one tensor (``name``) as the
+    # check judged it: the user's eps, scheme, seed, rtol and atol, on every coordinate, here.
+    rechecks = dataclasses.replace(config, coords="all", budget=DEFAULT_BUDGET,
+                                   batched_loss=None, executor=None, progress=False)
+
+    def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params, name: str) -> bool:
+        eps = config.eps_value(name)  # the tensor alone is "theta": its own forced step
+        again = run(fn, p, corrected, dataclasses.replace(rechecks, eps=eps))
         if again.interrupted:  # Ctrl-C in a re-check: not a "no", a stop
             raise KeyboardInterrupt
         return bool(again.passed)

@@ -89,7 +89,22 @@ def locate(
     n = theta.size
     limit = float("inf") if max_calls is None else max_calls
     probe = _Probe(ev, t, theta, g, a, h, sigma)
-    worst, failing = 0.0, None
+    worst, failing = _first_failure(probe, rng, n, limit)
+    if failing is None:
+        complete = probe.calls >= min(limit, len(STEPS) * (DIRECTIONS if n > 1 else 1))
+        return Located(False, np.zeros(0, np.int64), probe.tests, 0, worst, probe.calls, complete)
+    v, residual, bound, probe.truncation = failing
+    culprits, unresolved, complete = _bisect(probe, v, residual, bound, max_tests, limit)
+    return Located(
+        True, np.array(culprits, np.int64), probe.tests, unresolved, worst, probe.calls, complete
+    )
+
+
+def _first_failure(
+    probe: _Probe, rng: np.random.Generator, n: int, limit: float
+) -> tuple[float, tuple[np.ndarray, float, float, float] | None]:
+    """Random ±1 directions until one fails: (the worst score, the failing test or None)."""
+    worst = 0.0
     for _ in range(DIRECTIONS if n > 1 else 1):
         if probe.calls + len(STEPS) > limit:
             break
@@ -97,15 +112,18 @@ def locate(
         score, residual, bound, truncation = probe.full(v)
         worst = max(worst, score)
         if score > 1.0:
-            failing = (v, residual, bound, truncation)
-            break
-    if failing is None:
-        complete = probe.calls >= min(limit, len(STEPS) * (DIRECTIONS if n > 1 else 1))
-        return Located(False, np.zeros(0, np.int64), probe.tests, 0, worst, probe.calls, complete)
-    v, residual, bound, probe.truncation = failing
+            return worst, (v, residual, bound, truncation)
+    return worst, None
+
+
+def _bisect(
+    probe: _Probe, v: np.ndarray, residual: float, bound: float, max_tests: int, limit: float
+) -> tuple[list[int], int, bool]:
+    """Bisect the failing direction down to single entries: (culprits, sets left unresolved,
+    whether the search ended before the allowance)."""
     culprits: list[int] = []
     unresolved = 0
-    stack: list[tuple[np.ndarray, float, float, bool]] = [(np.arange(n), residual, bound, True)]
+    stack: list[tuple[np.ndarray, float, float, bool]] = [(np.arange(v.size), residual, bound, True)]
 
     def affordable() -> bool:
         return probe.tests < max_tests and probe.calls + len(PAIR) <= limit
@@ -138,9 +156,7 @@ def locate(
             unresolved += 1
         stack.extend(reversed(bad))  # depth first: reach an entry in ~log2(n) tests
     complete = complete and (not stack or len(culprits) >= MAX_CULPRITS)
-    return Located(
-        True, np.array(culprits, np.int64), probe.tests, unresolved, worst, probe.calls, complete
-    )
+    return culprits, unresolved, complete
 
 
 def residual_fails(residual: float, bound: float) -> bool:

@@ -140,20 +140,6 @@ def _estimate(
     return float(w @ js), float(sigma * np.sqrt(np.sum(w**2)))
 
 
-def note(name: str, shape: tuple[int, ...], done: dict[int, str]) -> str:
-    """One sentence on the entries judged near a domain edge, and how."""
-    parts = [
-        f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}] {how}"
-        for i, how in list(done.items())[:6]
-    ]
-    more = f" and {len(done) - 6} more" if len(done) > 6 else ""
-    return (
-        f"{name}: {len(done)} entr{'y' if len(done) == 1 else 'ies'} within a step of the edge "
-        f"of the loss's domain (J was NaN/inf at θ ± h) were judged with a smaller step or a "
-        f"one-sided difference toward the valid side: {'; '.join(parts)}{more}."
-    )
-
-
 def base_value(compute: Any, tree: Any) -> float:
     """J(θ) from ``compute()``; if it is not finite and θ holds ±inf/NaN entries, the error
     names the first such entry (those entries are only left alone when J stays finite)."""
@@ -171,10 +157,3 @@ def base_value(compute: Any, tree: Any) -> float:
                     "check the parameters for overflow or 0/0."
                 ) from error
         raise
-
-
-def nonfinite_note(name: str, count: int) -> str:
-    return (
-        f"{name} holds {count} non-finite entr{'y' if count == 1 else 'ies'} (±inf/NaN): "
-        "left unperturbed and unchecked."
-    )

@@ -9,7 +9,7 @@ import numpy as np
 
 from gradcheck.core._options import validate
 from gradcheck.core._tree import Params, flatten
-from gradcheck.core._verdict import SchemeName, run
+from gradcheck.core.verdict import SchemeName, run
 
 
 def numerical_gradient(
@@ -30,6 +30,6 @@ def numerical_gradient(
     tree = flatten(params, what="params")
     zeros = tree.rebuild([np.zeros(leaf.shape) for leaf in tree.leaves])
     # Checking against a zero gradient computes every first-pass estimate; we keep those only.
-    options = validate(eps=eps, scheme=scheme, seed=seed)
-    report = run(loss, params, zeros, options, refine=False)
+    config = validate(eps=eps, scheme=scheme, seed=seed, refine=False)
+    report = run(loss, params, zeros, config)
     return tree.rebuild([report.components[n].numeric_array.copy() for n in tree.names])

@@ -1,26 +1,63 @@
-"""Keyword options of ``check``, validated once at the boundary, with errors listing valid values."""
+"""``CheckConfig``: every option of one run of the verdict engine, validated once at the boundary
+(``validate``), with errors that list the valid values."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
 from gradcheck._errors import OptionError
+from gradcheck.core._coords import DEFAULT_BUDGET, validate_coords
 
 SCHEMES = ("central", "forward", "backward", "richardson", "complex")
+SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
 
 
 @dataclass(frozen=True)
-class Options:
-    eps: float | Mapping[str, float] | None
-    scheme: str
-    seed: int
-    rtol: dict[np.dtype, float]
-    atol: dict[np.dtype, float]
+class CheckConfig:
+    """The options of one run of the engine (``core.verdict.run``), as ``validate`` made them.
+
+    ``refine=False`` keeps first-pass estimates only, at exactly the forced step (what
+    ``numerical_gradient`` and the sweep measure); ``coords`` and ``budget`` choose the
+    coordinates (``core._coords.select``); ``batched_loss`` and ``executor`` how J is evaluated.
+
+    >>> config = validate(eps={"W": 1e-6}, scheme="central", seed=0)
+    >>> config.eps_value("W"), config.eps_value("b"), config.coords
+    (1e-06, None, 'all')
+    """
+
+    eps: float | Mapping[str, float] | None = None
+    scheme: str = "central"
+    seed: int = 0
+    rtol: dict[np.dtype, float] = field(default_factory=dict)
+    atol: dict[np.dtype, float] = field(default_factory=dict)
+    coords: Any = "all"
+    budget: int = DEFAULT_BUDGET
+    refine: bool = True
+    batched_loss: Callable[[np.ndarray], Any] | None = None
+    executor: Any = None
+    progress: bool | None = False
+
+    def selecting(
+        self,
+        *,
+        coords: Any,
+        budget: Any,
+        batched_loss: Callable[[np.ndarray], Any] | None = None,
+        executor: Any = None,
+        progress: bool | None = False,
+    ) -> CheckConfig:
+        """This config with the coordinates and the evaluation chosen (``coords`` and
+        ``budget`` validated here, as ``validate`` does)."""
+        return dataclasses.replace(
+            self, coords=_check_coords(coords, budget, self.scheme), budget=budget,
+            batched_loss=batched_loss, executor=executor, progress=progress,
+        )
 
     def eps_value(self, name: str) -> float | None:
         """The forced step for parameter ``name`` (None: the automatic step)."""
@@ -28,8 +65,20 @@ class Options:
 
 
 def validate(
-    *, eps: Any, scheme: Any, seed: Any, rtol: Any = None, atol: Any = None
-) -> Options:
+    *,
+    eps: Any,
+    scheme: Any,
+    seed: Any,
+    rtol: Any = None,
+    atol: Any = None,
+    coords: Any = "all",
+    budget: Any = DEFAULT_BUDGET,
+    refine: bool = True,
+    batched_loss: Callable[[np.ndarray], Any] | None = None,
+    executor: Any = None,
+    progress: bool | None = False,
+) -> CheckConfig:
+    """The ``CheckConfig`` of these options, or ``OptionError`` naming the first invalid one."""
     if scheme not in SCHEMES:
         raise OptionError(
             f"scheme={scheme!r} is not a known scheme. Valid values: "
@@ -43,13 +92,29 @@ def validate(
             f"seed={seed!r} must be a non-negative int such as 0 (NumPy's generators take "
             "seeds >= 0)."
         )
-    return Options(
+    return CheckConfig(
         eps=_check_eps(eps),
         scheme=scheme,
         seed=int(seed),
         rtol=_by_dtype(rtol, "rtol"),
         atol=_by_dtype(atol, "atol"),
+        coords=_check_coords(coords, budget, scheme),
+        budget=budget,
+        refine=bool(refine),
+        batched_loss=batched_loss,
+        executor=executor,
+        progress=progress,
     )
+
+
+def _check_coords(coords: Any, budget: Any, scheme: str) -> Any:
+    validate_coords(coords, budget)
+    if coords == "directional" and scheme == "complex":
+        raise OptionError(
+            "coords='directional' uses central differences along random directions and "
+            "cannot be combined with scheme='complex'; use coords='all' or a sample."
+        )
+    return coords
 
 
 def _positive(value: Any, what: str) -> float:

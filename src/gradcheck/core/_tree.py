@@ -67,8 +67,8 @@ def _walk(node: Any, prefix: str, names: list[str], leaves: list[Any], what: str
         if isinstance(node, tuple) and hasattr(node, "_fields"):  # NamedTuple
             cls = type(node)
             return lambda it: cls(*[b(it) for b in builders])
-        kind = tuple if isinstance(node, tuple) else list
-        return lambda it: kind(b(it) for b in builders)
+        sequence: type[tuple] | type[list] = tuple if isinstance(node, tuple) else list
+        return lambda it: sequence(b(it) for b in builders)
     names.append(prefix or "theta")
     leaves.append(_as_leaf(node, prefix or "theta", what))
     return lambda it: next(it)

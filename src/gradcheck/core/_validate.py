@@ -221,7 +221,7 @@ def shared_memory(params: Any) -> list[tuple[str, str]]:
         for i, (a, x) in enumerate(group):
             for b, y in group[i + 1:]:
                 try:
-                    shared = np.shares_memory(x, y, max_work=10_000)
+                    shared = np.shares_memory(x, y, max_work=10_000)  # type: ignore[arg-type]
                 except np.exceptions.TooHardError:
                     shared = True
                 if shared:

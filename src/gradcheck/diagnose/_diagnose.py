@@ -110,7 +110,7 @@ def check_batch_size(batch_size: object) -> None:
         )
 
 
-Recheck = Callable[[Any, Any, Any], bool]  # recheck(loss, params, grads): the verdict
+Recheck = Callable[..., bool]  # recheck(loss, params, grads, name): the verdict
 
 
 def finish(
@@ -127,7 +127,7 @@ def finish(
 ) -> Report:
     """Findings that know the batch size, and the Taylor test's note on borderline parameters.
 
-    ``recheck(loss, params, grads) -> passed`` is the verdict itself, handed in by the caller:
+    ``recheck(loss, params, grads, name) -> passed`` is the verdict itself, handed in by the caller:
     it confirms a candidate correction of an "unexplained" tensor (the diagnosis does not import
     the verdict). ``calls_left()`` is what the budget still allows (None: no limit); a step
     that does not fit is skipped and the report says so. Last, with ``layers`` (input to
@@ -302,6 +302,6 @@ def _passes(recheck: Recheck, loss: Any, params: Any, name: str, corrected: np.n
         return loss(tree.rebuild([theta if i == t else x for i, x in enumerate(tree.leaves)]))
 
     try:
-        return recheck(one, np.array(tree.leaves[t], copy=True), corrected)
+        return recheck(one, np.array(tree.leaves[t], copy=True), corrected, name)
     except Exception:  # a confirmation must never turn a finished check into an error
         return False

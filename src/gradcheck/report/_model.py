@@ -8,15 +8,65 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
 SCHEMA = "gradcheck.report/1"
 
-# Per-coordinate status codes stored in ``Component.flags``.
-UNCHECKED, AGREES, MISMATCH, KINK = 0, 1, 2, 3
+
+
+class EntryState(IntEnum):
+    """What the check made of one entry; stored (as int8) in ``Component.flags``."""
+
+    UNCHECKED = 0  # not judged: not selected, interrupted, or left by the budget
+    AGREES = 1  # the analytic value agrees with the finite differences
+    MISMATCH = 2  # it does not: judged wrong
+    KINK = 3  # J has a kink there and the analytic value is a valid subgradient
+
+
+UNCHECKED, AGREES, MISMATCH, KINK = EntryState
+
+
+def entry_states(agrees: Any, kink: Any = None) -> np.ndarray:
+    """The one rule for a judged entry's state: AGREES where it agrees; otherwise KINK where
+    J has a kink whose slopes hold the analytic value (``kink``), else MISMATCH.
+
+    >>> entry_states(np.array([True, False, False]), np.array([False, True, False]))
+    array([1, 3, 2])
+    """
+    wrong = int(MISMATCH) if kink is None else np.where(kink, int(KINK), int(MISMATCH))
+    return np.where(agrees, int(AGREES), wrong)
+
+
+def verdict(
+    parts: Iterable[bool | None] = (),
+    *,
+    mismatches: int = 0,
+    unjudged: int = 0,
+    interrupted: bool = False,
+    judged: bool = True,
+) -> bool | None:
+    """The one rule for a verdict: passed (True), failed (False) or incomplete (None).
+
+    Failed when an entry is judged wrong (``mismatches``) or a part (a component of a report,
+    a report of a merge) failed; else incomplete when entries are left unjudged, the check was
+    interrupted, nothing was judged at all, or a part is incomplete; else passed.
+
+    >>> verdict(mismatches=0, unjudged=0), verdict(mismatches=2), verdict(unjudged=5)
+    (True, False, None)
+    >>> verdict([True, None]), verdict([None, False]), verdict([True], judged=False)
+    (None, False, None)
+    """
+    parts = list(parts)
+    if mismatches or any(p is False for p in parts):
+        return False
+    if unjudged or interrupted or not judged or any(p is None for p in parts):
+        return None
+    return True
 
 # The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
 _TEXTBOOK = ((1e-6, "great"), (1e-4, "look closely"), (math.inf, "worry"))

@@ -1,0 +1,103 @@
+"""Stage 8, assembly: the per-entry results become one ``Component`` per tensor and the
+``Report``, whose verdicts come from the one rule (``report._model.verdict``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck.core._tree import Tree
+from gradcheck.core.verdict._records import TensorResult
+from gradcheck.report import _notes
+from gradcheck.report._model import (
+    AGREES,
+    KINK,
+    MISMATCH,
+    UNCHECKED,
+    Component,
+    relative_error,
+    verdict,
+)
+from gradcheck.report._report import Report
+
+
+def assemble(
+    tree: Tree,
+    results: list[TensorResult],
+    scheme: str,
+    located: bool,
+    evaluations: int,
+    j0: float,
+    seconds: float,
+    planned: list[int] | None = None,
+    interrupted: bool = False,
+) -> Report:
+    """The report of the results (``located``: a directional search judged some tensor)."""
+    components: dict[str, Component] = {}
+    planned = planned or [leaf.size for leaf in tree.leaves]
+    for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
+        components[name] = component(name, leaf, results[t], planned[t])
+    suspects = tuple(n for n, c in components.items() if c.passed is False)
+    # The textbook ratio over every entry that was checked, kinks included (as the notes define
+    # it); how many were judged as kinks is said in a note.
+    masks = [np.isin(r.flags, (AGREES, MISMATCH, KINK)) for r in results]
+    rel = relative_error(
+        np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
+        np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
+    ) if any(m.any() for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
+    # Nothing judged wrong, but not everything judged (interrupted, nothing checked at all, or
+    # first-pass mismatches the budget left unconfirmed): no verdict ("incomplete", passed
+    # None), never a pass.
+    passed = verdict((c.passed for c in components.values()), interrupted=interrupted,
+                     judged=rel is not None or located)
+    notes = _notes.collect(components, results, scheme, j0, rel, passed is True)
+    return Report(
+        passed=passed,
+        relative_error=rel,
+        evaluations=evaluations,
+        eps={n: r.eps for n, r in zip(tree.names, results, strict=True)},
+        scheme=scheme,
+        components=components,
+        suspects=suspects,
+        notes=notes,
+        seconds=seconds,
+    )
+
+
+def component(
+    name: str, leaf: np.ndarray, r: TensorResult, planned: int | None = None
+) -> Component:
+    """The component of one tensor: its figures, its worst entry and its verdict."""
+    checked = (r.flags == AGREES) | (r.flags == MISMATCH)
+    diff = np.abs(r.numeric - r.analytic)
+    excess = np.where(checked, diff / np.maximum(r.bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess))
+    mismatches = int(np.sum(r.flags == MISMATCH))
+    judged = int(np.sum(r.flags != UNCHECKED))
+    unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
+    unjudged += r.unconfirmed  # a first-pass mismatch without its second opinion: not "ok"
+    return Component(
+        name=name,
+        shape=tuple(leaf.shape),
+        relative_error=(
+            relative_error(r.numeric[checked], r.analytic[checked])
+            if np.isin(r.flags, (AGREES, MISMATCH, KINK)).any() else None
+        ),
+        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, leaf.shape)),
+        numeric=float(r.numeric[worst]),
+        analytic=float(r.analytic[worst]),
+        tolerance=float(r.bound[worst]),
+        checked=int(checked.sum()),
+        skipped=int(leaf.size - checked.sum()),
+        passed=verdict(mismatches=mismatches, unjudged=unjudged),
+        unjudged=unjudged,
+        eps=r.eps,
+        noise=r.noise,
+        dtype=str(leaf.dtype),
+        mismatches=mismatches,
+        value_array=np.array(leaf, copy=True),
+        numeric_array=r.numeric.reshape(leaf.shape),
+        analytic_array=r.analytic.reshape(leaf.shape),
+        bound_array=r.bound.reshape(leaf.shape),
+        flags=r.flags.reshape(leaf.shape),
+    )

@@ -1,0 +1,168 @@
+"""Stage 7, flat and quantized entries: where J did not move at all, what it is.
+
+A staircase (round, floor, sign, quantisation) is flat at small steps and jumps at larger ones;
+a locally constant J (a dead ReLU unit, a clamp) never changes within reach, or starts changing
+continuously past a kink (``flat_entries``). A float64 tensor whose stairs are exactly the float32
+(or float16) grid is one J reads in that dtype (``read_as``): it is judged again as such.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck.core._coords import Capped
+from gradcheck.core._tree import Tree
+from gradcheck.core.verdict._records import Flat, Stepper, TensorResult
+from gradcheck.report._model import MISMATCH
+from gradcheck.report._sentences import Note, NoteCode
+
+FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
+FLAT_SAMPLE = 2  # agreeing flat entries tried before giving up if none is a stair
+FLAT_GROWTH = 16.0  # each try moves a flat entry 16x farther
+FLAT_REACH = 4.0  # ... up to this many times the entry's scale
+BISECTIONS = 6  # halvings of the bracket where a flat entry's J first changes
+STILL, STAIRS, ONSET = 0, 1, 2  # what following one flat entry found
+
+
+def read_as(found: Flat | None, leaf: np.ndarray) -> np.dtype | None:
+    """The coarser dtype J reads this tensor in, if its "stairs" are that dtype's grid.
+
+    A loss that casts a float64 parameter to float32 (``W.astype(np.float32)``, a float32 model
+    behind a NumPy wrapper) is constant between float32 values of each entry: at float64-sized
+    steps it looks like a staircase. Its stairs then start within one spacing of the coarser
+    dtype at every staircase entry followed (a round(x, 3) stays flat for about 1e-3 instead).
+    """
+    if found is None or not found.stairs.size or leaf.dtype != np.float64:
+        return None
+    x = np.asarray(leaf, dtype=np.float64).reshape(-1)[found.stairs]
+    reach = np.array([found.reach[int(np.flatnonzero(found.order == i)[0])]
+                      for i in found.stairs])
+    for coarse in (np.dtype(np.float32), np.dtype(np.float16)):
+        if not np.all(np.isfinite(x.astype(coarse))):
+            continue
+        spacing = np.spacing(np.abs(x).astype(coarse)).astype(np.float64)
+        if np.all(reach <= spacing):
+            return coarse
+    return None
+
+
+def flat_entries(
+    ev: Capped,
+    t: int,
+    stepper: Stepper,
+    flat: np.ndarray,
+    flat_step: np.ndarray,
+    j0: float,
+    sigma: float,
+    flags: np.ndarray,
+    seed: int,
+) -> Flat:
+    """Tell a staircase from a locally constant J along entries where J did not move at all (at
+    the first pass, or at a level of the second opinion: ``flat_step``).
+
+    Where a staircase's J first changes, the change does not shrink as the bracket around that
+    point shrinks (it is a stair's height), and it is far above J's rounding; past a kink it
+    does. J on a float32/float16 grid jumps too, but by an ulp of J, which the 16σ threshold
+    excludes. Mismatched entries are tried first; at most ``FLAT_TRIED`` per tensor, within
+    the calls left, and agreeing ones only while a first ``FLAT_SAMPLE`` of them show stairs.
+    """
+    rng = np.random.default_rng([seed, 4, t])
+    wrong = rng.permutation(flat[flags[flat] == MISMATCH])
+    right = rng.permutation(flat[flags[flat] != MISMATCH])
+    tried = np.concatenate([wrong, right])[:FLAT_TRIED].astype(np.int64)
+    per_entry = 2 * 6 + BISECTIONS + 1
+    tried = tried[: max(0, int(min(tried.size, ev.spare() // (2 * per_entry))))]
+    empty = np.zeros(0, np.int64)
+    if not tried.size:
+        return Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
+    theta, h = stepper.theta[tried], flat_step[tried]
+    scale = np.maximum(np.abs(theta), max(1.0, float(np.median(np.abs(stepper.theta)))))
+    kind = np.zeros(tried.size, np.int8)
+    reach = h.copy()
+    done = tried.size
+    try:
+        for k, i in enumerate(tried):
+            # Agreeing flat entries matter only if they are stairs (a note): a few of them tell
+            # (a dead ReLU unit's zeros need no note); mismatched ones are all followed.
+            if k >= wrong.size + FLAT_SAMPLE and not np.any(kind[wrong.size:k] == STAIRS):
+                done = k
+                break
+            kind[k], reach[k] = _follow(ev, t, int(i), float(theta[k]), float(h[k]),
+                                        FLAT_REACH * scale[k], stepper.dtype, j0, sigma)
+    except Exception:  # following J farther must never turn a finished check into an error
+        return Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
+    tried, kind, reach = tried[:done], kind[:done], reach[:done]
+    return Flat(flat.size, tried[kind == STAIRS], tried[kind == STILL], tried[kind == ONSET],
+                reach, tried)
+
+
+def _follow(
+    ev: Capped, t: int, i: int, theta: float, h: float, limit: float, dtype: np.dtype,
+    j0: float, sigma: float,
+) -> tuple[int, float]:
+    """Follow J along entry i, 16x farther each time up to ``limit``, then bisect where it
+    first changes: (STILL, STAIRS or ONSET, how far J stayed constant)."""
+    left, right_at, moved = h, 0.0, 0.0
+    far = h
+    while far < limit and right_at == 0.0:
+        far = min(far * FLAT_GROWTH, limit)
+        at = (theta + np.array([far, -far])).astype(dtype).astype(np.float64)
+        js = np.real(ev.coordinates(t, np.array([i, i]), at))
+        if not np.all(np.isfinite(js)):
+            break
+        changed = js != j0
+        if changed.any():
+            side = 1.0 if changed[0] else -1.0
+            right_at, moved = far * side, float(js[0] if changed[0] else js[1]) - j0
+        else:
+            left = far
+    if right_at == 0.0:
+        return STILL, left
+    lo, hi, side = left, abs(right_at), np.sign(right_at)
+    history = [moved]
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        x = np.array([float(np.asarray(theta + side * mid, dtype=dtype))])
+        j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+        if j == j0:
+            lo = mid
+        else:
+            hi, moved = mid, j - j0
+        history.append(moved)
+    jump = abs(history[-1]) > 16 * sigma and abs(history[-1]) >= 0.5 * abs(history[-4])
+    if jump:  # the change at hi did not shrink: a stair, or a kink close below hi (bisection
+        # moved lo only). One bracket farther out, a stair's top is as high; J past a kink
+        # grows with the distance to it, at least 2x (hi − k ≤ hi − lo).
+        x = np.array([float(np.asarray(theta + side * (2 * hi - lo), dtype=dtype))])
+        j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+        jump = abs(j - j0) < 1.5 * abs(history[-1])
+    return (STAIRS if jump else ONSET), lo
+
+
+def flat_notes(tree: Tree, flats: list[Flat | None], results: list[TensorResult]) -> list[Note]:
+    """What the entries along which J did not move at all turned out to be."""
+    notes = []
+    for t, found in enumerate(flats):
+        if found is None or t >= len(results):
+            continue
+        name, shape, r = tree.names[t], tuple(tree.leaves[t].shape), results[t]
+        tried = {"order": found.order.size, "flat": found.flat}
+        wrong = r.flags == MISMATCH
+        stairs_ok = found.stairs[~wrong[found.stairs]]
+        stairs_bad = found.stairs[wrong[found.stairs]]
+        if stairs_ok.size:
+            notes.append(Note(NoteCode.STAIRS, name,
+                              {"shape": shape, "entries": stairs_ok, **tried}))
+        if stairs_bad.size:
+            notes.append(Note(NoteCode.SURROGATE, name, {
+                "shape": shape, "entries": stairs_bad,
+                "value": r.analytic[int(stairs_bad[0])], **tried}))
+        dead = np.concatenate([found.still, found.onset])
+        dead = dead[wrong[dead]]
+        if dead.size:
+            i = int(dead[0])
+            k = int(np.flatnonzero(found.order == i)[0])
+            notes.append(Note(NoteCode.LOCALLY_CONSTANT, name, {
+                "shape": shape, "entries": dead, "value": r.analytic[i],
+                "reach": found.reach[k], "still": bool(i in found.still), **tried}))
+    return notes

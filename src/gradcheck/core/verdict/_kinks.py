@@ -1,0 +1,184 @@
+"""Stage 6, kinks: where J is not smooth within the step, and the stronger test off the kink.
+
+For a smooth J the gap between the right and left slopes is ≈ s·J'' and halves with the step;
+a kink inside the window breaks that scaling (``gap_breaks_scaling``). At a kink any value
+between the one-sided slopes is a valid subgradient (``kink``); with callable grads the kinked
+entries are judged again at a nearby point θ + δ off the kink (``recheck_kinks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
+
+import numpy as np
+
+from gradcheck.core._tolerance import KINK_SAFETY, SAFETY, analytic_bound
+from gradcheck.core._tree import Params, Tree
+from gradcheck.core._validate import inputs
+from gradcheck.core.verdict._records import Setup, Stepper, TensorResult
+from gradcheck.report._model import KINK, MISMATCH
+
+RECHECK_MAX = 2000  # kinked entries re-checked off the kink (4 loss calls each)
+
+
+def one_sided(
+    stepper: Stepper, idx: np.ndarray, values: dict[float, np.ndarray], s: float
+) -> dict[float, np.ndarray]:
+    """Slopes (J(θ + c) − J(θ)) / c for c = ±s·h, ±s·h/2."""
+    j0 = values[0.0]
+    return {c: (values[c] - j0) / stepper.offset(idx, c) for c in (-s, -s / 2, s / 2, s)}
+
+
+def slopes(
+    stepper: Stepper, idx: np.ndarray, values: dict[float, np.ndarray], s: float
+) -> np.ndarray:
+    """The one-sided slopes and their zero-step extrapolations, stacked (6, n)."""
+    slope = one_sided(stepper, idx, values, s)
+    left, right = 2 * slope[-s / 2] - slope[-s], 2 * slope[s / 2] - slope[s]
+    return np.stack([*slope.values(), left, right])
+
+
+def kink(
+    stepper: Stepper,
+    idx: np.ndarray,
+    values: dict[float, np.ndarray],
+    s: float,
+    sigma: float,
+    g: np.ndarray,
+    a: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether J is non-smooth within the step s·h, whether g lies between its slopes, and
+    whether the kink looks like one at θ (each side smooth).
+
+    The one-sided derivatives at θ are the slopes extrapolated to zero step
+    (2·f(s/2) − f(s), removing the curvature term); any value between the left and the right
+    one is a valid subgradient.
+    """
+    slope = one_sided(stepper, idx, values, s)
+    gap_h, gap_2 = slope[s] - slope[-s], slope[s / 2] - slope[-s / 2]
+    h = s * stepper.h[idx]
+    # Only asked of entries that already failed the smooth test, so a lower factor suffices.
+    nonsmooth = gap_breaks_scaling(gap_h, gap_2, sigma, h)
+    stacked = slopes(stepper, idx, values, s)
+    slack = SAFETY * 6 * sigma / h + a
+    inside = (stacked.min(axis=0) - slack <= g) & (g <= stacked.max(axis=0) + slack)
+    # A kink at θ leaves each side smooth: its slopes at s·h and s·h/2 agree to curvature, and
+    # only the two sides differ. A side whose slopes change as much as the jump has kinks of
+    # its own away from θ (a window across many neighbours of a sort): not judged here.
+    gap = np.abs(gap_2)
+    sided = ((np.abs(slope[s] - slope[s / 2]) <= 0.25 * gap + slack)
+             & (np.abs(slope[-s] - slope[-s / 2]) <= 0.25 * gap + slack))
+    return nonsmooth, inside, sided
+
+
+def gap_breaks_scaling(gap_h: Any, gap_2: Any, sigma: float, h: Any) -> Any:
+    """Whether the right-minus-left slope gap at h/2 (``gap_2``) is not half the one at h
+    (``gap_h``), as it is for a smooth J (≈ s·J''): a kink within the step, beyond rounding.
+
+    >>> bool(gap_breaks_scaling(2.0, 1.0, 0.0, 1e-3)), bool(gap_breaks_scaling(2.0, 2.0, 0.0, 1e-3))
+    (False, True)
+    """
+    return np.abs(gap_2 - gap_h / 2) > KINK_SAFETY * 5.1 * sigma / h + 0.01 * np.abs(gap_h)
+
+
+class Recheck(NamedTuple):
+    """What the re-check off the kinks did."""
+
+    entries: int  # kinked entries re-checked (0: none, or the re-check could not run)
+    bad: int  # of which disagree off the kink (now judged wrong)
+    calls: int  # loss calls it made
+
+
+class _Counted:
+    """J at the parameter values given, each call counted."""
+
+    def __init__(self, loss: Callable[[Params], Any], tree: Tree) -> None:
+        self.loss, self.tree, self.calls = loss, tree, 0
+
+    def at(self, values: list[np.ndarray]) -> float:
+        self.calls += 1
+        return float(np.real(self.loss(self.tree.rebuild(values))))
+
+
+def recheck_kinks(
+    loss: Callable[[Params], Any],
+    tree: Tree,
+    grads: Callable[[Params], Any],
+    results: list[TensorResult],
+    setup: Setup,
+    max_calls: float = np.inf,
+) -> Recheck:
+    """Re-check kinked entries at θ + δ, off the kink, against grads(θ + δ).
+
+    At a kink any value between the one-sided slopes passes, so an error smaller than the jump
+    (a missing L1 term, x1.01) hides there. Each kinked entry moves by a random δ of a quarter
+    to a half of its step (large against rounding), all at once, and is judged there by central
+    differences at steps |δ|/4 and |δ|/8 with a Richardson bound: a kink that δ did not leave
+    widens that bound, and one-sided slopes that do not scale as a smooth J's leave the entry a
+    kink, instead of raising an alarm. An entry that disagrees there is judged wrong in place.
+    """
+    where = [np.flatnonzero(r.flags == KINK) for r in results]
+    total = sum(w.size for w in where)
+    if not total or total > RECHECK_MAX or any(r.steps is None for r in results):
+        return Recheck(0, 0, 0)
+    if 4 * total + 1 > max_calls:  # what "auto" has left of its budget cannot pay for it
+        return Recheck(0, 0, 0)
+    rng = np.random.default_rng([setup.config.seed, 3])
+    thetas = [np.real(np.asarray(x)).reshape(-1).astype(np.float64) for x in tree.leaves]
+    moved, deltas = [th.copy() for th in thetas], []
+    for t, w in enumerate(where):
+        steps = cast(np.ndarray, results[t].steps)  # none is None (above)
+        d = rng.choice([-1.0, 1.0], w.size) * rng.uniform(0.25, 0.5, w.size) * steps[w]
+        moved[t][w] = (thetas[t][w] + d).astype(tree.leaves[t].dtype).astype(np.float64)
+        deltas.append(np.abs(moved[t][w] - thetas[t][w]))
+    leaves = [m.reshape(x.shape).astype(x.dtype) for m, x in zip(moved, tree.leaves, strict=True)]
+    j = _Counted(loss, tree)
+    try:
+        _, shifted = inputs(tree.rebuild([x.copy() for x in leaves]), grads)
+        base = j.at([x.copy() for x in leaves])
+        bad = 0
+        for t, w in enumerate(where):
+            g2 = shifted[t].reshape(-1).astype(np.float64)
+            a2 = analytic_bound(g2, np.dtype(tree.leaves[t].dtype), setup.config.rtol,
+                                setup.config.atol, setup.grad_scale)
+            for i, delta in zip(w, deltas[t], strict=True):
+                if delta != 0.0:
+                    bad += _off_kink(j, leaves, moved[t], t, int(i), delta, base, g2[i], a2[i],
+                                     setup.noise[t], results[t])
+    except Exception:  # the stronger test must never turn a finished check into an error
+        return Recheck(0, 0, j.calls)
+    return Recheck(total, bad, j.calls)
+
+
+def _off_kink(
+    j: _Counted, leaves: list[np.ndarray], moved: np.ndarray, t: int, i: int, delta: float,
+    base: float, g: float, a: float, sigma: float, r: TensorResult,
+) -> bool:
+    """Judge entry i of tensor t at the moved point; a disagreement is written into ``r``."""
+    js = {0.0: base}
+    for c in (-0.25, -0.125, 0.125, 0.25):
+        x = moved.copy()
+        x[i] += c * delta
+        values = [leaf if k != t else x.reshape(leaf.shape).astype(leaf.dtype)
+                  for k, leaf in enumerate(leaves)]
+        js[c] = j.at(values)
+    h = 0.25 * delta
+    gap_h = (js[0.25] + js[-0.25] - 2 * base) / h  # right − left slope
+    gap_2 = (js[0.125] + js[-0.125] - 2 * base) / (h / 2)
+    # Still on a kink (the entries moved together and their effects cancelled): the one-sided
+    # slopes do not scale as a smooth J's do. Leave it a kink.
+    if gap_breaks_scaling(gap_h, gap_2, sigma, h):
+        return False
+    n_h = (js[0.25] - js[-0.25]) / (0.5 * delta)
+    n_2 = (js[0.125] - js[-0.125]) / (0.25 * delta)
+    n_star = n_2 + (n_2 - n_h) / 3
+    rounding = sigma * np.sqrt(2) / (0.25 * delta)
+    allowed = SAFETY * (abs(n_h - n_2) / 3 + 2 * rounding) + a
+    if not abs(n_star - g) > allowed:  # (NaN: not judged wrong)
+        return False
+    r.flags[i] = MISMATCH
+    # the error found off the kink, carried to θ (for the table and diagnosis)
+    r.numeric[i] = r.analytic[i] - (g - n_star)
+    r.bound[i] = allowed
+    return True

@@ -1,0 +1,165 @@
+"""The engine's notes: what a report must say beyond its table (steps widened, entries near a
+domain edge, what a sample or a budget left out, flat entries, dtypes, kinks), as ``Note``
+records; ``report._sentences`` holds their wording."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gradcheck.core._coords import Selection
+from gradcheck.core._directional import Located
+from gradcheck.core._options import CheckConfig
+from gradcheck.core._tree import Tree
+from gradcheck.core.verdict._flat import flat_notes
+from gradcheck.core.verdict._kinks import Recheck
+from gradcheck.core.verdict._plan import Plan
+from gradcheck.core.verdict._records import Facts, TensorResult, coarser
+from gradcheck.report._model import KINK, MISMATCH
+from gradcheck.report._sentences import Note, NoteCode, render
+
+HALF_ULPS = 128  # a float16 gradient's mismatches all within this many ulps of its largest
+
+
+def engine_notes(
+    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
+    results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
+    callable_grads: bool,
+) -> tuple[str, ...]:
+    """Every note of the engine, in the report's order, as sentences."""
+    return tuple(render(n) for n in engine_records(
+        tree, analytic, config, plan, facts, results, interrupted, spent, rechecked,
+        callable_grads))
+
+
+def engine_records(
+    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
+    results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
+    callable_grads: bool,
+) -> list[Note]:
+    """Every note of the engine, in the report's order."""
+    notes = step_notes(tree, analytic, config, facts, results)
+    notes += edge_notes(tree, facts)
+    notes += scale_notes(tree.names, plan.sizes, results, plan.selection,
+                         {t: f.located for t, f in enumerate(facts) if f.located is not None},
+                         interrupted)
+    notes += budget_notes(tree.names, plan.sizes, plan.selection, plan.nodes, facts, spent)
+    notes += flat_notes(tree, [f.flat for f in facts], results)
+    notes += [Note(NoteCode.READS_COARSER, tree.names[t], {"dtype": str(f.reads)})
+              for t, f in enumerate(facts) if f.reads is not None and t < len(results)]
+    notes += half_notes(tree, analytic, results)
+    kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
+    if kinks:
+        notes.append(Note(NoteCode.SUBGRADIENTS, None,
+                          {"kinks": kinks, "callable_grads": callable_grads}))
+    if rechecked.entries:
+        notes.append(Note(NoteCode.RECHECKED_OFF_KINK, None,
+                          {"entries": rechecked.entries, "bad": rechecked.bad}))
+    return notes
+
+
+def step_notes(
+    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, facts: list[Facts],
+    results: list[TensorResult],
+) -> list[Note]:
+    """Forced steps that were widened, and gradients judged in a coarser dtype than θ's."""
+    notes = [
+        Note(NoteCode.EPS_WIDENED, tree.names[t], {
+            "eps": config.eps_value(tree.names[t]), "reason": f.widened, "step": results[t].eps})
+        for t, f in enumerate(facts)
+        if f.widened is not None and t < len(results)
+    ]
+    for name, leaf, g in zip(tree.names, tree.leaves, analytic, strict=True):
+        if coarser(leaf.dtype, g.dtype) != np.dtype(leaf.dtype):
+            notes.append(Note(NoteCode.GRAD_DTYPE, name,
+                              {"dtype": str(g.dtype), "param_dtype": str(leaf.dtype)}))
+    return notes
+
+
+def budget_notes(
+    names: Sequence[str], sizes: Sequence[int], selection: Selection, nodes: int,
+    facts: list[Facts], spent: bool,
+) -> list[Note]:
+    """What the budget left out: second opinions, tensors, and how to ask for everything."""
+    notes = [Note(NoteCode.UNREFINED, names[t], {"count": f.unrefined, "budget": selection.limit})
+             for t, f in enumerate(facts) if f.unrefined]
+    notes += [Note(NoteCode.KEPT, names[t], {"count": f.kept, "budget": selection.limit})
+              for t, f in enumerate(facts) if f.kept]
+    if spent:
+        notes.append(Note(NoteCode.BUDGET_SPENT, None, {"budget": selection.limit}))
+    if selection.limit is not None and selection.count(sizes) < sum(sizes):
+        notes.append(Note(NoteCode.AUTO_BUDGET, None, {
+            "budget": selection.limit, "total": sum(sizes), "calls": nodes * sum(sizes)}))
+    return notes
+
+
+def half_notes(tree: Tree, analytic: list[np.ndarray], results: list[TensorResult]) -> list[Note]:
+    """Mismatches of a float16 gradient small enough to be its own arithmetic's.
+
+    A float16 backward is the derivative of the float16 forward: rounding in long reductions,
+    or a float16 max-pool or ReLU that takes the other branch at a near tie, can put it tens of
+    ulps of its largest entry away from the loss's derivative (70 measured for a conv kernel
+    behind ReLU + max-pool, where every other tensor was within 1 ulp). A planted 5% error is
+    as large, so no allowance tells the two apart: the verdict stands, and the note says so.
+    """
+    notes = []
+    for t, (name, leaf, g) in enumerate(zip(tree.names, tree.leaves, analytic, strict=True)):
+        if t >= len(results) or coarser(leaf.dtype, g.dtype) != np.dtype(np.float16):
+            continue
+        r = results[t]
+        wrong = r.flags == MISMATCH
+        if not wrong.any():
+            continue
+        ulp = float(np.spacing(np.float16(np.max(np.abs(r.analytic)))))
+        worst = float(np.max(np.abs(r.numeric[wrong] - r.analytic[wrong])))
+        if worst <= HALF_ULPS * ulp:
+            notes.append(Note(NoteCode.FLOAT16_GRADIENT, name, {"ulps": worst / ulp}))
+    return notes
+
+
+def scale_notes(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    results: list[TensorResult],
+    selection: Selection,
+    located: dict[int, Located],
+    interrupted: bool,
+) -> list[Note]:
+    """What a partial check covered: the sample, the directional search, an interruption."""
+    done = [int(np.count_nonzero(r.flags)) for r in results]
+    total, planned = sum(sizes), selection.count(sizes)
+    notes: list[Note] = []
+    if interrupted:
+        notes.append(Note(NoteCode.INTERRUPTED, None, {"done": sum(done), "planned": planned}))
+    elif planned < total:
+        parts = ", ".join(f"{n} {d:,} of {s:,}" for n, d, s in zip(names, done, sizes, strict=True))
+        notes.append(Note(NoteCode.SAMPLED, None, {"done": sum(done), "total": total,
+                                                    "parts": parts}))
+    for t, found in located.items():
+        notes.append(located_note(names[t], found))
+    return notes
+
+
+def edge_notes(tree: Tree, facts: list[Facts]) -> list[Note]:
+    """Non-finite parameter entries (left alone) and entries judged near a domain edge."""
+    notes = []
+    for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
+        bad = int(np.sum(~np.isfinite(leaf)))
+        if bad:
+            notes.append(Note(NoteCode.NONFINITE, name, {"count": bad}))
+        edges = facts[t].edges
+        if edges:
+            notes.append(Note(NoteCode.DOMAIN_EDGE, name,
+                              {"shape": tuple(leaf.shape), "done": edges}))
+    return notes
+
+
+def located_note(name: str, found: Located) -> Note:
+    """What the directional search of a tensor found."""
+    calls = {"tests": found.tests, "calls": found.calls}
+    if not found.failed:
+        return Note(NoteCode.DIRECTIONS_AGREE, name, calls)
+    return Note(NoteCode.DIRECTION_FAILED, name, {
+        **calls, "worst": found.worst, "culprits": found.culprits, "complete": found.complete,
+        "unresolved": found.unresolved})

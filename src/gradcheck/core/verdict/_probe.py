@@ -1,0 +1,194 @@
+"""Stage 3, the noise probe: σ of J's rounding noise near θ, for each tensor.
+
+ECnoise along a random direction in each tensor (``probe``), floored by the precision J's values
+reveal (the coarsest float grid seen on any tensor: one property of the loss) and by float64's;
+where that noise is large enough to set the steps, it is measured on coordinate lines too
+(``coordinate_noise``). A line that crosses a kink or a stair is re-probed at smaller steps:
+its apparent noise shrinks with the step, rounding does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradcheck._errors import LossRaisedError
+from gradcheck.core import _edges
+from gradcheck.core._coords import Capped
+from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
+from gradcheck.core._schemes import typical_scale
+from gradcheck.core._tolerance import LOW_PRECISION
+from gradcheck.core._tree import Tree
+from gradcheck.core.verdict._records import EPS32, EPS64, Probe
+
+RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
+
+
+def measure_noise(
+    ev: Capped, tree: Tree, j0: float, rng: np.random.Generator, seed: int = 0
+) -> tuple[list[float], list[Probe]]:
+    """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
+    that tensor, floored by the precision J's values reveal (one property of the loss, so the
+    coarsest grid seen on any tensor applies to all) and by float64's own."""
+    probes = [
+        probe(ev, t, np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
+        for t, leaf in enumerate(tree.leaves)
+    ]
+    floor = max([EPS64 * abs(j0)] + [p.grid for p in probes])
+    sigmas = [max(p.sigma, floor) for p in probes]
+    for t, leaf in enumerate(tree.leaves):
+        # A coordinate step moves one entry, the probe's direction every entry: where that
+        # noise is large enough to set the steps (a low-precision J), the noise the coordinate
+        # differences see is measured on coordinate lines too, and the smaller one is used if
+        # it is clearly smaller (a float32 sum of 8,000 terms: 6x less along one entry).
+        if sigmas[t] > LOW_PRECISION * abs(j0) and probes[t].moved:
+            theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+            along = coordinate_noise(ev, t, theta, j0, np.random.default_rng([seed, 5, t]),
+                                      leaf.dtype)
+            if along is not None and max(along, floor) < sigmas[t] / 4:
+                sigmas[t] = max(along, floor)
+    return sigmas, probes
+
+
+
+
+COORDINATE_LINES = 3  # coordinate lines of a low-precision tensor's noise (6 loss calls each)
+
+
+def coordinate_noise(
+    ev: Capped, t: int, theta: np.ndarray, j0: float, rng: np.random.Generator,
+    dtype: Any,
+) -> float | None:
+    """ECnoise σ of J along a few random coordinates of tensor t (the largest), or None when
+    fewer than two lines moved J (nothing to say) or the budget cannot pay for them.
+
+    Each line moves one entry by k·δᵢ, δᵢ a power of two near NOISE_STEP · its scale (so that
+    θᵢ + k·δᵢ is exact in the parameter's dtype: equally spaced, as ECnoise needs).
+    """
+    finite = np.flatnonzero(np.isfinite(theta))
+    cost = COORDINATE_LINES * (POINTS - 1)
+    if finite.size < COORDINATE_LINES or ev.spare() < 10 * cost:
+        return None
+    picks = rng.choice(finite, COORDINATE_LINES, replace=False)
+    floor = max(1.0, typical_scale(theta[finite]))
+    k = (np.arange(POINTS) - POINTS // 2)[np.arange(POINTS) != POINTS // 2].astype(np.float64)
+    seen = []
+    for i in picks:
+        wanted = NOISE_STEP * max(abs(theta[i]), floor)
+        grain = 4 * float(np.spacing(np.abs(theta[i]).astype(dtype)))
+        delta = 2.0 ** np.ceil(np.log2(max(wanted, grain)))
+        js = ev.coordinates(t, np.full(k.size, i), theta[i] + k * delta)
+        values = np.insert(np.real(np.asarray(js, dtype=np.complex128)), POINTS // 2, j0)
+        if np.all(np.isfinite(values)) and np.unique(values).size > 1:
+            seen.append(noise_level(values)[0])
+    return max(seen) if len(seen) >= 2 else None
+
+
+
+NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
+GRIDS = 16.0  # an apparent noise above this many half ulps of J's grid is re-probed
+SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
+REPROBES = 6  # at most this many re-probes (6 loss calls each), only when J looks imprecise
+
+
+def probe(
+    ev: Capped,
+    t: int,
+    theta: np.ndarray,
+    j0: float,
+    rng: np.random.Generator,
+    dtype: Any,
+) -> Probe:
+    """ECnoise σ and J's resolution from J at θ + k·δ·v, k = -3..3, for one tensor.
+
+    The direction v moves each entry by about δ times its own magnitude (floored as the steps
+    are), so the line sees what the coordinate steps will see. A line that crosses a kink or a stair of J shows
+    differences that look like noise, but along one direction they scale with δ, and rounding
+    noise does not: so a σ that would mean "low precision" without J's values sitting on a
+    float grid is measured again along the same direction at 16x smaller steps, and kept only
+    once it stops changing.
+    """
+    # A loss that computes in a float16 parameter's own dtype rounds small steps away (J looks
+    # constant, σ = 0): the line then retries with 16x larger steps (``line``).
+    delta = NOISE_STEP
+    direction = direction_of(theta, rng)
+    values, delta = line(ev, t, direction, j0, delta, RETRIES_IF_FLAT)
+    moved = np.unique(values).size > 1
+    sigma, _ = noise_level(values)
+    grid = resolution(values)
+    rough = False
+    # J's values on a float32/float16 grid: J is low precision, whatever else it does; but an
+    # apparent noise far above that grid's half ulp may still be stairs or kinks the line
+    # crosses (a float32 round(x, 3)), so it is re-probed as well (the grid stays σ's floor).
+    # A re-probe step below float32's resolution could not tell rounding from smoothness.
+    suspect = moved and sigma > LOW_PRECISION * abs(j0) and sigma > GRIDS * grid
+    # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
+    # (a loss may round to either): below it, rounding itself would look like smoothness.
+    resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
+    if suspect and one_jump(values, 4 * grid):  # smooth plus one stair: a jump of J, not its noise
+        sigma, rough, suspect = 0.0, True, False
+    if suspect and resolvable:
+        for _ in range(REPROBES):
+            delta /= SHRINK
+            again, _ = line(ev, t, direction, j0, delta, 0)
+            if np.unique(again).size == 1 or one_jump(again, 4 * grid):
+                # flat at the smaller step, or a stair still inside it: J moves by stairs
+                sigma, rough = 0.0, True
+                break
+            smaller = noise_level(again)[0]
+            if smaller > sigma / 4:  # the same noise at a 16x smaller step: it is rounding
+                sigma = max(sigma, smaller)
+                break
+            sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
+            if sigma <= 4 * EPS64 * abs(j0):
+                break  # down to float64's own rounding: what was seen was all kink
+        else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
+            sigma /= SHRINK if rough else 1.0
+    return Probe(sigma, grid, bool(moved), rough)
+
+
+def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random direction that moves each entry by about its own scale, as its step does
+    (±inf/NaN entries are not moved)."""
+    finite = np.isfinite(theta)
+    direction = np.where(finite, rng.standard_normal(theta.size), 0.0)
+    inside = theta[finite]
+    floor = max(1.0, typical_scale(inside)) if inside.size else 1.0
+    scale = np.maximum(np.abs(np.where(finite, theta, 0.0)), floor)
+    norm = float(np.sqrt(np.mean(direction**2)))
+    return direction * scale / max(norm, np.finfo(np.float64).tiny)
+
+
+def line(
+    ev: Capped,
+    t: int,
+    direction: np.ndarray,
+    j0: float,
+    delta: float,
+    retries: int,
+) -> tuple[np.ndarray, float]:
+    """J at θ + k·δ·v (k = -3..3); while J stays constant, up to ``retries`` more tries with a
+    16x larger δ (a low-precision J hides small steps)."""
+    k = np.arange(POINTS) - POINTS // 2
+    for attempt in range(retries + 1):
+        try:
+            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        except LossRaisedError:
+            if not attempt:
+                raise
+            # A constant J that raises 16x farther out (a domain check in the loss): the probe
+            # stops growing; J stayed constant at every step it could take.
+            return np.full(POINTS, j0), delta / 16
+        for _ in range(_edges.LEVELS):  # the probe left the loss's domain: come closer
+            if np.all(np.isfinite(values)):
+                break
+            delta /= 4
+            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+        if not np.all(np.isfinite(values)):
+            values = np.full(POINTS, j0)  # no noise seen: σ falls back to the float64 floor
+            break
+        if np.unique(values).size > 1:
+            break
+        delta *= 16
+    return values, delta

@@ -1,0 +1,131 @@
+"""``run``: the path of one check, one stage per line (see docs/verdict.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck.core._coords import BudgetSpent, Capped
+from gradcheck.core._options import CheckConfig
+from gradcheck.core._progress import Progress
+from gradcheck.core._tree import Params, Tree
+from gradcheck.core._validate import inputs
+from gradcheck.core.verdict._assemble import assemble
+from gradcheck.core.verdict._base import (
+    base_value,
+    require_dependence,
+    require_unchanged,
+    same_again,
+)
+from gradcheck.core.verdict._kinks import Recheck, recheck_kinks
+from gradcheck.core.verdict._notes import engine_notes
+from gradcheck.core.verdict._plan import Plan, make_plan, open_evaluator
+from gradcheck.core.verdict._probe import measure_noise
+from gradcheck.core.verdict._records import Facts, Setup, TensorJob, TensorResult, unchecked
+from gradcheck.core.verdict._tensor import judge_tensor
+from gradcheck.report._report import Report
+
+
+def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: CheckConfig) -> Report:
+    """The verdict of ``check`` under a validated ``config``: a ``Report`` without findings.
+
+    A Ctrl-C during the evaluations returns the partial report (``report.interrupted``).
+    """
+    start = time.perf_counter()
+    tree, analytic = inputs(params, grads)  # the gradients, checked against the parameters
+    plan = make_plan(config, tree)  # 1. plan and budget
+    evaluator = open_evaluator(loss, tree, plan, config)
+    setup = Setup(plan.scheme, config, max(float(np.max(np.abs(g), initial=0.0)) for g in analytic),
+                  Progress(plan.selection.count(plan.sizes) * plan.nodes, enabled=config.progress))
+    facts = [Facts() for _ in tree.leaves]  # what the stages find about each tensor
+    sweep = measure(evaluator, setup, plan, tree, analytic, facts)  # 2.-7. every loss call
+    require_unchanged(evaluator.ws)  # the loss wrote into its params: no verdict
+    if sweep.finished:  # 2. a loss no perturbation moved does not read its params
+        require_dependence(sweep.setup, sweep.results, analytic, sweep.j0,
+                           [leaf.dtype for leaf in tree.leaves])
+    rechecked = Recheck(0, 0, 0)
+    if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks
+        rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare)
+    report = assemble(  # 8. the components, the verdict, the report
+        tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
+        sweep.calls + rechecked.calls, sweep.j0, time.perf_counter() - start, plan.planned(),
+        sweep.interrupted,
+    )
+    notes = engine_notes(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
+                         sweep.spent, rechecked, callable(grads))
+    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What the evaluations gave: J(θ), every tensor's result, and how they ended."""
+
+    j0: float
+    setup: Setup  # with the noise measured
+    results: list[TensorResult]  # one per tensor (unchecked where none was judged)
+    stopped: bool  # Ctrl-C before or after the tensors
+    spent: bool  # the budget's hard stop was hit
+    interrupted: bool  # a Ctrl-C left entries unjudged
+    calls: int  # loss calls made
+    spare: float  # calls the budget still allows
+
+    @property
+    def finished(self) -> bool:
+        return not self.interrupted and not self.spent
+
+
+def measure(
+    evaluator: Capped, setup: Setup, plan: Plan, tree: Tree, analytic: list[np.ndarray],
+    facts: list[Facts],
+) -> Sweep:
+    """J(θ) twice, the noise probe, then each tensor in turn, and J(θ) once more."""
+    results: list[TensorResult] = []
+    j0, stopped, spent = np.nan, False, False
+    try:
+        try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
+            j0 = base_value(evaluator, tree, setup.complex)  # 2. base value
+            if not setup.complex:  # 3. the noise probe
+                noise, probes = measure_noise(evaluator, tree, j0,
+                                              np.random.default_rng(setup.config.seed),
+                                              setup.config.seed)
+                setup = dataclasses.replace(setup, noise=tuple(noise), probes=tuple(probes))
+        except KeyboardInterrupt:
+            stopped = True
+        for t in range(0 if stopped else len(tree.names)):  # 4.-7. each tensor
+            evaluator.reserved = plan.reserved_after(t)
+            results.append(judge_tensor(evaluator, setup, plan, _job(plan, t, j0, analytic, tree),
+                                        facts[t], tree.leaves[t]))
+            if results[-1].stopped:  # keep what is done; the rest stays unjudged
+                break
+        else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
+            if not stopped:
+                evaluator.reserved = 0
+                try:
+                    same_again(j0, float(np.real(evaluator.base())), "at the start and")
+                except KeyboardInterrupt:
+                    stopped = True
+    except BudgetSpent:  # planning leaves room for every phase; this is the hard stop behind it
+        spent = True
+    finally:
+        setup.progress.close()
+        evaluator.close()
+    interrupted = not spent and (
+        stopped or len(results) < len(plan.sizes) or any(r.partial for r in results)
+    )
+    results += [unchecked(analytic[t]) for t in range(len(results), len(plan.sizes))]
+    return Sweep(j0, setup, results, stopped, spent, interrupted, evaluator.calls,
+                 evaluator.spare())
+
+
+def _job(plan: Plan, t: int, j0: float, analytic: list[np.ndarray], tree: Tree) -> TensorJob:
+    selection = plan.selection
+    return TensorJob(
+        t, j0, analytic[t], tree.leaves[t].dtype, selection.indices[t], selection.directional,
+        selection.max_tests, selection.locate_calls[t] if selection.locate_calls else None,
+        plan.first[t],
+    )
