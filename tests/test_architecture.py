@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "checks": 4,
     "nn": 5,
     "frameworks": 5,
+    "monitor": 5,
     "testing": 6,
     "cli": 7,
     # the public doors: the package itself and the adapters' modules
