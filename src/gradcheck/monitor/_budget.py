@@ -30,8 +30,8 @@ class Budget:
     >>> budget.open(calls=16)  # 1 s of training since: 16 calls of ~1 s fit in 0.5 s? No
     False
     >>> budget.skip()
-    >>> [budget.open(calls=1) or budget.skip() for _ in range(3)]  # 2, 3, 4 s of training
-    [None, None, True]
+    >>> [budget.open(calls=1) or budget.skip() for _ in range(2)]  # 2, then 3 s of training
+    [None, True]
     """
 
     overhead: float
