@@ -110,8 +110,8 @@ def test_the_escalation_checks_only_the_culprit_tensor(clock, tmp_path):
 def test_a_failed_direction_that_check_clears_is_no_alarm(clock, monkeypatch):
     real = _monitor.screen
 
-    def alarmist(ev, dtypes, rng, calls=8):  # every direction "fails"
-        found = real(ev, dtypes, rng, calls=calls)
+    def alarmist(ev, dtypes, rng, calls=8, noise=None):  # every direction "fails"
+        found = real(ev, dtypes, rng, calls=calls, noise=noise)
         located = found.located.__class__(True, found.located.culprits, 1, 0, 9.0, 4)
         return found.__class__(located, found.calls, found.sigma, found.j0, found.culprits)
 

@@ -27,7 +27,7 @@ from gradcheck.core._validate import inputs
 from gradcheck.core._verdict import _same_again
 from gradcheck.monitor._budget import Budget
 from gradcheck.monitor._saved import restricted_check, save
-from gradcheck.monitor._screen import SCREEN_CALLS, Joint, screen
+from gradcheck.monitor._screen import LINE_CALLS, NOISE_EVERY, SCREEN_CALLS, Joint, screen
 from gradcheck.report._report import GradientMismatchError, Report
 
 OnFailure = Literal["raise", "warn", "stop"]
@@ -102,6 +102,7 @@ class Monitor:
         self.report: Report | None = None  # the last failing report
         self.saved: Path | None = None  # where the last failure was saved
         self.stopped = False
+        self.noise: float | None = None  # J's relative noise σ/|J| from the last line measured
 
     @property
     def checks(self) -> int:
@@ -139,7 +140,8 @@ class Monitor:
     def step_with(self, prepare: Callable[[], Prepared]) -> bool:
         """``step`` for adapters: ``prepare()`` returns (loss, params, grads, batch) and is
         called only on the steps that are checked (copying a model's parameters costs)."""
-        if not self.budget.open(SCREEN_CALLS):
+        line = self.noise is None or self.checks % NOISE_EVERY == 0
+        if not self.budget.open(SCREEN_CALLS + LINE_CALLS * line):
             self.budget.skip()
             return self.stopped
         try:
@@ -161,7 +163,10 @@ class Monitor:
         try:
             ev = Joint(loss, tree, analytic)
             began = self.budget.clock()
-            first = screen(ev, dtypes, np.random.default_rng([self.seed, 1, step]))
+            known = None if self.checks % NOISE_EVERY == 0 else self.noise
+            first = screen(ev, dtypes, np.random.default_rng([self.seed, 1, step]), noise=known)
+            if known is None and first.j0:
+                self.noise = first.sigma / abs(first.j0)
             _same_again(first.j0, ev.at(), "at the start of the check and")
             self.budget.calls_took(ev.calls, self.budget.clock() - began)
             if not first.located.failed:

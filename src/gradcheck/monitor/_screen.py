@@ -8,8 +8,10 @@ the gradient is D·g and its allowed precision D·a, and ``locate`` runs unchang
 test (h and h/2, Richardson, 4 calls a direction) with the bound of ``check``, and on a failure
 the bisection, whose flat indices name the tensors and entries.
 
-The noise σ of J is measured once per check, by ECnoise on 7 values along the direction's
-line (``core._noise``), floored by the grid J's values sit on and by float64's rounding of J.
+The noise σ of J is measured by ECnoise on 7 values along a random line (``core._noise``),
+floored by the grid J's values sit on and by float64's rounding of J. J's relative noise σ/|J|
+is a property of how J is computed (its dtype, its sums) more than of θ, so the monitor
+measures it on every ``NOISE_EVERY``-th check only and reuses it in between (6 calls saved).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from gradcheck.core._tree import Tree
 
 EPS64 = float(np.finfo(np.float64).eps)
 NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the noise line, as in the check's probe
-SCREEN_CALLS = 1 + (POINTS - 1) + 8 + 1  # J(θ), the noise line, 2 directions, J(θ) again
+SCREEN_CALLS = 1 + 8 + 1  # J(θ), 2 directions, J(θ) again; + the noise line when measured
+LINE_CALLS = POINTS - 1
+NOISE_EVERY = 8  # checks between two measurements of J's noise (the first check measures it)
 
 
 @dataclass(frozen=True)
@@ -82,28 +86,40 @@ class Joint:
 
 
 def screen(
-    ev: Joint, dtypes: list[np.dtype], rng: np.random.Generator, *, calls: int | None = 8
+    ev: Joint, dtypes: list[np.dtype], rng: np.random.Generator, *, calls: int | None = 8,
+    noise: float | None = None,
 ) -> Screened:
-    """Directional tests of ``ev``'s gradient, in at most ``calls`` calls after the noise line
-    (None: enough to bisect down to 2 culprit entries)."""
+    """Directional tests of ``ev``'s gradient, in at most ``calls`` calls after J(θ) and the
+    noise line (None: enough to bisect down to 2 culprit entries). ``noise``: J's relative
+    noise σ/|J| measured by an earlier check, reused instead of the line (6 calls)."""
     start = ev.calls
     j0 = ev.at()
     n = ev.theta.size
     u = ev.theta / ev.scale
-    v = rng.choice((-1.0, 1.0), size=n) / np.sqrt(n)
-    delta = NOISE_STEP * max(1.0, typical_scale(ev.theta)) * np.sqrt(n)
-    k = (np.arange(POINTS) - POINTS // 2).astype(np.float64)
-    values = np.insert(ev.along(0, v, delta * k[k != 0]), POINTS // 2, j0)
-    sigma = noise_level(values)[0] if np.all(np.isfinite(values)) else 0.0
-    sigma = max(sigma, resolution(values), EPS64 * abs(j0))
+    if noise is None or not j0:
+        sigma = _noise_line(ev, j0, rng.choice((-1.0, 1.0), size=n) / np.sqrt(n))
+    else:
+        sigma = max(noise * abs(j0), EPS64 * abs(j0))
     relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
     h = float(np.median(entry_steps(SCHEMES["central"], relative, ev.theta)))
-    grad_scale = float(np.max(np.abs(ev.g / ev.scale), initial=0.0))
+    g = ev.g / ev.scale
+    grad_scale = float(np.max(np.abs(g), initial=0.0))
     a = np.concatenate([
-        analytic_bound(g, np.dtype(d) if np.dtype(d).kind == "f" else np.dtype(np.float64),
+        analytic_bound(part, np.dtype(d) if np.dtype(d).kind == "f" else np.dtype(np.float64),
                        {}, {}, grad_scale)
-        for g, d in zip(np.split(ev.g / ev.scale, ev.ends[:-1]), dtypes, strict=True)
+        for part, d in zip(np.split(g, ev.ends[:-1]), dtypes, strict=True)
     ]) * ev.scale
     limit = calls_for(n, 2) if calls is None else calls
     found = locate(ev, 0, u, ev.g, a, h, sigma, rng, max_calls=limit)
     return Screened(found, ev.calls - start, sigma, j0, ev.tensor_of(found.culprits))
+
+
+def _noise_line(ev: Joint, j0: float, v: np.ndarray) -> float:
+    """σ of J by ECnoise on J(u + k·δ·v), k = -3..3 (6 calls), floored by J's grid and by
+    float64's rounding of J."""
+    n = ev.theta.size
+    delta = NOISE_STEP * max(1.0, typical_scale(ev.theta)) * np.sqrt(n)
+    k = (np.arange(POINTS) - POINTS // 2).astype(np.float64)
+    values = np.insert(ev.along(0, v, delta * k[k != 0]), POINTS // 2, j0)
+    sigma = noise_level(values)[0] if np.all(np.isfinite(values)) else 0.0
+    return max(sigma, resolution(values), EPS64 * abs(j0))
