@@ -1,16 +1,19 @@
 """The training monitor: its overhead, the late bugs it catches, and its false alarms.
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/monitor.py [--steps 3000] [--repeat 3]
-     [--seeds 3] [--clean-runs 20] [--clean-steps 600] [--only overhead|detect|clean]
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/monitor.py [--steps 3000] [--repeat 1]
+     [--seeds 3] [--clean-runs 20] [--clean-steps 1000] [--only overhead|detect|clean]
 
 * Overhead: the reference network (``gradcheck.nn.Net`` 64-32-10 tanh on the digits, Adam,
-  batch 32, through ``Net.fit(monitor=...)``), a PyTorch MLP (64-128-64-10 ReLU) and a small
-  PyTorch CNN (two 3×3 convolutions on the 8×8 digits), float32, Adam, batch 64, each trained
-  ``--steps`` steps with and without ``Monitor()`` (defaults: 1%), alternately, ``--repeat``
-  times; the ratio is median with / median without, side by side in one process.
+  batch 32: ``Net.fit``'s loop with ``Monitor.step_with``), a PyTorch MLP (64-128-64-10 ReLU)
+  and a small PyTorch CNN (two 3×3 convolutions on the 8×8 digits), float32, Adam, batch 64
+  (``gradcheck.torch.monitor_step``). Each is trained twice in lockstep, one step of each in
+  turn (the order alternating), one copy with ``Monitor()`` (defaults: 1%): both copies see
+  the same load from the machine's other processes. ``--steps`` steps, ``--repeat`` times; the
+  ratio is the monitored copy's summed step time over the other's. The monitor's clock leaves
+  out the other copy's steps.
 * Detection (``Monitor(overhead=0.01)``, real clock): bugs that switch on late. "after step s":
-  the NumPy net's dW2 doubled from step 1,000 (a second code path); "activation > 3": a custom
-  softplus whose backward returns 0.5 where its input exceeds 3 (a wrong fast path), in the
+  the NumPy net's dW2 doubled from step 1,000 (a second code path); "activation > 10": a custom
+  softplus whose backward returns 0.5 where its input exceeds 10 (a wrong fast path), in the
   PyTorch MLP; "sequence > 32": a custom cumulative sum through time whose backward keeps only a
   32-step window, in a small recurrent model trained on a curriculum of growing lengths (8 + step
   // 40). For each: the first step at which the gradient is wrong (measured by the harness) and
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -104,24 +106,83 @@ def fit_net(steps: int, monitor: Monitor | None, seed: int) -> None:
 
 # ---- overhead ------------------------------------------------------------------------------
 
+CONTROL = "control: PyTorch MLP, no monitor on either copy"
+
+
+class OwnClock:
+    """perf_counter less the time of the other run's steps: the monitor's clock in a lockstep
+    run, so that it measures its own training only."""
+
+    def __init__(self) -> None:
+        self.excluded = 0.0
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.excluded
+
+
+def net_stepper(monitor: Monitor | None) -> Callable[[], None]:
+    """One step of the reference net's minibatch training (Net.fit's loop: batch 32, Adam)."""
+    net = Net((64, 32, 10), activation="tanh", seed=0)
+    opt, rng = make_optimizer("adam", None), np.random.default_rng(0)
+    Xc, Yc = net._data(X, Y)
+
+    def step() -> None:
+        rows = rng.integers(0, len(Xc), 32)
+        xb, yb = Xc[rows], Yc[rows]
+        grads = net.gradients(xb, yb)
+        if monitor is not None:
+            monitor.step_with(lambda: ((lambda p: net.loss(xb, yb, p)), net.params, grads,
+                                       {"X": xb, "Y": yb}))
+        net.params = opt.step(net.params, grads)
+
+    return step
+
+
+def torch_stepper(make: Callable[[int], torch.nn.Module]) -> Callable[[Monitor | None], Callable]:
+    def stepper(monitor: Monitor | None) -> Callable[[], None]:
+        model, g = make(0), torch.Generator().manual_seed(0)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step() -> None:
+            batch = _digits_batch(g)
+            opt.zero_grad()
+            ce(model, *batch).backward()
+            if monitor is not None:
+                gradcheck.torch.monitor_step(monitor, model, ce, batch)
+            opt.step()
+
+        return step
+
+    return stepper
+
+
 def overhead(steps: int, repeat: int) -> list[tuple[str, float, float, Monitor]]:
-    runs: dict[str, Callable[[Monitor | None], None]] = {
-        "gradcheck.nn 64-32-10 tanh (Net.fit)": lambda m: fit_net(steps, m, 0),
-        "PyTorch MLP 64-128-64-10": lambda m: train_torch(torch_mlp(0), steps, m, 0),
-        "PyTorch CNN 2 conv + linear": lambda m: train_torch(torch_cnn(0), steps, m, 0),
-    }
+    """Each model trained twice in lockstep, step by step (the order alternating), one copy
+    monitored: both see the same load; the ratio is their summed step times."""
+    runs = {"gradcheck.nn 64-32-10 tanh": net_stepper,
+            "PyTorch MLP 64-128-64-10": torch_stepper(torch_mlp),
+            "PyTorch CNN 2 conv + linear": torch_stepper(torch_cnn),
+            CONTROL: torch_stepper(torch_mlp)}
     rows = []
-    for name, run in runs.items():
-        off, on, last = [], [], None
+    for name, stepper in runs.items():
+        off_total = on_total = 0.0
         for _ in range(repeat):
-            for monitored in (False, True):
-                monitor = Monitor() if monitored else None
-                start = time.perf_counter()
-                run(monitor)
-                (on if monitored else off).append(time.perf_counter() - start)
-                last = monitor or last
-        rows.append((name, statistics.median(off), statistics.median(on), last))
-        print(f"  {name}: {rows[-1][1]:.2f} s -> {rows[-1][2]:.2f} s", flush=True)
+            clock = OwnClock()
+            monitor = Monitor(clock=clock)
+            off, on = stepper(None), stepper(None if name == CONTROL else monitor)
+            off(), on()  # warm-up, outside the account
+            for k in range(steps):
+                for monitored in ((False, True) if k % 2 else (True, False)):
+                    start = time.perf_counter()
+                    (on if monitored else off)()
+                    took = time.perf_counter() - start
+                    if monitored:
+                        on_total += took
+                    else:
+                        off_total += took
+                        clock.excluded += took
+        rows.append((name, off_total, on_total, monitor))
+        print(f"  {name}: {off_total:.2f} s -> {on_total:.2f} s", flush=True)
     return rows
 
 
@@ -146,8 +207,11 @@ def bug_after_step(seed: int, steps: int, s: int = 1000) -> tuple[int, int | Non
     return s, None
 
 
+THRESHOLD = 10.0
+
+
 class FastSoftplus(torch.autograd.Function):
-    """softplus with a wrong "fast path" in its backward above 3 (0.5 instead of sigmoid)."""
+    """softplus with a wrong "fast path" in its backward above 10 (0.5 instead of sigmoid)."""
 
     biggest = 0.0
 
@@ -161,7 +225,7 @@ class FastSoftplus(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return g * torch.where(x > 3.0, torch.full_like(x, 0.5), torch.sigmoid(x))
+        return g * torch.where(x > THRESHOLD, torch.full_like(x, 0.5), torch.sigmoid(x))
 
 
 class Softplus(torch.nn.Module):
@@ -172,8 +236,8 @@ class Softplus(torch.nn.Module):
 def bug_activation(seed: int, steps: int) -> tuple[int | None, int | None]:
     first: list[int] = []
 
-    def probe(step: int) -> None:  # after backward: did this step's forward exceed 3?
-        if FastSoftplus.biggest > 3.0 and not first:
+    def probe(step: int) -> None:  # after backward: did this step's forward exceed it?
+        if FastSoftplus.biggest > THRESHOLD and not first:
             first.append(step)
         FastSoftplus.biggest = 0.0
 
@@ -250,33 +314,36 @@ def clean(runs: int, steps: int) -> list[tuple[str, int, int, int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--detect-steps", type=int, default=4000)
     parser.add_argument("--clean-runs", type=int, default=20)
-    parser.add_argument("--clean-steps", type=int, default=600)
+    parser.add_argument("--clean-steps", type=int, default=1000)
     parser.add_argument("--only", choices=("overhead", "detect", "clean"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if args.only in (None, "overhead"):
-        print(f"\nOverhead, {args.steps:,} steps, median of {args.repeat} (with/without "
-              "alternating)\n")
+        print(f"\nOverhead, {args.steps:,} steps in lockstep, {args.repeat} time(s)\n")
         rows = overhead(args.steps, args.repeat)
         print("| model | without | with Monitor() | ratio | checks | checks / 1,000 steps | "
               "monitor's own account |")
         print("|---|---|---|---|---|---|---|")
         for name, off, on, m in rows:
+            if name == CONTROL:
+                print(f"| {name} | {off:.2f} s | {on:.2f} s | {on / off:.3f} | — | — | — |")
+                continue
             print(f"| {name} | {off:.2f} s | {on:.2f} s | {on / off:.3f} | {m.checks} | "
                   f"{1000 * m.checks / m.steps:.2f} | {m.budget.ratio:.2%} |")
+        print("\n(checks and the monitor's own account: the last repeat)")
     if args.only in (None, "detect"):
         print(f"\nDetection at Monitor(overhead=0.01), {args.seeds} seeds, at most "
               f"{args.detect_steps:,} steps\n")
         print("| bug | seed | first wrong step | monitor raised at | delay (steps) |")
         print("|---|---|---|---|---|")
         bugs = {"after step 1,000 (NumPy net, dW2 doubled)": bug_after_step,
-                "activation > 3 (PyTorch MLP, custom softplus)": bug_activation,
+                "activation > 10 (PyTorch MLP, custom softplus)": bug_activation,
                 "sequence > 32 (PyTorch recurrent, custom cumsum)": bug_sequence}
         for name, bug in bugs.items():
             for seed in range(args.seeds):

@@ -34,13 +34,14 @@ def loss(p, x):
     return jnp.mean(softplus(x @ p["w"] + p["b"]))
 
 
-def run(steps: int, monitor: Monitor) -> int | None:
+def run(steps: int, monitor: Monitor, clock: FakeClock) -> int | None:
     """w grows by 0.01 a step (as training might): the activations pass 2 late. Returns the
     first step whose batch has an activation above 2."""
     x = jnp.asarray(np.random.default_rng(0).uniform(0.0, 1.0, (16, 4)), jnp.float32)
     step = gradcheck.jax.monitored(monitor, loss)
     first = None
     for k in range(1, steps + 1):
+        clock.advance(1.0)
         p = {"w": jnp.full(4, 0.01 * k, jnp.float32), "b": jnp.zeros((), jnp.float32)}
         if first is None and float(jnp.max(x @ p["w"])) > 2.0:
             first = k
@@ -52,17 +53,19 @@ def run(steps: int, monitor: Monitor) -> int | None:
 
 def test_a_clean_jax_run_raises_no_alarm():
     x = jnp.ones((4, 3))
-    monitor = Monitor(overhead=0.3, clock=FakeClock(tick=1.0))
+    clock = FakeClock()
+    monitor = Monitor(overhead=0.3, clock=clock)
     step = gradcheck.jax.monitored(monitor, lambda p, x: jnp.mean(jnp.tanh(x @ p["w"])))
     for k in range(150):
+        clock.advance(1.0)  # a step takes 1 s; the jitted loss calls take no (fake) time
         step({"w": jnp.full(3, 0.01 * k)}, x)
     assert monitor.checks >= 5 and monitor.report is None
 
 
 def test_a_bug_at_large_activations_is_caught_after_it_starts(tmp_path):
-    monitor = Monitor(overhead=0.3, on_failure="stop", clock=FakeClock(tick=1.0),
-                      save_dir=tmp_path)
-    first = run(300, monitor)
+    clock = FakeClock()
+    monitor = Monitor(overhead=0.3, on_failure="stop", clock=clock, save_dir=tmp_path)
+    first = run(300, monitor, clock)
     assert monitor.stopped and first is not None
     assert monitor.log[-1].step >= first
     assert all(c.outcome == "passed" for c in monitor.log[:-1])

@@ -25,7 +25,11 @@ def data(seed: int = 0) -> tuple:
     return torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g)
 
 
+CLOCK = FakeClock()
+
+
 def loss_fn(model, x, y):
+    CLOCK.advance(0.1)  # a loss call takes 0.1 s of the fake clock, a training step 1 s
     return torch.nn.functional.cross_entropy(model(x), y)
 
 
@@ -36,6 +40,7 @@ def fit(model, monitor, steps: int, corrupt_from: int | None = None) -> int | No
     x, y = data()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for step in range(1, steps + 1):
+        CLOCK.advance(1.0)
         rows = torch.randint(0, 64, (16,))
         opt.zero_grad()
         loss_fn(model, x[rows], y[rows]).backward()
@@ -55,19 +60,19 @@ def mlp(batch_norm: bool = False) -> torch.nn.Module:
 
 
 def test_a_clean_float32_run_raises_no_alarm():
-    monitor = Monitor(overhead=0.3, clock=FakeClock(tick=1.0))
-    assert fit(mlp(), monitor, 200) is None
+    monitor = Monitor(overhead=0.3, clock=CLOCK)
+    assert fit(mlp(), monitor, 120) is None
     assert monitor.checks >= 5 and {c.outcome for c in monitor.log} == {"passed"}
 
 
 def test_batch_norm_in_training_mode_uses_the_batch_statistics():
-    monitor = Monitor(overhead=0.3, clock=FakeClock(tick=1.0))
+    monitor = Monitor(overhead=0.3, clock=CLOCK)
     assert fit(mlp(batch_norm=True), monitor, 200) is None
     assert monitor.checks >= 5 and monitor.report is None
 
 
 def test_a_late_bug_is_caught_and_names_the_step(tmp_path):
-    monitor = Monitor(overhead=0.3, clock=FakeClock(tick=1.0), save_dir=tmp_path)
+    monitor = Monitor(overhead=0.3, clock=CLOCK, save_dir=tmp_path)
     with pytest.raises(GradientMismatchError) as caught:
         fit(mlp(), monitor, 400, corrupt_from=150)
     step = monitor.log[-1].step
@@ -85,8 +90,9 @@ def test_the_model_rng_and_grad_mode_are_untouched():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     rng = torch.get_rng_state()
-    monitor = Monitor(overhead=0.5, clock=FakeClock(tick=1.0))
+    monitor = Monitor(overhead=0.5, clock=CLOCK)
     for _ in range(60):
+        CLOCK.advance(1.0)
         gradcheck.torch.monitor_step(monitor, model, loss_fn, (x, y))
     assert monitor.checks > 3
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
@@ -109,7 +115,8 @@ def test_dropout_in_training_mode_is_refused_with_the_reason():
 def test_no_grad_yet_is_explained():
     model = mlp()
     x, y = data()
-    monitor = Monitor(overhead=1.0, clock=FakeClock(tick=1.0))
+    monitor = Monitor(overhead=1.0, clock=CLOCK)
     with pytest.raises(OptionError, match="after loss.backward"):
         for _ in range(60):
+            CLOCK.advance(1.0)
             gradcheck.torch.monitor_step(monitor, model, loss_fn, (x, y))

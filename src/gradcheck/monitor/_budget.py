@@ -7,6 +7,8 @@ the first check: half the mean step time, as a forward pass is about a third of 
 the time spent plus that expected cost, times a seeded factor in [1, 1.5), fits in
 ``overhead`` × training time: the factor spreads the checks out at random, so that a bug that
 appears on a period cannot hide between them, and the same seed and clock give the same steps.
+When a check does not fit, half the steps it still needs at the measured pace pass without
+reading the clock (``wait``): an unchecked step then costs one comparison.
 """
 
 from __future__ import annotations
@@ -30,11 +32,8 @@ class Budget:
     >>> budget.open(calls=16)  # 1 s of training since: 16 calls of ~0.5 s fit in 0.5 s? No
     False
     >>> budget.skip()
-    >>> budget.open(calls=2)  # 2 s of training: 2 calls of ~0.5 s fit in 1 s (with the jitter)?
-    False
-    >>> budget.skip()
-    >>> budget.open(calls=2)  # 3 s of training: 2 calls of ~0.5 s fit in 1.5 s
-    True
+    >>> budget.wait  # it needs ~20 more steps at 1 s: it skips half of them without the clock
+    10
     """
 
     overhead: float
@@ -44,6 +43,7 @@ class Budget:
     spent: float = 0.0  # seconds the monitor spent checking (screens, escalations, saving)
     steps: int = 0  # steps seen
     call_cost: float | None = None  # measured seconds per loss call (None before a check)
+    wait: int = 0  # steps that may pass without reading the clock (no check can fit in them)
     _last: float | None = None  # the clock when the previous step returned
     _opened: float = 0.0
     _factor: float = field(default=1.0)
@@ -61,10 +61,13 @@ class Budget:
         self.steps += 1
         if self.steps < 2 or self.training <= 0.0:
             return False
-        per_call = (self.call_cost if self.call_cost is not None
-                    else 0.5 * self.training / (self.steps - 1))
+        per_step = self.training / (self.steps - 1)
+        per_call = self.call_cost if self.call_cost is not None else 0.5 * per_step
         expected = calls * per_call * self._factor
-        return self.spent + expected <= self.overhead * self.training
+        short = (self.spent + expected) / self.overhead - self.training  # seconds of training
+        if short > 0 and per_step > 0:  # half the steps that training needs at this pace
+            self.wait = int(min(0.5 * short / per_step, 1e9))
+        return short <= 0
 
     def calls_took(self, calls: int, seconds: float) -> None:
         """A check made ``calls`` loss calls in ``seconds``: the running cost of one call."""

@@ -135,11 +135,20 @@ class Monitor:
         Returns:
           True when training should stop (``on_failure="stop"`` after a failure).
         """
+        budget = self.budget
+        if budget.wait:  # no check can fit yet: one comparison, no clock
+            budget.wait -= 1
+            budget.steps += 1
+            return self.stopped
         return self.step_with(lambda: (loss, params, grads, batch))
 
     def step_with(self, prepare: Callable[[], Prepared]) -> bool:
         """``step`` for adapters: ``prepare()`` returns (loss, params, grads, batch) and is
         called only on the steps that are checked (copying a model's parameters costs)."""
+        if self.budget.wait:
+            self.budget.wait -= 1
+            self.budget.steps += 1
+            return self.stopped
         line = self.noise is None or self.checks % NOISE_EVERY == 0
         if not self.budget.open(SCREEN_CALLS + LINE_CALLS * line):
             self.budget.skip()

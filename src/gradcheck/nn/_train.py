@@ -129,11 +129,17 @@ def _monitored(
     monitor: Any, net: Net, history: History, X: np.ndarray, Y: np.ndarray, masks: Any,
     grads: dict[str, np.ndarray], step: int,
 ) -> bool:
-    """``monitor.step`` on this batch (duck-typed: nn does not import the monitor)."""
-    batch = {"X": X, "Y": Y} | {f"mask{i + 1}": m for i, m in enumerate(masks) if m is not None}
+    """``monitor.step_with`` on this batch (duck-typed: nn does not import the monitor); the
+    loss and the batch to save are only built on the steps it checks."""
+
+    def prepare() -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+        batch = {"X": X, "Y": Y} | {f"mask{i + 1}": m for i, m in enumerate(masks)
+                                    if m is not None}
+        return (lambda p: net.loss(X, Y, p, masks)), net.params, grads, batch
+
     before = monitor.report
-    stop = bool(monitor.step(lambda p: net.loss(X, Y, p, masks), net.params, grads, batch))
-    if monitor.report is not None and monitor.report is not before:
+    stop = bool(monitor.step_with(prepare))
+    if monitor.report is not before and monitor.report is not None:
         history.checks.append((f"monitor: step {step}", monitor.report))
     return stop
 
