@@ -2,9 +2,10 @@
 
 ``monitored(monitor, loss_fn)`` returns ``step(params, *batch) -> (value, grads)``, the same as
 ``jax.value_and_grad(loss_fn)``; on the steps the monitor checks, the gradients are compared with
-finite differences of ``jax.jit(loss_fn)`` on NumPy copies of the parameters, in the parameters'
-own dtype (float32 unless x64 is on: the monitor's noise-aware bound allows for it; the x64 flag
-is never changed). The monitor is duck-typed (``step_with``): this layer does not import it.
+finite differences of J evaluated by the step's own compiled ``value_and_grad`` (compiling a
+separate loss would cost more than many checks) on NumPy copies of the parameters, in their own
+dtype (float32 unless x64 is on: the monitor's noise-aware bound allows for it; the x64 flag is
+never changed). The monitor is duck-typed (``step_with``): this layer does not import it.
 """
 
 from __future__ import annotations
@@ -42,17 +43,17 @@ def monitored(monitor: Any, loss_fn: Callable[..., Any]) -> Callable[..., tuple[
     jax = require("jax", "jax", "gradcheck.jax.monitored")
     if not callable(loss_fn):
         raise OptionError(f"loss_fn={loss_fn!r} must be a function loss_fn(params, *batch).")
-    value_and_grad, jitted = jax.jit(jax.value_and_grad(loss_fn)), jax.jit(loss_fn)
+    value_and_grad = jax.jit(jax.value_and_grad(loss_fn))
 
     def step(params: Any, *batch: Any) -> tuple[Any, Any]:
         value, grads = value_and_grad(params, *batch)
-        monitor.step_with(lambda: _prepare(jax, jitted, params, grads, batch))
+        monitor.step_with(lambda: _prepare(jax, value_and_grad, params, grads, batch))
         return value, grads
 
     return step
 
 
-def _prepare(jax: Any, jitted: Callable[..., Any], params: Any, grads: Any,
+def _prepare(jax: Any, compiled: Callable[..., Any], params: Any, grads: Any,
              batch: tuple[Any, ...]) -> tuple[Callable[[Any], float], Any, Any, dict]:
     numpy_params = jax.tree_util.tree_map(lambda x: np.array(x), params)
     numpy_grads = jax.tree_util.tree_map(lambda x: np.array(x), grads)
@@ -60,7 +61,7 @@ def _prepare(jax: Any, jitted: Callable[..., Any], params: Any, grads: Any,
 
     def loss(p: Any) -> float:
         cast = jax.tree_util.tree_map(lambda x, d: np.asarray(x, dtype=d), p, dtypes)
-        return float(jitted(cast, *batch))
+        return float(compiled(cast, *batch)[0])
 
     saved = {f"batch{i}": np.asarray(b) for i, b in enumerate(batch)}
     return loss, numpy_params, numpy_grads, saved

@@ -59,14 +59,14 @@ class Joint:
         n, t = self.theta.size, len(self.sizes)
         self.scale = np.concatenate([np.full(k, np.sqrt(n / (t * k))) for k in self.sizes])
         self.g = np.concatenate([np.asarray(x, np.float64).ravel() for x in grads]) * self.scale
+        self.slices = [(int(b - k), int(b), leaf.shape)
+                       for b, k, leaf in zip(self.ends, self.sizes, tree.leaves, strict=True)]
         self.calls = 0
 
     def at(self, offset: np.ndarray | None = None) -> float:
         """J at θ + offset (θ-space), on copies."""
-        point = self.theta if offset is None else self.theta + offset
-        parts = np.split(point, self.ends[:-1])
-        leaves = [p.reshape(leaf.shape).copy() for p, leaf in zip(parts, self.tree.leaves,
-                                                                   strict=True)]
+        point = self.theta.copy() if offset is None else self.theta + offset
+        leaves = [point[a:b].reshape(shape) for a, b, shape in self.slices]
         self.calls += 1
         return to_scalar(self.loss(self.tree.rebuild(leaves)))
 
