@@ -130,7 +130,7 @@ def test_graph_sees_imports_inside_functions(tmp_path):
 
 
 # The public names before the layers were introduced: none may be lost.
-PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "GradCheckError", "GradientMismatchError", "LossOutputError", "LossRaisedError", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
+PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "GradCheckError", "GradientMismatchError", "LossOutputError", "LossRaisedError", "Monitor", "MonitorWarning", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
 
 
 def test_public_names_are_kept():
@@ -142,3 +142,4 @@ def test_public_names_are_kept():
     doors = {m: importlib.import_module(f"gradcheck.{m}") for m in ("torch", "jax", "testing")}
     assert callable(doors["torch"].check_module) and callable(doors["torch"].check_function)
     assert callable(doors["jax"].check) and callable(doors["testing"].assert_gradients)
+    assert callable(doors["torch"].monitor_step) and callable(doors["jax"].monitored)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcheck import Monitor
+from gradcheck.monitor._budget import SHARE
 from gradcheck.monitor._screen import LINE_CALLS, SCREEN_CALLS
 
 
@@ -45,8 +46,8 @@ def test_spent_time_stays_under_the_fraction_and_is_used(overhead, step_time, co
     # At most 1.5x the cost of a check between checks (16 calls when it measures the noise),
     # after a first wait of at most 1.5 checks priced at half a step per call.
     calls = SCREEN_CALLS + LINE_CALLS
-    per_check = calls * call_time * 1.5 / overhead
-    first = calls * 0.5 * step_time * 1.5 / overhead
+    per_check = calls * call_time * 1.5 / (SHARE * overhead)
+    first = calls * 0.5 * step_time * 1.5 / (SHARE * overhead)
     assert monitor.checks >= int((training - first) / per_check)
 
 

@@ -13,8 +13,7 @@ does not import it.
 from __future__ import annotations
 
 import copy
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,6 @@ from gradcheck._errors import OptionError, require
 if TYPE_CHECKING:
     import torch
 
-_SEEN: weakref.WeakSet[Any] = weakref.WeakSet()  # modules whose layers were inspected once
 DROPOUT = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
            "FeatureAlphaDropout")
 
@@ -60,14 +58,12 @@ def monitor_step(
     >>> monitor.checks > 0, monitor.report is None
     (True, True)
     """
-    torch = require("torch", "torch", "gradcheck.torch.monitor_step")
-    if not isinstance(model, torch.nn.Module):
-        raise OptionError(f"model must be a torch.nn.Module, not {type(model).__name__}.")
-    if model not in _SEEN:
+    if not monitor.steps:  # the first step: refuse early what every check would refuse
+        torch = require("torch", "torch", "gradcheck.torch.monitor_step")
+        if not isinstance(model, torch.nn.Module):
+            raise OptionError(f"model must be a torch.nn.Module, not {type(model).__name__}.")
         refuse_dropout(model)
-        _SEEN.add(model)
-    batch = tuple(batch) if isinstance(batch, list | tuple) else (batch,)
-    return bool(monitor.step_with(lambda: _prepare(torch, model, loss_fn, batch)))
+    return bool(monitor.step_with(lambda: _prepare(model, loss_fn, batch)))
 
 
 def refuse_dropout(model: Any) -> None:
@@ -84,9 +80,14 @@ def refuse_dropout(model: Any) -> None:
 
 
 def _prepare(
-    torch: Any, model: Any, loss_fn: Callable[..., Any], batch: Sequence[Any]
+    model: Any, loss_fn: Callable[..., Any], batch: Any
 ) -> tuple[Callable[[Any], float], dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+    """On a checked step: the loss on a float64 copy, and NumPy copies of params and grads."""
+    torch = require("torch", "torch", "gradcheck.torch.monitor_step")
+    if not isinstance(model, torch.nn.Module):
+        raise OptionError(f"model must be a torch.nn.Module, not {type(model).__name__}.")
     refuse_dropout(model)
+    batch = tuple(batch) if isinstance(batch, list | tuple) else (batch,)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.grad is not None]
     if not named:
         raise OptionError(
