@@ -53,6 +53,7 @@ def run(steps: int, monitor: Monitor, clock: FakeClock) -> int | None:
 
 def test_a_clean_jax_run_raises_no_alarm():
     x = jnp.ones((4, 3))
+    x64 = jax.config.read("jax_enable_x64")
     clock = FakeClock()
     monitor = Monitor(overhead=0.3, clock=clock)
     step = gradcheck.jax.monitored(monitor, lambda p, x: jnp.mean(jnp.tanh(x @ p["w"])))
@@ -60,6 +61,7 @@ def test_a_clean_jax_run_raises_no_alarm():
         clock.advance(1.0)  # a step takes 1 s; the jitted loss calls take no (fake) time
         step({"w": jnp.full(3, 0.01 * k)}, x)
     assert monitor.checks >= 5 and monitor.report is None
+    assert jax.config.read("jax_enable_x64") == x64  # the flag is never touched
 
 
 def test_a_bug_at_large_activations_is_caught_after_it_starts(tmp_path):

@@ -96,8 +96,9 @@ def screen(
     j0 = ev.at()
     n = ev.theta.size
     u = ev.theta / ev.scale
-    if noise is None or not j0:
-        sigma = _noise_line(ev, j0, rng.choice((-1.0, 1.0), size=n) / np.sqrt(n))
+    if noise is None or not j0:  # its own generator: the directions do not depend on it
+        line = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+        sigma = _noise_line(ev, j0, line.choice((-1.0, 1.0), size=n) / np.sqrt(n))
     else:
         sigma = max(noise * abs(j0), EPS64 * abs(j0))
     relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
