@@ -1,7 +1,7 @@
 """The training monitor: its overhead, the late bugs it catches, and its false alarms.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/monitor.py [--steps 3000] [--repeat 2]
-     [--seeds 3] [--clean-runs 20] [--clean-steps 1000] [--only overhead|detect|clean]
+     [--seeds 3] [--detect-steps 6000] [--clean-runs 20] [--clean-steps 1000] [--only overhead|detect|clean]
 
 * Overhead: the reference network (``gradcheck.nn.Net`` 64-32-10 tanh on the digits, Adam,
   batch 32: ``Net.fit``'s loop with ``Monitor.step_with``), a PyTorch MLP (64-128-64-10 ReLU)
@@ -14,11 +14,11 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/monitor.py [--steps 3000] [--
   times; the ratio is the monitored copy's summed step time over the other's. The monitor's
   code is warmed up once first (one check of a tiny loss: a one-time cost of the process).
 * Detection (``Monitor(overhead=0.01)``, real clock): bugs that switch on late. "after step s":
-  the NumPy net's dW2 doubled from step 1,000 (a second code path); "activation > 10": a custom
+  the NumPy net's dW2 doubled from step 2,000 (a second code path); "activation > 10": a custom
   softplus whose backward returns 0.5 where its input exceeds 10 (a wrong fast path), in the
   PyTorch MLP; "sequence > 32": a custom cumulative sum through time whose backward keeps only a
   32-step window, in a small recurrent model trained on a curriculum of growing lengths (8 + step
-  // 40). For each: the first step at which the gradient is wrong (measured by the harness) and
+  // 80: above 32 from step 2,000). For each: the first step at which the gradient is wrong (measured by the harness) and
   the step at which the monitor raised.
 * False alarms: ``--clean-runs`` clean runs of each model (seeds 0, 1, ...), ``--clean-steps``
   steps each, at ``Monitor(overhead=0.05)`` (5x more checks than the default).
@@ -193,7 +193,7 @@ def overhead(steps: int, repeat: int) -> list[tuple[str, float, float, Monitor]]
 
 # ---- detection of late bugs ----------------------------------------------------------------
 
-def bug_after_step(seed: int, steps: int, s: int = 1000) -> tuple[int, int | None]:
+def bug_after_step(seed: int, steps: int, s: int = 2000) -> tuple[int, int | None]:
     net = Net((64, 32, 10), activation="tanh", seed=seed)
     opt, monitor = make_optimizer("adam", None), Monitor(overhead=0.01, seed=seed)
     rng = np.random.default_rng(seed)
@@ -284,12 +284,12 @@ def bug_sequence(seed: int, steps: int) -> tuple[int, int | None]:
     model = Recurrent()
 
     def batches(step: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        length = 8 + step // 40  # the curriculum: longer sequences as training goes on
+        length = 8 + step // 80  # the curriculum: longer sequences as training goes on
         x = torch.randn(32, length, 4, generator=g)
         return x, (x[:, :, 0].sum(1) > 0).long()
 
     raised = train_torch(model, steps, Monitor(overhead=0.01, seed=seed), seed, batches=batches)
-    return (WINDOW + 1 - 8) * 40, raised  # the first step with a length above WINDOW
+    return (WINDOW + 1 - 8) * 80, raised  # the first step with a length above WINDOW
 
 
 # ---- false alarms --------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--detect-steps", type=int, default=4000)
+    parser.add_argument("--detect-steps", type=int, default=6000)
     parser.add_argument("--clean-runs", type=int, default=20)
     parser.add_argument("--clean-steps", type=int, default=1000)
     parser.add_argument("--only", choices=("overhead", "detect", "clean"))
@@ -347,7 +347,7 @@ def main() -> None:
               f"{args.detect_steps:,} steps\n")
         print("| bug | seed | first wrong step | monitor raised at | delay (steps) |")
         print("|---|---|---|---|---|")
-        bugs = {"after step 1,000 (NumPy net, dW2 doubled)": bug_after_step,
+        bugs = {"after step 2,000 (NumPy net, dW2 doubled)": bug_after_step,
                 "activation > 10 (PyTorch MLP, custom softplus)": bug_activation,
                 "sequence > 32 (PyTorch recurrent, custom cumsum)": bug_sequence}
         for name, bug in bugs.items():
