@@ -22,7 +22,7 @@ import numpy as np
 JITTER = 0.5  # the expected cost is scaled by 1 + JITTER·U, U uniform in [0, 1)
 # Checks may use this share of the budget; the rest is left for what the monitor's clock does
 # not see: the bookkeeping of unchecked steps and the cold caches after a check (measured at
-# 0.3-0.6% of a 0.2-4 ms step, BENCHMARKS.md "Training monitor").
+# 0.1-0.6% of a 0.25-4 ms step, BENCHMARKS.md "Training monitor").
 SHARE = 0.8
 
 
