@@ -201,8 +201,9 @@ class Monitor:
         self, report: Report, step: int, worst: float, params: Params, grads: Params,
         batch: Mapping[str, Any] | None, names: tuple[str, ...],
     ) -> Report:
-        root = self.save_dir or Path(tempfile.mkdtemp(prefix="gradcheck-monitor-"))
-        path = root / f"step-{step}"
+        if self.save_dir is None:  # one temporary directory per monitor, made on its first failure
+            self.save_dir = Path(tempfile.mkdtemp(prefix="gradcheck-monitor-"))
+        path = self.save_dir / f"step-{step}"
         note = (
             f"Monitor: found at training step {step} (check {self.checks} of {self.steps:,} "
             f"steps): a random direction disagreed by {worst:.3g}× its noise bound, and this "
