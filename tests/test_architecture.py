@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "checks": 4,
     "nn": 5,
     "frameworks": 5,
+    "monitor": 5,
     "testing": 6,
     "cli": 7,
     # the public doors: the package itself and the adapters' modules
@@ -130,7 +131,7 @@ def test_graph_sees_imports_inside_functions(tmp_path):
 
 
 # The public names before the layers were introduced: none may be lost.
-PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "GradCheckError", "GradientMismatchError", "Layout", "LossOutputError", "LossRaisedError", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
+PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "GradCheckError", "GradientMismatchError", "Layout", "LossOutputError", "LossRaisedError", "Monitor", "MonitorWarning", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
 
 
 def test_public_names_are_kept():
@@ -143,3 +144,4 @@ def test_public_names_are_kept():
     assert callable(doors["torch"].check_module) and callable(doors["torch"].check_function)
     assert callable(doors["torch"].check_against)
     assert callable(doors["jax"].check) and callable(doors["testing"].assert_gradients)
+    assert callable(doors["torch"].monitor_step) and callable(doors["jax"].monitored)

@@ -2,7 +2,7 @@
 
 This module is the only public door: every public name is re-exported here. The layers below,
 from the bottom: ``_errors`` (0), ``report`` (1), ``core`` (2), ``diagnose`` (3), ``checks`` (4),
-``nn`` and ``frameworks`` (5), ``testing`` (6), ``cli`` (7); imports only go down (see README,
+``nn``, ``frameworks`` and ``monitor`` (5), ``testing`` (6), ``cli`` (7); imports only go down (see README,
 "Architecture"). ``gradcheck.torch``, ``gradcheck.jax`` and ``gradcheck.tensorflow`` are the
 adapters' doors.
 
@@ -33,6 +33,7 @@ from gradcheck.core._layout import Layout
 from gradcheck.core._numerical import numerical_gradient
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.diagnose._taylor import TaylorResult, taylor_test
+from gradcheck.monitor import Monitor, MonitorWarning
 from gradcheck.report._model import SCHEMA, Component, Finding, relative_error, textbook_verdict
 from gradcheck.report._report import GradientMismatchError, Report
 from gradcheck.report._sweep import SweepResult
@@ -51,6 +52,8 @@ __all__ = [
     "Layout",
     "LossOutputError",
     "LossRaisedError",
+    "Monitor",
+    "MonitorWarning",
     "NonFiniteError",
     "OptionError",
     "Report",

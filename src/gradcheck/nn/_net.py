@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,6 +149,20 @@ class Net:
         m = X.shape[0]
         penalty = sum(float(np.sum(p[f"W{layer}"] ** 2)) for layer in range(1, self.depth + 1))
         return self.output.cost(Zs[-1], Y) / m + self.l2 / (2 * m) * penalty
+
+    def batch_loss(self, batch: Mapping[str, np.ndarray]) -> Callable[[Params], float]:
+        """``loss(params)`` on a batch as ``fit(monitor=...)`` saves it: X, Y and the dropout
+        masks mask1, mask2, ... (for ``gradcheck.monitor.reproduce``).
+
+        >>> net = Net((2, 3, 2), seed=0)
+        >>> f = net.batch_loss({"X": np.ones((1, 2)), "Y": np.eye(2)[:1]})
+        >>> f(net.params) == net.loss(np.ones((1, 2)), np.eye(2)[:1])
+        True
+        """
+        X, Y = batch["X"], batch["Y"]
+        masks = [batch.get(f"mask{layer}") for layer in range(1, self.depth + 1)]
+        fixed = masks if any(m is not None for m in masks) else None
+        return lambda params: self.loss(X, Y, params, fixed)
 
     # ---- backward ----------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def train(
     check_options: dict[str, Any] | None = None,
     progress: bool = True,
     console: Console | None = None,
+    monitor: Any = None,
 ) -> History:
     """Trains ``net`` in place with minibatches; the net's seed makes the run repeatable.
 
@@ -86,6 +87,9 @@ def train(
       check_every: also check every that many steps (for debugging; checks cost 2N loss calls).
       check_options: passed to ``net.check`` (eps, scheme, seed...).
       progress: show a rich progress bar with loss and accuracy.
+      monitor: a ``gradcheck.Monitor``: each step's gradient goes to ``monitor.step`` before
+        it is applied (on the step's batch and dropout masks); a failure it reports is added to
+        ``history.checks``, and training stops when ``monitor.step`` says so.
 
     Returns:
       A ``History``.
@@ -110,21 +114,46 @@ def train(
         history.checks.append(("init", checker()))
     with _bar(progress, epochs, console) as bar:
         task = bar.add_task("training", total=epochs, loss=float("nan"), acc=float("nan"))
-        step = 0
+        step, stop = 0, False
         for _ in range(epochs):
             for rows in np.array_split(net.rng.permutation(len(Xc)), max(1, len(Xc) // batch_size)):
                 masks = net.dropout_masks(len(rows), net.rng)
                 grads = net.gradients(Xc[rows], Yc[rows], net.params, masks)
-                net.params = opt.step(net.params, grads)
                 step += 1
+                if monitor is not None:
+                    stop = _monitored(monitor, net, history, Xc[rows], Yc[rows], masks, grads, step)
+                    if stop:
+                        break
+                net.params = opt.step(net.params, grads)
                 if check_every and step % check_every == 0:
                     history.checks.append((f"step {step}", checker()))
             _score(net, history, Xc, Yc, validation)
             bar.update(task, advance=1, loss=history.loss[-1], acc=_shown(history))
+            if stop:
+                break
     if "end" in check_at:
         history.checks.append(("end", checker()))
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _monitored(
+    monitor: Any, net: Net, history: History, X: np.ndarray, Y: np.ndarray, masks: Any,
+    grads: dict[str, np.ndarray], step: int,
+) -> bool:
+    """``monitor.step_with`` on this batch (duck-typed: nn does not import the monitor); the
+    loss and the batch to save are only built on the steps it checks."""
+
+    def prepare() -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+        batch = {"X": X, "Y": Y} | {f"mask{i + 1}": m for i, m in enumerate(masks)
+                                    if m is not None}
+        return (lambda p: net.loss(X, Y, p, masks)), net.params, grads, batch
+
+    before = monitor.report
+    stop = bool(monitor.step_with(prepare))
+    if monitor.report is not before and monitor.report is not None:
+        history.checks.append((f"monitor: step {step}", monitor.report))
+    return stop
 
 
 class _Checker:
