@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from gradcheck._errors import GradCheckError
+from gradcheck.cli._guard import Usage, pool_for, user_code
 
 app = typer.Typer(
     add_completion=False,  # ours, in _root: the shell is named or found deterministically
@@ -65,10 +64,6 @@ def demo(
 _SCHEME_HELP = "The finite-difference scheme."
 
 
-class _Usage(Exception):
-    """A usage or input problem: one line on stderr, exit code 2."""
-
-
 def _fail(error: BaseException, debug: bool) -> typer.Exit:
     """Prints ``error`` as one line on stderr (a traceback too with --debug); exit code 2."""
     if debug:
@@ -78,7 +73,7 @@ def _fail(error: BaseException, debug: bool) -> typer.Exit:
     from gradcheck.report._format import clean
 
     text = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, _Usage | GradCheckError):
+    if not isinstance(error, Usage | GradCheckError):
         text = f"{type(error).__name__}: {text}"
     typer.echo(f"gradcheck: error: {clean(text)}", err=True)
     return typer.Exit(2)
@@ -93,7 +88,7 @@ def _coords(text: str | None) -> Any:
             return kind(text)
         except ValueError:
             pass
-    raise _Usage(f"--coords {text!r} must be auto, all, directional, a count or a fraction.")
+    raise Usage(f"--coords {text!r} must be auto, all, directional, a count or a fraction.")
 
 
 def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None,
@@ -107,7 +102,7 @@ def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None
     try:
         validate(eps=eps, scheme=scheme, seed=seed)
     except GradCheckError as error:
-        raise _Usage(f"--{str(error).split('=')[0].split('[')[0]}: {error}") from None
+        raise Usage(f"--{str(error).split('=')[0].split('[')[0]}: {error}") from None
     options: dict[str, Any] = {"eps": eps, "scheme": scheme, "seed": seed}
     accepted = inspect.signature(check).parameters
     wanted = {"coords": _coords(coords), "budget": budget, "executor": workers}
@@ -116,66 +111,18 @@ def _check_options(eps: float | None, scheme: str, seed: int, coords: str | None
         if value is None:
             continue
         if name not in accepted:
-            raise _Usage(f"{flag[name]} is not supported yet by this version of gradcheck.check.")
+            raise Usage(f"{flag[name]} is not supported yet by this version of gradcheck.check.")
         options[name] = value
     if workers is not None and workers < 1:
-        raise _Usage(f"--workers {workers} must be at least 1.")
+        raise Usage(f"--workers {workers} must be at least 1.")
     if "on_interrupt" in accepted:
         options["on_interrupt"] = "report"
     return options
 
 
-def _executor(workers: int, loss: Any) -> Any:
-    """Processes when the loss can be pickled (real parallelism), else threads."""
-    import pickle
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-
-    try:
-        pickle.dumps(loss)
-    except Exception:
-        return ThreadPoolExecutor(workers)
-    return ProcessPoolExecutor(workers)
-
-
 def _writable(path: Path | None, flag: str) -> None:
     if path is not None and not path.parent.is_dir():
-        raise _Usage(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist.")
-
-
-@contextlib.contextmanager
-def _user_code() -> Iterator[None]:
-    """Around the user's code: its prints go to stderr, and its sys.exit() is an input error
-    (it must not decide our exit code)."""
-    try:
-        with _stdout_to_stderr(), contextlib.redirect_stdout(sys.stderr):
-            yield
-    except SystemExit as error:
-        raise _Usage(f"the target called sys.exit({error.code!r}).") from None
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """File descriptor 1 points at stderr while the target runs: ``os.write(1, ...)``,
-    ``sys.__stdout__`` and C extensions cannot slip text into our stdout (``--json``)."""
-    import os
-
-    try:
-        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
-        saved = os.dup(fd)
-    except (OSError, ValueError, AttributeError):  # no real descriptor (an embedding, a test runner)
-        yield
-        return
-    for stream in (sys.__stdout__, sys.stdout):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    try:
-        os.dup2(sys.__stderr__.fileno() if sys.__stderr__ is not None else 2, fd)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            sys.__stdout__.flush()  # what the target buffered goes to stderr, not to our output
-        os.dup2(saved, fd)
-        os.close(saved)
+        raise Usage(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist.")
 
 
 def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> Any:
@@ -186,17 +133,17 @@ def _run_check(target: str, options: dict[str, Any], octave: dict[str, Any]) -> 
     if target.endswith(".m"):
         from gradcheck.cli._flat import run_octave
 
-        with _user_code():
+        with user_code():
             return run_octave(target, options, **octave)
     if any(v is not None for v in octave.values()):
         given = ", ".join(f"--{k}" for k, v in octave.items() if v is not None)
-        raise _Usage(f"{given}: for an Octave/MATLAB .m target only (this target is Python).")
-    with _user_code():
+        raise Usage(f"{given}: for an Octave/MATLAB .m target only (this target is Python).")
+    with user_code():
         loss, params, grads = call_target(load_target(target), target)
         workers = options.pop("executor", None)
         if workers is None or workers == 1:
             return check(loss, params, grads, **options)
-        with _executor(workers, loss) as pool:
+        with pool_for(workers, loss) as pool:
             return check(loss, params, grads, executor=pool, **options)
 
 
@@ -365,11 +312,11 @@ def sweep_command(
         for name in names:
             _check_options(None, name, seed, None, None, None)
         if not (0 < eps_min < eps_max and np.isfinite(eps_max)) or points < 2:
-            raise _Usage(f"--min {eps_min:g} / --max {eps_max:g} / --points {points} must satisfy "
+            raise Usage(f"--min {eps_min:g} / --max {eps_max:g} / --points {points} must satisfy "
                          "0 < min < max (finite) and points ≥ 2.")
         _writable(Path(out + ".png"), "--out")
         _writable(None if html is None else Path(html), "--html")
-        with _user_code():
+        with user_code():
             loss, params, grads = call_target(load_target(target), target)
             grid = np.logspace(np.log10(eps_min), np.log10(eps_max), points)
             result = sweep(loss, params, grads, eps=grid, schemes=names, seed=seed)
