@@ -6,12 +6,11 @@ any tensor moved does not read its argument (refused after the first pass,
 ``require_dependence``). J(θ) is asked once more at the end (``same_again``): a random loss can
 repeat itself twice by chance.
 
-An entry along which J did not move at all (a tensor J does not read, or J flat there) is judged
-against J's resolution: its gradient is right where the change of J it predicts is below J's
-rounding (``judge_still``).
-J's scale for that rounding is |J| at θ and, where J is exactly 0 or flat there (a dead ReLU, a
-hinge with every margin met), |J| one far step away along each tensor (``far_look``), so that
-the verdict does not depend on whether the point happens to sit where J is 0.
+An entry along which J did not move at all (a tensor J does not read, or J flat there) with a
+gradient of rounding size agrees with the 0 measured (``judge_still``). J's scale for that
+rounding is |J| at θ and, where J is exactly 0 or flat there (a dead ReLU, a
+hinge with every margin met), J at far steps along each tensor (``far_look``), so that the
+verdict does not depend on whether the point happens to sit where J is 0.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from gradcheck._errors import GradCheckError, StochasticLossError
 from gradcheck.core import _edges
 from gradcheck.core._coords import Capped
 from gradcheck.core._evaluate import Workspace
+from gradcheck.core._tolerance import FLOOR_ULPS
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import EPS64, Setup, TensorResult, coarser
 from gradcheck.report._model import AGREES, MISMATCH
@@ -127,10 +127,10 @@ FAR = np.array([-16.0, -4.0, -1.0, 1.0, 4.0, 16.0])  # steps of the far look, in
 
 
 def far_look(evaluator: Capped, j0: float, seed: int) -> tuple[float, bool]:
-    """J's scale (the largest |J| seen at θ and at far steps along each tensor: every entry
-    moved by ±1, ±4, ±16 times about its own size, or 1, in a random direction) and whether J
-    moved there; a tensor whose far steps the loss cannot take (it raises) is skipped, and a
-    non-finite J is not a scale.
+    """J's scale and whether J moved, from far steps along each tensor (every entry moved by
+    ±1, ±4, ±16 times about its own size, or 1, in a random direction): the scale is the
+    largest of |J(θ)| and |J(θ + s·d)|/|s|, J's size per parameter-sized change. A tensor whose
+    far steps the loss cannot take (it raises) is skipped; a non-finite J is no scale.
 
     Six loss calls per tensor, asked only when an entry where J did not move is judged wrong
     (``still``), and only as far as the budget allows."""
@@ -145,31 +145,33 @@ def far_look(evaluator: Capped, j0: float, seed: int) -> tuple[float, bool]:
             js = evaluator.along(t, rng.standard_normal(theta.size) * size, FAR)
         except GradCheckError:
             continue
-        js = js[np.isfinite(js)]
-        if js.size:
-            scale, moved = max(scale, float(np.max(np.abs(js)))), moved or bool(np.any(js != j0))
+        ok = np.isfinite(js)
+        if ok.any():
+            scale = max(scale, float(np.max(np.abs(js[ok]) / np.abs(FAR[ok]))))
+            moved = moved or bool(np.any(js[ok] != j0))
     return scale, moved
 
 
 def judge_still(
-    results: list[TensorResult], analytic: list[np.ndarray], dtypes: Sequence[Any], scale: float,
+    results: list[TensorResult], analytic: list[np.ndarray], leaves: Sequence[np.ndarray],
+    scale: float,
 ) -> list[TensorResult]:
-    """Entries where J did not move at all (difference exactly 0) whose gradient predicts a
-    change of J below its rounding at J's ``scale`` (|g_i|·h_i ≤ u·scale, u the unit roundoff
-    of the coarser of the parameter's and the gradient's dtype) agree with that 0: their
-    tolerance is that rounding over the step.
+    """Entries where J did not move at all (difference exactly 0) whose gradient is of rounding
+    size agree with that 0: |g_i| ≤ FLOOR_ULPS·u·scale/(|θ_i| + 1), the rounding of a derivative
+    of J's ``scale`` over a change of θ_i's size, computed in u (the unit roundoff of the
+    coarser of the parameter's and the gradient's dtype); that is their tolerance.
 
-    >>> r = TensorResult(np.zeros(2), np.array([1e-17, 0.1]), np.zeros(2), np.array([2, 2]),
+    >>> r = TensorResult(np.zeros(2), np.array([1e-17, 1e-9]), np.zeros(2), np.array([2, 2]),
     ...                  1e-6, 0.0, False, steps=np.full(2, 1e-6))
-    >>> judge_still([r], [r.analytic], [np.float64], 1.0)[0].flags
+    >>> judge_still([r], [r.analytic], [np.ones(2)], 1.0)[0].flags
     array([1, 2], dtype=int8)
     """
     out = list(results)
     for t, r in enumerate(results):
-        if r.steps is None:
-            continue
-        g = np.asarray(analytic[t])
-        rounding = np.finfo(coarser(dtypes[t], g.dtype)).eps * scale / r.steps
+        leaf, g = np.asarray(leaves[t]), np.asarray(analytic[t])
+        theta = np.abs(np.nan_to_num(np.real(leaf).reshape(-1).astype(np.float64)))
+        u = float(np.finfo(coarser(leaf.dtype, g.dtype)).eps)
+        rounding = FLOOR_ULPS * u * scale / (theta + 1.0)
         below = (r.flags == MISMATCH) & (r.numeric == 0.0) & (np.abs(r.analytic) <= rounding)
         if below.any():
             flags = np.where(below, AGREES, r.flags).astype(np.int8)

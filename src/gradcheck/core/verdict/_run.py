@@ -53,7 +53,7 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
         require_dependence(sweep.setup, sweep.results, analytic, sweep.j0, dtypes, sweep.far)
         if sweep.far is not None:  # where J did not move: judged against J's rounding
             sweep = dataclasses.replace(
-                sweep, results=judge_still(sweep.results, analytic, dtypes, sweep.far[0]))
+                sweep, results=judge_still(sweep.results, analytic, tree.leaves, sweep.far[0]))
     rechecked = Recheck(0, 0, 0)
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare)
