@@ -56,7 +56,7 @@ def test_empty_leaves_are_left_out_and_all_empty_says_nothing_checked() -> None:
     assert report.passed and list(report.components) == ["arg1"]
     assert "arg0 is empty (shape (0, 3)): nothing to check." in report.notes
     report = gj.check(jnp.sum, np.zeros(0))
-    assert report.passed and not report.components
+    assert report.passed is None and not report.components
     assert report.explain().startswith("NOTHING CHECKED")
 
 

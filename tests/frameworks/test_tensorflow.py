@@ -158,6 +158,7 @@ def test_empty_complex_and_bfloat16_inputs():
     assert "input1 is empty (shape (0, 3)): nothing to check." in report.notes
     nothing = gtf.check_function(tf.reduce_sum, tf.zeros((0,)))
     assert nothing.components == {} and "NOTHING CHECKED" in str(nothing)
+    assert nothing.passed is None
     with pytest.raises(gradcheck.OptionError, match=r"input1 is complex128.*tf\.complex\(re, im\)"):
         gtf.check_function(lambda a, z: tf.reduce_sum(a) * tf.abs(z[0]), x, tf.constant([1 + 2j]))
     half = tf.cast(x, tf.bfloat16)

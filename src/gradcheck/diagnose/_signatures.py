@@ -175,6 +175,10 @@ def _whole_number(c: float) -> tuple[str, str] | None:
 
 
 def _scale(e: Evidence) -> Finding | None:
+    # A factor needs a measured numeric side: where every difference is within its tolerance of
+    # 0 (a tensor J reads only at its rounding), a fitted ×1.6e9 is the ratio of two noises.
+    if not np.any(np.abs(e.n) > e.bound):
+        return None
     c = fit(e.g, e.n)
     if c == 0.0 or abs(c - 1.0) < 1e-12 or not e.explains(e.g - c * e.n, slack=max(1.0, abs(c))):
         return None

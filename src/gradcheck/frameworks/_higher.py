@@ -98,7 +98,7 @@ def by_mode(
     if mode == "both":
         reports = {"reverse": run(reverse()), **reports}
     merged = _adapters.merge(reports, lambda name, key: f"{name} ({key})")
-    wrong = [k for k, r in reports.items() if not r.passed]
+    wrong = [k for k, r in reports.items() if r.passed is False]  # incomplete is not wrong
     if mode == "both" and len(wrong) == 1:
         other = "reverse" if wrong[0] == "forward" else "forward"
         rule = "the forward-mode rule (jvp)" if wrong[0] == "forward" else "the backward (vjp)"
@@ -187,7 +187,7 @@ def merge_orders(first: Report, second: Report) -> Report:
     merged = _adapters.merge(
         {"order 1": first, "order 2": second}, lambda name, key: name
     )
-    if first.passed and not second.passed:
+    if first.passed and second.passed is False:
         merged = _adapters.with_notes(
             merged,
             [

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from gradcheck._errors import GradCheckError, OptionError
-from gradcheck.report._model import AGREES, MISMATCH, Component, relative_error, verdict
+from gradcheck.report._model import (
+    AGREES,
+    MISMATCH,
+    UNCHECKED,
+    Component,
+    relative_error,
+    verdict,
+)
 from gradcheck.report._report import Report
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
@@ -320,12 +327,16 @@ def view_notes(name: str, is_complex: bool, convention: str, nonfinite: int) -> 
 def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
     """The report of a check with nothing to judge (every checked tensor empty).
 
-    ``passed`` is True, as ``torch.autograd.gradcheck`` returns for empty inputs, but the
-    report's summary says NOTHING CHECKED, not PASSED: no gradient was compared.
+    Incomplete (``passed`` None), as the engine's report of a check that judged nothing: a
+    report never says PASSED for what it did not judge (``torch.autograd.gradcheck`` returns
+    True here); its summary says NOTHING CHECKED.
+
+    >>> nothing_checked([], "central").verdict
+    'incomplete'
     """
     return Report(
-        passed=True,
-        relative_error=0.0,
+        passed=verdict(judged=False),
+        relative_error=None,
         evaluations=0,
         eps={},
         scheme=scheme,
@@ -333,23 +344,25 @@ def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
         suspects=(),
         notes=(
             "Nothing was checked: every tensor to check is empty, so there is no gradient "
-            "entry to compare (passed=True only means nothing disagreed).",
+            "entry to compare (the verdict is incomplete, not passed).",
             *notes,
         ),
     )
 
 
-def recount(c: Component, flags: np.ndarray, numeric: np.ndarray) -> Component:
-    """``c`` with new per-entry flags and numeric values, its summary figures recomputed."""
+def recount(
+    c: Component, flags: np.ndarray, numeric: np.ndarray, unjudged: int | None = None
+) -> Component:
+    """``c`` with new per-entry flags and numeric values, its summary figures recomputed and
+    its verdict from the one rule: the entries it left unjudged (``unjudged``, by default
+    ``c.unjudged``) keep it incomplete."""
     checked = (flags == AGREES) | (flags == MISMATCH)
     g, bound = c.analytic_array, c.bound_array
     diff = np.abs(numeric - g)
     excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
     worst = int(np.argmax(excess)) if excess.size else 0
     mismatches = int(np.sum(flags == MISMATCH))
-    # Inconsistent with the engine (issue 22, part 2.6), kept as it was: the entries the
-    # component left unjudged (``c.unjudged``) do not make it incomplete here.
-    passed = verdict(mismatches=mismatches)
+    unjudged = c.unjudged if unjudged is None else unjudged
     return dataclasses.replace(
         c,
         relative_error=relative_error(numeric[checked], g[checked]),
@@ -360,17 +373,17 @@ def recount(c: Component, flags: np.ndarray, numeric: np.ndarray) -> Component:
         tolerance=float(bound.flat[worst]),
         checked=int(checked.sum()),
         skipped=int(checked.size - checked.sum()),
-        passed=passed,
+        passed=verdict(mismatches=mismatches, unjudged=unjudged),
         mismatches=mismatches,
+        unjudged=unjudged,
         numeric_array=numeric,
         flags=flags,
     )
 
 
 def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
-    """Entries in ``masks`` (non-finite inputs, held fixed) marked unchecked in their components."""
-    from gradcheck.report._model import UNCHECKED
-
+    """Entries in ``masks`` (non-finite inputs, held fixed) marked unchecked in their components;
+    the verdicts again from the one rule (an incomplete component is no suspect)."""
     if not masks:
         return report
     components = dict(report.components)
@@ -379,12 +392,13 @@ def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
             continue
         c = components[name]
         flags, numeric = c.flags.copy(), c.numeric_array.copy()
+        # The entries left unjudged were unchecked ones; those masked now are not unjudged.
+        unjudged = min(c.unjudged, int(np.sum((c.flags == UNCHECKED) & ~mask)))
         flags[mask], numeric[mask] = UNCHECKED, np.nan
-        components[name] = recount(c, flags, numeric)
-    suspects = tuple(n for n, c in components.items() if not c.passed)
-    # Inconsistent with the engine (issue 22), kept as it was: an incomplete component (passed
-    # None) is named a suspect and fails the report, as a failed one does.
-    passed = verdict([report.passed, *(bool(c.passed) for c in components.values())])
+        components[name] = recount(c, flags, numeric, unjudged)
+    suspects = tuple(n for n, c in components.items() if c.passed is False)
+    passed = verdict((c.passed for c in components.values()), interrupted=report.interrupted,
+                     judged=_judged(report))
     ok = [(c.flags == AGREES) | (c.flags == MISMATCH) for c in components.values()]
     n = [c.numeric_array[m] for c, m in zip(components.values(), ok, strict=True)]
     g = [c.analytic_array[m] for c, m in zip(components.values(), ok, strict=True)]
@@ -395,6 +409,14 @@ def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
         passed=passed,
         relative_error=relative_error(np.concatenate(n), np.concatenate(g)),
     )
+
+
+def _judged(report: Report) -> bool:
+    """Whether the engine judged anything: its verdict is ``verdict(components, interrupted=...,
+    judged=...)``, so only an incomplete report none of whose parts is incomplete, and that was
+    not interrupted, judged nothing."""
+    parts = [c.passed for c in report.components.values()]
+    return verdict(parts, interrupted=report.interrupted) == report.passed
 
 
 def complex_findings(

@@ -819,10 +819,10 @@ def _jacobian_report(rows: dict[tuple[str, int], Report], shapes: dict[str, tupl
     analytic = np.concatenate([c.analytic_array[_checked(c.flags)] for c in components.values()])
     from gradcheck.report._model import relative_error, verdict
 
-    return Report(
-        # Inconsistent with the engine (issue 22), kept as it was: an incomplete block (passed
-        # None) and an interrupted row do not make the report incomplete.
-        passed=verdict(c.passed is not False for c in components.values()),
+    interrupted = any(r.interrupted for r in rows.values())
+    return Report(  # the one rule over the rows (each a report) and the blocks
+        passed=verdict([*(r.passed for r in rows.values()),
+                        *(c.passed for c in components.values())], interrupted=interrupted),
         relative_error=relative_error(numeric, analytic),
         evaluations=sum(r.evaluations for r in rows.values()),
         eps={n: c.eps for n, c in components.items()},
@@ -834,6 +834,7 @@ def _jacobian_report(rows: dict[tuple[str, int], Report], shapes: dict[str, tupl
             "is indexed [output index..., input index...].",
             *notes,
         ),
+        interrupted=interrupted,
         seconds=sum(r.seconds for r in rows.values()),
     )
 
@@ -865,6 +866,7 @@ def _stack(name: str, rows: list[Any], out_shape: tuple[int, ...]) -> Any:
         checked=0,
         skipped=0,
         passed=None,
+        unjudged=sum(r.unjudged for r in rows),  # what each row left unjudged, the block too
         eps=max(r.eps for r in rows),
         noise=max(r.noise for r in rows),
         dtype=rows[0].dtype,

@@ -18,9 +18,12 @@ from gradcheck.core._validate import inputs
 from gradcheck.core.verdict._assemble import assemble
 from gradcheck.core.verdict._base import (
     base_value,
+    far_look,
+    judge_still,
     require_dependence,
     require_unchanged,
     same_again,
+    still,
 )
 from gradcheck.core.verdict._kinks import Recheck, recheck_kinks
 from gradcheck.core.verdict._notes import engine_notes
@@ -46,8 +49,11 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     sweep = measure(evaluator, setup, plan, tree, analytic, facts)  # 2.-7. every loss call
     require_unchanged(evaluator.ws)  # the loss wrote into its params: no verdict
     if sweep.finished:  # 2. a loss no perturbation moved does not read its params
-        require_dependence(sweep.setup, sweep.results, analytic, sweep.j0,
-                           [leaf.dtype for leaf in tree.leaves])
+        dtypes = [leaf.dtype for leaf in tree.leaves]
+        require_dependence(sweep.setup, sweep.results, analytic, sweep.j0, dtypes, sweep.far)
+        if sweep.far is not None:  # where J did not move: judged against J's rounding
+            sweep = dataclasses.replace(
+                sweep, results=judge_still(sweep.results, analytic, tree.leaves, sweep.far[0]))
     rechecked = Recheck(0, 0, 0)
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare)
@@ -73,6 +79,7 @@ class Sweep:
     interrupted: bool  # a Ctrl-C left entries unjudged
     calls: int  # loss calls made
     spare: float  # calls the budget still allows
+    far: tuple[float, bool] | None = None  # J's scale and whether J moved, from a far look
 
     @property
     def finished(self) -> bool:
@@ -85,7 +92,7 @@ def measure(
 ) -> Sweep:
     """J(θ) twice, the noise probe, then each tensor in turn, and J(θ) once more."""
     results: list[TensorResult] = []
-    j0, stopped, spent = np.nan, False, False
+    j0, stopped, spent, far = np.nan, False, False, None
     try:
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
             j0 = base_value(evaluator, tree, setup.complex)  # 2. base value
@@ -107,6 +114,8 @@ def measure(
                 evaluator.reserved = 0
                 try:
                     same_again(j0, float(np.real(evaluator.base())), "at the start and")
+                    if still(results):  # J's scale where J is flat at θ: a far look
+                        far = far_look(evaluator, j0, setup.config.seed)
                 except KeyboardInterrupt:
                     stopped = True
     except BudgetSpent:  # planning leaves room for every phase; this is the hard stop behind it
@@ -119,7 +128,7 @@ def measure(
     )
     results += [unchecked(analytic[t]) for t in range(len(results), len(plan.sizes))]
     return Sweep(j0, setup, results, stopped, spent, interrupted, evaluator.calls,
-                 evaluator.spare())
+                 evaluator.spare(), far)
 
 
 def _job(plan: Plan, t: int, j0: float, analytic: list[np.ndarray], tree: Tree) -> TensorJob:
