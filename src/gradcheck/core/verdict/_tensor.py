@@ -217,7 +217,12 @@ def second_opinion(
         facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
                                  f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step)
         if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
-            stand = established(excess, probe, out[2][probe] == MISMATCH)
+            # confirmed: judged wrong again, by an estimate near the first pass's (a step
+            # across a stair or a kink gives a first-pass number that is no derivative)
+            moved = np.abs(out[0][probe] - first_pass[0][probe])
+            confirmed = (out[2][probe] == MISMATCH) & (
+                moved <= 0.5 * np.abs(first_pass[0][probe] - f.g[probe]))
+            stand = established(excess, probe, confirmed)
             weaker = rest[excess[rest] < stand]
             facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
                                       job.j0, f.sigma, f.g, f.a, out, low=f.low,
