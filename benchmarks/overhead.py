@@ -12,6 +12,10 @@ wrapper around the loss, not read from the report.
 (``gradcheck demo``: trained 40 epochs on the digits, 64 rows), correct and with its planted bug
 (f'(a) instead of f'(z)); the smooth MLPs above; and the kinked nets of ``benchmarks/kinks.py``
 with their correct gradient and with a x1.001 and a x(1 + 1e-7) error.
+
+``--wrong`` counts what a full check spends on a gradient wrong everywhere (issue 22, item 5:
+targets ≤ 2.5 N calls for a wrong gradient, ≤ 2 N + 100 for a right one): the sum of squares
+with its gradient ×1.00005 (N = 200 and 2,000) and right, and the demo's net, correct and buggy.
 """
 
 from __future__ import annotations
@@ -136,11 +140,38 @@ def calls_table() -> None:
         print(f"| {label} | {n:,} | {calls[0]:,} | {calls[0] / (2 * n):.2f} | {report.passed} |")
 
 
+def squares(n: int, factor: float):
+    """J = Σ x² on N standard normal entries, with the gradient 2x times ``factor``."""
+    x = np.random.default_rng(0).standard_normal(n)
+    return (lambda p: float(np.sum(p["x"] ** 2))), {"x": x}, {"x": factor * 2 * x}
+
+
+def wrong_table() -> None:
+    rows = []
+    for n in (200, 2_000):
+        for factor in (1.00005, 1.0):
+            what = "right" if factor == 1.0 else f"x{factor:g}"
+            rows.append((f"sum of squares, gradient {what}", *squares(n, factor)))
+    rows.extend(demo_nets())
+    print("| case | N | loss calls | calls / N | verdict | suspects |")
+    print("|---|---|---|---|---|---|")
+    for label, loss, params, grads in rows:
+        loss, calls = counted(loss)
+        report = gradcheck.check(loss, params, grads, coords="all")
+        n = sum(np.asarray(v).size for v in params.values())
+        print(f"| {label} | {n:,} | {calls[0]:,} | {calls[0] / n:.2f} | {report.verdict} | "
+              f"{', '.join(report.suspects) or '-'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--calls", action="store_true", help="loss calls only (no timings)")
+    parser.add_argument("--wrong", action="store_true", help="calls on wrong gradients (item 5)")
     args = parser.parse_args()
+    if args.wrong:
+        wrong_table()
+        return
     if args.calls:
         calls_table()
         return

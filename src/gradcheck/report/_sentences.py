@@ -33,6 +33,8 @@ class NoteCode(Enum):
     DIRECTION_FAILED = "direction-failed"  # one failed; what bisection isolated
     UNREFINED = "unrefined"  # first-pass mismatches without a second opinion: unjudged
     KEPT = "kept"  # ... kept, the tensor's own directional test having failed
+    SAMPLE_CONFIRMED = "sample-confirmed"  # a sample's second opinions all confirmed: the
+    # tensor is wrong, its other first-pass mismatches stand on first-pass evidence
     BUDGET_SPENT = "budget-spent"  # the budget's hard stop
     AUTO_BUDGET = "auto-budget"  # coords='auto' kept within the budget
     STAIRS = "stairs"  # J piecewise constant, the analytic 0 agrees
@@ -137,6 +139,13 @@ def _kept(name: str, count: int, budget: int) -> str:
     return (f"{name}: {count:,} first-pass mismatches are reported without a second opinion "
             f"(budget={budget:,} spent); the tensor's own directional test failed, so they "
             "stand.")
+
+
+def _sample_confirmed(name: str, sample: int, total: int, rest: int) -> str:
+    return (f"{name}: second opinions on a sample of {sample} of its {total:,} first-pass "
+            f"mismatches, stratified by their strength, confirmed {name} wrong; {rest:,} others "
+            "at least as strong as the confirmed strata are reported on the first pass's "
+            "evidence (a central difference outside its bound) without a second opinion each.")
 
 
 def _budget_spent(_: None, budget: int) -> str:
@@ -246,6 +255,7 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.DIRECTION_FAILED: _direction_failed,
     NoteCode.UNREFINED: _unrefined,
     NoteCode.KEPT: _kept,
+    NoteCode.SAMPLE_CONFIRMED: _sample_confirmed,
     NoteCode.BUDGET_SPENT: _budget_spent,
     NoteCode.AUTO_BUDGET: _auto_budget,
     NoteCode.STAIRS: _stairs,

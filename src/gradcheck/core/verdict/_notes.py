@@ -86,6 +86,9 @@ def budget_notes(
              for t, f in enumerate(facts) if f.unrefined]
     notes += [Note(NoteCode.KEPT, names[t], {"count": f.kept, "budget": selection.limit})
               for t, f in enumerate(facts) if f.kept]
+    notes += [Note(NoteCode.SAMPLE_CONFIRMED, names[t],
+                   dict(zip(("sample", "total", "rest"), f.sampled, strict=True)))
+              for t, f in enumerate(facts) if f.sampled]
     if spent:
         notes.append(Note(NoteCode.BUDGET_SPENT, None, {"budget": selection.limit}))
     if selection.limit is not None and selection.count(sizes) < sum(sizes):

@@ -73,6 +73,7 @@ class Facts:
     edges: dict[int, str] | None = None  # entries near a domain edge: how they were judged
     unrefined: int | None = None  # first-pass mismatches left without a second opinion
     kept: int | None = None  # first-pass mismatches kept without one (the tensor's test failed)
+    sampled: tuple[int, int, int] | None = None  # a confirmed sample, of mismatches, standing
     flat: Flat | None = None  # entries J did not move along
     reads: np.dtype | None = None  # J reads this tensor in that coarser dtype
 

@@ -59,13 +59,24 @@ def refine(
     chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step,
                    {c: v[idx] for c, v in first.items()}, np.zeros(n, dtype=np.int64),
                    np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
-    active = np.arange(n)
-    for level in range(MAX_LEVELS):
-        active = chase.level(level, active)
+    todo = np.arange(n)
+    while todo.size:  # depth first: only the second opinions the spare calls can finish
+        active, todo = chase.affordable(todo)
         if not active.size:
-            return chase.unjudged()
-    chase.settle(active[chase.run[active] > 0])
+            break
+        for level in range(MAX_LEVELS):
+            active = chase.level(level, active)
+            if not active.size:
+                break
+        else:
+            chase.settle(active[chase.run[active] > 0])
     return chase.unjudged()
+
+
+def _wanted(scheme: Scheme, level: int) -> set[float]:
+    """The nodes (multiples of h) of a level: the scheme's at h/2^level, halved, and ±s, ±s/2."""
+    s = 0.5**level
+    return {*(c * s / 2 for c in scheme.nodes), s, -s, s / 2, -s / 2}
 
 
 class _Opinion(NamedTuple):
@@ -106,6 +117,25 @@ class _Chase:
     def unjudged(self) -> int:
         return int(np.sum(self.out[2][self.idx] == 0))
 
+    def affordable(self, todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions whose whole second opinion (``RUN`` levels) the spare calls pay for,
+        and the rest. Paying level by level for every entry would spend a budget on first
+        levels that settle nothing; an entry the spare calls cannot start is left unjudged."""
+        spare = getattr(self.ev, "spare", lambda: np.inf)()
+        cost = max(self._cost(todo, _wanted(self.scheme, 0)), 1)
+        if spare >= cost * RUN * todo.size:
+            return todo, todo[:0]
+        size = int(spare // (cost * RUN)) or int(spare >= cost)
+        if not size:
+            self._afford(todo, _wanted(self.scheme, 0))  # none paid: every one unjudged
+            return todo[:0], todo[:0]
+        return todo[:size], todo[size:]
+
+    def _cost(self, active: np.ndarray, wanted: set[float]) -> int:
+        """Loss calls per position of a level's nodes not yet known."""
+        return sum(1 for c in wanted
+                   if c not in self.values or np.isnan(self.values[c][active[:1]]).any())
+
     def level(self, level: int, active: np.ndarray) -> np.ndarray:
         """One level (step h/2^level) for the active positions; returns those still open."""
         s = 0.5**level
@@ -119,7 +149,7 @@ class _Chase:
                 return active
         nodes = tuple(c * s for c in self.scheme.nodes)
         half = tuple(c / 2 for c in nodes)
-        wanted = {*half, s, -s, s / 2, -s / 2}
+        wanted = _wanted(self.scheme, level)
         active = self._afford(active, wanted)
         if not active.size:
             return active
@@ -138,8 +168,7 @@ class _Chase:
 
     def _afford(self, active: np.ndarray, wanted: set[float]) -> np.ndarray:
         """The active positions the spare calls pay for; the rest are left unjudged."""
-        cost = sum(1 for c in wanted
-                   if c not in self.values or np.isnan(self.values[c][active[:1]]).any())
+        cost = self._cost(active, wanted)
         spare = getattr(self.ev, "spare", lambda: np.inf)()
         afford = int(min(active.size, spare // max(cost, 1)))
         if afford < active.size:  # the budget pays for some second opinions: the rest unjudged

@@ -37,6 +37,10 @@ from gradcheck.report._model import MISMATCH, UNCHECKED
 # A forced eps must move J by more than this many σ somewhere in its tensor; below that its
 # rounding error swamps every difference (the tolerance would be ~ the estimate itself).
 SWAMPED = 100.0
+# A tensor with more first-pass mismatches than SAMPLE_FROM gets second opinions on a sample
+# first (1 in SAMPLE_EVERY, from SAMPLE_MIN to SAMPLE_MAX entries); the rest as strong as its
+# confirmed strata stand on the first pass (``confirm_sample``, ``established``).
+SAMPLE_FROM, SAMPLE_EVERY, SAMPLE_MIN, SAMPLE_MAX = 96, 16, 12, 32
 
 Out = tuple[np.ndarray, np.ndarray, np.ndarray]  # numeric, bound, flags of every entry
 
@@ -208,8 +212,23 @@ def second_opinion(
     """Refine the first-pass mismatches; a Ctrl-C returns the result so far (else None)."""
     try:
         first_pass = out[0].copy(), out[1].copy(), out[2].copy()
-        facts.unrefined = refine(ev, job.t, suspicious, f.stepper, setup.scheme, values, job.j0,
+        excess = np.abs(out[0] - f.g) / np.maximum(out[1], 1e-300)  # the first pass's
+        probe, rest = confirm_sample(suspicious, excess, setup.config.seed, job.t)
+        facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
                                  f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step)
+        if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
+            # confirmed: judged wrong again, by an estimate near the first pass's (a step
+            # across a stair or a kink gives a first-pass number that is no derivative)
+            moved = np.abs(out[0][probe] - first_pass[0][probe])
+            confirmed = (out[2][probe] == MISMATCH) & (
+                moved <= 0.5 * np.abs(first_pass[0][probe] - f.g[probe]))
+            stand = established(excess, probe, confirmed)
+            weaker = rest[excess[rest] < stand]
+            facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
+                                      job.j0, f.sigma, f.g, f.a, out, low=f.low,
+                                      flat_step=flat_step)
+            if weaker.size < rest.size:
+                facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
         found = facts.located
         if facts.unrefined and found is not None and found.failed and found.worst > 4:
             # The tensor's Richardson test already failed: its first-pass mismatches that
@@ -222,6 +241,50 @@ def second_opinion(
         out[2][suspicious], out[0][suspicious] = 0, np.nan
         return f.result(out, partial=True, stopped=True)
     return None
+
+
+def confirm_sample(
+    suspicious: np.ndarray, excess: np.ndarray, seed: int, t: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first-pass mismatches whose second opinions come first, and the rest.
+
+    Up to ``SAMPLE_FROM`` mismatches are all confirmed. Beyond that, a sample of one in
+    ``SAMPLE_EVERY`` (``SAMPLE_MIN`` to ``SAMPLE_MAX`` entries) stratified by the strength of their first-pass evidence (``excess``: the disagreement
+    over its bound; the weakest and the strongest included) and over the tensor (entries
+    evenly spread over its flat index: other rows and columns).
+
+    >>> probe, rest = confirm_sample(np.arange(800), np.linspace(1, 9, 800), 0, 0)
+    >>> probe.size, rest.size, np.intersect1d(probe, rest).size
+    (32, 768, 0)
+    """
+    if suspicious.size <= SAMPLE_FROM:
+        return suspicious, suspicious[:0]
+    size = int(np.clip(suspicious.size // SAMPLE_EVERY, SAMPLE_MIN, SAMPLE_MAX))
+    by_strength = np.argsort(excess[suspicious], kind="stable")
+    strata = by_strength[np.linspace(0, suspicious.size - 1, 2 * size // 3).round()
+                         .astype(np.int64)]
+    others = np.setdiff1d(np.arange(suspicious.size), strata)
+    where = others[np.linspace(0, others.size - 1, size - strata.size).round()
+                   .astype(np.int64)]
+    chosen = np.union1d(strata, where)
+    return suspicious[chosen], np.delete(suspicious, chosen)
+
+
+def established(excess: np.ndarray, probe: np.ndarray, confirmed: np.ndarray) -> float:
+    """The first-pass strength above which a sample's second opinions confirmed every entry.
+
+    The rest of a tensor's mismatches at least that strong stand on their first-pass
+    evidence; weaker ones (where a kink or a near-tie of the bound would show) get their own.
+    ``inf`` (nothing stands) unless at least half of the sample lies at or above it.
+
+    >>> established(np.arange(8.0), np.arange(8), np.array([0, 1, 0, 1, 1, 1, 1, 1], bool))
+    3.0
+    """
+    strength = excess[probe]
+    doubtful = strength[~confirmed]
+    above = strength[strength > doubtful.max()] if doubtful.size else strength
+    stand = float(above.min()) if above.size else np.inf
+    return stand if 2 * above.size >= probe.size else np.inf
 
 
 def flat_stage(
