@@ -47,7 +47,7 @@ def test_side_by_side_asks_the_same_points_and_finds_the_same(seed: int, n: int)
     assert side_by_side == one_by_one
 
     def points(ev: Recorder) -> list:
-        return sorted((int(i), float(v)) for idx, vs in ev.requests for i, v in zip(idx, vs))
+        return sorted((int(i), float(v)) for idx, vs in ev.requests for i, v in zip(idx, vs, strict=True))
 
     assert points(together) == points(alone)
     assert len(together.requests) <= len(alone.requests)
