@@ -33,6 +33,9 @@ Vectorize = Literal["auto", "vmap", "loop"]
 # memory). 64 left the per-chunk dispatch dominant on small models; 256 measured fastest on
 # the 64-32-10 MLP (BENCHMARKS.md, "vmap vs the loop").
 CHUNK = 256
+# Stacks of at most this many rows may skip vmap's dispatch (one row at a time, where timed
+# faster): the base value, the flat stage's first entries, small probes.
+ROWS_ALONE = 8
 # Full Jacobians are compared entry by entry: a guard against asking for millions of checks.
 MAX_JACOBIAN = 20_000
 
@@ -1131,19 +1134,21 @@ def _batched(
 
 
 def _faster(fn: _adapters.Batched) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """vmap, with the stacks too small to pay for its dispatch evaluated one row at a time
-    (the same function, unbatched), and every stack so where one row at a time is faster even
-    on the first pass's stack (so never slower than the loop): a 5x5 ``torch.sin`` costs vmap
-    about a millisecond of dispatch per stack, one row tens of microseconds; a model whose
-    forward is heavy per row gains from vmap. Rows alone are used only if their J at the
-    given θ equals vmap's bit for bit, and the note says which path ran."""
+    """vmap, with the stacks too small to pay for its dispatch (at most ``ROWS_ALONE`` rows)
+    evaluated one row at a time (the same function, unbatched): a 5x5 ``torch.sin`` costs
+    vmap about 0.2 ms of dispatch per stack, one row tens of microseconds. Timed on the
+    stacks the first pass makes (the largest tensor's); rows alone are used only if their J
+    at the given θ equals vmap's bit for bit, and the note says which path ran."""
     two = np.stack([fn.theta, fn.theta])
     vmapped = _adapters.evaluation_note(fn, "", "torch.func.vmap")
     try:
-        stacked, by_vmap = _timed(lambda: fn(two))  # vmap warmed up by the probe
         fn.rows_alone = 1  # type: ignore[attr-defined]
-        each, alone = _timed(lambda: fn(two[:1]))
-        same = np.array_equal(alone, by_vmap[:1])
+        same = np.array_equal(fn(two[:1]), fn.full_vmap(two)[:1])  # type: ignore[attr-defined]
+        t = int(np.argmax(np.diff(fn.starts)))
+        each = min(_stack_time(fn, t, 1, 1) for _ in range(2))
+        stacked = min(_stack_time(fn, t, 2, 0) for _ in range(2))  # vmap warmed up by the probe
+        rows = max(3, min(2 * int(fn.starts[t + 1] - fn.starts[t]), CHUNK))
+        big = _stack_time(fn, t, rows, 0)
     except Exception:  # an unbatched call that vmap's own would not make: keep vmap
         same = False
     if not same:
@@ -1151,21 +1156,31 @@ def _faster(fn: _adapters.Batched) -> tuple[Callable[[np.ndarray], np.ndarray], 
         return fn, vmapped
     # vmap's time is about a + b·B for a stack of B rows (a: dispatch, b: per row), timed at
     # B = 2 and at the first pass's stack; one row at a time costs B·each.
-    rows = max(3, min(2 * fn.theta.size, CHUNK))
-    stack = np.repeat(fn.theta[None, :], rows, axis=0)
-    big, _ = _timed(lambda: fn.full_vmap(stack))  # type: ignore[attr-defined]
     b = max(0.0, (big - stacked) / (rows - 2))
     a = max(0.0, stacked - 2 * b)
-    alone = 2**62 if each <= b else int(a / (each - b))
+    # At most ROWS_ALONE rows: one row is timed once, and a busy CPU can make one call look
+    # several times cheaper than it is in a long run; a short stack costs little either way.
+    alone = min(ROWS_ALONE, int(a / (each - b)) if each > b else ROWS_ALONE)
     fn.rows_alone = alone  # type: ignore[attr-defined]
     if not alone:
         return fn, vmapped
-    what = "every stack" if alone == 2**62 else f"stacks of up to {alone} rows"
     return fn, (
-        f"Perturbed losses were evaluated with torch.func.vmap, {what} one row at a time: "
+        f"Perturbed losses were evaluated with torch.func.vmap, stacks of up to {alone} rows "
+        "one row at a time: "
         f"faster here ({1e6 * each:.0f} µs a row; a vmap call {1e3 * a:.2f} ms + "
         f"{1e6 * b:.0f} µs a row)."
     )
+
+
+def _stack_time(fn: _adapters.Batched, t: int, rows: int, alone: int) -> float:
+    """Seconds of a stack of ``rows`` rows moving tensor t (its own path, else full rows),
+    with stacks of up to ``alone`` rows evaluated one row at a time."""
+    fn.rows_alone = alone  # type: ignore[attr-defined]
+    own = fn.theta[fn.starts[t] : fn.starts[t + 1]]
+    try:
+        return _timed(lambda: fn.moving(t, np.repeat(own[None, :], rows, axis=0)))[0]
+    except Exception:  # no own path for t: the full rows, as the evaluator would fall back to
+        return _timed(lambda: fn.full(np.repeat(fn.theta[None, :], rows, axis=0)))[0]
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
