@@ -385,23 +385,6 @@ def test_jax_stacks_without_their_own_function_give_the_full_rows_values() -> No
             assert fn.trusted[t] is False
 
 
-@pytest.mark.parametrize("name", ["mlp", "twice"])
-def test_torch_rows_alone_give_the_vmap_values_to_rounding(name: str) -> None:
-    """Small stacks may skip vmap (one row at a time, the same function): same Js."""
-    torch = pytest.importorskip("torch")
-    module = _torch_modules()[name]
-    x = torch.randn(4, module[0].in_features if name != "twice" else 4, dtype=torch.float64)
-    fn, loop = _torch_batched(module, x)
-    for t in range(len(fn.starts) - 1):
-        rows, whole = _stack(fn, t, n=3, seed=t)
-        fn.rows_alone = 0
-        vmapped, full = fn.by_tensor(t, rows), fn(whole)
-        fn.rows_alone = 2**62
-        np.testing.assert_allclose(fn.by_tensor(t, rows), vmapped, rtol=1e-14, atol=1e-15)
-        np.testing.assert_allclose(fn(whole), full, rtol=1e-14, atol=1e-15)
-        np.testing.assert_array_equal(fn(whole), loop(whole))  # the loop's own numbers
-
-
 @needs_hook
 def test_torch_note_says_which_evaluation_path_ran() -> None:
     torch = pytest.importorskip("torch")

@@ -10,7 +10,6 @@ float32/float16. torch is imported inside the functions: ``import gradcheck`` st
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,6 @@ Vectorize = Literal["auto", "vmap", "loop"]
 # memory). 64 left the per-chunk dispatch dominant on small models; 256 measured fastest on
 # the 64-32-10 MLP (BENCHMARKS.md, "vmap vs the loop").
 CHUNK = 256
-# Stacks of at most this many rows may skip vmap's dispatch (one row at a time, where timed
-# faster): the base value, the flat stage's first entries, small probes.
-ROWS_ALONE = 8
 # Full Jacobians are compared entry by entry: a guard against asking for millions of checks.
 MAX_JACOBIAN = 20_000
 
@@ -965,8 +961,8 @@ def _check_one(
         with torch.no_grad():
             return float(objective(problem.call(tensors(p), cast)))
 
-    batched, how = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
-    notes = [precision_note, how]
+    batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
+    notes = [precision_note, _adapters.evaluation_note(batched, reason, "torch.func.vmap")]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
@@ -1119,75 +1115,12 @@ def _batched(
     loss: Callable,
     vectorize: str,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    """``fn(thetas (B, N)) -> J (B,)`` through ``torch.func.vmap``, or None (the loop); and
-    the note that says which ran and why."""
+    """``fn(thetas (B, N)) -> J (B,)`` through ``torch.func.vmap``, or None and the reason."""
     if (refused := _adapters.batched_refusal(vectorize)) is not None:
-        return None, _adapters.evaluation_note(None, refused, "torch.func.vmap")
+        return None, refused
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
     rows = np.stack([fn.theta, fn.theta])
-    batched, reason = _adapters.probe_batched(
-        fn, rows, lambda: loss(params), vectorize, "torch.func.vmap"
-    )
-    if batched is None or vectorize != "auto":
-        return batched, _adapters.evaluation_note(batched, reason, "torch.func.vmap")
-    return _faster(fn)
-
-
-def _faster(fn: _adapters.Batched) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """vmap, with the stacks too small to pay for its dispatch (at most ``ROWS_ALONE`` rows)
-    evaluated one row at a time (the same function, unbatched): a 5x5 ``torch.sin`` costs
-    vmap about 0.2 ms of dispatch per stack, one row tens of microseconds. Timed on the
-    stacks the first pass makes (the largest tensor's); rows alone are used only if their J
-    at the given θ equals vmap's bit for bit, and the note says which path ran."""
-    two = np.stack([fn.theta, fn.theta])
-    vmapped = _adapters.evaluation_note(fn, "", "torch.func.vmap")
-    try:
-        fn.rows_alone = 1  # type: ignore[attr-defined]
-        same = np.array_equal(fn(two[:1]), fn.full_vmap(two)[:1])  # type: ignore[attr-defined]
-        t = int(np.argmax(np.diff(fn.starts)))
-        each = min(_stack_time(fn, t, 1, 1) for _ in range(2))
-        stacked = min(_stack_time(fn, t, 2, 0) for _ in range(2))  # vmap warmed up by the probe
-        rows = max(3, min(2 * int(fn.starts[t + 1] - fn.starts[t]), CHUNK))
-        big = _stack_time(fn, t, rows, 0)
-    except Exception:  # an unbatched call that vmap's own would not make: keep vmap
-        same = False
-    if not same:
-        fn.rows_alone = 0  # type: ignore[attr-defined]
-        return fn, vmapped
-    # vmap's time is about a + b·B for a stack of B rows (a: dispatch, b: per row), timed at
-    # B = 2 and at the first pass's stack; one row at a time costs B·each.
-    b = max(0.0, (big - stacked) / (rows - 2))
-    a = max(0.0, stacked - 2 * b)
-    # At most ROWS_ALONE rows: one row is timed once, and a busy CPU can make one call look
-    # several times cheaper than it is in a long run; a short stack costs little either way.
-    alone = min(ROWS_ALONE, int(a / (each - b)) if each > b else ROWS_ALONE)
-    fn.rows_alone = alone  # type: ignore[attr-defined]
-    if not alone:
-        return fn, vmapped
-    return fn, (
-        f"Perturbed losses were evaluated with torch.func.vmap, stacks of up to {alone} rows "
-        "one row at a time: "
-        f"faster here ({1e6 * each:.0f} µs a row; a vmap call {1e3 * a:.2f} ms + "
-        f"{1e6 * b:.0f} µs a row)."
-    )
-
-
-def _stack_time(fn: _adapters.Batched, t: int, rows: int, alone: int) -> float:
-    """Seconds of a stack of ``rows`` rows moving tensor t (its own path, else full rows),
-    with stacks of up to ``alone`` rows evaluated one row at a time."""
-    fn.rows_alone = alone  # type: ignore[attr-defined]
-    own = fn.theta[fn.starts[t] : fn.starts[t + 1]]
-    try:
-        return _timed(lambda: fn.moving(t, np.repeat(own[None, :], rows, axis=0)))[0]
-    except Exception:  # no own path for t: the full rows, as the evaluator would fall back to
-        return _timed(lambda: fn.full(np.repeat(fn.theta[None, :], rows, axis=0)))[0]
-
-
-def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
-    """(seconds, value) of one call."""
-    start = time.perf_counter()
-    value = call()
-    return time.perf_counter() - start, value
+    return _adapters.probe_batched(fn, rows, lambda: loss(params), vectorize, "torch.func.vmap")
 
 
 def _vmapped(
@@ -1218,14 +1151,9 @@ def _vmapped(
     maps: dict[tuple[int | None, ...], Callable] = {}  # one vmap per in_dims pattern
 
     def run(flat: list[Any], dims: tuple[int | None, ...]) -> np.ndarray:
-        rows = next(f.shape[0] for f, d in zip(flat, dims, strict=True) if d == 0)
+        if dims not in maps:
+            maps[dims] = torch.func.vmap(one, in_dims=dims, chunk_size=CHUNK)
         with torch.no_grad():
-            if rows <= batched.rows_alone:  # one by one: vmap's dispatch costs more here
-                return np.array([float(one(*[
-                    f[r] if d == 0 else f.clone() for f, d in zip(flat, dims, strict=True)
-                ]).detach().cpu().double().reshape(())) for r in range(rows)])
-            if dims not in maps:
-                maps[dims] = torch.func.vmap(one, in_dims=dims, chunk_size=CHUNK)
             return maps[dims](*flat).detach().cpu().double().numpy().reshape(-1)
 
     def full(thetas: np.ndarray) -> np.ndarray:
@@ -1248,18 +1176,8 @@ def _vmapped(
         ]
         return run(flat, tuple(0 if k == t else None for k in range(len(names))))
 
-    def full_vmap(thetas: np.ndarray) -> np.ndarray:
-        alone, batched.rows_alone = batched.rows_alone, 0
-        try:
-            return full(thetas)
-        finally:
-            batched.rows_alone = alone
-
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in names])
-    batched = _adapters.Batched(full, moving, theta, sizes)
-    batched.rows_alone = 0  # type: ignore[attr-defined]  # stacks this small skip vmap
-    batched.full_vmap = full_vmap  # type: ignore[attr-defined]
-    return batched
+    return _adapters.Batched(full, moving, theta, sizes)
 
 
 # --- leaving the module as it was -----------------------------------------------------------
