@@ -383,3 +383,17 @@ def test_jax_stacks_without_their_own_function_give_the_full_rows_values() -> No
             rows, whole = _stack(fn, t, n=100, seed=t)
             np.testing.assert_array_equal(fn.by_tensor(t, rows), fn(whole))
             assert fn.trusted[t] is False
+
+
+@needs_hook
+def test_torch_note_says_which_evaluation_path_ran() -> None:
+    torch = pytest.importorskip("torch")
+    import gradcheck.torch as gtorch
+
+    x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    report = gtorch.check_function(torch.sin, x)
+    assert report.passed
+    paths = [n for n in report.notes if n.startswith("Perturbed losses were evaluated")]
+    assert len(paths) == 1
+    assert "torch.func.vmap" in paths[0]
+    assert gtorch.check_function(torch.sin, x, vectorize="loop").passed

@@ -7,6 +7,7 @@ and hand both to the core ``check``; nothing here knows about torch or JAX.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -82,8 +83,10 @@ def choose(api: str, what: str, value: Any, valid: Sequence[str]) -> str:
     return value
 
 
+@functools.cache
 def accepts_batched() -> bool:
-    """Whether this ``gradcheck.check`` takes ``batched_loss`` (the scale engine's hook)."""
+    """Whether this ``gradcheck.check`` takes ``batched_loss`` (the scale engine's hook);
+    asked once (``inspect.signature`` costs more than a small check's loss call)."""
     from gradcheck.checks._check import check
 
     return "batched_loss" in inspect.signature(check).parameters

@@ -645,6 +645,7 @@ class _Objective:
     ) -> None:
         self.loss_fn, self.seed, self.pick, self.entry = loss_fn, seed, pick, entry
         self.cotangents: list[Any] | None = None
+        self.as_tensors: dict[tuple[int, Any, Any], Any] = {}  # the cotangents as tensors
         self.real_cotangent = False  # complex outputs get a real R (the conjugation probe)
 
     def __call__(self, out: Any) -> Any:
@@ -665,7 +666,15 @@ class _Objective:
             for r, c in zip(self.cotangents, complex_out, strict=True):
                 if c and self.real_cotangent:
                     r[..., 1] = 0.0
-        return sum((t * _like(r, t)).sum() for t, r in zip(leaves, self.cotangents, strict=True))
+        return sum((t * self._tensor(k, r, t)).sum() for k, (t, r) in
+                   enumerate(zip(leaves, self.cotangents, strict=True)))
+
+    def _tensor(self, k: int, r: np.ndarray, t: Any) -> Any:
+        """Cotangent k as a tensor of t's dtype and device, made once."""
+        key = (k, t.dtype, t.device)
+        if key not in self.as_tensors:
+            self.as_tensors[key] = _like(r, t)
+        return self.as_tensors[key]
 
 
 def _real_view(t: Any) -> Any:

@@ -8,6 +8,8 @@ continuously past a kink (``flat_entries``). A float64 tensor whose stairs are e
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
 
 from gradcheck.core._coords import Capped
@@ -79,16 +81,19 @@ def flat_entries(
     scale = np.maximum(np.abs(theta), max(1.0, float(np.median(np.abs(stepper.theta)))))
     kind = np.zeros(tried.size, np.int8)
     reach = h.copy()
-    done = tried.size
+    # Agreeing flat entries matter only if they are stairs (a note): a first FLAT_SAMPLE of
+    # them tell (a dead ReLU unit's zeros need no note); mismatched ones are all followed.
+    first = min(tried.size, wrong.size + FLAT_SAMPLE)
     try:
-        for k, i in enumerate(tried):
-            # Agreeing flat entries matter only if they are stairs (a note): a few of them tell
-            # (a dead ReLU unit's zeros need no note); mismatched ones are all followed.
-            if k >= wrong.size + FLAT_SAMPLE and not np.any(kind[wrong.size:k] == STAIRS):
-                done = k
+        for lo, hi in ((0, first), (first, tried.size)):
+            if lo == first and not np.any(kind[wrong.size:first] == STAIRS):
                 break
-            kind[k], reach[k] = _follow(ev, t, int(i), float(theta[k]), float(h[k]),
-                                        FLAT_REACH * scale[k], stepper.dtype, j0, sigma)
+            walks = [_follow(float(theta[k]), float(h[k]), FLAT_REACH * scale[k], stepper.dtype,
+                             j0, sigma) for k in range(lo, hi)]
+            found = _in_step(ev, t, tried[lo:hi], walks)
+            for k, (kind_k, reach_k) in enumerate(found, start=lo):
+                kind[k], reach[k] = kind_k, reach_k
+        done = tried.size if np.any(kind[wrong.size:first] == STAIRS) else first
     except Exception:  # following J farther must never turn a finished check into an error
         return Flat(flat.size, empty, empty, empty, np.zeros(0), empty)
     tried, kind, reach = tried[:done], kind[:done], reach[:done]
@@ -96,18 +101,46 @@ def flat_entries(
                 reach, tried)
 
 
+Walk = Generator[np.ndarray, np.ndarray, tuple[int, float]]
+
+
+def _in_step(ev: Capped, t: int, entries: np.ndarray, walks: list[Walk]) -> list[tuple[int, float]]:
+    """Run the walks of several entries side by side: each round, every walk's next points
+    go into one ``coordinates`` request (the same points and Js as one by one, fewer calls of
+    a batched loss). Returns each walk's (kind, reach)."""
+    found: list[tuple[int, float]] = [(STILL, 0.0)] * len(walks)
+    asks: dict[int, np.ndarray] = {}
+    for k, walk in enumerate(walks):
+        try:
+            asks[k] = next(walk)
+        except StopIteration as end:
+            found[k] = end.value
+    while asks:
+        keys = list(asks)
+        at = np.concatenate([asks[k] for k in keys])
+        idx = np.repeat(entries[keys], [asks[k].size for k in keys])
+        js = np.real(ev.coordinates(t, idx, at))
+        cut = np.cumsum([asks[k].size for k in keys])[:-1]
+        for k, part in zip(keys, np.split(js, cut), strict=True):
+            try:
+                asks[k] = walks[k].send(part)
+            except StopIteration as end:
+                found[k] = end.value
+                del asks[k]
+    return found
+
+
 def _follow(
-    ev: Capped, t: int, i: int, theta: float, h: float, limit: float, dtype: np.dtype,
-    j0: float, sigma: float,
-) -> tuple[int, float]:
-    """Follow J along entry i, 16x farther each time up to ``limit``, then bisect where it
-    first changes: (STILL, STAIRS or ONSET, how far J stayed constant)."""
+    theta: float, h: float, limit: float, dtype: np.dtype, j0: float, sigma: float,
+) -> Walk:
+    """Follow J along one entry, 16x farther each time up to ``limit``, then bisect where it
+    first changes: yields the values to try, receives their Js, returns (STILL, STAIRS or
+    ONSET, how far J stayed constant)."""
     left, right_at, moved = h, 0.0, 0.0
     far = h
     while far < limit and right_at == 0.0:
         far = min(far * FLAT_GROWTH, limit)
-        at = (theta + np.array([far, -far])).astype(dtype).astype(np.float64)
-        js = np.real(ev.coordinates(t, np.array([i, i]), at))
+        js = yield (theta + np.array([far, -far])).astype(dtype).astype(np.float64)
         if not np.all(np.isfinite(js)):
             break
         changed = js != j0
@@ -122,8 +155,7 @@ def _follow(
     history = [moved]
     for _ in range(BISECTIONS):
         mid = 0.5 * (lo + hi)
-        x = np.array([float(np.asarray(theta + side * mid, dtype=dtype))])
-        j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+        j = float((yield np.array([float(np.asarray(theta + side * mid, dtype=dtype))]))[0])
         if j == j0:
             lo = mid
         else:
@@ -133,8 +165,7 @@ def _follow(
     if jump:  # the change at hi did not shrink: a stair, or a kink close below hi (bisection
         # moved lo only). One bracket farther out, a stair's top is as high; J past a kink
         # grows with the distance to it, at least 2x (hi − k ≤ hi − lo).
-        x = np.array([float(np.asarray(theta + side * (2 * hi - lo), dtype=dtype))])
-        j = float(np.real(ev.coordinates(t, np.array([i]), x))[0])
+        j = float((yield np.array([float(np.asarray(theta + side * (2 * hi - lo), dtype=dtype))]))[0])
         jump = abs(j - j0) < 1.5 * abs(history[-1])
     return (STAIRS if jump else ONSET), lo
 
