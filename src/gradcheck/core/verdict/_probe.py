@@ -95,6 +95,7 @@ def coordinate_noise(
 NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
 GRIDS = 16.0  # an apparent noise above this many half ulps of J's grid is re-probed
 SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
+CANCELLED = 16.0  # J moving this many times its value along θ's scale has cancelled
 REPROBES = 6  # at most this many re-probes (6 loss calls each), only when J looks imprecise
 
 
@@ -159,22 +160,29 @@ def probe(
 
 
 def magnitude(values: np.ndarray, j0: float, delta: float) -> float:
-    """J's reference magnitude for its relative precision: the larger of |J(θ)| and how much J
-    moves when every entry moves by its own scale (the probe's slope, per unit of δ).
+    """J's reference magnitude for its relative precision: |J(θ)|, or, where J has cancelled,
+    a 16th of how much J moves when every entry moves by its own scale (the probe's slope).
 
     A computed J is off by its terms' rounding, ~u·(the size of the terms summed), not by
     u·|J|: where J cancels to ~0 (Σ sin(w) over a symmetric grid: 1e-13 from terms of ~1),
     |J(θ)| says nothing about that size, but J's first-order variation along θ's own scale
-    still does (terms of that size move by about their size when their inputs do). So a J of
-    1e-13 that moves by ~40 along the probe is float64-precise at σ = 4e-14.
+    still does (terms of that size move by about their size when their inputs do). That
+    variation is a random projection of the gradient, a few times |J(θ)| in an ordinary loss
+    (Σ sort(x)·w: 2x), so only a J that moved CANCELLED times more than its value has clearly
+    cancelled, and the variation stands in for its terms divided by CANCELLED: a J of 1e-13
+    that moves by ~40 along the probe is float64-precise at σ = 4e-14, and a J that did not
+    cancel keeps |J(θ)|.
 
-    >>> magnitude(np.array([3.0, 2.0, 1.0, 1e-13, -1.0, -2.0, -3.0]) * 1e-5, 1e-13, 1e-5)
+    >>> k = np.arange(7.0) - 3  # J of 1e-13 moving by 16 per unit of θ's scale: it cancelled
+    >>> round(magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5), 9)
     1.0
+    >>> magnitude(np.array([3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.0]), 1.5, 0.1)
+    1.5
     """
     k = np.arange(values.size) - values.size // 2
     moved = np.abs(values - j0)[k != 0] / (np.abs(k[k != 0]) * delta)
     finite = moved[np.isfinite(moved)]
-    return max(abs(j0), float(np.max(finite, initial=0.0)))
+    return max(abs(j0), float(np.max(finite, initial=0.0)) / CANCELLED)
 
 
 def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
