@@ -124,7 +124,7 @@ def probe(
     moved = np.unique(values).size > 1
     sigma, _ = noise_level(values)
     grid = resolution(values)
-    scale = magnitude(values, j0, delta)
+    scale = magnitude(values, j0, delta, sigma)
     first, rough = sigma, False
     # J's values on a float32/float16 grid: J is low precision, whatever else it does; but an
     # apparent noise far above that grid's half ulp may still be stairs or kinks the line
@@ -159,30 +159,31 @@ def probe(
     return Probe(sigma, grid, bool(moved), rough, scale)
 
 
-def magnitude(values: np.ndarray, j0: float, delta: float) -> float:
+def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> float:
     """J's reference magnitude for its relative precision: |J(θ)|, or, where J has cancelled,
     a 16th of how much J moves when every entry moves by its own scale (the probe's slope).
 
     A computed J is off by its terms' rounding, ~u·(the size of the terms summed), not by
     u·|J|: where J cancels to ~0 (Σ sin(w) over a symmetric grid: 1e-13 from terms of ~1),
     |J(θ)| says nothing about that size, but J's first-order variation along θ's own scale
-    still does (terms of that size move by about their size when their inputs do). That
-    variation is a random projection of the gradient, a few times |J(θ)| in an ordinary loss
-    (Σ sort(x)·w: 2x), so only a J that moved CANCELLED times more than its value has clearly
-    cancelled, and the variation stands in for its terms divided by CANCELLED: a J of 1e-13
-    that moves by ~40 along the probe is float64-precise at σ = 4e-14, and a J that did not
-    cancel keeps |J(θ)|.
+    still does (terms of that size move by about their size when their inputs do). The
+    signature of a cancelled J is a noise σ at float64's level against that variation while
+    far above it against |J(θ)|: only then does the variation stand in for the terms (divided
+    by CANCELLED: it is a random projection of the gradient, a few times the terms). A J whose
+    σ is large against both (float32 inside, or a probe that saw curvature near a singularity)
+    keeps |J(θ)|, and so does a J that did not cancel.
 
     >>> k = np.arange(7.0) - 3  # J of 1e-13 moving by 16 per unit of θ's scale: it cancelled
-    >>> round(magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5), 9)
+    >>> round(magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 4e-14), 9)
     1.0
-    >>> magnitude(np.array([3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.0]), 1.5, 0.1)
-    1.5
+    >>> magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 1e-7)  # σ is not float64's: as it was
+    1e-13
     """
     k = np.arange(values.size) - values.size // 2
     moved = np.abs(values - j0)[k != 0] / (np.abs(k[k != 0]) * delta)
-    finite = moved[np.isfinite(moved)]
-    return max(abs(j0), float(np.max(finite, initial=0.0)) / CANCELLED)
+    variation = float(np.max(moved[np.isfinite(moved)], initial=0.0)) / CANCELLED
+    cancelled = variation > abs(j0) and sigma <= LOW_PRECISION * variation
+    return variation if cancelled else abs(j0)
 
 
 def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
