@@ -70,10 +70,14 @@ def resolution(values: np.ndarray) -> float:
     return 0.0
 
 
-def one_jump(values: np.ndarray, grid: float = 0.0) -> bool:
+def one_jump(values: np.ndarray, grid: float = 0.0, scale: float = 0.0) -> bool:
     """Whether equally spaced ``values`` are a smooth curve plus one jump (a stair of J that
     the line crosses), to float64's rounding (or ``grid``, the rounding of a J that sits on a
     coarser grid): then their differences are not noise.
+
+    float64's rounding is relative to ``scale`` when it is larger than the values: a J that
+    cancels to ~0 rounds like the terms it sums, and one value off by that rounding is not a
+    stair.
 
     Rounding noise at 7 points cannot be fitted by a quadratic and one step (2 degrees of
     freedom remain), and a kink (a change of slope, not of value) is not a step either.
@@ -88,7 +92,8 @@ def one_jump(values: np.ndarray, grid: float = 0.0) -> bool:
     """
     v = np.asarray(values, dtype=np.float64)
     k = np.arange(v.size, dtype=np.float64) - v.size // 2
-    tol = 64 * np.finfo(np.float64).eps * max(float(np.max(np.abs(v))), np.finfo(np.float64).tiny)
+    size = max(float(np.max(np.abs(v))), scale, np.finfo(np.float64).tiny)
+    tol = 64 * np.finfo(np.float64).eps * size
     tol += grid
     smooth = np.stack([np.ones_like(k), k, k * k], axis=1)
 

@@ -42,7 +42,7 @@ def measure_noise(
         # noise is large enough to set the steps (a low-precision J), the noise the coordinate
         # differences see is measured on coordinate lines too, and the smaller one is used if
         # it is clearly smaller (a float32 sum of 8,000 terms: 6x less along one entry).
-        if sigmas[t] > LOW_PRECISION * abs(j0) and probes[t].moved:
+        if sigmas[t] > LOW_PRECISION * probes[t].scale and probes[t].moved:
             theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
             along = coordinate_noise(ev, t, theta, j0, np.random.default_rng([seed, 5, t]),
                                       leaf.dtype)
@@ -63,8 +63,12 @@ def coordinate_noise(
     """ECnoise σ of J along a few random coordinates of tensor t (the largest), or None when
     fewer than two lines moved J (nothing to say) or the budget cannot pay for them.
 
-    Each line moves one entry by k·δᵢ, δᵢ a power of two near NOISE_STEP · its scale (so that
-    θᵢ + k·δᵢ is exact in the parameter's dtype: equally spaced, as ECnoise needs).
+    Each line moves one entry by k·δᵢ, δᵢ near NOISE_STEP · its scale, stepping as the first
+    pass will: a float64 parameter by any δᵢ (θᵢ + k·δᵢ equally spaced to float64's rounding),
+    so that a J that rounds it to float32 inside (a float32 layer whose output is stored in
+    float64) shows that rounding here as it will in the first pass; a coarser parameter by a
+    power of two (θᵢ + k·δᵢ exact in its dtype: equally spaced, as ECnoise needs, and what J
+    sees, as the first pass steps to points representable there).
     """
     finite = np.flatnonzero(np.isfinite(theta))
     cost = COORDINATE_LINES * (POINTS - 1)
@@ -77,7 +81,9 @@ def coordinate_noise(
     for i in picks:
         wanted = NOISE_STEP * max(abs(theta[i]), floor)
         grain = 4 * float(np.spacing(np.abs(theta[i]).astype(dtype)))
-        delta = 2.0 ** np.ceil(np.log2(max(wanted, grain)))
+        delta = max(wanted, grain)
+        if np.dtype(dtype) != np.float64:
+            delta = 2.0 ** np.ceil(np.log2(delta))
         js = ev.coordinates(t, np.full(k.size, i), theta[i] + k * delta)
         values = np.insert(np.real(np.asarray(js, dtype=np.complex128)), POINTS // 2, j0)
         if np.all(np.isfinite(values)) and np.unique(values).size > 1:
@@ -89,6 +95,7 @@ def coordinate_noise(
 NOISE_STEP = EPS64 ** (1 / 3)  # relative step of the probe's line (each entry by its own scale)
 GRIDS = 16.0  # an apparent noise above this many half ulps of J's grid is re-probed
 SHRINK = 16  # each re-probe of a suspected non-smooth J uses a 16x smaller step
+CANCELLED = 16.0  # J moving this many times its value along θ's scale has cancelled
 REPROBES = 6  # at most this many re-probes (6 loss calls each), only when J looks imprecise
 
 
@@ -117,35 +124,66 @@ def probe(
     moved = np.unique(values).size > 1
     sigma, _ = noise_level(values)
     grid = resolution(values)
-    rough = False
+    scale = magnitude(values, j0, delta, sigma)
+    first, rough = sigma, False
     # J's values on a float32/float16 grid: J is low precision, whatever else it does; but an
     # apparent noise far above that grid's half ulp may still be stairs or kinks the line
     # crosses (a float32 round(x, 3)), so it is re-probed as well (the grid stays σ's floor).
     # A re-probe step below float32's resolution could not tell rounding from smoothness.
-    suspect = moved and sigma > LOW_PRECISION * abs(j0) and sigma > GRIDS * grid
+    suspect = moved and sigma > LOW_PRECISION * scale and sigma > GRIDS * grid
     # The re-probe step must stay above the resolution of float32 and of the parameter's dtype
     # (a loss may round to either): below it, rounding itself would look like smoothness.
     resolvable = delta / SHRINK >= 2 * max(EPS32, float(np.finfo(dtype).eps))
-    if suspect and one_jump(values, 4 * grid):  # smooth plus one stair: a jump of J, not its noise
+    if suspect and one_jump(values, 4 * grid, scale):  # smooth plus one stair: a jump of J
         sigma, rough, suspect = 0.0, True, False
     if suspect and resolvable:
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = line(ev, t, direction, j0, delta, 0)
-            if np.unique(again).size == 1 or one_jump(again, 4 * grid):
+            if np.unique(again).size == 1 or one_jump(again, 4 * grid, scale):
                 # flat at the smaller step, or a stair still inside it: J moves by stairs
                 sigma, rough = 0.0, True
                 break
             smaller = noise_level(again)[0]
             if smaller > sigma / 4:  # the same noise at a 16x smaller step: it is rounding
-                sigma = max(sigma, smaller)
+                # ... and so was an earlier drop, if this is the first probe's noise again: a
+                # 7-point ECnoise estimate varies by ~4x, a kink's noise keeps shrinking (∝ δ).
+                back = rough and smaller > first / 4
+                sigma, rough = max(sigma, smaller, first if back else 0.0), rough and not back
                 break
             sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
-            if sigma <= 4 * EPS64 * abs(j0):
+            if sigma <= 4 * EPS64 * scale:
                 break  # down to float64's own rounding: what was seen was all kink
         else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
             sigma /= SHRINK if rough else 1.0
-    return Probe(sigma, grid, bool(moved), rough)
+    return Probe(sigma, grid, bool(moved), rough, scale)
+
+
+def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> float:
+    """J's reference magnitude for its relative precision: |J(θ)|, or, where J has cancelled,
+    a 16th of how much J moves when every entry moves by its own scale (the probe's slope).
+
+    A computed J is off by its terms' rounding, ~u·(the size of the terms summed), not by
+    u·|J|: where J cancels to ~0 (Σ sin(w) over a symmetric grid: 1e-13 from terms of ~1),
+    |J(θ)| says nothing about that size, but J's first-order variation along θ's own scale
+    still does (terms of that size move by about their size when their inputs do). The
+    signature of a cancelled J is a noise σ at float64's level against that variation while
+    far above it against |J(θ)|: only then does the variation stand in for the terms (divided
+    by CANCELLED: it is a random projection of the gradient, a few times the terms). A J whose
+    σ is large against both (float32 inside, or a probe that saw curvature near a singularity)
+    keeps |J(θ)|, and so does a J that did not cancel.
+
+    >>> k = np.arange(7.0) - 3  # J of 1e-13 moving by 16 per unit of θ's scale: it cancelled
+    >>> round(magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 4e-14), 9)
+    1.0
+    >>> magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 1e-7)  # σ is not float64's: as it was
+    1e-13
+    """
+    k = np.arange(values.size) - values.size // 2
+    moved = np.abs(values - j0)[k != 0] / (np.abs(k[k != 0]) * delta)
+    variation = float(np.max(moved[np.isfinite(moved)], initial=0.0)) / CANCELLED
+    cancelled = variation > abs(j0) and sigma <= LOW_PRECISION * variation
+    return variation if cancelled else abs(j0)
 
 
 def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -25,6 +25,7 @@ class Probe:
     grid: float  # half an ulp of the narrowest float grid J's values sit on (0: none)
     moved: bool  # J changed at some probe step (False: J ignores this tensor)
     rough: bool  # the apparent noise shrank with the step: a kink or a stair, not rounding
+    scale: float = 0.0  # J's reference magnitude (|J(θ)|, or more where J cancels: magnitude)
 
 
 @dataclass(frozen=True)

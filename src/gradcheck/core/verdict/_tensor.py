@@ -112,8 +112,12 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     g = job.g.reshape(-1).astype(np.float64)
     sigma = 0.0 if setup.complex else setup.noise[t]
     # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
-    # itself, not of 1. (A J that is exactly 0 says nothing: fall back to float64's.)
-    relative = float(np.clip(sigma / abs(j0), EPS64, 1e-2)) if j0 else EPS64
+    # itself, not of 1; relative to its reference magnitude (|J(θ)|, or J's variation along
+    # θ's scale where J cancels to ~0: its rounding comes from the terms, ``_probe.magnitude``).
+    # (A J that is exactly 0 and flat says nothing: fall back to float64's.)
+    probe = setup.probes[t] if setup.probes else None
+    size = max(abs(j0), probe.scale if probe is not None else 0.0)
+    relative = float(np.clip(sigma / size, EPS64, 1e-2)) if size else EPS64
     low = relative > LOW_PRECISION
     name = ev.ws.names[t]
     literal = setup.complex or not setup.refine or facts.widened is not None  # no verdict on it
