@@ -65,7 +65,8 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     )
     notes = engine_notes(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
                          sweep.spent, rechecked, callable(grads))
-    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted)
+    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted,
+                               options=config.options())
 
 
 @dataclass(frozen=True)
