@@ -94,7 +94,7 @@ def test_str_and_exception_messages_are_full_text_in_the_kernel(executed):
 def test_progress_prints_a_plain_line_without_warnings(executed):
     stderr = "".join(out.get("text", "") for _, out in _outputs(executed)
                      if out.get("output_type") == "stream" and out.get("name") == "stderr")
-    assert "coordinates" in stderr and "gradcheck " in stderr
+    assert "loss calls" in stderr and "gradcheck " in stderr
     assert "Warning" not in stderr and "ipywidgets" not in stderr
     stdout = "".join(out.get("text", "") for _, out in _outputs(executed)
                      if out.get("name") == "stdout")

@@ -71,6 +71,7 @@ def test_auto_is_the_full_check_when_it_fits() -> None:
     full = gradcheck.check(loss, params, g, coords="all").to_dict()
     auto = gradcheck.check(loss, params, g).to_dict()
     full.pop("seconds"), auto.pop("seconds")
+    assert full.pop("options")["coords"] == "all" and auto.pop("options")["coords"] == "auto"
     assert full == auto and snapshot(params) == before
 
 

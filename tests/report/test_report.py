@@ -70,3 +70,21 @@ def test_tiny_gradients_note_explains_a_worrying_textbook_ratio() -> None:
     assert report.passed
     assert report.textbook_verdict == "worry"
     assert any("unreliable" in note for note in report.notes)
+
+
+def test_an_interrupted_report_never_also_says_entries_are_wrong():
+    calls = {"n": 0}
+
+    def loss(p):  # Ctrl-C in the first pass: the entries judged so far all agree
+        calls["n"] += 1
+        if calls["n"] == 400:
+            raise KeyboardInterrupt
+        return float(np.sum(p**3))
+
+    w = np.linspace(-2.0, 2.0, 2000)
+    report = gradcheck.check(loss, w, 3 * w**2, on_interrupt="report", progress=False)
+    assert report.interrupted and report.passed is None and not report.suspects
+    assert report.relative_error is not None and report.relative_error < 1e-6
+    text = str(report) + " ".join(report.notes)
+    assert "none judged so far is wrong" in text
+    assert "wrong all the same" not in text and "'great'" not in text

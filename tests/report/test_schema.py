@@ -149,3 +149,28 @@ def test_a_report_with_nothing_checked_validates_with_a_null_ratio() -> None:
     assert data["relative_error"] is None and data["textbook_verdict"] == "not checked"
     assert data["components"]["w"]["relative_error"] is None
     assert validate(data, SCHEMA) == []
+
+
+def test_the_json_carries_the_version_the_seed_and_the_options():
+    w = np.arange(1.0, 7.0).reshape(2, 3)
+    report = gradcheck.check(lambda p: float((p["W"] ** 3).sum()), {"W": w}, {"W": 3 * w**2},
+                             seed=7, eps={"W": 1e-5}, scheme="forward", rtol={"float64": 1e-4},
+                             coords=4, budget=500)
+    data = json.loads(report.to_json())
+    assert isinstance(data["gradcheck_version"], str) and data["gradcheck_version"]
+    assert data["seed"] == 7
+    assert data["options"] == {"eps": {"W": 1e-5}, "scheme": "forward",
+                               "rtol": {"float64": 1e-4}, "atol": {}, "coords": 4,
+                               "budget": 500}
+    assert validate(data, SCHEMA) == []
+    again = gradcheck.check(lambda p: float((p["W"] ** 3).sum()), {"W": w}, {"W": 3 * w**2},
+                            seed=data["seed"], **data["options"])  # the options round-trip
+    assert again.to_dict() | {"seconds": 0} == report.to_dict() | {"seconds": 0}
+
+
+def test_reports_without_the_new_fields_stay_valid():
+    data = REPORTS["scale"].to_dict()
+    assert "seed" in data and "options" in data
+    for key in ("gradcheck_version", "seed", "options"):
+        data.pop(key)
+    assert validate(data, SCHEMA) == []  # a report written before them

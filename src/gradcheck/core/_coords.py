@@ -202,6 +202,11 @@ class Capped:
 
     def __init__(self, ev: Any, limit: int | None) -> None:
         self.ev, self.limit, self.reserved = ev, limit, 0
+        self.progress: Any = None  # a core._progress.Progress told of every call made
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self.ev.calls)
 
     def __getattr__(self, name: str) -> Any:  # ws, block, calls, ... of the wrapped evaluator
         return getattr(self.ev, name)
@@ -218,15 +223,21 @@ class Capped:
 
     def base(self) -> Any:
         self._need(1)
-        return self.ev.base()
+        out = self.ev.base()
+        self._tick()
+        return out
 
     def coordinates(self, t: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._need(len(idx))
-        return self.ev.coordinates(t, idx, values)
+        out = self.ev.coordinates(t, idx, values)
+        self._tick()
+        return out
 
     def along(self, t: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
         self._need(len(steps))
-        return self.ev.along(t, direction, steps)
+        out = self.ev.along(t, direction, steps)
+        self._tick()
+        return out
 
 
 def _sample(

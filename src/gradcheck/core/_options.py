@@ -59,6 +59,29 @@ class CheckConfig:
             batched_loss=batched_loss, executor=executor, progress=progress,
         )
 
+    def options(self) -> dict[str, Any]:
+        """The options a report records (JSON-ready): ``check``'s own keywords, which with the
+        same version reproduce the check.
+
+        >>> validate(eps=1e-6, scheme="central", seed=3, rtol={"float32": 1e-3}).options()
+        {'seed': 3, 'eps': 1e-06, 'scheme': 'central', 'rtol': {'float32': 0.001}, 'atol': {}, \
+'coords': 'all', 'budget': 4000}
+        """
+        eps: Any = self.eps
+        if isinstance(eps, Mapping):
+            eps = {str(k): float(v) for k, v in eps.items()}
+        elif eps is not None:
+            eps = float(eps)
+        coords = self.coords
+        if isinstance(coords, np.generic):
+            coords = coords.item()
+        return {
+            "seed": int(self.seed), "eps": eps, "scheme": self.scheme,
+            "rtol": {np.dtype(k).name: float(v) for k, v in self.rtol.items()},
+            "atol": {np.dtype(k).name: float(v) for k, v in self.atol.items()},
+            "coords": coords, "budget": int(self.budget),
+        }
+
     def eps_value(self, name: str) -> float | None:
         """The forced step for parameter ``name`` (None: the automatic step)."""
         return self.eps.get(name) if isinstance(self.eps, Mapping) else self.eps

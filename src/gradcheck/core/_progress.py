@@ -4,9 +4,11 @@ notebook without widgets, nothing when stderr is neither (a CI log, a pipe)."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 DELAY = 1.0  # seconds before anything appears: short checks print nothing
@@ -45,36 +47,45 @@ def console(stderr: bool = True) -> Any:
 
 
 def _clock(seconds: float) -> str:
-    """``0:01:05`` for 65 s.
+    """``0:01:05`` for 65 s; any time above zero shows at least ``0:00:01`` (rounded up).
 
-    >>> _clock(65.2), _clock(3725)
-    ('0:01:05', '1:02:05')
+    >>> _clock(65.2), _clock(3725), _clock(0.2), _clock(0)
+    ('0:01:06', '1:02:05', '0:00:01', '0:00:00')
     """
-    s = int(round(seconds))
+    s = int(math.ceil(seconds - 1e-9)) if seconds > 0 else 0
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class Progress:
-    """Counts evaluated coordinates; shows progress once a check has run ``DELAY`` s.
+    """Counts loss calls against the plan's; shows them, with the phase, once a check has run
+    ``DELAY`` s.
 
-    The display opens on a timer, so a long first block shows it too; the time left is
-    estimated from the coordinates done so far (the verdict's first block is small for that).
+    The time left is the measured cost per call (first to latest update) times the calls the
+    plan has left; once the plan is exceeded (second opinions it could not foresee) the time
+    left is unknown, never zero. ``clock`` is injectable (a fake clock in the tests).
 
     Args:
-      total: coordinates the check plans to evaluate.
+      total: loss calls the check plans to make.
       enabled: True always shows it, False never, None when stderr is a terminal or in a
         notebook.
+      clock: seconds, monotonic (``time.perf_counter``).
 
-    >>> p = Progress(10, enabled=False)
-    >>> p.advance(4); p.done
-    4
+    >>> now = [0.0]
+    >>> p = Progress(10, enabled=False, clock=lambda: now[0])
+    >>> p.update(1, "first pass"); now[0] = 2.0; p.update(5)
+    >>> p.done, p.eta(), p.text()
+    (5, 2.5, 'first pass: 5/10 loss calls, 0:00:03 left')
     >>> p.close()
     """
 
-    def __init__(self, total: int, *, enabled: bool | None = None) -> None:
-        self.total, self.done = total, 0
+    def __init__(self, total: int, *, enabled: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.total, self.done, self.phase = total, 0, "starting"
+        self.clock = clock
         self.enabled = (sys.stderr.isatty() or in_notebook()) if enabled is None else bool(enabled)
-        self.start = time.perf_counter()
+        self.start = clock()
+        self._first: tuple[float, int] | None = None  # (time, calls) at the first update
+        self._last = 0.0  # time of the latest update
         self._lock = threading.Lock()
         self._bar: Any = None
         self._task: Any = None
@@ -88,31 +99,65 @@ class Progress:
             self._timer.start()
 
     def advance(self, n: int) -> None:
-        self.done += n
+        """``n`` more loss calls made."""
+        self.update(self.done + n)
+
+    def set_phase(self, phase: str) -> None:
+        """Name what the calls from now on are for ("noise probe", "first pass", ...)."""
+        self.phase = phase
+        self._show()
+
+    def update(self, done: int, phase: str | None = None) -> None:
+        """``done`` loss calls made in all so far (in ``phase``, if given)."""
+        if phase is not None:
+            self.phase = phase
+        self.done, self._last = done, self.clock()
+        if self._first is None:
+            self._first = (self._last, done)
+        self._show()
+
+    def _show(self) -> None:
         if not self.enabled:
             return
-        if self._bar is None and not self._line and time.perf_counter() - self.start > DELAY:
+        if self._bar is None and not self._line and self.clock() - self.start > DELAY:
             self._open()
         with self._lock:
             if self._bar is not None:
                 self._bar.update(self._task, completed=min(self.done, self.total))
             elif self._line and self._last_line:
-                now = time.perf_counter()
+                now = self.clock()
                 if now - self._last_line >= LINE_EVERY or self.done >= self.total:
                     self._write_line(now)
 
-    def eta(self) -> float | None:
-        """Seconds left, from the rate so far; None before the first block is done."""
-        if self.done <= 0:
+    def per_call(self) -> float | None:
+        """Seconds per loss call, measured from the first update to the latest; None before two.
+
+        A long block in flight does not move it (it is what the calls made have cost).
+        """
+        if self._first is None or self.done <= self._first[1]:
             return None
-        elapsed = time.perf_counter() - self.start
-        return elapsed * max(self.total - self.done, 0) / self.done
+        return (self._last - self._first[0]) / (self.done - self._first[1])
+
+    def eta(self) -> float | None:
+        """Seconds left: cost per call times the plan's calls left; None when not yet measured
+        or when the plan is used up while the check goes on (unknown, not zero)."""
+        cost = self.per_call()
+        if cost is None or self.done >= self.total:
+            return None
+        return cost * (self.total - self.done)
+
+    def text(self) -> str:
+        """The line shown: phase, calls counted against the plan's, time left."""
+        eta = self.eta()
+        if self.done > self.total:
+            return (f"{self.phase}: {self.done:,} loss calls (planned {self.total:,}), "
+                    "time left unknown")
+        left = ("estimating time left" if self.done < self.total else "time left unknown") \
+            if eta is None else f"{_clock(eta)} left"
+        return f"{self.phase}: {self.done:,}/{self.total:,} loss calls, {left}"
 
     def _write_line(self, now: float) -> None:
-        eta = self.eta()
-        left = "estimating time left" if eta is None else f"{_clock(eta)} left"
-        sys.stderr.write(f"\rgradcheck {min(self.done, self.total):,}/{self.total:,} "
-                         f"coordinates, {left}   ")
+        sys.stderr.write(f"\rgradcheck {self.text()}   ")
         sys.stderr.flush()
         self._last_line = now
 
@@ -121,17 +166,15 @@ class Progress:
             if self._closed or self._bar is not None:
                 return
             if self._line:
-                self._write_line(time.perf_counter())
+                self._write_line(self.clock() or 1e-9)
                 return
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import BarColumn
             from rich.progress import Progress as Bar
 
             self._bar = Bar(
-                TextColumn("gradcheck"),
+                _text_column("gradcheck"),
                 BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("coordinates"),
-                _eta_column(self),
+                _text_column(self),
                 console=console(stderr=True),
                 transient=True,
             )
@@ -148,22 +191,23 @@ class Progress:
                 self._bar.stop()
                 self._bar = None
             if self._line and self._last_line:
-                sys.stderr.write(f"\rgradcheck {min(self.done, self.total):,}/{self.total:,} "
-                                 f"coordinates in {time.perf_counter() - self.start:.1f} s\n")
+                sys.stderr.write(f"\rgradcheck {self.done:,} loss calls in "
+                                 f"{self.clock() - self.start:.1f} s\n")
                 sys.stderr.flush()
                 self._last_line = 0.0
 
 
-def _eta_column(progress: Progress) -> Any:
+def _text_column(source: Progress | str) -> Any:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    class EtaColumn(ProgressColumn):
+    class StatusColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            eta = progress.eta()
-            return Text("estimating…" if eta is None else f"{_clock(eta)} left", style="cyan")
+            if isinstance(source, str):
+                return Text(source)
+            return Text(source.text(), style="cyan")
 
-    return EtaColumn()
+    return StatusColumn()
 
 
 class CheckInterrupted(KeyboardInterrupt):

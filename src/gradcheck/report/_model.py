@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report._format import version
+
 SCHEMA = "gradcheck.report/1"
 
 
@@ -211,6 +213,7 @@ class ReportData:
     origin: str | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    options: dict[str, Any] | None = None  # seed, eps, scheme, rtol, atol, coords, budget
 
     @property
     def verdict(self) -> str:
@@ -241,7 +244,16 @@ class ReportData:
             "notes": list(self.notes),
             "findings": [f.to_dict() for f in self.findings],
             "components": {name: c.to_dict() for name, c in self.components.items()},
+            "gradcheck_version": version(),
+            **self._options_dict(),
         }
+
+    def _options_dict(self) -> dict[str, Any]:
+        """``seed`` and ``options`` (without the seed), where the check recorded them."""
+        if self.options is None:
+            return {}
+        rest = {k: v for k, v in self.options.items() if k != "seed"}
+        return {"seed": self.options.get("seed"), "options": rest}
 
     def to_json(self, indent: int | None = 2) -> str:
         """``to_dict()`` as JSON text (NaN and Inf become null)."""

@@ -16,8 +16,10 @@ def collect(
     scheme: str,
     j0: float,
     relative_error: float | None,
-    passed: bool,
+    passed: bool | None,
 ) -> tuple[str, ...]:
+    """The notes of a report whose verdict is ``passed`` (None: incomplete, which says neither
+    that the gradients agree nor that entries are wrong)."""
     notes: list[str] = []
     for name, c in components.items():
         notes.extend(_kinks(name, c))
@@ -43,13 +45,13 @@ def collect(
         )
     if relative_error is None:
         pass
-    elif passed and relative_error > 1e-4:
+    elif passed is True and relative_error > 1e-4:
         notes.append(
             f"The textbook ratio reads 'worry' ({fmt(relative_error)}), but every difference is "
             "within the estimated numerical error: tiny, cancelling or kinked gradients make "
             "that ratio unreliable here, not a bug."
         )
-    elif not passed and relative_error < 1e-6:
+    elif passed is False and relative_error < 1e-6:
         notes.append(
             f"The textbook ratio looks 'great' ({fmt(relative_error)}) only because larger "
             "gradients elsewhere dominate it; the entries named above are wrong all the same."

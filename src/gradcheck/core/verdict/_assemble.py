@@ -49,7 +49,7 @@ def assemble(
     # None), never a pass.
     passed = verdict((c.passed for c in components.values()), interrupted=interrupted,
                      judged=rel is not None or located)
-    notes = _notes.collect(components, results, scheme, j0, rel, passed is True)
+    notes = _notes.collect(components, results, scheme, j0, rel, passed)
     return Report(
         passed=passed,
         relative_error=rel,

@@ -44,6 +44,8 @@ def evaluate_nodes(
     progress: Progress | None = None,
 ) -> Nodes:
     """J at θ + c·h·e_i for each node c and entry i of ``idx``, in blocks (progress, Ctrl-C)."""
+    if progress is not None:  # the calls themselves are counted by the evaluator
+        progress.set_phase("first pass")
     kind = np.complex128 if complex_step else np.float64
     values = {c: np.full(len(idx), j0) if c == 0 else np.empty(len(idx), kind) for c in nodes}
     moving = [c for c in nodes if c != 0]
@@ -61,8 +63,6 @@ def evaluate_nodes(
             return Nodes(values, lo, stopped=True)
         for k, c in enumerate(moving):
             values[c][lo : lo + len(sub)] = js[k * len(sub) : (k + 1) * len(sub)]
-        if progress is not None:
-            progress.advance(len(sub) * len(moving))
     return Nodes(values, len(idx))
 
 

@@ -47,6 +47,11 @@ class Plan:
         return 1 + sum(self.first[u] + self.search[u] + self.confirm[u]
                        for u in range(t + 1, len(self.sizes)))
 
+    def calls(self) -> int:
+        """Loss calls the plan foresees in all (what the progress display counts against)."""
+        return (overhead(self.sizes) + sum(self.first) + sum(self.search)
+                + sum(self.confirm))
+
     def planned(self) -> list[int]:
         """Entries selected per tensor."""
         return [s if i is None else len(i)

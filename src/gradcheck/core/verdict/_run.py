@@ -44,7 +44,8 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     plan = make_plan(config, tree)  # 1. plan and budget
     evaluator = open_evaluator(loss, tree, plan, config)
     setup = Setup(plan.scheme, config, max(float(np.max(np.abs(g), initial=0.0)) for g in analytic),
-                  Progress(plan.selection.count(plan.sizes) * plan.nodes, enabled=config.progress))
+                  Progress(plan.calls(), enabled=config.progress))
+    evaluator.progress = setup.progress  # every loss call counted, with its phase
     facts = [Facts() for _ in tree.leaves]  # what the stages find about each tensor
     sweep = measure(evaluator, setup, plan, tree, analytic, facts)  # 2.-7. every loss call
     require_unchanged(evaluator.ws)  # the loss wrote into its params: no verdict
@@ -64,7 +65,8 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     )
     notes = engine_notes(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
                          sweep.spent, rechecked, callable(grads))
-    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted)
+    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted,
+                               options=config.options())
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,10 @@ def measure(
     j0, stopped, spent, far = np.nan, False, False, None
     try:
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
+            setup.progress.set_phase("J(θ)")
             j0 = base_value(evaluator, tree, setup.complex)  # 2. base value
             if not setup.complex:  # 3. the noise probe
+                setup.progress.set_phase("noise probe")
                 noise, probes = measure_noise(evaluator, tree, j0,
                                               np.random.default_rng(setup.config.seed),
                                               setup.config.seed)
@@ -112,6 +116,7 @@ def measure(
         else:  # a random loss can repeat itself twice by chance; a third J(θ) at the end too?
             if not stopped:
                 evaluator.reserved = 0
+                setup.progress.set_phase("J(θ) again")
                 try:
                     same_again(j0, float(np.real(evaluator.base())), "at the start and")
                     if still(results):  # J's scale where J is flat at θ: a far look

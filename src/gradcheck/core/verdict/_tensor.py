@@ -147,6 +147,7 @@ def entries(
     idx = job.idx
     if job.directional and not setup.complex:
         rng = np.random.default_rng([setup.config.seed, 2, job.t])  # same seed, same directions
+        phase(setup, "directional search")
         left = ev.spare() - job.planned  # the coordinates' calls are planned: keep them
         if job.locate_calls is not None:
             left = min(left, job.locate_calls)
@@ -158,6 +159,12 @@ def entries(
             idx = np.union1d(idx, found.culprits).astype(np.int64)
     idx = np.arange(f.theta.size) if idx is None else idx
     return idx[f.finite[idx]]
+
+
+def phase(setup: Setup, name: str) -> None:
+    """Tell the progress display (if any) what the next loss calls are for."""
+    if setup.progress is not None:
+        setup.progress.set_phase(name)
 
 
 def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> TensorResult:
@@ -214,6 +221,7 @@ def second_opinion(
     suspicious: np.ndarray, values: dict[float, np.ndarray], out: Out, flat_step: np.ndarray,
 ) -> TensorResult | None:
     """Refine the first-pass mismatches; a Ctrl-C returns the result so far (else None)."""
+    phase(setup, "second opinions")
     try:
         first_pass = out[0].copy(), out[1].copy(), out[2].copy()
         excess = np.abs(out[0] - f.g) / np.maximum(out[1], 1e-300)  # the first pass's
@@ -302,6 +310,7 @@ def flat_stage(
     flat_step[idx[still]] = h[idx[still]]
     flat = idx[np.isfinite(flat_step[idx]) & (out[2][idx] != UNCHECKED)]
     if flat.size:
+        phase(setup, "flat entries")
         try:
             facts.flat = flat_entries(ev, job.t, f.stepper, flat, flat_step, job.j0, f.sigma,
                                       out[2], setup.config.seed)
