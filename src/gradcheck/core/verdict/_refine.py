@@ -58,7 +58,8 @@ def refine(
     n = len(idx)
     chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step,
                    {c: v[idx] for c, v in first.items()}, np.zeros(n, dtype=np.int64),
-                   np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n))
+                   np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
+                   np.full((2, n), np.nan))
     todo = np.arange(n)
     while todo.size:  # depth first: only the second opinions the spare calls can finish
         active, todo = chase.affordable(todo)
@@ -115,6 +116,7 @@ class _Chase:
     anchor_b: np.ndarray  # and its bound
     previous: np.ndarray  # the extrapolated estimate one level up
     outside_by: np.ndarray  # how far outside a kink's slopes g was, beyond their noise (0: never)
+    bounds: np.ndarray  # (2, n): the lowest and highest slope one level up
 
     def unjudged(self) -> int:
         return int(np.sum(self.out[2][self.idx] == 0))
@@ -162,9 +164,9 @@ class _Chase:
             still = np.all([vals[c] == self.j0 for c in wanted | set(nodes) if c], axis=0)
             first = still & np.isnan(self.flat_step[sub])
             self.flat_step[sub[first]] = s * self.stepper.h[sub[first]]
-        resolved = self.outside_by[active]
-        opinion = self._opinion(sub, vals, s, nodes, half, level, resolved)
-        self.outside_by[active] = resolved
+        resolved, bounds = self.outside_by[active], self.bounds[:, active]
+        opinion = self._opinion(sub, vals, s, nodes, half, level, resolved, bounds)
+        self.outside_by[active], self.bounds[:, active] = resolved, bounds
         numeric, bound, flags = self.out
         seen = ~opinion.blind  # a blind level keeps the mismatch a larger step resolved
         numeric[sub[seen]], bound[sub[seen]] = opinion.n_star[seen], opinion.bound[seen]
@@ -198,7 +200,7 @@ class _Chase:
 
     def _opinion(self, sub: np.ndarray, vals: dict[float, np.ndarray], s: float,
                  nodes: tuple[float, ...], half: tuple[float, ...], level: int,
-                 outside_by: np.ndarray) -> _Opinion:
+                 outside_by: np.ndarray, bounds: np.ndarray) -> _Opinion:
         q = 2.0**self.scheme.order - 1.0
         g, a, sigma, stepper = self.g[sub], self.a[sub], self.sigma, self.stepper
         n_h, r_h = estimate(self.scheme, stepper, sub, vals, sigma, False, nodes=nodes)
@@ -211,15 +213,17 @@ class _Chase:
         lo, hi = stacked.min(axis=0), stacked.max(axis=0)
         # The slopes' own noise (the allowance ``kink`` gives) grows as 1/h: halving the step
         # on and on would let it swallow any error (2·R at a ReLU in float32). Where g lay
-        # outside a kink's slopes by more than their noise, a level too noisy to see that
-        # distance is blind and the mismatch stands; only a level that resolves it may find g
-        # inside (a neighbour's kink gone from the window).
+        # outside the slopes of a kink at θ by more than their noise (the same slopes at two
+        # successive steps: each side smooth, no neighbour's kink leaving the window), a level
+        # too noisy to see that distance is blind and the mismatch stands.
         slack = SAFETY * 6 * sigma / (s * stepper.h[sub]) + a
         outside = np.maximum(lo - g, g - hi)
         blind = (outside_by > 0) & (slack >= outside_by)
         inside &= ~blind
-        outside_by[:] = np.where(nonsmooth & sided & (outside > slack) & ~blind, outside,
+        same = (np.abs(lo - bounds[0]) <= slack) & (np.abs(hi - bounds[1]) <= slack)
+        outside_by[:] = np.where(nonsmooth & sided & same & (outside > slack) & ~blind, outside,
                                  outside_by)
+        bounds[:] = np.where(nonsmooth & sided, np.stack([lo, hi]), np.nan)
         # A kink g lies outside of: the numeric value shown is the valid subgradient nearest g
         # (g clipped to the slopes), so the error reads as what g lacks, not as a midpoint of
         # two slopes (a kink g lies inside keeps the central estimate, as the textbook has it).
