@@ -58,7 +58,8 @@ def refine(
     n = len(idx)
     chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step,
                    {c: v[idx] for c, v in first.items()}, np.zeros(n, dtype=np.int64),
-                   np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+                   np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
+                   np.full((2, n), np.nan))
     todo = np.arange(n)
     while todo.size:  # depth first: only the second opinions the spare calls can finish
         active, todo = chase.affordable(todo)
@@ -90,6 +91,7 @@ class _Opinion(NamedTuple):
     sided: np.ndarray  # each side smooth: a kink at θ
     rounding: np.ndarray  # the half-step estimate's rounding
     clear: np.ndarray  # a disagreement settled at once
+    blind: np.ndarray  # the slopes' noise here hides what a larger step resolved: a mismatch
 
 
 @dataclass
@@ -113,6 +115,8 @@ class _Chase:
     anchor_n: np.ndarray  # the estimate at the first of them
     anchor_b: np.ndarray  # and its bound
     previous: np.ndarray  # the extrapolated estimate one level up
+    outside_by: np.ndarray  # how far outside a kink's slopes g was, beyond their noise (0: never)
+    bounds: np.ndarray  # (2, n): the lowest and highest slope one level up
 
     def unjudged(self) -> int:
         return int(np.sum(self.out[2][self.idx] == 0))
@@ -160,10 +164,13 @@ class _Chase:
             still = np.all([vals[c] == self.j0 for c in wanted | set(nodes) if c], axis=0)
             first = still & np.isnan(self.flat_step[sub])
             self.flat_step[sub[first]] = s * self.stepper.h[sub[first]]
-        opinion = self._opinion(sub, vals, s, nodes, half, level)
+        resolved, bounds = self.outside_by[active], self.bounds[:, active]
+        opinion = self._opinion(sub, vals, s, nodes, half, level, resolved, bounds)
+        self.outside_by[active], self.bounds[:, active] = resolved, bounds
         numeric, bound, flags = self.out
-        numeric[sub], bound[sub] = opinion.n_star, opinion.bound
-        flags[sub] = entry_states(opinion.agrees, opinion.nonsmooth & opinion.inside)
+        seen = ~opinion.blind  # a blind level keeps the mismatch a larger step resolved
+        numeric[sub[seen]], bound[sub[seen]] = opinion.n_star[seen], opinion.bound[seen]
+        flags[sub[seen]] = entry_states(opinion.agrees, opinion.nonsmooth & opinion.inside)[seen]
         return self._track(active, sub, opinion)
 
     def _afford(self, active: np.ndarray, wanted: set[float]) -> np.ndarray:
@@ -192,7 +199,8 @@ class _Chase:
                 column[todo] = got.values[c]
 
     def _opinion(self, sub: np.ndarray, vals: dict[float, np.ndarray], s: float,
-                 nodes: tuple[float, ...], half: tuple[float, ...], level: int) -> _Opinion:
+                 nodes: tuple[float, ...], half: tuple[float, ...], level: int,
+                 outside_by: np.ndarray, bounds: np.ndarray) -> _Opinion:
         q = 2.0**self.scheme.order - 1.0
         g, a, sigma, stepper = self.g[sub], self.a[sub], self.sigma, self.stepper
         n_h, r_h = estimate(self.scheme, stepper, sub, vals, sigma, False, nodes=nodes)
@@ -201,11 +209,24 @@ class _Chase:
         smooth_bound = SAFETY * (np.abs(n_h - n_2) / q + (2.0**self.scheme.order * r_2 + r_h) / q) + a
         agrees = np.abs(n_star - g) <= smooth_bound
         nonsmooth, inside, sided = kink(stepper, sub, vals, s, sigma, g, a)
+        stacked = slopes(stepper, sub, vals, s)
+        lo, hi = stacked.min(axis=0), stacked.max(axis=0)
+        # The slopes' own noise (the allowance ``kink`` gives) grows as 1/h: halving the step
+        # on and on would let it swallow any error (2·R at a ReLU in float32). Where g lay
+        # outside the slopes of a kink at θ by more than their noise (the same slopes at two
+        # successive steps: each side smooth, no neighbour's kink leaving the window), a level
+        # too noisy to see that distance is blind and the mismatch stands.
+        slack = SAFETY * 6 * sigma / (s * stepper.h[sub]) + a
+        outside = np.maximum(lo - g, g - hi)
+        blind = (outside_by > 0) & (slack >= outside_by)
+        inside &= ~blind
+        same = (np.abs(lo - bounds[0]) <= slack) & (np.abs(hi - bounds[1]) <= slack)
+        outside_by[:] = np.where(nonsmooth & sided & same & (outside > slack) & ~blind, outside,
+                                 outside_by)
+        bounds[:] = np.where(nonsmooth & sided, np.stack([lo, hi]), np.nan)
         # A kink g lies outside of: the numeric value shown is the valid subgradient nearest g
         # (g clipped to the slopes), so the error reads as what g lacks, not as a midpoint of
         # two slopes (a kink g lies inside keeps the central estimate, as the textbook has it).
-        stacked = slopes(stepper, sub, vals, s)
-        lo, hi = stacked.min(axis=0), stacked.max(axis=0)
         nearest = np.clip(g, lo, hi)
         # Clear at once: J smooth at h and h/2 with one (Richardson-consistent) estimate, g far
         # outside that estimate's bound and far outside every slope of J across the window (the
@@ -214,12 +235,10 @@ class _Chase:
         # a disagreement near the bound, or steps widened by a low-precision J.
         clear = np.zeros(len(sub), dtype=bool)
         if not level and not self.low:
-            outside = np.maximum(lo - g, g - hi)
-            slack = SAFETY * 6 * sigma / stepper.h[sub] + a
             clear = (~nonsmooth & (np.abs(n_star - g) > FAR * smooth_bound)
                      & (outside > FAR * (hi - lo + slack)))
         n_star = np.where(nonsmooth & ~inside, nearest, n_star)
-        return _Opinion(n_star, smooth_bound, agrees, nonsmooth, inside, sided, r_2, clear)
+        return _Opinion(n_star, smooth_bound, agrees, nonsmooth, inside, sided, r_2, clear, blind)
 
     def _track(self, active: np.ndarray, sub: np.ndarray, o: _Opinion) -> np.ndarray:
         """Runs of smooth, consistent levels: settle those long enough; the rest go on."""
@@ -242,7 +261,8 @@ class _Chase:
         # Agreement counts where the estimate is new (level 0, or it changed past a kink) and J
         # looks smooth (a bound widened by kinks inside the window proves nothing); a smooth
         # estimate repeated with more rounding is no new evidence.
-        done = settled | (o.agrees & ~going & ~o.nonsmooth) | (o.nonsmooth & o.inside & o.sided)
+        done = (settled | o.blind | (o.agrees & ~going & ~o.nonsmooth)
+                | (o.nonsmooth & o.inside & o.sided))
         return active[~done]
 
     def settle(self, which: np.ndarray) -> None:
