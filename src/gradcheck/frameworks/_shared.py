@@ -20,6 +20,7 @@ from gradcheck.report._model import (
     MISMATCH,
     UNCHECKED,
     Component,
+    entry_figures,
     relative_error,
     verdict,
 )
@@ -360,22 +361,13 @@ def recount(
     its verdict from the one rule: the entries it left unjudged (``unjudged``, by default
     ``c.unjudged``) keep it incomplete."""
     checked = (flags == AGREES) | (flags == MISMATCH)
-    g, bound = c.analytic_array, c.bound_array
-    diff = np.abs(numeric - g)
-    excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
-    worst = int(np.argmax(excess)) if excess.size else 0
+    g = c.analytic_array
     mismatches = int(np.sum(flags == MISMATCH))
     unjudged = c.unjudged if unjudged is None else unjudged
     return dataclasses.replace(
         c,
         relative_error=relative_error(numeric[checked], g[checked]),
-        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
-        worst_index=tuple(int(i) for i in np.unravel_index(worst, c.shape)),
-        numeric=float(numeric.flat[worst]),
-        analytic=float(g.flat[worst]),
-        tolerance=float(bound.flat[worst]),
-        checked=int(checked.sum()),
-        skipped=int(checked.size - checked.sum()),
+        **entry_figures(numeric, g, c.bound_array, flags, c.shape),
         passed=verdict(mismatches=mismatches, unjudged=unjudged),
         mismatches=mismatches,
         unjudged=unjudged,

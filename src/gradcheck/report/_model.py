@@ -70,6 +70,35 @@ def verdict(
         return None
     return True
 
+def entry_figures(
+    numeric: np.ndarray, analytic: np.ndarray, bound: np.ndarray, flags: np.ndarray,
+    shape: tuple[int, ...],
+) -> dict[str, Any]:
+    """A component's summary figures from its entries: the worst judged entry (largest
+    |numeric − analytic| over its bound) and the counts of entries checked and skipped.
+
+    >>> f = entry_figures(np.array([1.0, 2.5]), np.array([1.0, 2.0]), np.array([0.1, 0.1]),
+    ...                   np.array([AGREES, MISMATCH]), (2,))
+    >>> f["worst_index"], f["max_abs_error"], f["checked"], f["skipped"]
+    ((1,), 0.5, 2, 0)
+    """
+    numeric, analytic = np.ravel(numeric), np.ravel(analytic)
+    bound, flags = np.ravel(bound), np.ravel(flags)
+    checked = (flags == AGREES) | (flags == MISMATCH)
+    diff = np.abs(numeric - analytic)
+    excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
+    worst = int(np.argmax(excess)) if excess.size else 0
+    return {
+        "max_abs_error": float(diff[checked].max()) if checked.any() else 0.0,
+        "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
+        "numeric": float(numeric[worst]),
+        "analytic": float(analytic[worst]),
+        "tolerance": float(bound[worst]),
+        "checked": int(checked.sum()),
+        "skipped": int(checked.size - checked.sum()),
+    }
+
+
 # The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
 _TEXTBOOK = ((1e-6, "great"), (1e-4, "look closely"), (math.inf, "worry"))
 

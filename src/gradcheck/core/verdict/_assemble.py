@@ -14,6 +14,7 @@ from gradcheck.report._model import (
     MISMATCH,
     UNCHECKED,
     Component,
+    entry_figures,
     relative_error,
     verdict,
 )
@@ -68,9 +69,6 @@ def component(
 ) -> Component:
     """The component of one tensor: its figures, its worst entry and its verdict."""
     checked = (r.flags == AGREES) | (r.flags == MISMATCH)
-    diff = np.abs(r.numeric - r.analytic)
-    excess = np.where(checked, diff / np.maximum(r.bound, np.finfo(np.float64).tiny), -1.0)
-    worst = int(np.argmax(excess))
     mismatches = int(np.sum(r.flags == MISMATCH))
     judged = int(np.sum(r.flags != UNCHECKED))
     unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
@@ -82,13 +80,7 @@ def component(
             relative_error(r.numeric[checked], r.analytic[checked])
             if np.isin(r.flags, (AGREES, MISMATCH, KINK)).any() else None
         ),
-        max_abs_error=float(diff[checked].max()) if checked.any() else 0.0,
-        worst_index=tuple(int(i) for i in np.unravel_index(worst, leaf.shape)),
-        numeric=float(r.numeric[worst]),
-        analytic=float(r.analytic[worst]),
-        tolerance=float(r.bound[worst]),
-        checked=int(checked.sum()),
-        skipped=int(leaf.size - checked.sum()),
+        **entry_figures(r.numeric, r.analytic, r.bound, r.flags, tuple(leaf.shape)),
         passed=verdict(mismatches=mismatches, unjudged=unjudged),
         unjudged=unjudged,
         eps=r.eps,
