@@ -207,11 +207,11 @@ def main() -> None:
 
     import torch
 
-    import gradcheck.frameworks.torch as gft
+    import gradcheck.frameworks._torch_run as gft
     import gradcheck.torch as gt
 
     module, x, loss_fn = torch_problem(net)
-    counter = counting_batches("gradcheck.frameworks.torch")
+    counter = counting_batches("gradcheck.frameworks._torch_run")
     chunks = [int(c) for c in args.chunks.split(",") if c] or [gft.CHUNK]
     for vec in ("vmap", "loop"):
         for chunk in chunks if vec == "vmap" else [None]:
