@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
-from gradcheck.frameworks import _higher
+from gradcheck.frameworks import _higher, _protocol
 from gradcheck.frameworks import _shared as _adapters
 
 if TYPE_CHECKING:
@@ -274,26 +274,53 @@ def _leaves(tf: Any, out: Any) -> list[Any]:
     return []
 
 
-def _objective(tf: Any, loss_fn: Callable | None, seed: int, pick: int) -> Callable[[Any], Any]:
-    """J from the outputs: ``loss_fn(out)``, or ⟨output_pick, R⟩ with R drawn from the seed."""
-    cotangents: list[np.ndarray] = []
+class _TensorFlow:
+    """TensorFlow's side of the adapter protocol (``_protocol.Adapter``); complex outputs are
+    not among the leaves (complex inputs are refused)."""
 
-    def objective(out: Any) -> Any:
-        if loss_fn is not None:
-            j = tf.convert_to_tensor(loss_fn(out))
-            if j.shape.num_elements() != 1:
-                raise GradCheckError(
-                    f"loss_fn(output) must return a scalar J; it returned shape "
-                    f"{tuple(j.shape)}. Reduce it, e.g. with tf.reduce_mean."
-                )
-            return tf.reshape(j, [])
-        leaf = _leaves(tf, out)[pick]
-        if not cotangents:
-            rng = np.random.default_rng([seed, pick])
-            cotangents.append(rng.standard_normal(tuple(leaf.shape)))
-        return tf.reduce_sum(leaf * tf.constant(cotangents[0], dtype=leaf.dtype))
+    def leaves(self, out: Any) -> list[Any]:
+        return _leaves(_tf(), out)
 
-    return objective
+    def is_complex(self, leaf: Any) -> bool:
+        return False
+
+    def real_view(self, leaf: Any) -> Any:
+        return leaf
+
+    def shape(self, view: Any) -> tuple[int, ...]:
+        return tuple(view.shape)
+
+    def size(self, leaf: Any) -> int:
+        return int(leaf.shape.num_elements())
+
+    def scalar(self, leaf: Any) -> Any:
+        return _tf().reshape(leaf, [])
+
+    def constant(self, view: Any, r: np.ndarray) -> Any:
+        return _tf().constant(r, dtype=view.dtype)
+
+    def key(self, view: Any) -> Any:
+        # Eager constants are made once; inside a graph (vectorized_map), in that graph.
+        return view.dtype if _tf().executing_eagerly() else None
+
+    def dot(self, view: Any, c: Any) -> Any:
+        return _tf().reduce_sum(view * c)
+
+    def entry(self, view: Any, m: int) -> Any:
+        return _tf().reshape(view, [-1])[m]
+
+    def loss(self, j: Any) -> Any:
+        tf = _tf()
+        j = tf.convert_to_tensor(j)
+        if j.shape.num_elements() != 1:
+            raise GradCheckError(
+                f"loss_fn(output) must return a scalar J; it returned shape "
+                f"{tuple(j.shape)}. Reduce it, e.g. with tf.reduce_mean."
+            )
+        return tf.reshape(j, [])
+
+
+TENSORFLOW = _TensorFlow()
 
 
 def _run(
@@ -318,21 +345,15 @@ def _run(
             f"{api}(): fn returned no floating-point tensor, so there is no gradient to check. "
             "Return the tensor (or tuple of tensors) your gradient differentiates."
         )
-    objectives = {
-        ("output" if n_out == 1 else f"output {k}"): _objective(tf, loss_fn, seed, k)
-        for k in range(n_out)
-    }
-    dtypes, note = _precision(
-        tf, call, originals, next(iter(objectives.values())), precision, api, widen
-    )
-    reports = {
-        label: _check_one(tf, call, originals, objective, dtypes, options, vectorize, note)
-        for label, objective in objectives.items()
-    }
-    if len(reports) == 1:
-        return _adapters.with_notes(next(iter(reports.values())), notes)
-    merged = _adapters.merge(reports, lambda name, key: f"{name} ({key})")
-    return _adapters.with_notes(merged, notes)
+    objective = _protocol.Objective(TENSORFLOW, seed, loss_fn)
+    dtypes, note = _precision(tf, call, originals, objective, precision, api, widen)
+
+    def one(obj: _protocol.Objective) -> Report:
+        return _check_one(tf, call, originals, obj, dtypes, options, vectorize, note)
+
+    outputs = range(n_out) if loss_fn is None else ()
+    report = _protocol.by_output(one(objective), outputs, lambda k: one(objective.alone(k)))
+    return _adapters.with_notes(report, notes)
 
 
 def _identity(x: Any) -> Any:
