@@ -292,6 +292,7 @@ def _check_one(
     }
     unconnected = [n for n, g in zip(names, got, strict=True) if g is None]
     batched, reason = _batched(tf, call, objective, params, dtypes, cast, loss, vectorize)
+    batched = _adapters.choose_path(batched, loss, params, CHUNK, TOOL, vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, TOOL)]
     try:
         report = _adapters.run_check(loss, params, grads, options, batched, notes)

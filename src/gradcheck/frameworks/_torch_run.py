@@ -117,6 +117,7 @@ def _check_one(
             return float(objective(problem.call(tensors(p), cast)))
 
     batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
+    batched = _adapters.choose_path(batched, loss, params, CHUNK, "torch.func.vmap", vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, "torch.func.vmap")]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:

@@ -302,6 +302,7 @@ def _check(
     batched, reason = _batched(
         traced, params, lambda: float(j_of(values_of(params))), vectorize, j_of
     )
+    batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
     notes = [_precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
