@@ -12,6 +12,7 @@ import numpy as np
 
 from gradcheck._errors import OptionError
 from gradcheck.frameworks import _shared as _adapters
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     pass
@@ -60,7 +61,7 @@ class _Problem:
                     prefix = f"arg{a}" if len(nums) > 1 or not key else ""
                     name = ".".join(p for p in (prefix, key) if p)
                     if np.asarray(leaf).size == 0:  # nothing to perturb: stays as it is
-                        notes.append(f"{name} is empty (shape {np.shape(leaf)}): nothing to check.")
+                        notes.append(Note(NoteCode.EMPTY, name, {"shape": np.shape(leaf)}))
                         continue
                     names.append(name)
                     slots.append((a, i))

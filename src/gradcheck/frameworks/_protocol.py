@@ -29,6 +29,7 @@ import numpy as np
 from gradcheck._errors import GradCheckError
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 
 class Adapter(Protocol):
@@ -148,13 +149,6 @@ def whole(adapter: Adapter, leaves: Sequence[Any]) -> bool:
     )
 
 
-BY_OUTPUT_NOTE = (
-    "The {n} outputs were checked together (J = Σ_k ⟨output k, R_k⟩); that check failed, so "
-    "each output was then checked alone with the same R_k: a component '<input> (output k)' "
-    "names the pair."
-)
-
-
 def by_output(
     report: Report,
     outputs: Sequence[int],
@@ -167,11 +161,10 @@ def by_output(
     if report.passed is not False or len(outputs) < 2:
         return report
     parts = {output_label(k): check(k) for k in outputs}
-    note = BY_OUTPUT_NOTE.format(n=len(outputs))
-    if all(r.passed is not False for r in parts.values()):
-        return _adapters.with_notes(report, [
-            note.split(" so ")[0] + "; checked alone, no single output was found wrong."
-        ])
+    found = any(r.passed is False for r in parts.values())
+    note = Note(NoteCode.BY_OUTPUT, None, {"outputs": len(parts), "found": found})
+    if not found:
+        return _adapters.with_notes(report, [note])
     merged = _adapters.merge(parts, lambda name, key: f"{name} ({key})")
     merged = _adapters.with_notes(merged, [note])
     return dataclasses.replace(
@@ -181,14 +174,10 @@ def by_output(
     )
 
 
-def precision_note(kinds: Sequence[str], wide: bool, tool: str, why: str = "") -> str:
-    """The note that says which dtype was evaluated: float64 copies (``wide``) of ``kinds``,
-    or the tensors' own dtype (then ``why`` float64 was not used, if it was tried)."""
-    names = ", ".join(sorted(set(kinds)))
-    if wide:
-        return (
-            f"Evaluated on float64 copies of the {names} tensors ({tool} in float64 too); the "
-            "originals were not touched."
-        )
-    return f"Evaluated in the tensors' own dtype ({names})" + (f": {why}." if why else ".")
-
+def precision_note(native: Sequence[str], evaluated: str, how: str, why: str = "") -> Note:
+    """The dtype policy's note: which dtype was evaluated (``evaluated``: "float64" for float64
+    copies, else the tensors' own ``native`` dtypes), the framework's gradient (``how``), and
+    why float64 was not used where it was not (``why``)."""
+    kinds = ", ".join(sorted(set(native)))
+    numbers = {"evaluated": evaluated, "native": kinds, "how": how}
+    return Note(NoteCode.PRECISION, None, {**numbers, "why": why} if why else numbers)

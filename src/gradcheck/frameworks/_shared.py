@@ -23,6 +23,7 @@ from gradcheck.report._model import (
     verdict,
 )
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
 FORWARDED = (
@@ -109,14 +110,21 @@ def run_check(
     return with_notes(report, notes)
 
 
-def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str | Callable[[], str]:
+def evaluation_note(
+    batched: Callable | None, reason: str, tool: str
+) -> Note | Callable[[], Note]:
     """One sentence saying how perturbed losses were evaluated, and why; where the path is
     chosen by measurement (``Chosen``), a function that says it once the check has run."""
     if isinstance(batched, Chosen):
         return batched.note
     if batched is not None:
-        return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
-    return f"Perturbed losses were evaluated one by one (loop fallback): {reason}"
+        return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "batched"})
+    return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "fallback", "reason": reason})
+
+
+# The loop takes over only where it measured clearly faster (a fifth): near a tie, timings on a
+# loaded machine would flip the path (and its note) from run to run.
+MARGIN = 0.8
 
 
 class Chosen:
@@ -126,7 +134,7 @@ class Chosen:
     Undecided until a stack of at least four chunks comes: its first chunk runs batched
     (warm-up: torch's dispatch, JAX's compilation), its second is timed, and rows of the same
     stack go through ``row_loss`` one by one for as long (after one untimed call); the faster
-    path per row takes that whole stack (one path per stack: a central difference never mixes
+    path per row (the loop by a fifth at least) takes that whole stack (one path per stack: a central difference never mixes
     them) and every later one. The measurement costs at most one chunk's time more. ``vectorize="vmap"`` never gets here.
 
     >>> c = Chosen(lambda th: th.sum(1), lambda row: float(row.sum()), chunk=2, tool="vmap")
@@ -142,8 +150,13 @@ class Chosen:
         row_loss: Callable[[np.ndarray], float],
         chunk: int,
         tool: str,
+        theta: np.ndarray | None = None,
+        sizes: Sequence[int] = (),
     ) -> None:
         self.batched, self.row_loss, self.chunk, self.tool = batched, row_loss, chunk, tool
+        # θ and where each tensor starts in it: the loop's full rows for one-tensor stacks
+        self.theta = theta
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.path: str | None = None  # None: not measured yet; "batched" or "loop"
         self.per_row: dict[str, float] = {}  # seconds per row, as measured
         if getattr(batched, "by_tensor", None) is not None:
@@ -175,7 +188,7 @@ class Chosen:
             self._loop(rows[1 + done : 2 + done], t)
             done += 1
         self.per_row["loop"] = (time.perf_counter() - start) / done
-        if self.per_row["batched"] <= self.per_row["loop"]:
+        if self.per_row["loop"] >= MARGIN * self.per_row["batched"]:
             self.path = "batched"
             return np.concatenate([first, second, go(rows[2 * self.chunk :])])
         self.path = "loop"
@@ -183,23 +196,19 @@ class Chosen:
 
     def _loop(self, rows: np.ndarray, t: int | None) -> np.ndarray:
         if t is not None:  # tensor t's entries alone: full rows, the others at their values
-            b = self.batched
-            whole = np.repeat(np.asarray(b.theta)[None, :], len(rows), axis=0)  # type: ignore[attr-defined]
-            whole[:, b.starts[t] : b.starts[t + 1]] = rows  # type: ignore[attr-defined]
+            whole = np.repeat(np.asarray(self.theta)[None, :], len(rows), axis=0)
+            whole[:, self.starts[t] : self.starts[t + 1]] = rows
             rows = whole
         return np.array([self.row_loss(row) for row in rows], dtype=np.float64)
 
-    def note(self) -> str:
+    def note(self) -> Note:
         """Which path ran, and the figures that chose it."""
         if self.path is None:
-            return f"Perturbed losses were evaluated in batches with {self.tool} (chunked)."
-        b, loop = 1e6 * self.per_row["batched"], 1e6 * self.per_row["loop"]
-        if self.path == "batched":
-            return (f"Perturbed losses were evaluated in batches with {self.tool} (chunked): "
-                    f"{b:.3g} µs per row against {loop:.3g} µs one by one, measured on the "
-                    "first stack.")
-        return (f"Perturbed losses were evaluated one by one: the loop measured faster than "
-                f"{self.tool} on the first stack ({loop:.3g} µs per row against {b:.3g} µs).")
+            return Note(NoteCode.EVALUATION, None, {"tool": self.tool, "path": "batched"})
+        return Note(NoteCode.EVALUATION, None, {
+            "tool": self.tool, "path": self.path,
+            "batched_us": 1e6 * self.per_row["batched"], "loop_us": 1e6 * self.per_row["loop"],
+        })
 
 
 def choose_path(
@@ -223,7 +232,9 @@ def choose_path(
         return float(loss({n: p.reshape(s).astype(params[n].dtype)
                            for n, p, s in zip(names, parts, shapes, strict=True)}))
 
-    return Chosen(batched, row_loss, chunk, tool)
+    theta = np.concatenate([np.asarray(params[n], dtype=np.float64).reshape(-1) for n in names])
+    sizes = [int(np.prod(s)) for s in shapes]
+    return Chosen(batched, row_loss, chunk, tool, theta, sizes)
 
 
 NO_HOOK = "this gradcheck.check takes no batched_loss."

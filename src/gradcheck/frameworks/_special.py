@@ -19,6 +19,7 @@ from gradcheck.report._model import (
     verdict,
 )
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 # --- complex, non-finite and empty tensors (shown to the core as real, finite, non-empty) ----
 
@@ -36,20 +37,13 @@ JAX = (
 )
 
 
-def view_notes(name: str, is_complex: bool, convention: str, nonfinite: int) -> list[str]:
+def view_notes(name: str, is_complex: bool, convention: str, nonfinite: int) -> list[Note]:
     """What presenting a tensor to the core as real and finite did to it, for the notes."""
     notes = []
     if is_complex:
-        notes.append(
-            f"{name} is complex: its real and imaginary parts were perturbed separately "
-            "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
-            f"{convention}."
-        )
+        notes.append(Note(NoteCode.COMPLEX_INPUT, name, {"convention": convention}))
     if nonfinite:
-        notes.append(
-            f"{name} holds {nonfinite} non-finite entr{'y' if nonfinite == 1 else 'ies'} "
-            "(±inf/NaN); they were left unperturbed and unchecked."
-        )
+        notes.append(Note(NoteCode.NONFINITE, name, {"count": nonfinite}))
     return notes
 
 
@@ -71,11 +65,7 @@ def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
         scheme=scheme,
         components={},
         suspects=(),
-        notes=(
-            "Nothing was checked: every tensor to check is empty, so there is no gradient "
-            "entry to compare (the verdict is incomplete, not passed).",
-            *notes,
-        ),
+        notes=(Note(NoteCode.NOTHING_CHECKED), *notes),
     )
 
 

@@ -216,7 +216,7 @@ def _precision(
             "copies)."
         )
     if precision == "native" or all(d == np.float64 for d in native.values()):
-        return native, f"Evaluated in the tensors' own dtype ({kinds})."
+        return native, _protocol.precision_note([kinds], kinds, "GradientTape")
     if not widen:
         why = ("Keras casts every value given for a variable to the variable's dtype, so "
                "float64 copies of its variables cannot be used")
@@ -226,7 +226,7 @@ def _precision(
                 "the model in float64 (keras.config.set_floatx('float64') before building it) "
                 "for a float64 check" + ("." if narrow else ", or use precision='auto'.")
             )
-        return native, f"Evaluated in the variables' own dtype ({kinds}): {why}."
+        return native, _protocol.precision_note([kinds], kinds, "GradientTape", why)
     try:
         out = call(
             {n: tf.constant(a.astype(np.float64)) for n, a in originals.items()}, _cast64
@@ -238,10 +238,7 @@ def _precision(
         ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
     if ok:
         wide = dict.fromkeys(native, np.dtype(np.float64))
-        return wide, (
-            f"Evaluated on float64 copies of the {kinds} tensors (GradientTape in float64 too); "
-            "the originals were not touched."
-        )
+        return wide, _protocol.precision_note([kinds], "float64", "GradientTape")
     if precision == "float64" or narrow:
         fix = (f"{narrow[0]} is bfloat16, which can be checked on float64 copies only: make "
                "fn run in float64 or pass the tensor as float32") if narrow and precision != (
@@ -250,7 +247,8 @@ def _precision(
             f"{api}(precision={precision!r}): the computation cannot run on float64 copies "
             f"({why}). {fix}."
         )
-    return native, f"Evaluated in the tensors' own dtype ({kinds}) (float64 copies were tried, but {why})."
+    why = f"float64 copies were tried, but {why}"
+    return native, _protocol.precision_note([kinds], kinds, "GradientTape", why)
 
 
 def _check_one(

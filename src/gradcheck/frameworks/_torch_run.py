@@ -208,8 +208,7 @@ def _precision(
             f"({why}). Use precision='auto' to check it in its own dtype."
         )
     _refuse_bfloat16(native, "native", api)
-    note = _precision_note(native, native)
-    return native, f"{note} (float64 copies were tried, but {why}.)"
+    return native, _precision_note(native, native, f"float64 copies were tried, but {why}")
 
 
 def _refuse_bfloat16(native: dict[str, Any], precision: str, api: str) -> None:
@@ -224,17 +223,11 @@ def _refuse_bfloat16(native: dict[str, Any], precision: str, api: str) -> None:
         )
 
 
-def _precision_note(native: dict[str, Any], used: dict[str, Any]) -> str:
-    def word(d: Any) -> str:
-        return str(d).replace("torch.", "")
-
-    kinds = sorted({word(d) for d in native.values()})
-    if used == native:
-        return f"Evaluated in the tensors' own dtype ({', '.join(kinds)})."
-    return (
-        f"Evaluated on float64 copies of the {', '.join(kinds)} tensors (autograd in float64 "
-        "too); the originals were not touched."
-    )
+def _precision_note(native: dict[str, Any], used: dict[str, Any], why: str = "") -> Any:
+    """The dtype policy's note (``_protocol.precision_note``): which dtype was evaluated."""
+    kinds = [str(d).replace("torch.", "") for d in native.values()]
+    evaluated = "float64" if used != native else ", ".join(sorted(set(kinds)))
+    return _protocol.precision_note(kinds, evaluated, "autograd", why)
 
 
 def _cast64(t: Any) -> Any:

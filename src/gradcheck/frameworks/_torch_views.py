@@ -19,6 +19,7 @@ from gradcheck.frameworks._torch_problem import (
     _leaves,
     _Problem,
 )
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -97,7 +98,7 @@ def _present(problem: _Problem) -> tuple[_Problem, list[_View], list[str]]:
     ones, empty tensors left out (fixed at their values) with a note each."""
     views = {n: _View(n, problem.tensors[n]) for n in problem.names}
     notes = [
-        f"{n} is empty (shape {tuple(problem.tensors[n].shape)}): nothing to check."
+        Note(NoteCode.EMPTY, n, {"shape": tuple(problem.tensors[n].shape)})
         for n, v in views.items()
         if v.empty
     ]

@@ -114,12 +114,15 @@ def _check_outputs(
     return _protocol.by_output(report, range(_n_outputs(problem, wide)), one)
 
 
-def _precision_note(problem: _Problem, wide: bool, why: str) -> str:
+JAX_HOW = "jax.grad, under a scoped jax_enable_x64,"
+
+
+def _precision_note(problem: _Problem, wide: bool, why: str) -> Any:
     """Which dtype was evaluated, and why (the dtype policy's note)."""
     kinds = ", ".join(sorted({str(np.dtype(x.dtype)) for x in problem.originals()}))
     if wide:
-        return f"Evaluated in float64 (scoped jax_enable_x64) from {kinds} leaves."
-    return f"Evaluated in the leaves' own dtype ({kinds}): {why}."
+        return _protocol.precision_note(kinds.split(", "), "float64", JAX_HOW)
+    return _protocol.precision_note(kinds.split(", "), kinds, JAX_HOW, why)
 
 
 def _n_outputs(problem: _Problem, wide: bool) -> int:
@@ -303,7 +306,9 @@ def _check(
         traced, params, lambda: float(j_of(values_of(params))), vectorize, j_of
     )
     batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
-    notes = [_precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")]
+    notes = [
+        _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
+    ]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)

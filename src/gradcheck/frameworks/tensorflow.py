@@ -26,6 +26,7 @@ from gradcheck.frameworks._tf_run import (
     _run,
     _tf,
 )
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -91,7 +92,7 @@ def check_function(
         )
     leaf_of = {slot: leaf for slot, _, leaf in pairs}
     notes = [
-        f"{name} is empty (shape {tuple(leaf_of[slot].shape)}): nothing to check."
+        Note(NoteCode.EMPTY, name, {"shape": tuple(leaf_of[slot].shape)})
         for slot, name in checked.items()
         if leaf_of[slot].shape.num_elements() == 0
     ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _sentences_adapters as adapters
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
@@ -48,6 +49,13 @@ class NoteCode(Enum):
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
+    # adapters (_sentences_adapters)
+    PRECISION = "precision"  # the dtype evaluated: float64 copies or the tensors' own
+    EVALUATION = "evaluation"  # batched, the loop (measured faster) or the loop fallback
+    BY_OUTPUT = "by-output"  # outputs checked together failed: checked one by one
+    EMPTY = "empty"  # an empty tensor, left out
+    NOTHING_CHECKED = "nothing-checked"  # every tensor to check empty
+    COMPLEX_INPUT = "complex-input"  # a complex tensor as real and imaginary parts
 
 
 class Note(str):
@@ -312,4 +320,10 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
+    NoteCode.PRECISION: adapters.precision,
+    NoteCode.EVALUATION: adapters.evaluation,
+    NoteCode.BY_OUTPUT: adapters.by_output,
+    NoteCode.EMPTY: adapters.empty,
+    NoteCode.NOTHING_CHECKED: adapters.nothing_checked,
+    NoteCode.COMPLEX_INPUT: adapters.complex_input,
 }
