@@ -230,6 +230,19 @@ def test_the_wrong_input_output_pair_is_named() -> None:
     assert "input0 (output 1)" in str(report) and report.components["input0 (output 0)"].passed
 
 
+def test_a_module_with_two_outputs_names_the_wrong_one_by_the_same_convention() -> None:
+    module = _Wrap(SquareAndSin.apply, 4)
+    x = torch.zeros(4, dtype=torch.float64)
+    assert set(gt.check_module(module, x).components) == {"weight"}  # together, passing
+    SquareAndSin.wrong = True
+    try:
+        report = gt.check_module(module, x)
+    finally:
+        SquareAndSin.wrong = False
+    assert report.suspects == ("weight (output 1)",)
+    assert NoteCode.BY_OUTPUT in report.note_codes
+
+
 def test_jacobian_mode_compares_every_entry() -> None:
     a, b = _inputs(3, n=2)
     good = gt.check_function(Mul.apply, a, b, jacobian=True)

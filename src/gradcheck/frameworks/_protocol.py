@@ -151,14 +151,17 @@ def whole(adapter: Adapter, leaves: Sequence[Any]) -> bool:
 
 def by_output(
     report: Report,
-    outputs: Sequence[int],
+    outputs: Sequence[int] | Callable[[], Sequence[int]],
     check: Callable[[int], Report],
 ) -> Report:
     """The multi-output convention: ``report`` (the combined check) where it did not fail or
     there is one output; else one check per output (``check(k)``), merged and named
     ``<input> (output k)``, when one of them fails (otherwise the combined report stays, with
     a note that no single output was found wrong)."""
-    if report.passed is not False or len(outputs) < 2:
+    if report.passed is not False:
+        return report
+    outputs = list(outputs() if callable(outputs) else outputs)  # counted only on failure
+    if len(outputs) < 2:
         return report
     parts = {output_label(k): check(k) for k in outputs}
     found = any(r.passed is False for r in parts.values())

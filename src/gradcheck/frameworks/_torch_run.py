@@ -40,10 +40,11 @@ def _run(
     vectorize: Any,
     api: str,
     higher: tuple[int, str] = (1, "reverse"),
-    outputs: Sequence[int] = (),
+    outputs: Sequence[int] | None = None,
 ) -> Report:
-    """The check of J (its outputs combined, by the protocol's rule), per output where it fails,
-    then the order-2 check if asked."""
+    """The check of J (its outputs combined, by the protocol's rule), per output where it fails
+    (``outputs``: the output leaves in J; None: every floating one, counted then), then the
+    order-2 check if asked."""
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     dtypes, precision_note = _precision(problem, objective, precision, api)
@@ -61,7 +62,19 @@ def _run(
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.TORCH)
         return report
 
-    first_order = _protocol.by_output(first(objective), outputs, lambda k: first(objective.alone(k)))
+    def every_output() -> Sequence[int]:
+        import torch
+
+        if objective.loss_fn is not None:  # J is the user's loss: no outputs to tell apart
+            return ()
+        with torch.no_grad():
+            tensors = {n: t.detach().clone() for n, t in problem.tensors.items()}
+            return range(len(_leaves(problem.call(tensors, lambda t: t.detach()))))
+
+    first_order = _protocol.by_output(
+        first(objective), every_output if outputs is None else outputs,
+        lambda k: first(objective.alone(k)),
+    )
     if higher[0] == 1:
         return first_order
     second = _higher.torch_second(
