@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck._errors import GradCheckError, LossRaisedError, StochasticLossError
-from gradcheck.frameworks import _higher, _protocol
+from gradcheck.frameworks import _higher, _higher_torch, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._torch_problem import (
     _Layout,
@@ -77,7 +77,7 @@ def _run(
     )
     if higher[0] == 1:
         return first_order
-    second = _higher.torch_second(
+    second = _higher_torch.torch_second(
         problem, objective, dtypes, _caster(dtypes), options, [precision_note], _leaves
     )
     return _higher.merge_orders(first_order, second)
@@ -146,7 +146,7 @@ def _check_one(
     return _higher.by_mode(
         mode, run, lambda: _analytic(problem, objective, tensors(params), cast),
         lambda: _higher.forward_gradient(
-            _higher.torch_jvps(problem, objective, tensors(params), cast, api),
+            _higher_torch.torch_jvps(problem, objective, tensors(params), cast, api),
             params, loss, options.get("seed", 0),
         ),
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, NonFiniteError
-from gradcheck.frameworks import _higher, _protocol
+from gradcheck.frameworks import _higher, _higher_jax, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED, _Stacks: for tests
     _COMPILED,
@@ -91,7 +91,7 @@ def check(
         cast = _cast64 if wide else (lambda x: x)
         dtypes = [np.float64 if wide else np.dtype(x.dtype) for x in problem.originals()]
         note = _precision_note(problem, wide, why)
-        second = _higher.jax_second(problem, cast, dtypes, options, [note])
+        second = _higher_jax.jax_second(problem, cast, dtypes, options, [note])
         return _higher.merge_orders(report, second)
 
 
@@ -135,14 +135,14 @@ def _n_outputs(problem: _Problem, wide: bool) -> int:
         shapes = jax.eval_shape(lambda *v: problem.call(list(v), cast), *values)
     except Exception:  # noqa: BLE001 - fn needs concrete values: one plain call
         shapes = problem.call(values, cast)
-    return len(_higher.inexact_leaves(shapes))
+    return len(_higher_jax.inexact_leaves(shapes))
 
 
 class _Jax:
     """JAX's side of the adapter protocol (``_protocol.Adapter``)."""
 
     def leaves(self, out: Any) -> list[Any]:
-        leaves = _higher.inexact_leaves(out)
+        leaves = _higher_jax.inexact_leaves(out)
         if not leaves:
             raise GradCheckError(
                 "gradcheck.jax.check: fn returned no floating-point array; return J or the "
@@ -323,7 +323,7 @@ def _check(
         return _adapters.complex_findings(report, problem.complex, _adapters.JAX)
 
     def forward() -> _higher.Forward:  # built only for mode="forward"/"both"
-        jvps = _higher.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
+        jvps = _higher_jax.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
         return _higher.forward_gradient(jvps, params, loss, options.get("seed", 0))
 
     return _higher.by_mode(mode, run, reverse, forward)
