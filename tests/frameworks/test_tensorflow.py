@@ -147,11 +147,11 @@ def test_none_gradients_are_explained_whether_j_depends_on_the_input_or_not():
     x = tf.constant(X)
     unused = gtf.check_function(lambda a, b: tf.reduce_sum(a**2), x, x + 1)
     assert unused.passed
-    assert any(n.startswith("input1: GradientTape returned None")
-               and "no gradient of it was tested" in n for n in unused.notes)
+    assert any(n.code is NoteCode.UNCONNECTED and n.tensor == "input1"
+               and not n.numbers["depends"] for n in unused.notes)
     cut = gtf.check_function(lambda a: tf.reduce_sum(tf.constant(a.numpy()) ** 2), x)
     assert not cut.passed and cut.suspects == ("input0",)
-    assert any("J does change with it" in n and ".numpy()" in n for n in cut.notes)
+    assert any(n.code is NoteCode.UNCONNECTED and n.numbers["depends"] for n in cut.notes)
 
 
 def test_empty_complex_and_bfloat16_inputs():

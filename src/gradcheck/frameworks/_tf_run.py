@@ -11,6 +11,7 @@ import numpy as np
 from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
 from gradcheck.frameworks import _protocol
 from gradcheck.frameworks import _shared as _adapters
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -314,22 +315,7 @@ def _unconnected_notes(report: Report, names: Sequence[str]) -> list[str]:
         c = report.components.get(name)
         if c is None:
             continue
-        head = (f"{name}: GradientTape returned None (the output is not connected to it "
-                "through differentiable operations); its gradient was taken as zeros")
-        if c.passed:
-            notes.append(
-                f"{head}, and the finite differences agree that J does not depend on it, so "
-                "no gradient of it was tested. If it should be used, check that the "
-                "computation reads it: check_function passes fn a copy, so fn must compute "
-                "with its argument (not a tf.Variable from a closure or a global); a Keras "
-                "layer's call() must read the weight it created."
-            )
-        else:
-            notes.append(
-                f"{head}, but J does change with it: the path from {name} to the output is "
-                "cut (a .numpy() or float() call, tf.stop_gradient, a cast to an integer, "
-                "or a custom_gradient that returns None for it)."
-            )
+        notes.append(Note(NoteCode.UNCONNECTED, name, {"depends": not c.passed}))
     return notes
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from gradcheck._errors import GradCheckError, LossRaisedError, OptionError
 from gradcheck.frameworks import _shared as _adapters
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -184,10 +185,7 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
     return grad_inside
 
 
-GRAD_INSIDE_NOTE = (
-    "fn runs only with gradients enabled (it differentiates inside, e.g. torch.autograd.grad): "
-    "each perturbed loss was evaluated with grad enabled, on inputs that require grad."
-)
+GRAD_INSIDE_NOTE = Note(NoteCode.GRAD_INSIDE)
 
 
 def _with_grad_inside(problem: _Problem) -> _Problem:
@@ -270,18 +268,11 @@ def _refuse_parameter_writes(problem: _ModuleProblem, kind: str) -> tuple[list[s
     return buffers, False
 
 
-def _written_buffers_note(report: Report, buffers: list[str]) -> list[str]:
+def _written_buffers_note(report: Report, buffers: list[str]) -> list[Note]:
     """Why a module that updates buffers in forward may fail: state computed without autograd."""
     if report.passed or not buffers:
         return []
-    shown = ", ".join(buffers[:4]) + (", ..." if len(buffers) > 4 else "")
-    return [
-        f"The forward writes into buffer(s) {shown} (each evaluation started from their "
-        "original values). If the output depends on what it writes there through code autograd "
-        "does not differentiate (spectral_norm's power iteration in train mode), autograd's "
-        "gradient is not the derivative of the forward and this failure is expected: check "
-        "such a module in eval mode (module.eval())."
-    ]
+    return [Note(NoteCode.WRITTEN_BUFFERS, None, {"buffers": tuple(buffers)})]
 
 
 def _hook_notes(module: Any) -> list[str]:
@@ -289,11 +280,7 @@ def _hook_notes(module: Any) -> list[str]:
     hooked = [n for n, p in module.named_parameters() if p.requires_grad and p._backward_hooks]
     if not hooked:
         return []
-    return [
-        f"Parameter(s) {', '.join(hooked[:4])} have gradient hooks (register_hook), which the "
-        "check does not run: it compares autograd's gradient of the forward, before any hook "
-        "rescales or clips it, with finite differences."
-    ]
+    return [Note(NoteCode.HOOKS, None, {"params": tuple(hooked)})]
 
 
 class _Layout:

@@ -84,11 +84,9 @@ class _View:
         notes = []
         if self.sparse:
             kind = "COO" if str(self.layout).endswith("coo") else "CSR"
-            notes.append(
-                f"{self.name} is sparse ({kind}, {self.real.shape[0]} stored entries of "
-                f"{int(np.prod(self.size))}): checked through its stored values only (the "
-                "component is indexed by stored entry); the other entries are not perturbed."
-            )
+            notes.append(Note(NoteCode.SPARSE_INPUT, self.name, {
+                "kind": kind, "stored": int(self.real.shape[0]), "size": int(np.prod(self.size)),
+            }))
         bad = 0 if self.fill is None else int((~self.finite).sum())
         return notes + _adapters.view_notes(self.name, self.complex, _adapters.TORCH[0], bad)
 
@@ -206,16 +204,11 @@ def _probe_outputs(problem: _Problem) -> tuple[dict[str, int], list[str]]:
     ints = [str(t.dtype).replace("torch.", "") for t in flat if not t.is_floating_point()
             and not t.is_complex()]
     if ints:
-        notes.append(
-            f"{len(ints)} integer/bool output(s) ({', '.join(sorted(set(ints)))}) have no "
-            "gradient and were left out."
-        )
+        notes.append(Note(NoteCode.INTEGER_OUTPUTS, None,
+                          {"count": len(ints), "dtypes": tuple(sorted(set(ints)))}))
     if len(keep) < n:
-        left = ", ".join(f"output {k}" for k in range(n) if k not in keep)
-        notes.append(
-            f"Floating output(s) without grad_fn left out ({left}: not differentiable, e.g. "
-            "saved mean/rstd); outputs are numbered among the floating ones."
-        )
+        left = tuple(k for k in range(n) if k not in keep)
+        notes.append(Note(NoteCode.UNDIFFERENTIABLE_OUTPUTS, None, {"outputs": left}))
     if n == 1:
         return {"output": 0}, notes
     return {f"output {k}": k for k in keep}, notes

@@ -56,6 +56,13 @@ class NoteCode(Enum):
     EMPTY = "empty"  # an empty tensor, left out
     NOTHING_CHECKED = "nothing-checked"  # every tensor to check empty
     COMPLEX_INPUT = "complex-input"  # a complex tensor as real and imaginary parts
+    GRAD_INSIDE = "grad-inside"  # fn differentiates inside: losses evaluated with grad on
+    WRITTEN_BUFFERS = "written-buffers"  # a failing module writes into buffers in forward
+    HOOKS = "hooks"  # parameters' gradient hooks are not run
+    INTEGER_OUTPUTS = "integer-outputs"  # integer/bool outputs left out of J
+    UNDIFFERENTIABLE_OUTPUTS = "undifferentiable-outputs"  # floating outputs without grad_fn
+    SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
+    UNCONNECTED = "unconnected"  # GradientTape returned None for an input
 
 
 class Note(str):
@@ -326,4 +333,11 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.EMPTY: adapters.empty,
     NoteCode.NOTHING_CHECKED: adapters.nothing_checked,
     NoteCode.COMPLEX_INPUT: adapters.complex_input,
+    NoteCode.GRAD_INSIDE: adapters.grad_inside,
+    NoteCode.WRITTEN_BUFFERS: adapters.written_buffers,
+    NoteCode.HOOKS: adapters.hooks,
+    NoteCode.INTEGER_OUTPUTS: adapters.integer_outputs,
+    NoteCode.UNDIFFERENTIABLE_OUTPUTS: adapters.undifferentiable_outputs,
+    NoteCode.SPARSE_INPUT: adapters.sparse_input,
+    NoteCode.UNCONNECTED: adapters.unconnected,
 }
