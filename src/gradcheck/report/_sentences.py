@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _sentences_adapters as adapters
 from gradcheck.report import _sentences_checks as checks
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
@@ -69,6 +70,20 @@ class NoteCode(Enum):
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
+    # adapters (_sentences_adapters)
+    PRECISION = "precision"  # the dtype evaluated: float64 copies or the tensors' own
+    EVALUATION = "evaluation"  # batched, the loop (measured faster) or the loop fallback
+    BY_OUTPUT = "by-output"  # outputs checked together failed: checked one by one
+    EMPTY = "empty"  # an empty tensor, left out
+    NOTHING_CHECKED = "nothing-checked"  # every tensor to check empty
+    COMPLEX_INPUT = "complex-input"  # a complex tensor as real and imaginary parts
+    GRAD_INSIDE = "grad-inside"  # fn differentiates inside: losses evaluated with grad on
+    WRITTEN_BUFFERS = "written-buffers"  # a failing module writes into buffers in forward
+    HOOKS = "hooks"  # parameters' gradient hooks are not run
+    INTEGER_OUTPUTS = "integer-outputs"  # integer/bool outputs left out of J
+    UNDIFFERENTIABLE_OUTPUTS = "undifferentiable-outputs"  # floating outputs without grad_fn
+    SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
+    UNCONNECTED = "unconnected"  # GradientTape returned None for an input
 
 
 class Note(str):
@@ -352,4 +367,17 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
+    NoteCode.PRECISION: adapters.precision,
+    NoteCode.EVALUATION: adapters.evaluation,
+    NoteCode.BY_OUTPUT: adapters.by_output,
+    NoteCode.EMPTY: adapters.empty,
+    NoteCode.NOTHING_CHECKED: adapters.nothing_checked,
+    NoteCode.COMPLEX_INPUT: adapters.complex_input,
+    NoteCode.GRAD_INSIDE: adapters.grad_inside,
+    NoteCode.WRITTEN_BUFFERS: adapters.written_buffers,
+    NoteCode.HOOKS: adapters.hooks,
+    NoteCode.INTEGER_OUTPUTS: adapters.integer_outputs,
+    NoteCode.UNDIFFERENTIABLE_OUTPUTS: adapters.undifferentiable_outputs,
+    NoteCode.SPARSE_INPUT: adapters.sparse_input,
+    NoteCode.UNCONNECTED: adapters.unconnected,
 }
