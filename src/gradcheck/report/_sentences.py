@@ -31,8 +31,6 @@ class NoteCode(Enum):
     NET_L2 = "net-l2"  # nn.Net: J includes the L2 term
     NET_DROPOUT = "net-dropout"  # nn.Net: dropout made deterministic
     NET_PLANTED_BUG = "net-planted-bug"  # nn.Net: the bug planted on purpose
-    EVALUATED_BATCHED = "evaluated-batched"  # an adapter evaluated perturbed losses in batches
-    EVALUATED_LOOP = "evaluated-loop"  # ... one by one, and why
     SHOWN_BEFORE = "shown-before"  # the pytest plugin: a note repeated from an earlier failure
     # check and its relatives (_sentences_checks)
     KINKS_SKIPPED = "kinks-skipped"  # entries of a tensor on a kink, skipped
@@ -331,8 +329,6 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.NET_L2: tools.net_l2,
     NoteCode.NET_DROPOUT: tools.net_dropout,
     NoteCode.NET_PLANTED_BUG: tools.net_planted_bug,
-    NoteCode.EVALUATED_BATCHED: tools.evaluated_batched,
-    NoteCode.EVALUATED_LOOP: tools.evaluated_loop,
     NoteCode.SHOWN_BEFORE: tools.shown_before,
     NoteCode.KINKS_SKIPPED: checks.kinks_skipped,
     NoteCode.LOW_PRECISION: checks.low_precision,

@@ -7,6 +7,8 @@ per adapter ``NoteCode``, looked up by ``_sentences.render``.
 
 from __future__ import annotations
 
+from gradcheck.report._sentences_tools import LOOP
+
 
 def precision(_: None, evaluated: str, native: str, how: str, why: str = "") -> str:
     """Which dtype the check evaluated: float64 copies, or the tensors' own (and why)."""
@@ -23,7 +25,7 @@ def evaluation(
     """How the perturbed losses were evaluated: ``path`` "batched", "loop" (measured faster)
     or "fallback" (batching refused or failed, ``reason``)."""
     if path == "fallback":
-        return f"Perturbed losses were evaluated one by one (loop fallback): {reason}"
+        return f"{LOOP}: {reason}"
     if path == "loop":
         return (f"Perturbed losses were evaluated one by one: the loop measured faster than "
                 f"{tool} on the first stack ({loop_us:.3g} µs per row against "

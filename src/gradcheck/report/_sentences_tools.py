@@ -34,18 +34,9 @@ def net_planted_bug(_: None, bug: str, what: str, wrong: str) -> str:
     return f"Planted bug {bug!r}: {what}; it corrupts {wrong}."
 
 
-def evaluated_batched(_: None, tool: str) -> str:
-    return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
-
-
 LOOP = "Perturbed losses were evaluated one by one (loop fallback)"
 
-
-def evaluated_loop(_: None, reason: str) -> str:
-    return f"{LOOP}: {reason}"
-
-
-SHORT = {"evaluated-loop": LOOP}  # what a note repeated from an earlier failure says instead
+SHORT = {"evaluation": LOOP}  # what a note repeated from an earlier failure says instead
 
 
 def shown_before(_: None, code: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 _STASH = pytest.StashKey[int]()  # the seed a test's fixture handed out, for the failure text
 _SHOWN = pytest.StashKey[set[str]]()  # notes already shown in an earlier failure this session
-REPEATED = ("evaluated-loop",)  # the codes of notes worth showing once a session
+REPEATED = {"evaluation": "fallback"}  # notes worth showing once a session: code -> path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -126,15 +126,9 @@ def _is_gradient_failure(error: BaseException) -> bool:
 
 def _repeated(note: Any) -> str | None:
     """The code of a note worth showing once a session, else None."""
-    from gradcheck.report._sentences import NoteCode
-    from gradcheck.report._sentences_tools import LOOP
-
-    if note.code.value in REPEATED:
-        return str(note.code.value)
-    # For the transition: the adapters' notes are still plain sentences (NoteCode.TEXT) until
-    # frameworks/ gives them codes; then this line goes.
-    if note.code is NoteCode.TEXT and note.startswith(LOOP):
-        return "evaluated-loop"
+    code = str(note.code.value)
+    if code in REPEATED and note.numbers.get("path") == REPEATED[code]:
+        return code
     return None
 
 
