@@ -149,3 +149,21 @@ def test_a_wrong_custom_gradient_fails_in_all_three_with_the_same_suspect() -> N
     for c in wrong[1:]:
         np.testing.assert_allclose(c.analytic_array, wrong[0].analytic_array, atol=1e-12)
         assert c.worst_index == wrong[0].worst_index
+
+
+def test_a_backward_not_linear_in_its_cotangents_is_caught_although_the_combined_check_passes():
+    # native_group_norm drops the gradient through mean and rstd when output 0 gets no
+    # cotangent: the combined J passes, each output alone must add up to it and does not
+    import gradcheck.torch as gt
+    from gradcheck.report._sentences import NoteCode
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*s, dtype=torch.float64, generator=g).requires_grad_()
+               for s in ((2, 6, 5), (6,), (6,)))
+    report = gt.check_function(
+        lambda x, w, b: torch.native_group_norm(x, w, b, 2, 6, 5, 3, 1e-5), x, w, b
+    )
+    assert report.passed is False and set(report.suspects) == {"input0 (output 1)",
+                                                               "input0 (output 2)"}
+    note = next(n for n in report.notes if n.code is NoteCode.BY_OUTPUT)
+    assert note.numbers["screened"] and note.numbers["found"]

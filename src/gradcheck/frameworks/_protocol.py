@@ -153,19 +153,30 @@ def by_output(
     report: Report,
     outputs: Sequence[int] | Callable[[], Sequence[int]],
     check: Callable[[int], Report],
+    adds_up: Callable[[Sequence[int]], bool] | None = None,
 ) -> Report:
     """The multi-output convention: ``report`` (the combined check) where it did not fail or
     there is one output; else one check per output (``check(k)``), merged and named
     ``<input> (output k)``, when one of them fails (otherwise the combined report stays, with
-    a note that no single output was found wrong)."""
-    if report.passed is not False:
+    a note that no single output was found wrong).
+
+    ``adds_up(outputs)``: whether the analytic gradients of each output alone add up to the
+    combined one. A VJP is linear in its cotangents, so where they do not (a backward that drops
+    a term when another output gets no cotangent), some output's gradient is wrong although the
+    combined check passed: the per-output checks run then too (no loss call is spent on the
+    screen itself, only one backward per output)."""
+    if report.passed is None or (report.passed is True and adds_up is None):
         return report
-    outputs = list(outputs() if callable(outputs) else outputs)  # counted only on failure
+    outputs = list(outputs() if callable(outputs) else outputs)  # counted only when needed
     if len(outputs) < 2:
+        return report
+    screened = report.passed is True
+    if screened and adds_up is not None and adds_up(outputs):
         return report
     parts = {output_label(k): check(k) for k in outputs}
     found = any(r.passed is False for r in parts.values())
-    note = Note(NoteCode.BY_OUTPUT, None, {"outputs": len(parts), "found": found})
+    numbers = {"outputs": len(parts), "found": found, "screened": screened}
+    note = Note(NoteCode.BY_OUTPUT, None, numbers)
     if not found:
         return _adapters.with_notes(report, [note])
     merged = _adapters.merge(parts, lambda name, key: f"{name} ({key})")
@@ -175,6 +186,29 @@ def by_output(
         evaluations=merged.evaluations + report.evaluations,
         seconds=merged.seconds + report.seconds,
     )
+
+
+def gradients_add_up(
+    combined: dict[str, np.ndarray], alone: Sequence[dict[str, np.ndarray]], eps: float
+) -> bool:
+    """Whether the gradients of each output alone add up to the combined gradient, entry by
+    entry, within √eps of their magnitudes (rounding differs between backward passes; a
+    dropped term does not round away). ``eps``: the evaluated dtype's machine epsilon.
+
+    >>> g = {"x": np.array([1.0, 2.0])}
+    >>> gradients_add_up(g, [{"x": np.array([0.5, 2.0])}, {"x": np.array([0.5, 0.0])}], 2.2e-16)
+    True
+    >>> gradients_add_up(g, [{"x": np.array([0.5, 2.0])}, {"x": np.array([0.0, 0.0])}], 2.2e-16)
+    False
+    """
+    for name, g in combined.items():
+        parts = [a[name] for a in alone]
+        total = np.sum(parts, axis=0)
+        scale = np.abs(g) + np.sum(np.abs(parts), axis=0)
+        allowed = np.sqrt(eps) * scale + eps * float(np.max(scale, initial=0.0))
+        if not np.all(np.abs(total - g) <= allowed):
+            return False
+    return True
 
 
 def precision_note(native: Sequence[str], evaluated: str, how: str, why: str = "") -> Note:

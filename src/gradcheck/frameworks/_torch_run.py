@@ -71,9 +71,12 @@ def _run(
             tensors = {n: t.detach().clone() for n, t in problem.tensors.items()}
             return range(len(_leaves(problem.call(tensors, lambda t: t.detach()))))
 
+    screen = None  # the linearity screen: reverse mode, outputs combined by the rule, real
+    if higher[1] == "reverse" and objective.loss_fn is None and not problem.complex:
+        screen = _adds_up(problem, objective, dtypes)
     first_order = _protocol.by_output(
         first(objective), every_output if outputs is None else outputs,
-        lambda k: first(objective.alone(k)),
+        lambda k: first(objective.alone(k)), screen,
     )
     if higher[0] == 1:
         return first_order
@@ -116,14 +119,8 @@ def _check_one(
     import torch
 
     device = next(iter(problem.tensors.values())).device
-    params = {n: _to_numpy(problem.tensors[n], dtypes[n]) for n in problem.names}
+    params, tensors = _placer(problem, dtypes)
     cast = _caster(dtypes)
-
-    layouts = {n: _Layout.of(problem.tensors[n], lambda t, d=dtypes[n]: t.to(d)) for n in problem.names}
-
-    def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
-        out = {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
-        return {n: t if layouts[n] is None else layouts[n].place(t) for n, t in out.items()}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         with torch.no_grad():
@@ -150,6 +147,43 @@ def _check_one(
             params, loss, options.get("seed", 0),
         ),
     )
+
+
+def _placer(
+    problem: _Problem, dtypes: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], Callable[[dict[str, np.ndarray]], dict[str, Any]]]:
+    """The checked tensors as NumPy arrays in their evaluated dtypes, and the function that
+    turns such arrays back into tensors of that dtype, device and layout."""
+    import torch
+
+    device = next(iter(problem.tensors.values())).device
+    params = {n: _to_numpy(problem.tensors[n], dtypes[n]) for n in problem.names}
+    layouts = {n: _Layout.of(problem.tensors[n], lambda t, d=dtypes[n]: t.to(d)) for n in problem.names}
+
+    def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
+        out = {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
+        return {n: t if layouts[n] is None else layouts[n].place(t) for n, t in out.items()}
+
+    return params, tensors
+
+
+def _adds_up(
+    problem: _Problem, objective: _Objective, dtypes: dict[str, Any]
+) -> Callable[[Sequence[int]], bool]:
+    """The protocol's linearity screen of several outputs: autograd's gradient of each output
+    alone against the combined one (one backward each, no loss call)."""
+
+    def screen(outputs: Sequence[int]) -> bool:
+        import torch
+
+        params, tensors = _placer(problem, dtypes)
+        cast = _caster(dtypes)
+        combined = _analytic(problem, objective, tensors(params), cast)
+        alone = [_analytic(problem, objective.alone(k), tensors(params), cast) for k in outputs]
+        eps = max(torch.finfo(d).eps for d in dtypes.values())
+        return _protocol.gradients_add_up(combined, alone, eps)
+
+    return screen
 
 
 def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Callable) -> dict:

@@ -36,9 +36,16 @@ def evaluation(
     return text + ")."
 
 
-def by_output(_: None, outputs: int, found: bool) -> str:
-    """The multi-output convention at work: checked together, then one by one."""
-    head = f"The {outputs} outputs were checked together (J = Σ_k ⟨output k, R_k⟩); that check failed"
+def by_output(_: None, outputs: int, found: bool, screened: bool = False) -> str:
+    """The multi-output convention at work: checked together, then one by one (also where the
+    combined check passed but the outputs' gradients did not add up to the combined one)."""
+    if screened:
+        head = (f"The {outputs} outputs passed checked together (J = Σ_k ⟨output k, R_k⟩), but "
+                "the gradients of each output alone did not add up to the combined gradient (a "
+                "backward that is not linear in its cotangents)")
+    else:
+        head = (f"The {outputs} outputs were checked together (J = Σ_k ⟨output k, R_k⟩); that "
+                "check failed")
     if not found:
         return head + "; checked alone, no single output was found wrong."
     return (head + ", so each output was then checked alone with the same R_k: a component "
