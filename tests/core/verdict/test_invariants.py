@@ -19,22 +19,27 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck.core._coords import minimum_budget
 
 STRENGTH = {"passed": 0, "incomplete": 1, "failed": 2}
-SMOOTH, HINGE, MAX_ONE_SIGN, MAX_MIXED, STAIRS, QUANTIZED = (
-    "smooth", "hinge", "max one sign", "max mixed signs", "stairs", "quantized")
-WIDTHS = (1.0, 0.1, 1e-3, 1e-5)  # stair widths
+SMOOTH, HINGE, MAX_ONE_SIGN, MAX_MIXED, STAIRS, FINE_STAIRS, QUANTIZED = (
+    "smooth", "hinge", "max one sign", "max mixed signs", "stairs", "fine stairs", "quantized")
+WIDTHS = (1.0, 0.1, 1e-3)  # stair widths, coarse against the steps
+FINE = (1e-5, 1e-7)  # stair widths near and below the steps
 TIES = pytest.mark.xfail(strict=True, reason="issue 22 item 1 (ties)")
+STAIR_READS = pytest.mark.xfail(strict=True, reason="issue 22 item 3 (stairs)")
 
 
 def _examples(n: int) -> Any:
-    return settings(max_examples=n, derandomize=True, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    """Derandomized, like the suite's "ci" profile; no shrinking (a failure prints its loss)."""
+    return settings(max_examples=n, derandomize=True, deadline=None, database=None,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class Piece:
             return self.scale * (xp.abs(c) * xp.maximum(z, 0.0 * z)).sum()
         if self.kind in (MAX_ONE_SIGN, MAX_MIXED):
             return self.scale * (c * xp.maximum(s[:-1], s[1:])).sum()
-        if self.kind == STAIRS:
+        if self.kind in (STAIRS, FINE_STAIRS):
             return self.scale * (c * xp.round(s / self.width) * self.width).sum()
         return self.scale * (c * xp.sin(_cast(s, self.dtype, xp))).sum()
 
@@ -119,6 +124,7 @@ class Loss:
         return {"x": g}
 
     def check(self, grads: dict[str, np.ndarray] | None = None, **options: Any) -> gradcheck.Report:
+        options = {k: v for k, v in options.items() if v is not None}  # budget=None: the default
         return gradcheck.check(self, {"x": self.theta.copy()}, grads or self.grads(), **options)
 
 
@@ -144,8 +150,8 @@ def pieces(draw: Any, kind: str, start: int) -> tuple[Piece, np.ndarray]:
         c = c[:-1] if kind == MAX_MIXED else np.abs(c[:-1]) * rng.choice([-1.0, 1.0])
         x = rng.integers(0, 3, m).astype(float) * draw(st.sampled_from([0.1, 1.0, 10.0]))
         return Piece(kind, start, start + m, piece.scale, tuple(c)), x
-    if kind == STAIRS:  # between the stairs' edges, away from them
-        width = draw(st.sampled_from(WIDTHS))
+    if kind in (STAIRS, FINE_STAIRS):  # between the stairs' edges, away from them
+        width = draw(st.sampled_from(WIDTHS if kind == STAIRS else FINE))
         x = (rng.integers(-50, 50, m) + rng.uniform(-0.3, 0.3, m)) * width
         return Piece(kind, start, start + m, piece.scale, tuple(c), width=width), x
     dtype = draw(st.sampled_from(["float32", "float16"]))
@@ -155,11 +161,11 @@ def pieces(draw: Any, kind: str, start: int) -> tuple[Piece, np.ndarray]:
 
 @st.composite
 def losses(draw: Any, kinds: tuple[str, ...], first: str | None = None,
-           ties: tuple[str, ...] = ("split", "first")) -> Loss:
-    """1 to 4 pieces of ``kinds`` (the first of kind ``first`` when given), N <= 60."""
+           ties: tuple[str, ...] = ("split", "first"), least: int = 1) -> Loss:
+    """``least`` to 4 pieces of ``kinds`` (the first of kind ``first`` when given), N <= 60."""
     parts: list[tuple[Piece, np.ndarray]] = []
     start = 0
-    for k in range(draw(st.integers(1, 4))):
+    for k in range(draw(st.integers(least, 4))):
         kind = first if (k == 0 and first) else draw(st.sampled_from(kinds))
         parts.append(draw(pieces(kind, start)))
         start = parts[-1][0].stop
@@ -172,57 +178,104 @@ def budgets(n: int) -> st.SearchStrategy[int | None]:
     return st.one_of(st.none(), st.integers(low, max(low, 40 * n)))
 
 
-def _budget(draw: Any, loss: Loss) -> int | None:
-    return draw(budgets(loss.theta.size))
+# the pieces mixed into every loss; quantized reads, fine stairs and mixed-sign ties come only
+# where named
+OTHERS = (SMOOTH, HINGE, MAX_ONE_SIGN, STAIRS)
+KINKED = (HINGE, MAX_ONE_SIGN)
+LOW_BUDGET_KINKS = pytest.mark.xfail(strict=True, reason=(
+    "found by this suite: at budgets below ~4N a random direction through a kink disagrees "
+    "with g.v, bisection isolates the kinked entry, and with the budget spent its first-pass "
+    "mismatch stands without a second opinion (a correct subgradient FAILED)"))
 
 
-CORRECT = [SMOOTH, HINGE, MAX_ONE_SIGN, STAIRS, QUANTIZED]
+def ample(n: int) -> st.SearchStrategy[int | None]:
+    """Budgets from 4N (a full check and its second opinions) to 40N, or the default."""
+    return st.one_of(st.none(), st.integers(max(minimum_budget([n], 4), 4 * n), 40 * n))
 
 
-@pytest.mark.parametrize("kind", [*CORRECT, pytest.param(MAX_MIXED, marks=TIES)])
-@_examples(12)
+def low(n: int) -> st.SearchStrategy[int]:
+    """Budgets from the minimum up to 4N."""
+    least = minimum_budget([n], 2 + 2)
+    return st.integers(least, max(least, 4 * n))
+
+
+CASES = [  # (first piece, the others, budgets)
+    pytest.param(SMOOTH, (SMOOTH,), budgets, id="smooth, every budget"),
+    pytest.param(SMOOTH, OTHERS, ample, id="smooth"),
+    pytest.param(HINGE, OTHERS, ample, id="hinge"),
+    pytest.param(MAX_ONE_SIGN, OTHERS, ample, id="max one sign"),
+    pytest.param(STAIRS, OTHERS, ample, id="stairs"),
+    pytest.param(HINGE, KINKED, low, id="kinks, low budget", marks=LOW_BUDGET_KINKS),
+    pytest.param(QUANTIZED, OTHERS, ample, id="quantized", marks=STAIR_READS),
+    pytest.param(FINE_STAIRS, OTHERS, ample, id="fine stairs", marks=STAIR_READS),
+    pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs", marks=TIES),
+]
+
+
+@pytest.mark.parametrize(("kind", "others", "budget"), CASES)
+@_examples(30)
 @given(data=st.data())
-def test_a_correct_gradient_is_never_failed(kind: str, data: st.DataObject) -> None:
-    loss = data.draw(losses(tuple(CORRECT), first=kind))
-    budget = data.draw(budgets(loss.theta.size))
-    report = loss.check(budget=budget)
-    assert report.verdict != "failed", (loss, budget, report.notes)
+def test_a_correct_gradient_is_never_failed(kind: str, others: tuple[str, ...], budget: Any,
+                                            data: st.DataObject) -> None:
+    loss = data.draw(losses(others, first=kind))
+    chosen = data.draw(budget(loss.theta.size))
+    report = loss.check(budget=chosen)
+    assert report.verdict != "failed", (loss, chosen, report.notes)
 
 
-@_examples(25)
-@given(data=st.data())
-def test_a_smooth_entry_wrong_by_a_thousandth_is_never_passed(data: st.DataObject) -> None:
-    loss = data.draw(losses(tuple(CORRECT), first=SMOOTH))
-    grads = loss.grads()
-    smooth = loss.pieces[0]
+def _wrong_by_a_thousandth(loss: Loss) -> tuple[dict[str, np.ndarray], int]:
+    """The gradient with its largest smooth entry times 1 + 1e-3 (that entry: at least 1% of
+    the largest gradient entry, so the error is above the float64 allowance at every scale)."""
+    grads, smooth = loss.grads(), loss.pieces[0]
     entry = smooth.start + int(np.argmax(np.abs(grads["x"][smooth.start:smooth.stop])))
+    assume(abs(grads["x"][entry]) >= 1e-2 * np.abs(grads["x"]).max())
     grads["x"][entry] *= 1 + 1e-3
-    budget = data.draw(budgets(loss.theta.size))
-    report = loss.check(grads, budget=budget)
-    assert report.verdict != "passed", (loss, entry, budget, report.notes)
+    return grads, entry
 
 
-@_examples(8)
+SMOOTH_AND_KINKS = (SMOOTH, *KINKED)
+STAIRS_ELSEWHERE = pytest.mark.xfail(strict=True, reason=(
+    "issue 22 item 3 (stairs): round() stairs in other entries of the same tensor make the "
+    "noise probe read J as low precision; the smooth entry then gets a step ~1e-3 and a bound "
+    "~4x its 1e-3 error (PASSED); without the stairs the same entry FAILS"))
+
+
+@pytest.mark.parametrize(("others", "budget"), [
+    pytest.param(SMOOTH_AND_KINKS, ample, id="ample budget"),
+    pytest.param((STAIRS,), ample, id="stairs elsewhere", marks=STAIRS_ELSEWHERE),
+])
+@_examples(30)
+@given(data=st.data())
+def test_a_smooth_entry_wrong_by_a_thousandth_is_never_passed(
+    others: tuple[str, ...], budget: Any, data: st.DataObject
+) -> None:
+    loss = data.draw(losses(others, first=SMOOTH, least=2))
+    grads, entry = _wrong_by_a_thousandth(loss)
+    chosen = data.draw(budget(loss.theta.size))
+    report = loss.check(grads, budget=chosen)
+    assert report.verdict != "passed", (loss, entry, chosen, report.notes)
+
+
+@_examples(12)
 @given(data=st.data(), wrong=st.booleans())
 def test_the_verdict_is_monotone_in_the_budget(data: st.DataObject, wrong: bool) -> None:
-    loss = data.draw(losses(tuple(CORRECT), first=SMOOTH))
+    """More budget never weakens a verdict in the direction of the truth: for a wrong gradient
+    passed -> incomplete -> failed only, for a correct one failed -> incomplete -> passed only."""
+    loss = data.draw(losses(SMOOTH_AND_KINKS, first=SMOOTH))
     n = loss.theta.size
-    grads = loss.grads()
-    if wrong:
-        grads["x"][np.argmax(np.abs(grads["x"][: loss.pieces[0].stop]))] *= 1 + 1e-3
-    low = minimum_budget([n], 2 + 2)
-    fractions = data.draw(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=3))
-    spread = sorted({int(low + f * (40 * n - low)) for f in fractions} | {low, 40 * n})
-    verdicts = [loss.check(grads, budget=b).verdict for b in spread]
-    seen = list(zip(spread, verdicts, strict=True))
-    assert all(not (a == "failed" and b != "failed") for a, b in zip(verdicts, verdicts[1:])), seen
-    assert all(not (a == "passed" and b != "passed") for a, b in zip(verdicts, verdicts[1:])), seen
+    grads = _wrong_by_a_thousandth(loss)[0] if wrong else loss.grads()
+    least = minimum_budget([n], 2 + 2)
+    fractions = data.draw(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=2))
+    spread = sorted({int(least + f * (40 * n - least)) for f in fractions} | {least, 40 * n})
+    strengths = [STRENGTH[loss.check(grads, budget=b).verdict] for b in spread]
+    seen = list(zip(spread, strengths, strict=True))
+    assert strengths == sorted(strengths, reverse=not wrong), seen
 
 
 FRAMEWORK_KINDS = (SMOOTH, HINGE, MAX_ONE_SIGN, STAIRS)
 
 
-@_examples(6)
+@_examples(3)
 @given(loss=losses(FRAMEWORK_KINDS, ties=("split",)))
 def test_numpy_torch_and_jax_give_one_verdict(loss: Loss) -> None:
     torch = pytest.importorskip("torch")
