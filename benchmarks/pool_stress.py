@@ -76,8 +76,9 @@ def _tagged(tag: str) -> dict[int, str]:
         try:
             if f"{TAG}={tag}".encode() in (entry / "environ").read_bytes().split(b"\0"):
                 _, state, cmd = _proc(int(entry.name))
-                if state != "Z":
-                    found[int(entry.name)] = cmd
+                if state != "Z":  # what it waits on: futex_wait_queue is a lock never released
+                    wchan = (entry / "wchan").read_text().strip()
+                    found[int(entry.name)] = f"{cmd} [state {state}, waiting in {wchan or '-'}]"
         except OSError:  # gone, or not ours
             continue
     return found
