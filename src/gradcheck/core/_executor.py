@@ -24,6 +24,7 @@ RESTART_WAIT = 60  # seconds to wait for a Dask worker to come back before shipp
 CHUNKS_PER_WORKER = 4
 FRESH_START = 120  # seconds a fresh pool's spawned workers get to start and load the loss
 STOP_WAIT = 10  # seconds our pools' workers get to exit at the end before they are killed
+KILL_WAIT = 10  # seconds a killed worker gets to be gone
 LOCAL = 64  # requests smaller than this (refinement, tiny tensors) run in this process
 
 
@@ -365,4 +366,4 @@ def _stop(pool: Any) -> None:
     for process in alive.values():  # deadlocked (a lock held forever) or a chunk still running
         process.kill()
     if alive:  # (wait() on nothing would sleep the whole timeout)
-        wait(list(alive), STOP_WAIT)
+        wait(list(alive), KILL_WAIT)
