@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 import numpy as np
@@ -197,21 +197,74 @@ class Component:
         }
 
 
+class FindingKind(str, Enum):
+    """The kind of a ``Finding``: a str, so ``finding.kind == "sign"`` holds and the JSON keeps
+    the plain value; ``repr`` is the value's, so a list of kinds prints as it always did.
+
+    >>> FindingKind("sign") == "sign", FindingKind.DATA_TERM.value
+    (True, 'data term')
+    """
+
+    INDEPENDENT = "independent"  # J does not depend on the tensor, the gradient is not 0
+    ZERO = "zero"  # the gradient is all zeros, J does depend on it
+    SIGN = "sign"  # analytic ≈ −numeric (also on the data term alone)
+    SCALE = "scale"  # analytic ≈ c·numeric (also on the data term alone)
+    TRANSPOSED = "transposed"  # a transposed (or misread) matrix, or its data term
+    FLIPPED = "flipped"  # a kernel read the wrong way round
+    SWAPPED = "swapped"  # two tensors' gradients exchanged
+    REGULARIZATION = "regularization"  # an L2 / L1 term missing, extra or mis-scaled
+    DATA_TERM = "data term"  # the gradient is only its L2 term
+    LOCALIZED = "localized"  # a few rows, columns or entries wrong
+    UNEXPLAINED = "unexplained"  # no relation of the table fits
+    DELTA = "delta"  # the error starts at the output delta
+    CONJUGATED = "conjugated"  # complex: the conjugate of the right gradient (adapters)
+    # the kinds of a low-precision kernel's failed blocks (``check_against``)
+    BLOCKS = "blocks"
+    NON_FINITE = "non-finite"
+    SOFTMAX_SCALE = "softmax scale"
+    PERMUTED = "permuted"
+    MISSING_TERM = "missing term"
+    ACCUMULATION = "accumulation"
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Finding:
-    """What kind of mistake a suspect gradient looks like (see ``gradcheck.diagnose``)."""
+    """What kind of mistake a suspect gradient looks like (see ``gradcheck.diagnose``).
+
+    Args:
+      param: the suspect's name.
+      kind: a ``FindingKind`` (a plain string is converted).
+      detail: what was observed, in a sentence.
+      hint: where to look, worded from that evidence (a guess says so).
+      factor: the fitted constant of the relation, where it has one.
+      where: the entries, rows or columns it concerns, or the other tensor of a swap.
+
+    >>> f = Finding("W1", "scale", "dW1 is off by 2.", "A factor of 2.", factor=2.0)
+    >>> f.kind is FindingKind.SCALE, f.to_dict()["kind"]
+    (True, 'scale')
+    """
 
     param: str
-    kind: str
+    kind: FindingKind
     detail: str
     hint: str
     factor: float | None = None
     where: tuple[Any, ...] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FindingKind(self.kind))
+
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready values (``kind`` as its plain string)."""
         return {
             "param": self.param,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "detail": self.detail,
             "hint": self.hint,
             "factor": None if self.factor is None else _num(self.factor),
