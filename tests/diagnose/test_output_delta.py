@@ -10,8 +10,8 @@ from bugs.kinks import relu_zeros
 from bugs.mlp import mlp
 
 import gradcheck
-from gradcheck.diagnose._diagnose import _snap
 from gradcheck.diagnose._delta import layer_chain
+from gradcheck.diagnose._diagnose import _snap
 from gradcheck.diagnose._evidence import evidence
 from gradcheck.diagnose._signatures import own_relation
 
@@ -37,7 +37,7 @@ def test_a_wrong_output_delta_is_named_in_every_layer_and_points_at_the_output()
     assert "f′ taken at z_L" in last.hint and "1/m" in last.hint
     first = next(f for f in report.findings if f.param == "W1")
     assert "cannot be judged on its own" in first.detail
-    assert "carries that error" in report.explain()
+    assert "carries that error" in report.explain(verbose=True)
     assert report.origin in ("W3", "b3")
 
 

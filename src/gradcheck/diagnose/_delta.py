@@ -25,6 +25,7 @@ from gradcheck.diagnose._signatures import own_relation
 from gradcheck.report._format import layer_keys
 from gradcheck.report._model import KINK, Component, Finding, FindingKind
 
+
 def layer_chain(
     components: Mapping[str, Component], layers: Sequence[str] | None
 ) -> list[list[str]]:

@@ -130,10 +130,9 @@ def _names(pairs: tuple[tuple[str, bool], ...]) -> str:
 def _hidden_delta_text(c: Context) -> str:
     f_prime = ("the ReLU's mask (units with z > 0, from this forward pass)" if c.kinks else
                "the activation's derivative taken at its input z, not at its output a = f(z)")
-    return (f"Every tensor of this layer ({_names(c.layer)}) is wrong, its bias too, while the "
-            f"layer after it ({_names(c.after)}) is right: its delta δ = dJ/dz is wrong and the "
-            "next layer's is right, so the mistake is between them, in δ = (δ_next W_nextᵀ) ⊙ "
-            f"f′(z): {f_prime}, or the product through W_nextᵀ.")
+    return (f"Every tensor of this layer ({_names(c.layer)}) is wrong, its bias too, and the next "
+            f"({_names(c.after)}) is right, so the mistake is in this layer's delta δ = "
+            f"(δ_next W_nextᵀ) ⊙ f′(z): {f_prime}, or the product through W_nextᵀ.")
 
 
 def _layer_input_text(c: Context) -> str:
@@ -209,7 +208,7 @@ def unexplained_hint(context: Context) -> str:
 
     >>> unexplained_hint(Context("x", (5, 4, 10)))[:40]
     'A guess from its name: x is an input of '
-    >>> unexplained_hint(Context("w", (8, 3, 3, 3)))[:37]
+    >>> unexplained_hint(Context("w", (8, 3, 3, 3)))[:38]
     'A guess from its shape: w (8, 3, 3, 3)'
     """
     return hint_rule(context).text(context)
@@ -244,13 +243,3 @@ def delta_earlier_hint(name: str, kinks: bool) -> str:
     where = "" if kinks else " (the activation's derivative at z, not at a = f(z))"
     return (f"Fix δ_L first and check again; if d{name} is still wrong, the mistake is in this "
             f"layer's own backward pass{where}.")
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of a hint (up to ". " followed by a capital), for the short report.
-
-    >>> first_sentence("Fix δ_L first. Then W1, e.g. the bias.")
-    'Fix δ_L first.'
-    """
-    match = re.search(r"[.?!]\s+(?=[A-Z])", text)
-    return text if match is None else text[: match.start() + 1]

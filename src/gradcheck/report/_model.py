@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -197,7 +197,7 @@ class Component:
         }
 
 
-class FindingKind(str, Enum):
+class FindingKind(StrEnum):
     """The kind of a ``Finding``: a str, so ``finding.kind == "sign"`` holds and the JSON keeps
     the plain value; ``repr`` is the value's, so a list of kinds prints as it always did.
 
@@ -296,6 +296,9 @@ class ReportData:
     interrupted: bool = False
     seconds: float = 0.0
     options: dict[str, Any] | None = None  # seed, eps, scheme, rtol, atol, coords, budget
+    # ``layers=`` as given (input to output), so that the views say where a bug starts only from
+    # a declared or inferred order, never from argument order. Not in the JSON: ``origin`` is.
+    layers: tuple[str, ...] | None = None
 
     @property
     def verdict(self) -> str:

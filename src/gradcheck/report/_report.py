@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradcheck._errors import GradCheckError
-from gradcheck.report import _html, _markdown, _text
+from gradcheck.report import _html, _markdown, _short, _view
 from gradcheck.report._format import fmt
 from gradcheck.report._model import ReportData
 
@@ -40,9 +40,21 @@ class Report(ReportData):
             raise GradientMismatchError(str(self), report=self)
         return self
 
-    def explain(self) -> str:
-        """The verdict and the findings in plain sentences."""
-        return _text.explain(self)
+    def explain(self, verbose: bool = False) -> str:
+        """The verdict and the findings in plain sentences.
+
+        Short by default: the verdict, the line that names the mistake, the most likely fix and
+        each wrong tensor. ``verbose=True`` adds every finding in full, the textbook ratio and
+        every note (steps, budgets, kinks, second opinions).
+
+        >>> import numpy as np, gradcheck
+        >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)}, {"w": -2 * np.ones(2)})
+        >>> r.explain().splitlines()[0]
+        'FAILED: 1 of 1 parameters has a wrong gradient (w).'
+        >>> r.explain(verbose=True).splitlines()[0][:58]
+        'FAILED: 1 of 1 parameters has a wrong gradient (w). Textb'
+        """
+        return _short.explain(self, verbose=verbose)
 
     def to_html(self, sweep: Any = None, title: str = "gradcheck report",
                 command: str | None = None, seed: int | None = None) -> str:
@@ -57,10 +69,17 @@ class Report(ReportData):
         return _markdown.to_markdown(self)
 
     def __rich__(self) -> Any:
-        return _text.renderable(self)
+        return _view.renderable(self)
 
-    def to_text(self, width: int = 120) -> str:
-        """The table and the sentences as plain text, ``width`` columns wide (no colour)."""
+    def to_text(self, width: int = 120, verbose: bool = False) -> str:
+        """The report as plain text, ``width`` columns wide (no colour): short (what ``print``
+        shows) or ``verbose`` (the table, then every sentence and note).
+
+        >>> import numpy as np, gradcheck
+        >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)}, {"w": 2 * np.ones(2)})
+        >>> r.to_text(width=80).splitlines()[0]
+        'PASSED: all 1 parameters agree within the numerical noise.'
+        """
         from rich.console import Console
 
         buffer = io.StringIO()
@@ -68,7 +87,7 @@ class Report(ReportData):
         # notebook's display and leave the string (and every exception message) empty.
         console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
                           force_jupyter=False, force_interactive=False, soft_wrap=False)
-        console.print(self)
+        console.print(_view.renderable(self, verbose=verbose))
         return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
 
     def __str__(self) -> str:
