@@ -15,7 +15,7 @@ import numpy as np
 
 from gradcheck.report._format import clean, fmt, index_text, version
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
-from gradcheck.report._text import origin_sentence, report_keys, right_tensors, summary
+from gradcheck.report._text import origin_line, summary
 
 
 def escape(text: str) -> str:
@@ -128,9 +128,8 @@ def _table(report: ReportData) -> str:
 
 def _findings(report: ReportData) -> str:
     out = []
-    if report.origin is not None and not report.passed:
-        sentence = origin_sentence(report.origin, report.suspects, report.findings,
-                                   right_tensors(report), report_keys(report))
+    sentence = origin_line(report)  # from a declared or inferred layer order only
+    if sentence is not None and not report.passed:
         out.append(f"<p>{escape(sentence)}</p>")
     for f in report.findings:
         out.append(

@@ -6,7 +6,7 @@ import re
 
 from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import ReportData
-from gradcheck.report._text import origin_sentence, report_keys, right_tensors, summary
+from gradcheck.report._text import origin_line, summary
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
 _ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
@@ -66,9 +66,8 @@ def to_markdown(report: ReportData) -> str:
         )
         lines.append("| " + " | ".join(cells) + " |")
     extra = []
-    if report.origin is not None and not report.passed:
-        sentence = origin_sentence(report.origin, report.suspects, report.findings,
-                                   right_tensors(report), report_keys(report))
+    sentence = origin_line(report)  # from a declared or inferred layer order only
+    if sentence is not None and not report.passed:
         extra.append(f"- {md_escape(sentence)}")
     extra += [
         f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)} "
