@@ -217,6 +217,15 @@ class CheckInterrupted(KeyboardInterrupt):
     partial report never says PASSED: entries not yet judged are unjudged, and ``passed`` is
     None (``verdict`` "incomplete") unless an entry already judged is wrong (False). Raised for
     a Ctrl-C in the diagnosis too, where the verdict itself is complete.
+
+    Args:
+      report: the partial report; its last note (what the verdict covers) is the message.
+
+    >>> import numpy as np, gradcheck
+    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)}, {"w": 2 * np.ones(2)})
+    >>> error = CheckInterrupted(r)
+    >>> isinstance(error, KeyboardInterrupt), error.report is r
+    (True, True)
     """
 
     def __init__(self, report: Any) -> None:

@@ -18,6 +18,13 @@ import numpy as np
 from gradcheck.report._format import version
 
 SCHEMA = "gradcheck.report/1"
+"""The ``schema`` field of every JSON report (``Report.to_json()``); see docs/report-schema.md.
+
+>>> import json, numpy as np, gradcheck
+>>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)}, {"w": 2 * np.ones(2)})
+>>> json.loads(r.to_json())["schema"] == gradcheck.SCHEMA == "gradcheck.report/1"
+True
+"""
 
 
 
@@ -107,7 +114,13 @@ def textbook_verdict(relative_error: float | None) -> str:
     """The textbook's reading of a relative error.
 
     Below 1e-6 "great", up to 1e-4 "look closely", above that "worry"; "not checked" when no
-    entry was checked (the ratio is None).
+    entry was checked (the ratio is None). ``Report.passed`` never depends on it.
+
+    Args:
+      relative_error: the textbook ratio ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂), or None.
+
+    Returns:
+      "great", "look closely", "worry" or "not checked".
 
     >>> textbook_verdict(3e-8), textbook_verdict(1e-5), textbook_verdict(2e-3)
     ('great', 'look closely', 'worry')
@@ -121,6 +134,13 @@ def textbook_verdict(relative_error: float | None) -> str:
 
 def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
     """‖n − g‖₂ / (‖n‖₂ + ‖g‖₂), and 0.0 when both are exactly zero.
+
+    Args:
+      numeric: the finite-difference gradient n (any shape).
+      analytic: the analytic gradient g (as many entries).
+
+    Returns:
+      The textbook ratio, a float in [0, 1] (read it with ``textbook_verdict``).
 
     >>> relative_error(np.array([3.0001]), np.array([3.0]))  # doctest: +ELLIPSIS
     1.66...e-05
@@ -138,6 +158,22 @@ class Component:
     (shape of the parameter; NaN / ``UNCHECKED`` where an entry was not checked). ``bound_array``
     is the tolerance each entry was judged against. ``flags`` uses ``AGREES``, ``MISMATCH`` and
     ``KINK`` (a kink where the analytic value is a valid subgradient, skipped).
+
+    Attributes:
+      name, shape: the parameter's name (as in the report) and shape.
+      relative_error: the textbook ratio over its checked entries (None: none checked).
+      max_abs_error: the largest |numeric − analytic|, at ``worst_index``, whose ``numeric``,
+        ``analytic`` and ``tolerance`` are the next three fields.
+      checked, skipped, mismatches, unjudged: entries compared, skipped as kinks, judged wrong,
+        and left without a verdict (interrupted, or a budget spent).
+      passed: True, False, or None (nothing wrong so far, but entries unjudged).
+      eps, noise, dtype: the step used, the measured noise of J, the gradient's dtype.
+
+    >>> import numpy as np, gradcheck
+    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(3)}, {"w": np.ones(3)})
+    >>> c = r.components["w"]
+    >>> c.passed, c.checked, c.mismatches, c.worst_entries(1)[0][0]
+    (False, 3, 3, (0,))
     """
 
     name: str

@@ -131,9 +131,10 @@ def more_line(report: ReportData) -> str | None:
     True
     """
     hidden = sum(getattr(n, "code", None) not in SHORT_NOTES for n in report.notes)
+    shown = " ".join(short_lines(report))
+    partial = any(f.detail not in shown or f.hint not in shown for f in report.findings)
     if not hidden and not report.findings:
         return None
     what = [f"{hidden} note{'s' * (hidden != 1)}"] if hidden else []
-    if report.findings:
-        what.append("every finding in full")
+    what.append("every finding in full" if partial else "the textbook ratio")
     return f"More: explain(verbose=True) or --verbose ({', '.join(what)})."
