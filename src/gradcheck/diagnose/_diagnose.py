@@ -270,7 +270,7 @@ def _confirm_swaps(
     for x, i in enumerate(left):
         for j in left[x + 1 :]:
             a, b = findings[i].param, findings[j].param
-            if FindingKind.UNEXPLAINED not in (findings[i].kind, findings[j].kind):
+            if not findings[i].kind == findings[j].kind == FindingKind.UNEXPLAINED:
                 continue
             if comps[a].shape != comps[b].shape or np.size(comps[a].value_array) > CONFIRM_MAX:
                 continue

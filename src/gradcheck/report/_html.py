@@ -131,10 +131,13 @@ def _findings(report: ReportData) -> str:
     sentence = origin_line(report)  # from a declared or inferred layer order only
     if sentence is not None and not report.passed:
         out.append(f"<p>{escape(sentence)}</p>")
-    for f in report.findings:
+    said: set[str] = set()
+    for f in report.findings:  # a hint shared by several findings is said once
+        hint = "" if f.hint in said else f" <i>{escape(f.hint)}</i>"
+        said.add(f.hint)
         out.append(
             f'<div class="finding"><b>{escape(f.param)}</b> — {escape(f.kind)}: '
-            f"{escape(f.detail)} <i>{escape(f.hint)}</i></div>"
+            f"{escape(f.detail)}{hint}</div>"
         )
     out += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     return ("<h2>Findings and notes</h2>" + "".join(out)) if out else ""

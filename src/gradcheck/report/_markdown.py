@@ -69,11 +69,11 @@ def to_markdown(report: ReportData) -> str:
     sentence = origin_line(report)  # from a declared or inferred layer order only
     if sentence is not None and not report.passed:
         extra.append(f"- {md_escape(sentence)}")
-    extra += [
-        f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)} "
-        f"_{md_escape(f.hint)}_"
-        for f in report.findings
-    ]
+    said: set[str] = set()
+    for f in report.findings:  # a hint shared by several findings is said once
+        hint = "" if f.hint in said else f" _{md_escape(f.hint)}_"
+        said.add(f.hint)
+        extra.append(f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)}{hint}")
     extra += [f"- {md_escape(n)}" for n in report.notes]
     if extra:
         lines += ["", *extra]
