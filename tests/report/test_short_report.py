@@ -96,7 +96,7 @@ def test_the_demos_planted_bug_fits_one_screen_and_names_the_hidden_delta_early(
     assert not any(f.hint.startswith("A guess") for f in demo.findings)
     _common(demo)
     head = " ".join(" ".join(_screen(demo)[:NAMING]).split())
-    assert "at its input z, not at its output a = f(z)" in head
+    assert "taken at its output a = f(z) instead of its input z" in head
 
 
 def test_the_table_of_hint_rules_has_a_reason_per_row_and_ends_in_a_guess() -> None:

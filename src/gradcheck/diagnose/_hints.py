@@ -128,8 +128,9 @@ def _names(pairs: tuple[tuple[str, bool], ...]) -> str:
 
 
 def _hidden_delta_text(c: Context) -> str:
-    f_prime = ("the ReLU's mask (units with z > 0, from this forward pass)" if c.kinks else
-               "the activation's derivative taken at its input z, not at its output a = f(z)")
+    f_prime = ("the ReLU's mask (left out, or not this forward pass's units with z > 0)"
+               if c.kinks else "the activation's derivative (left out, or taken at its output "
+               "a = f(z) instead of its input z)")
     return (f"Every tensor of this layer ({_names(c.layer)}) is wrong, its bias too, and the next "
             f"({_names(c.after)}) is right, so the mistake is in this layer's delta δ = "
             f"(δ_next W_nextᵀ) ⊙ f′(z): {f_prime}, or the product through W_nextᵀ.")
