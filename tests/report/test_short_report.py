@@ -158,14 +158,15 @@ def test_check_layer_says_nothing_about_where_the_bug_starts() -> None:
 
 
 def test_notes_are_chosen_by_code() -> None:
-    class Coded(str):
-        code = next(iter(SHORT_NOTES))
+    from gradcheck.report._sentences import Note, NoteCode
 
+    assert NoteCode.NONFINITE in SHORT_NOTES and NoteCode.DIRECTION_FAILED not in SHORT_NOTES
     w = np.ones(3)
     report = gradcheck.check(lambda p: float(np.sum(p["w"] ** 2)), {"w": w}, {"w": -2 * w})
-    report = dataclasses.replace(report, notes=("about steps", Coded("about the verdict")))
+    verdict = Note(NoteCode.NONFINITE, "w", {"count": 2})
+    report = dataclasses.replace(report, notes=("about steps", verdict))
     lines = short_lines(report)
-    assert "about the verdict" in lines and "about steps" not in lines
+    assert str(verdict) in lines and "about steps" not in lines
 
 
 def test_the_command_line_is_short_unless_verbose() -> None:

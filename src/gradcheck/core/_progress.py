@@ -229,5 +229,5 @@ class CheckInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, report: Any) -> None:
-        super().__init__(report.notes[-1] if report.notes else "check interrupted")
+        super().__init__(str(report.notes[-1]) if report.notes else "check interrupted")
         self.report = report

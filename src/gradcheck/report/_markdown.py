@@ -74,7 +74,7 @@ def to_markdown(report: ReportData) -> str:
         hint = "" if f.hint in said else f" _{md_escape(f.hint)}_"
         said.add(f.hint)
         extra.append(f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)}{hint}")
-    extra += [f"- {md_escape(n)}" for n in report.notes]
+    extra += [f"- {md_escape(str(n))}" for n in report.notes]
     if extra:
         lines += ["", *extra]
     return "\n".join(lines)

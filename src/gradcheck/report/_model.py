@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.report._format import version
+from gradcheck.report._sentences import Note, NoteCode, as_note
 
 SCHEMA = "gradcheck.report/1"
 """The ``schema`` field of every JSON report (``Report.to_json()``); see docs/report-schema.md.
@@ -326,7 +327,7 @@ class ReportData:
     scheme: str
     components: dict[str, Component]
     suspects: tuple[str, ...]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]  # plain strings given here become NoteCode.TEXT notes
     findings: tuple[Finding, ...] = ()
     origin: str | None = None
     interrupted: bool = False
@@ -335,6 +336,15 @@ class ReportData:
     # ``layers=`` as given (input to output), so that the views say where a bug starts only from
     # a declared or inferred order, never from argument order. Not in the JSON: ``origin`` is.
     layers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(n, Note) for n in self.notes):
+            object.__setattr__(self, "notes", tuple(as_note(n) for n in self.notes))
+
+    @property
+    def note_codes(self) -> tuple[NoteCode, ...]:
+        """The code of each note, in order: what code and tests compare (never the wording)."""
+        return tuple(n.code for n in self.notes)
 
     @property
     def verdict(self) -> str:
@@ -362,7 +372,8 @@ class ReportData:
             "origin": self.origin,
             "interrupted": self.interrupted,
             "seconds": _num(self.seconds),
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
+            "note_codes": [n.code.value for n in self.notes],
             "findings": [f.to_dict() for f in self.findings],
             "components": {name: c.to_dict() for name, c in self.components.items()},
             "gradcheck_version": version(),

@@ -11,18 +11,22 @@ this table holds the wording, so code can compare codes and never sentences.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
 
 class NoteCode(Enum):
-    """What an engine note is about."""
+    """What a note is about (one code per sentence of the table)."""
 
+    TEXT = "text"  # a plain sentence not (yet) given its own code: {"text": the sentence}
+    # the tools around the engine (_sentences_tools)
+    MONITOR_FOUND = "monitor-found"  # Monitor: the failing step, where it is saved
+    # the engine (below)
     EPS_WIDENED = "eps-widened"  # a forced eps too small: the automatic step was used
     GRAD_DTYPE = "grad-dtype"  # a gradient coarser than its parameter, judged in its own dtype
     NONFINITE = "nonfinite"  # ±inf/NaN parameter entries, left alone
@@ -46,18 +50,55 @@ class NoteCode(Enum):
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
 
 
-@dataclass(frozen=True)
-class Note:
-    """One note of the engine: its code, the tensor it is about, and the numbers it cites."""
+class Note(str):
+    """One note: its code, the tensor it is about, and the numbers it cites.
+
+    A note *is* its sentence (``str(note)``, ``"x" in note``, JSON), rendered once by the
+    table; code compares ``note.code``, never the wording.
+
+    >>> note = Note(NoteCode.NONFINITE, "W", {"count": 2})
+    >>> note.code, note.tensor, str(note)[:24]
+    (<NoteCode.NONFINITE: 'nonfinite'>, 'W', 'W holds 2 non-finite ent')
+    """
 
     code: NoteCode
-    tensor: str | None = None
-    numbers: Mapping[str, Any] = field(default_factory=dict)
+    tensor: str | None
+    numbers: Mapping[str, Any]
+
+    def __new__(cls, code: NoteCode, tensor: str | None = None,
+                numbers: Mapping[str, Any] | None = None) -> Note:
+        numbers = {} if numbers is None else numbers
+        note = super().__new__(cls, TABLE[code](tensor, **numbers))
+        object.__setattr__(note, "code", code)
+        object.__setattr__(note, "tensor", tensor)
+        object.__setattr__(note, "numbers", numbers)
+        return note
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Note is frozen: cannot set {name}")
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Note({self.code}, {self.tensor!r}, {str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Note, (self.code, self.tensor, dict(self.numbers)))
+
+
+def as_note(note: str) -> Note:
+    """A note as a record: a plain sentence becomes ``Note(NoteCode.TEXT, None, {"text": s})``.
+
+    >>> as_note("J is 0.").code
+    <NoteCode.TEXT: 'text'>
+    """
+    return note if isinstance(note, Note) else Note(NoteCode.TEXT, None, {"text": str(note)})
 
 
 def render(note: Note) -> str:
     """The sentence of a note."""
-    return TABLE[note.code](note.tensor, **note.numbers)
+    return str(note)
 
 
 def _entries(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
@@ -236,6 +277,10 @@ def _subgradients(_: None, kinks: int, callable_grads: bool) -> str:
     return text
 
 
+def _text(_: None, text: str) -> str:
+    return text
+
+
 def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     return (
         f"{entries:,} kinked entr{'y was' if entries == 1 else 'ies were'} re-checked at a "
@@ -245,6 +290,8 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
 
 
 TABLE: dict[NoteCode, Callable[..., str]] = {
+    NoteCode.TEXT: _text,
+    NoteCode.MONITOR_FOUND: tools.monitor_found,
     NoteCode.EPS_WIDENED: _eps_widened,
     NoteCode.GRAD_DTYPE: _grad_dtype,
     NoteCode.NONFINITE: _nonfinite,

@@ -26,7 +26,7 @@ from gradcheck.core.verdict._base import (
     still,
 )
 from gradcheck.core.verdict._kinks import Recheck, recheck_kinks
-from gradcheck.core.verdict._notes import engine_notes
+from gradcheck.core.verdict._notes import engine_records
 from gradcheck.core.verdict._plan import Plan, make_plan, open_evaluator
 from gradcheck.core.verdict._probe import measure_noise
 from gradcheck.core.verdict._records import Facts, Setup, TensorJob, TensorResult, unchecked
@@ -63,10 +63,10 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
         sweep.calls + rechecked.calls, sweep.j0, time.perf_counter() - start, plan.planned(),
         sweep.interrupted,
     )
-    notes = engine_notes(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
-                         sweep.spent, rechecked, callable(grads))
-    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted,
-                               options=config.options())
+    notes = engine_records(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
+                           sweep.spent, rechecked, callable(grads))
+    return dataclasses.replace(report, notes=(*report.notes, *notes),
+                               interrupted=sweep.interrupted, options=config.options())
 
 
 @dataclass(frozen=True)
