@@ -99,7 +99,7 @@ def unexplained(e: Evidence) -> Finding:
     )
     return Finding(
         c.name, FindingKind.UNEXPLAINED,
-        f"d{c.name} is wrong in {c.mismatches:,} of {c.checked:,} entries with no simple "
+        f"d{c.name} is wrong in {c.mismatches} of {c.checked} entries with no simple "
         f"relation to the right gradient (worst: {shown}).",
         unexplained_hint(Context(c.name, c.shape)),  # ``diagnose`` rewords it with its context
         where=tuple(i for i, _, _ in worst),
