@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _sentences_checks as checks
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
@@ -26,6 +27,26 @@ class NoteCode(Enum):
     TEXT = "text"  # a plain sentence not (yet) given its own code: {"text": the sentence}
     # the tools around the engine (_sentences_tools)
     MONITOR_FOUND = "monitor-found"  # Monitor: the failing step, where it is saved
+    NET_L2 = "net-l2"  # nn.Net: J includes the L2 term
+    NET_DROPOUT = "net-dropout"  # nn.Net: dropout made deterministic
+    NET_PLANTED_BUG = "net-planted-bug"  # nn.Net: the bug planted on purpose
+    EVALUATED_BATCHED = "evaluated-batched"  # an adapter evaluated perturbed losses in batches
+    EVALUATED_LOOP = "evaluated-loop"  # ... one by one, and why
+    SHOWN_BEFORE = "shown-before"  # the pytest plugin: a note repeated from an earlier failure
+    # check and its relatives (_sentences_checks)
+    KINKS_SKIPPED = "kinks-skipped"  # entries of a tensor on a kink, skipped
+    LOW_PRECISION = "low-precision"  # J known only to its measured noise
+    DTYPE_ALLOWANCE = "dtype-allowance"  # non-float64 tensors judged with their dtype's allowance
+    TEXTBOOK_WORRY = "textbook-worry"  # the textbook ratio says worry, the verdict passed
+    TEXTBOOK_GREAT = "textbook-great"  # the textbook ratio says great, the verdict failed
+    FLAT_LAYOUT = "flat-layout"  # how a flat θ was read (layout=)
+    SIZE_ONE_AXES = "size-one-axes"  # gradients whose shapes differ by size-1 axes
+    SHARED_MEMORY = "shared-memory"  # params sharing memory
+    EXTRA_GRADS = "extra-grads"  # grads entries that belong to no parameter
+    DIAGNOSIS_INTERRUPTED = "diagnosis-interrupted"  # Ctrl-C in the diagnosis
+    LAYER_CHECK = "layer-check"  # check_layer: what J was and what was differentiated
+    HVP_COMPONENTS = "hvp-components"  # check_hvp: what its components are
+    HVP_ALONG_ONLY = "hvp-along-only"  # check_hvp: only 'along v' disagrees
     # the engine (below)
     EPS_WIDENED = "eps-widened"  # a forced eps too small: the automatic step was used
     GRAD_DTYPE = "grad-dtype"  # a gradient coarser than its parameter, judged in its own dtype
@@ -292,6 +313,25 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
 TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,
+    NoteCode.NET_L2: tools.net_l2,
+    NoteCode.NET_DROPOUT: tools.net_dropout,
+    NoteCode.NET_PLANTED_BUG: tools.net_planted_bug,
+    NoteCode.EVALUATED_BATCHED: tools.evaluated_batched,
+    NoteCode.EVALUATED_LOOP: tools.evaluated_loop,
+    NoteCode.SHOWN_BEFORE: tools.shown_before,
+    NoteCode.KINKS_SKIPPED: checks.kinks_skipped,
+    NoteCode.LOW_PRECISION: checks.low_precision,
+    NoteCode.DTYPE_ALLOWANCE: checks.dtype_allowance,
+    NoteCode.TEXTBOOK_WORRY: checks.textbook_worry,
+    NoteCode.TEXTBOOK_GREAT: checks.textbook_great,
+    NoteCode.FLAT_LAYOUT: checks.flat_layout,
+    NoteCode.SIZE_ONE_AXES: checks.size_one_axes,
+    NoteCode.SHARED_MEMORY: checks.shared_memory,
+    NoteCode.EXTRA_GRADS: checks.extra_grads,
+    NoteCode.DIAGNOSIS_INTERRUPTED: checks.diagnosis_interrupted,
+    NoteCode.LAYER_CHECK: checks.layer_check,
+    NoteCode.HVP_COMPONENTS: checks.hvp_components,
+    NoteCode.HVP_ALONG_ONLY: checks.hvp_along_only,
     NoteCode.EPS_WIDENED: _eps_widened,
     NoteCode.GRAD_DTYPE: _grad_dtype,
     NoteCode.NONFINITE: _nonfinite,

@@ -17,3 +17,36 @@ def monitor_found(_: None, step: int, check: int, steps: int, worst: float, name
         f"batch are saved in {path}: gradcheck.monitor.reproduce({path!r}, loss) runs "
         "this check again."
     )
+
+
+def net_l2(_: None, l2: float) -> str:
+    return f"J includes the L2 term λ/(2m) Σ‖W_l‖² (λ = {l2:g})."
+
+
+def net_dropout(_: None, keep_prob: float) -> str:
+    return (
+        f"Dropout (keep_prob = {keep_prob:g}) was made deterministic for the check: "
+        "one fixed mask for every loss call and for backprop."
+    )
+
+
+def net_planted_bug(_: None, bug: str, what: str, wrong: str) -> str:
+    return f"Planted bug {bug!r}: {what}; it corrupts {wrong}."
+
+
+def evaluated_batched(_: None, tool: str) -> str:
+    return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
+
+
+LOOP = "Perturbed losses were evaluated one by one (loop fallback)"
+
+
+def evaluated_loop(_: None, reason: str) -> str:
+    return f"{LOOP}: {reason}"
+
+
+SHORT = {"evaluated-loop": LOOP}  # what a note repeated from an earlier failure says instead
+
+
+def shown_before(_: None, code: str) -> str:
+    return f"{SHORT[code]}, as in an earlier failure."

@@ -19,7 +19,6 @@ from gradcheck.report._model import (
     verdict,
 )
 from gradcheck.report._report import Report
-from gradcheck.report._sentences import as_note
 
 
 def assemble(
@@ -51,7 +50,7 @@ def assemble(
     # None), never a pass.
     passed = verdict((c.passed for c in components.values()), interrupted=interrupted,
                      judged=rel is not None or located)
-    notes = tuple(as_note(n) for n in _notes.collect(components, results, scheme, j0, rel, passed))
+    notes = _notes.collect(components, results, scheme, j0, rel, passed)
     return Report(
         passed=passed,
         relative_error=rel,
