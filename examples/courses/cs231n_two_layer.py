@@ -110,7 +110,7 @@ def main(show: bool = True) -> dict[str, gradcheck.Report]:
     if show:
         for title, report in (("affine", affine), ("relu", relu), ("TwoLayerNet", net)):
             print(f"\n== {title}")
-            print(report.to_text(verbose=True))  # every note: the size-1 axes one too
+            print(report)
     return {"affine": affine, "relu": relu, "net": net}
 
 

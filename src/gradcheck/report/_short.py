@@ -19,10 +19,18 @@ from gradcheck.report._sentences import NoteCode
 from gradcheck.report._text import explain as explain_all
 from gradcheck.report._text import origin_line, summary
 
-# The notes that say what the verdict covers: shown in the short report. The others are about
-# how it was reached (steps, budgets, kinks, second opinions) and wait for --verbose.
-SHORT_NOTES = frozenset({NoteCode.INTERRUPTED, NoteCode.BUDGET_SPENT, NoteCode.UNREFINED,
-                         NoteCode.NONFINITE})
+# The notes that say what the verdict covers, or that a passing verdict hides a hazard: shown in
+# the short report. The others are about how it was reached (steps, budgets, kinks, second
+# opinions, the textbook ratio) and wait for --verbose.
+SHORT_NOTES = frozenset({
+    NoteCode.INTERRUPTED,  # what an interrupted check judged
+    NoteCode.BUDGET_SPENT,  # the budget stopped it: entries unjudged
+    NoteCode.UNREFINED,  # first-pass mismatches left without a second opinion
+    NoteCode.NONFINITE,  # entries left alone
+    NoteCode.DIAGNOSIS_INTERRUPTED,  # findings may be missing
+    NoteCode.SIZE_ONE_AXES,  # judged as if reshaped: the update would break the parameter
+    NoteCode.SHARED_MEMORY,  # tied weights: each gradient checked as a partial derivative
+})
 LONG_HINT = 240  # characters: a longer hint shows its first sentence only
 
 
