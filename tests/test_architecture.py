@@ -131,7 +131,7 @@ def test_graph_sees_imports_inside_functions(tmp_path):
 
 
 # The public names before the layers were introduced: none may be lost.
-PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "GradCheckError", "GradientMismatchError", "Layout", "LossOutputError", "LossRaisedError", "Monitor", "MonitorWarning", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
+PUBLIC = ["SCHEMA", "ApproxTable", "CheckInterrupted", "Component", "DTypeError", "Finding", "FindingKind", "GradCheckError", "GradientMismatchError", "Layout", "LossOutputError", "LossRaisedError", "Monitor", "MonitorWarning", "NonFiniteError", "OptionError", "Report", "ShapeMismatchError", "StochasticLossError", "StructureError", "SweepResult", "TaylorResult", "approx", "check", "nn", "numerical_gradient", "relative_error", "sweep", "taylor_test", "textbook_verdict"]
 
 
 def test_public_names_are_kept():

@@ -117,7 +117,8 @@ def check(
     report = run(loss, params, grads, config)
     report = dataclasses.replace(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
-    report = dataclasses.replace(report, findings=findings, origin=origin)
+    report = dataclasses.replace(report, findings=findings, origin=origin,
+                                 layers=None if layers is None else tuple(layers))
     extras = () if callable(grads) else course_extras(params, grads)
     shared = shared_memory(params)
     if shared:

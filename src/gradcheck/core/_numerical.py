@@ -26,6 +26,16 @@ def numerical_gradient(
 
     With eps=None the step is chosen per parameter as in ``check``.
 
+    Args:
+      loss: ``loss(params)`` returning the scalar J.
+      params: an array, or a dict / list / nested tree of arrays (never modified).
+      eps: the step (a float, or one per parameter name); None chooses it.
+      scheme: "central", "forward", "backward", "richardson" or "complex".
+      seed: the seed of the noise probe that chooses the step.
+
+    Returns:
+      The numeric gradient, with the structure of ``params``.
+
     >>> numerical_gradient(lambda t: float(t[0] ** 3), np.array([1.0]), eps=0.01).round(6)
     array([3.0001])
     """

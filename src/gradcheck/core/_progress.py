@@ -218,6 +218,9 @@ class CheckInterrupted(KeyboardInterrupt):
     None (``verdict`` "incomplete") unless an entry already judged is wrong (False). Raised for
     a Ctrl-C in the diagnosis too, where the verdict itself is complete.
 
+    Args:
+      report: the partial report, carried as the exception's argument.
+
     The partial result is an ordinary record: the engine returns the incomplete ``Report``
     (``check(..., on_interrupt="report")`` hands it back as is), and this exception only
     carries it, as its argument, to a caller that asked for a raise; ``.report`` points to it.

@@ -154,7 +154,7 @@ def _render(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> 
             if code:
                 shown.add(note)
             notes.append(note)
-        text = str(dataclasses.replace(report, notes=tuple(notes)))
+        text = dataclasses.replace(report, notes=tuple(notes)).to_text(verbose=True)
         message = verdict_line(report)
     lines = [f"{where.path}:{where.lineno + 1}: gradient check failed", "", text]
     seed = item.stash.get(_STASH, None)
