@@ -267,13 +267,14 @@ def _locally_constant(
     still: bool, order: int, flat: int,
 ) -> str:
     far = (f"at any step tried (up to ±{reach:.3g})" if still else
-           f"within ±{reach:.3g} of θ (it changes only farther away, past a kink)")
+           f"within ±{reach:.3g} of θ (it starts changing only farther away)")
     return (
         f"J does not change along {_entries(name, shape, entries[:1])} {far} "
         f"while the gradient says {value:.3g}"
         + (f" (and along {entries.size - 1:,} more entries of {name} with non-zero "
            "gradients)" if entries.size > 1 else "")
-        + ": J is locally constant there (a dead ReLU unit, a clamp, a saturated max), "
+        + ": J is locally constant there (what a dead ReLU, a clamp or a saturated unit would "
+        "give, if the model has one), "
         f"so its derivative is 0 and the analytic value is wrong{_tried(order, flat)}."
     )
 
