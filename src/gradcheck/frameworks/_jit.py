@@ -9,7 +9,9 @@ function, each tens of milliseconds on a CPU. Here:
   back to the op-by-op call where ``j`` does not trace (Python control flow on values,
   ``float()`` of a tracer), so what runs and what it raises is what it was before;
 - ``split``: the leaves of a flat row, cut and cast in NumPy (``device``: put on the device
-  as they are).
+  as they are);
+- ``value``: J op by op where a cached compiled J is checked against it, through the
+  gradient's own primitives (compiled by the check already).
 
 The gradient stays op by op (``jax.grad`` of the plain J): compiled as one program it would be
 compiled again on every check, since it is traced afresh each time (the backward is what is
@@ -61,3 +63,16 @@ def device(arrays: Sequence[np.ndarray]) -> list[Any]:
     import jax
 
     return [jax.device_put(a) for a in arrays]
+
+
+def value(j: Callable[[Any], Any], values: Sequence[Any]) -> Any:
+    """J op by op, through ``jax.value_and_grad`` (its value): the primitives the check's own
+    gradient ran are compiled already, where a plain op-by-op call compiles its own.
+
+    >>> import jax.numpy as jnp
+    >>> float(value(lambda v: jnp.sum(v[0] ** 2), [jnp.ones(2)]))
+    2.0
+    """
+    import jax
+
+    return jax.value_and_grad(j)(list(values))[0]
