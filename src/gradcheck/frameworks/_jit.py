@@ -35,7 +35,7 @@ def output_type(j: Callable[[Any], Any], values: Sequence[Any]) -> Any:
     ``j`` does not trace.
 
     >>> import jax.numpy as jnp
-    >>> str(output_type(lambda v: jnp.sum(v[0]), [jnp.ones(3)]).dtype)
+    >>> str(output_type(lambda v: jnp.sum(v[0]), [jnp.ones(3, dtype=jnp.float32)]).dtype)
     'float32'
     """
     import jax
