@@ -79,9 +79,10 @@ def screen(
     """Leave unjudged the mismatches that sit on ties of mixed sign (see the module).
 
     Only where the check saw J non-smooth near θ (a kink judged, a kink on a mismatch's line,
-    or a noise probe whose line crossed one): a smooth model costs nothing. A tensor's mismatches with a kink on their line are all
-    screened (up to ``SCREEN_MAX``); of the others a sample first, and more only if the sample
-    shows ties. Where ties were found, the mismatches left unscreened are not blamed either.
+    or a noise probe whose line crossed one): a smooth model costs nothing. A tensor's
+    mismatches with a kink on their line are all screened (up to ``SCREEN_MAX``); of the others
+    a sample first, and more only if the sample shows ties. Where ties were found, the
+    mismatches left unscreened are not blamed either.
     """
     rough = [f.rough if f.rough is not None else np.zeros(r.flags.size, bool)
              for f, r in zip(facts, results, strict=True)]
@@ -90,14 +91,13 @@ def screen(
             or any(p.rough for p in setup.probes))  # a probe's line crossed a kink
     if not seen or not any(np.any(r.flags == MISMATCH) for r in results):
         return results, NO_TIES
-    if any(r.steps is None or r.flags.size != leaf.size
-           for r, leaf in zip(results, tree.leaves, strict=True)):
+    if any(r.flags.size != leaf.size for r, leaf in zip(results, tree.leaves, strict=True)):
         return results, NO_TIES
     screen_ = _Screen(loss, tree, results, setup, max_calls)
     try:
         where = [screen_.tensor(t, rough[t]) for t in range(len(results))]
-    except Exception:  # the screen must never turn a finished check into an error
-        return results, Ties((), screen_.screened, screen_.j.calls)
+    except (Exception, KeyboardInterrupt):  # never turns a finished check into an error:
+        return results, Ties((), screen_.screened, screen_.j.calls)  # the verdicts as they were
     out = []
     for r, w in zip(results, where, strict=True):
         if w.size:
@@ -131,7 +131,8 @@ class _Screen:
             alone = len(self.rays) - 1
             for u, (th, r, dt) in enumerate(zip(self.theta, self.results, self.dtypes,
                                                 strict=True)):
-                steps = np.where(np.isfinite(th), np.asarray(r.steps, np.float64), 0.0)
+                steps = (np.zeros(th.size) if r.steps is None else  # a tensor not judged
+                         np.where(np.isfinite(th), np.asarray(r.steps, np.float64), 0.0))
                 scale = 2.0 ** self.rng.uniform(-2, 2)  # tensors in varied proportions
                 if 0 <= alone < len(self.theta) and u != alone:
                     scale = 0.0
@@ -147,7 +148,7 @@ class _Screen:
     def tensor(self, t: int, rough: np.ndarray) -> np.ndarray:
         """The mismatches of tensor t found on ties of mixed sign (now to be unjudged)."""
         r = self.results[t]
-        wrong = np.flatnonzero(r.flags == MISMATCH)
+        wrong = np.flatnonzero(r.flags == MISMATCH) if r.steps is not None else np.array([], int)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
         sample = (self.rng.permutation(smooth)[:SMOOTH_SAMPLE] if smooth.size else smooth)
         first = np.concatenate([kinked[:SCREEN_MAX], sample])
