@@ -163,8 +163,10 @@ class _Screen:
         return np.union1d(np.array(ties, dtype=np.int64), order[SCREEN_MAX:]).astype(np.int64)
 
     def _tie(self, t: int, i: int) -> bool:
-        """Whether J's derivative along entry i at a nearby generic point lies outside the
-        one-sided slopes at θ (beyond rounding and curvature): ties of mixed sign."""
+        """Whether entry i sits on ties of mixed sign and g is explained by them: J's derivative
+        along it at a nearby generic point lies outside the one-sided slopes at θ (beyond
+        rounding and curvature), and g within the derivatives seen near θ (a value no piece
+        of J near θ has, such as another tensor's gradient, stays a mismatch)."""
         if not self._affords(4 + 6):
             return False
         self.screened += 1
@@ -185,6 +187,7 @@ class _Screen:
         g = float(r.analytic[i])
         a = float(analytic_bound(np.array([g]), dt, self.setup.config.rtol,
                                  self.setup.config.atol, self.setup.grad_scale)[0])
+        mixed, low, high = False, lo, hi  # the derivatives seen near θ, and their span
         for k in range(DIRECTIONS):
             if not self._affords(4):
                 return False
@@ -192,8 +195,14 @@ class _Screen:
             n_far = self._central(far, t, i, h, dt)
             n_near = self._central(near, t, i, h, dt)
             v = 2 * n_near - n_far  # the derivative of the piece the ray enters, at s → 0
+            if not np.isfinite(v):
+                continue
             slack = SAFETY * 6 * sigma / h + 2 * abs(n_far - n_near) + a
-            if np.isfinite(v) and (v < lo - slack or v > hi + slack):
+            mixed |= v < lo - slack or v > hi + slack
+            # The piece opposite (every tie of the entry flipped) has left + right − v.
+            low = min(low, v - slack, left + right - v - slack)
+            high = max(high, v + slack, left + right - v + slack)
+            if mixed and low <= g <= high:  # g is what J's derivative is near θ: not blamed
                 return True
         return False
 
