@@ -153,7 +153,9 @@ class _Screen:
         mismatches are real and stand. Otherwise more are screened (up to ``SCREEN_MAX``), and
         the rest, unscreened, are not blamed either."""
         r = self.results[t]
-        wrong = np.flatnonzero(r.flags == MISMATCH) if r.steps is not None else np.array([], int)
+        if r.steps is None or r.low_precision:  # steps widened by J's noise span neighbouring
+            return np.array([], dtype=np.int64)  # kinks (a float32 sort): ties not told apart
+        wrong = np.flatnonzero(r.flags == MISMATCH)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
         order = np.concatenate([self.rng.permutation(kinked), self.rng.permutation(smooth)])
         ties = [i for i in order[:SAMPLE] if self._tie(t, int(i))]
