@@ -9,7 +9,9 @@ import numpy as np
 
 from gradcheck.core._options import validate
 from gradcheck.core._tree import Params, flatten
-from gradcheck.core.verdict import SchemeName, run
+from gradcheck.core._validate import inputs
+from gradcheck.core.verdict import SchemeName
+from gradcheck.core.verdict._first_pass import estimates
 
 
 def numerical_gradient(
@@ -29,7 +31,6 @@ def numerical_gradient(
     """
     tree = flatten(params, what="params")
     zeros = tree.rebuild([np.zeros(leaf.shape) for leaf in tree.leaves])
-    # Checking against a zero gradient computes every first-pass estimate; we keep those only.
     config = validate(eps=eps, scheme=scheme, seed=seed, refine=False)
-    report = run(loss, params, zeros, config)
-    return tree.rebuild([report.components[n].numeric_array.copy() for n in tree.names])
+    tree, analytic = inputs(params, zeros)  # the parameters validated as check validates them
+    return tree.rebuild(estimates(loss, tree, analytic, config))

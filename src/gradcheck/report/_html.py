@@ -137,7 +137,7 @@ def _findings(report: ReportData) -> str:
             f'<div class="finding"><b>{escape(f.param)}</b> — {escape(f.kind)}: '
             f"{escape(f.detail)} <i>{escape(f.hint)}</i></div>"
         )
-    out += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
+    out += [f'<p class="note">{escape(str(n))}</p>' for n in report.notes]
     return ("<h2>Findings and notes</h2>" + "".join(out)) if out else ""
 
 

@@ -75,7 +75,7 @@ def to_markdown(report: ReportData) -> str:
         f"_{md_escape(f.hint)}_"
         for f in report.findings
     ]
-    extra += [f"- {md_escape(n)}" for n in report.notes]
+    extra += [f"- {md_escape(str(n))}" for n in report.notes]
     if extra:
         lines += ["", *extra]
     return "\n".join(lines)

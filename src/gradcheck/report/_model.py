@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.report._format import version
+from gradcheck.report._sentences import Note, NoteCode, as_note
 
 SCHEMA = "gradcheck.report/1"
 
@@ -237,12 +238,21 @@ class ReportData:
     scheme: str
     components: dict[str, Component]
     suspects: tuple[str, ...]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]  # plain strings given here become NoteCode.TEXT notes
     findings: tuple[Finding, ...] = ()
     origin: str | None = None
     interrupted: bool = False
     seconds: float = 0.0
     options: dict[str, Any] | None = None  # seed, eps, scheme, rtol, atol, coords, budget
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(n, Note) for n in self.notes):
+            object.__setattr__(self, "notes", tuple(as_note(n) for n in self.notes))
+
+    @property
+    def note_codes(self) -> tuple[NoteCode, ...]:
+        """The code of each note, in order: what code and tests compare (never the wording)."""
+        return tuple(n.code for n in self.notes)
 
     @property
     def verdict(self) -> str:
@@ -270,7 +280,8 @@ class ReportData:
             "origin": self.origin,
             "interrupted": self.interrupted,
             "seconds": _num(self.seconds),
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
+            "note_codes": [n.code.value for n in self.notes],
             "findings": [f.to_dict() for f in self.findings],
             "components": {name: c.to_dict() for name, c in self.components.items()},
             "gradcheck_version": version(),

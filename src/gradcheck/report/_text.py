@@ -64,7 +64,7 @@ def explain(report: ReportData) -> str:
             continue
         component = report.components[name]
         lines.append(_worst_sentence(component))
-    lines.extend(report.notes)
+    lines.extend(str(n) for n in report.notes)
     return "\n".join(clean(line) for line in lines)
 
 

@@ -19,20 +19,9 @@ from gradcheck.core.verdict._records import Facts, TensorResult, coarser
 from gradcheck.core.verdict._ties import NO_TIES, Ties
 from gradcheck.core.verdict._ties import left as left_ties
 from gradcheck.report._model import KINK, MISMATCH
-from gradcheck.report._sentences import Note, NoteCode, render
+from gradcheck.report._sentences import Note, NoteCode
 
 HALF_ULPS = 128  # a float16 gradient's mismatches all within this many ulps of its largest
-
-
-def engine_notes(
-    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
-    results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
-    callable_grads: bool, ties: Ties = NO_TIES,
-) -> tuple[str, ...]:
-    """Every note of the engine, in the report's order, as sentences."""
-    return tuple(render(n) for n in engine_records(
-        tree, analytic, config, plan, facts, results, interrupted, spent, rechecked,
-        callable_grads, ties))
 
 
 def engine_records(
