@@ -82,6 +82,7 @@ class NoteCode(Enum):
     UNDIFFERENTIABLE_OUTPUTS = "undifferentiable-outputs"  # floating outputs without grad_fn
     SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
+    TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
 
 
 class Note(str):
@@ -324,6 +325,29 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     )
 
 
+def _ties(
+    name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray, wrong: int,
+    callable_grads: bool,
+) -> str:
+    text = (
+        f"{name}: J is not smooth around {_many(name, shape, entries)}: at nearby points its "
+        "derivative along the entry lies outside its one-sided slopes at θ (ties of mixed "
+        "sign: several ReLU inputs exactly at 0 that move in opposite directions along the "
+        "entry; backprop's relu'(0) = 0 can then lie outside the slopes, or differ from a J "
+        "that is smooth along the entry, although the code is right), so the mismatch there "
+        "is not blamed on the spot."
+    )
+    if not callable_grads:
+        return text + (" Left unjudged: pass grads as a function, grads(params) -> gradients, "
+                       "to judge these entries at a nearby point off the ties.")
+    judged = entries.size - left.size
+    text += (f" Judged at a nearby point off the ties with grads(θ + δ): {judged:,} of "
+             f"{entries.size:,}, {wrong:,} wrong")
+    if left.size:
+        text += f"; {_many(name, shape, left)} could not leave the ties and stay unjudged"
+    return text + "."
+
+
 TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,
@@ -377,4 +401,5 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.UNDIFFERENTIABLE_OUTPUTS: adapters.undifferentiable_outputs,
     NoteCode.SPARSE_INPUT: adapters.sparse_input,
     NoteCode.UNCONNECTED: adapters.unconnected,
+    NoteCode.TIES: _ties,
 }

@@ -29,6 +29,9 @@ from gradcheck.core.verdict._plan import Plan, make_job, open_check
 from gradcheck.core.verdict._probe import base_and_noise
 from gradcheck.core.verdict._records import Facts, Setup, TensorResult, unchecked
 from gradcheck.core.verdict._tensor import judge_tensor
+from gradcheck.core.verdict._ties import NO_TIES
+from gradcheck.core.verdict._ties import screen as screen_ties
+from gradcheck.core.verdict._ties import settle as settle_ties
 from gradcheck.report._report import Report
 
 
@@ -49,16 +52,21 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
         if sweep.far is not None:  # where J did not move: judged against J's rounding
             sweep = dataclasses.replace(
                 sweep, results=judge_still(sweep.results, analytic, tree.leaves, sweep.far[0]))
-    rechecked = Recheck(0, 0, 0)
-    if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks
-        rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare)
+    rechecked, ties = Recheck(0, 0, 0), NO_TIES
+    if sweep.finished and not setup.complex and config.refine:  # 6. ties of mixed sign
+        results, ties = screen_ties(loss, tree, sweep.results, sweep.setup, facts, sweep.spare)
+        sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
+    if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
+        rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,
+                                  ties.where)
+        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties))
     report = assemble(  # 8. the components, the verdict, the report
         tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
-        sweep.calls + rechecked.calls, sweep.j0, time.perf_counter() - start, plan.planned(),
-        sweep.interrupted,
+        sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,
+        plan.planned(), sweep.interrupted,
     )
     notes = engine_records(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
-                           sweep.spent, rechecked, callable(grads))
+                           sweep.spent, rechecked, callable(grads), ties)
     return dataclasses.replace(report, notes=(*report.notes, *notes),
                                interrupted=sweep.interrupted, options=config.options())
 

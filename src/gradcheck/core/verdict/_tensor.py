@@ -57,7 +57,7 @@ def judge_tensor(
         if coarse is not None and ev.spare() >= 2 * plan.first[t] + plan.search[t]:
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
-            facts.reads, facts.flat, facts.unrefined = coarse, None, None
+            facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
             result = check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
@@ -134,8 +134,10 @@ def second_opinion(
         first_pass = out[0].copy(), out[1].copy(), out[2].copy()
         excess = np.abs(out[0] - f.g) / np.maximum(out[1], 1e-300)  # the first pass's
         probe, rest = confirm_sample(suspicious, excess, setup.config.seed, job.t)
+        facts.rough = np.zeros(f.theta.size, dtype=bool)
         facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
-                                 f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step)
+                                 f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step,
+                                 rough=facts.rough)
         if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
             # confirmed: judged wrong again, by an estimate near the first pass's (a step
             # across a stair or a kink gives a first-pass number that is no derivative)
@@ -146,7 +148,7 @@ def second_opinion(
             weaker = rest[excess[rest] < stand]
             facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
                                       job.j0, f.sigma, f.g, f.a, out, low=f.low,
-                                      flat_step=flat_step)
+                                      flat_step=flat_step, rough=facts.rough)
             if weaker.size < rest.size:
                 facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
         found = facts.located
