@@ -30,7 +30,6 @@ SMOOTH, HINGE, MAX_ONE_SIGN, MAX_MIXED, STAIRS, FINE_STAIRS, QUANTIZED = (
     "smooth", "hinge", "max one sign", "max mixed signs", "stairs", "fine stairs", "quantized")
 WIDTHS = (1.0, 0.1, 1e-3)  # stair widths, coarse against the steps
 FINE = (1e-5, 1e-7)  # stair widths near and below the steps
-TIES = pytest.mark.xfail(strict=True, reason="issue 22 item 1 (ties)")
 STAIR_READS = pytest.mark.xfail(strict=True, reason="issue 22 item 3 (stairs)")
 
 
@@ -210,7 +209,7 @@ CASES = [  # (first piece, the others, budgets)
     pytest.param(HINGE, KINKED, low, id="kinks, low budget", marks=LOW_BUDGET_KINKS),
     pytest.param(QUANTIZED, OTHERS, ample, id="quantized", marks=STAIR_READS),
     pytest.param(FINE_STAIRS, OTHERS, ample, id="fine stairs", marks=STAIR_READS),
-    pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs", marks=TIES),
+    pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs"),
 ]
 
 
