@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from gradcheck.core._coords import Capped
-from gradcheck.core._directional import locate
+from gradcheck.core._directional import Located, locate
 from gradcheck.core.verdict._first_pass import (
     Footing,
     Out,
@@ -120,8 +120,17 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     found = facts.located
     vouched = found is not None and not found.failed and found.complete
     unsettled = sum(1 for i in (facts.edges or {}) if out[2][i] == UNCHECKED)  # no step judged
-    return f.result(out, steps=f.stepper.h,
-                    unconfirmed=unsettled + (0 if vouched else (facts.unrefined or 0)))
+    return f.result(out, steps=f.stepper.h, unconfirmed=unsettled + unsampled(found, f, idx)
+                    + (0 if vouched else (facts.unrefined or 0)))
+
+
+def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
+    """The entries a sample left unjudged that count as such: all those outside it when the
+    tensor's directional test failed and the call allowance stopped the search before it
+    isolated every culprit (nothing vouches for them; the DIRECTION_FAILED note says so)."""
+    if found is None or not found.failed or found.complete:
+        return 0
+    return int(np.count_nonzero(f.finite)) - int(idx.size)
 
 
 def second_opinion(
