@@ -164,14 +164,37 @@ def second_opinion(
         if facts.unrefined and found is not None and found.failed and found.worst > 4:
             # The tensor's Richardson test already failed: its first-pass mismatches that
             # the budget could not re-check stand as evidence rather than vanish.
+            # Not one whose g lies between its first-pass one-sided slopes: its line may
+            # have a kink (a central difference between them is no derivative): unjudged.
             kept = (out[2] == 0) & (first_pass[2] == MISMATCH)
+            kept[kept] &= ~between_slopes(f, setup, values, job.j0, np.flatnonzero(kept),
+                                          first_pass[1])
             for array, old in zip(out, first_pass, strict=True):
                 array[kept] = old[kept]
-            facts.kept, facts.unrefined = int(kept.sum()), 0
+            facts.kept = int(kept.sum())
+            facts.unrefined = max(facts.unrefined - facts.kept, 0)
     except KeyboardInterrupt:  # a first-pass mismatch may be a kink: leave it unjudged
         out[2][suspicious], out[0][suspicious] = 0, np.nan
         return f.result(out, partial=True, stopped=True)
     return None
+
+
+def between_slopes(
+    f: Footing, setup: Setup, values: dict[float, np.ndarray], j0: float, idx: np.ndarray,
+    bound: np.ndarray,
+) -> np.ndarray:
+    """Whether each g of ``idx`` lies between the one-sided slopes the first pass saw
+    (allowing each slope twice the first-pass bound: its rounding), where it saw both sides;
+    a one-sided scheme shows no kink (False)."""
+    sides = [c for c in setup.scheme.nodes if c != 0 and c in values]
+    if not idx.size or not any(c < 0 for c in sides) or not any(c > 0 for c in sides):
+        return np.zeros(idx.size, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.stack([(np.real(values[c][idx]) - j0) / f.stepper.offset(idx, c)
+                           for c in sides])
+    slack = 2 * bound[idx]
+    g = f.g[idx]
+    return (np.fmin.reduce(slopes) - slack <= g) & (g <= np.fmax.reduce(slopes) + slack)
 
 
 def confirm_sample(
