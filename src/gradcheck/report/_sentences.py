@@ -44,6 +44,7 @@ class NoteCode(Enum):
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
+    QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,15 @@ def _reads_coarser(name: str, dtype: str) -> str:
     )
 
 
+def _quantized(name: str, quantum: float, step: float) -> str:
+    return (
+        f"J's values step by {quantum:.3g} along {name} (float32 rounding of an intermediate "
+        "larger than J, such as 1 + erf in a float32 ndtr), not by stairs of the function: "
+        f"{name} was judged as a smooth J with that rounding, at steps of {step:.3g} that span "
+        "many of them, so the check is only as precise as that rounding allows."
+    )
+
+
 def _float16_gradient(name: str, ulps: float) -> str:
     return (
         f"{name}'s gradient is float16 and its differences from the numerical derivative are "
@@ -265,4 +275,5 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
+    NoteCode.QUANTIZED: _quantized,
 }

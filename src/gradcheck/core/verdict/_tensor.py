@@ -19,7 +19,13 @@ from gradcheck.core._directional import locate
 from gradcheck.core._schemes import entry_steps
 from gradcheck.core._tolerance import LOW_PRECISION, analytic_bound
 from gradcheck.core.verdict._first_pass import evaluate_nodes, judge, spread
-from gradcheck.core.verdict._flat import flat_entries, read_as
+from gradcheck.core.verdict._flat import (
+    flat_entries,
+    quantized,
+    read_as,
+    reads_confirmed,
+    within_cells,
+)
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import (
     EPS64,
@@ -67,11 +73,20 @@ def judge_tensor(
             result = check_tensor(ev, setup, job, facts)
         coarse = read_as(facts.flat, leaf)
         t = job.t
-        if coarse is not None and ev.spare() >= 2 * plan.first[t] + plan.search[t]:
+        again = 2 * plan.first[t] + plan.search[t]  # what judging it again may cost
+        theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+        if (coarse is not None and facts.flat is not None and ev.spare() >= again + 15
+                and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined = coarse, None, None
-            result = check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
+            return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
+        quantum = quantized(facts.flat, result.flags, job.j0)
+        if quantum and ev.spare() >= again:
+            # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
+            # judge it again as a smooth J whose noise is that rounding.
+            facts.quantum, facts.flat, facts.unrefined = quantum, None, None
+            return check_tensor(ev, setup, dataclasses.replace(job, quantum=quantum), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
@@ -110,7 +125,7 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     judged_as = coarser(dtype, job.g.dtype)  # a float32 gradient is only as precise as float32
     finite = np.isfinite(theta)
     g = job.g.reshape(-1).astype(np.float64)
-    sigma = 0.0 if setup.complex else setup.noise[t]
+    sigma = 0.0 if setup.complex else max(setup.noise[t], job.quantum / 2)
     # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
     # itself, not of 1; relative to its reference magnitude (|J(θ)|, or J's variation along
     # θ's scale where J cancels to ~0: its rounding comes from the terms, ``_probe.magnitude``).
@@ -184,13 +199,16 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
             out[2][unrefined], out[0][unrefined] = UNCHECKED, np.nan
         return f.result(out, partial=True, stopped=True)
     values = nodes.values
+    swamped = None  # a forced eps that moved J by nothing at all: unless J is a staircase
     if f.forced is not None:
         moved = max(float(np.max(np.abs(np.real(v) - j0), initial=0.0)) for v in values.values())
         if moved <= SWAMPED * f.sigma:
-            raise Swamped(
+            swamped = Swamped(
                 f"moves J by at most {moved:.3g}, within {SWAMPED:g}σ of its rounding noise "
                 f"(σ = {f.sigma:.3g}), so its rounding error would swamp every difference"
             )
+            if moved > 0:
+                raise swamped
     judge(setup.scheme, f.stepper, idx, values, f.sigma, f.g, f.a, out)
     edge = idx[_edges.outside(values)] if not setup.complex and len(idx) else idx[:0]
     if edge.size:  # J(θ ± h) left the loss's domain: smaller or one-sided steps for those
@@ -198,6 +216,12 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     values = {c: spread(v, idx, size) for c, v in values.items()}
     suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
+    if suspicious.size and setup.refine and not setup.complex and job.dtype == np.float64:
+        try:  # a mismatch a float32 read of θ would explain: is J constant within a cell?
+            within_cells(ev, t, f.stepper, out, f.g, f.sigma, j0, flat_step)
+        except KeyboardInterrupt:
+            return f.result(out, steps=f.stepper.h, stopped=True)
+        suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
     if suspicious.size and setup.refine and not setup.complex:
         stopped = second_opinion(ev, setup, job, f, facts, suspicious, values, out, flat_step)
         if stopped is not None:
@@ -206,6 +230,11 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
         if stopped is not None:
             return stopped
+    if swamped is not None and (facts.flat is None or not facts.flat.stairs.size):
+        # J did not move at all at the forced eps, and is no staircase where followed: the
+        # eps resolves nothing (a staircase's flat J at that eps is its derivative 0: kept).
+        facts.flat = None
+        raise swamped
     # First-pass mismatches the budget left without a second opinion leave the tensor unjudged,
     # except in a sample whose tensor-level directional tests agreed: there they count as
     # unsampled entries do (the sample's pass rests on those tests; a note names them).
