@@ -13,9 +13,10 @@ from collections.abc import Generator
 import numpy as np
 
 from gradcheck.core._coords import Capped
+from gradcheck.core._tolerance import SAFETY
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import Flat, Stepper, TensorResult
-from gradcheck.report._model import MISMATCH
+from gradcheck.report._model import AGREES, MISMATCH
 from gradcheck.report._sentences import Note, NoteCode
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
@@ -128,6 +129,44 @@ def within_cells(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ..
         js = np.real(ev.coordinates(t, np.concatenate([part, part]), at)).reshape(2, -1)
         still = np.all(js == j0, axis=0)
         flat_step[part[still]] = cell[part[still]] / 2
+        if not still.any():
+            break
+
+
+def flat_below(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ...],
+               g: np.ndarray, a: np.ndarray, sigma: float, j0: float,
+               flat_step: np.ndarray) -> None:
+    """Mismatches of a low-precision J whose estimate may be the slope of stairs its steps
+    cross: is J exactly J(θ) at ±δᵢ, where the estimate nᵢ says it moves by 8σ?
+
+    A low-precision J (float32 round(x, 3)) widens the steps past the stairs' width: every level
+    of the second opinion then measures the stairs' overall slope (the cotangent's weight), not
+    the derivative, and looks smooth. A step across stairs measures the stairs: where J does not
+    move at all at a step at which a real slope nᵢ would have moved it by 8σ, the entry is
+    judged at that step (estimate 0, its bound), and the flat stage follows it. Two loss calls
+    an entry; after ``CELL_SAMPLE`` entries of which none was flat, no more.
+    """
+    numeric, bound, flags = out
+    theta, h = stepper.theta, stepper.h
+    wrong = np.flatnonzero((flags == MISMATCH) & np.isfinite(numeric) & (numeric != 0)
+                           & np.isnan(flat_step))
+    grain = 4 * np.spacing(np.abs(theta[wrong]).astype(stepper.dtype)).astype(np.float64)
+    delta = np.maximum(8 * sigma / np.abs(numeric[wrong]), grain)
+    keep = delta < h[wrong] / 4
+    wrong, delta = wrong[keep][:CELL_PROBES], delta[keep][:CELL_PROBES]
+    if not wrong.size or ev.spare() < 2 * wrong.size:
+        return
+    for part in (np.arange(min(CELL_SAMPLE, wrong.size)), np.arange(CELL_SAMPLE, wrong.size)):
+        if not part.size:
+            break
+        i, d = wrong[part], delta[part]
+        at = np.concatenate([theta[i] + d, theta[i] - d]).astype(stepper.dtype)
+        js = np.real(ev.coordinates(t, np.concatenate([i, i]), at.astype(np.float64)))
+        still = np.all(js.reshape(2, -1) == j0, axis=0)
+        i, d = i[still], d[still]
+        numeric[i], bound[i] = 0.0, SAFETY * sigma * np.sqrt(2) / (2 * d) + a[i]
+        flags[i] = np.where(np.abs(g[i]) <= bound[i], AGREES, MISMATCH)
+        flat_step[i] = d
         if not still.any():
             break
 

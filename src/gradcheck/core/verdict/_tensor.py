@@ -20,6 +20,7 @@ from gradcheck.core._schemes import entry_steps
 from gradcheck.core._tolerance import LOW_PRECISION, analytic_bound
 from gradcheck.core.verdict._first_pass import evaluate_nodes, judge, spread
 from gradcheck.core.verdict._flat import (
+    flat_below,
     flat_entries,
     quantized,
     read_as,
@@ -226,6 +227,11 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
         stopped = second_opinion(ev, setup, job, f, facts, suspicious, values, out, flat_step)
         if stopped is not None:
             return stopped
+    if f.low and setup.refine and not setup.complex and len(idx):
+        try:  # a low-precision J's steps may cross stairs: is J flat where n says it moves?
+            flat_below(ev, t, f.stepper, out, f.g, f.a, f.sigma, j0, flat_step)
+        except KeyboardInterrupt:
+            return f.result(out, steps=f.stepper.h, stopped=True)
     if setup.refine and not setup.complex and len(idx):
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
         if stopped is not None:
