@@ -217,22 +217,17 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     values = {c: spread(v, idx, size) for c, v in values.items()}
     suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
-    if suspicious.size and setup.refine and not setup.complex and job.dtype == np.float64:
-        try:  # a mismatch a float32 read of θ would explain: is J constant within a cell?
-            within_cells(ev, t, f.stepper, out, f.g, f.sigma, j0, flat_step)
-        except KeyboardInterrupt:
-            return f.result(out, steps=f.stepper.h, stopped=True)
-        suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
     if suspicious.size and setup.refine and not setup.complex:
-        stopped = second_opinion(ev, setup, job, f, facts, suspicious, values, out, flat_step)
+        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=True)
+        suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
+        stopped = stopped or second_opinion(ev, setup, job, f, facts, suspicious, values, out,
+                                            flat_step)
         if stopped is not None:
             return stopped
-    if f.low and setup.refine and not setup.complex and len(idx):
-        try:  # a low-precision J's steps may cross stairs: is J flat where n says it moves?
-            flat_below(ev, t, f.stepper, out, f.g, f.a, f.sigma, j0, flat_step)
-        except KeyboardInterrupt:
-            return f.result(out, steps=f.stepper.h, stopped=True)
     if setup.refine and not setup.complex and len(idx):
+        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=False)
+        if stopped is not None:
+            return stopped
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
         if stopped is not None:
             return stopped
@@ -249,6 +244,28 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     unsettled = sum(1 for i in (facts.edges or {}) if out[2][i] == UNCHECKED)  # no step judged
     return f.result(out, steps=f.stepper.h,
                     unconfirmed=unsettled + (0 if vouched else (facts.unrefined or 0)))
+
+
+def across_stairs(
+    ev: Capped, job: TensorJob, f: Footing, suspicious: np.ndarray, out: Out,
+    flat_step: np.ndarray, before: bool,
+) -> TensorResult | None:
+    """A step that crosses stairs measures the stairs, not the derivative. Before the second
+    opinion, a float64 tensor's mismatches that a float32 read would explain are looked at
+    inside θᵢ's float32 cell (``_flat.within_cells``); after it, a low-precision J's are
+    looked at where their estimate says J moves by 8σ (``_flat.flat_below``). Either marks
+    the entries J did not move along for the flat stage. A Ctrl-C returns the result so far
+    (a mismatch without its second opinion is left unjudged), else None."""
+    try:
+        if before and job.dtype == np.float64:
+            within_cells(ev, job.t, f.stepper, out, f.g, f.sigma, job.j0, flat_step)
+        elif not before and f.low:
+            flat_below(ev, job.t, f.stepper, out, f.g, f.a, f.sigma, job.j0, flat_step)
+    except KeyboardInterrupt:
+        if before:
+            out[2][suspicious], out[0][suspicious] = UNCHECKED, np.nan
+        return f.result(out, partial=before, steps=f.stepper.h, stopped=True)
+    return None
 
 
 def second_opinion(
