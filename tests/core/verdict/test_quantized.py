@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import gradcheck
@@ -111,7 +111,7 @@ def test_a_quantized_smooth_loss_is_judged_by_its_slope(bug) -> None:
 
 # -- hypothesis: staircases, coarse reads, quantized smooth J -----------------------------
 
-QUICK = settings(max_examples=60, deadline=None, derandomize=True,
+QUICK = settings(max_examples=40, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow])
 STAIR_OPS = {
     "round1": lambda v: np.round(v, 1), "round2": lambda v: np.round(v, 2),
@@ -147,12 +147,15 @@ def test_a_quantized_smooth_loss_with_a_right_gradient_is_never_failed(x, read, 
 
 
 @QUICK
-@given(x=st.lists(st.floats(-3, 3).filter(lambda v: abs(np.cos(v)) > 0.3), min_size=1,
-                  max_size=3), a=st.floats(0.3, 3.0))
+@given(x=st.lists(st.floats(-3, 3).filter(lambda v: abs(np.cos(v)) > 0.3),
+                  min_size=1, max_size=3), a=st.floats(0.3, 3.0))
 def test_a_one_percent_error_on_a_quantized_smooth_loss_is_never_passed(x, a) -> None:
     # J's values on multiples of 2^-23 (float32 near 1) while J is 0.01 to 1: a 1% error of
-    # slopes of 0.03 or more stands far above what that rounding leaves of a difference
+    # slopes of 0.03 or more stands far above what that rounding leaves of a difference. (A J
+    # of 1e-6 on that grid sets steps from its own size, too wide for 1%: a limit, and the
+    # report then says the verdict is borderline and the Taylor test disagrees.)
     v = np.array(x)
+    assume(abs(np.sum(np.sin(v))) > 0.1)
     loss, _ = _quantized(lambda u: 0.1 * a * np.sum(np.sin(u)), None)
     report = gradcheck.check(loss, {"x": v}, {"x": 1.01 * 0.1 * a * np.cos(v)})
     assert report.passed is False, report.explain()
