@@ -139,6 +139,9 @@ def one_jump(values: np.ndarray, grid: float = 0.0, scale: float = 0.0) -> bool:
 
     if residual(smooth) <= tol:  # smooth to rounding: no jump
         return False
+    left, right = v[: v.size // 2], v[v.size // 2 + 1 :]
+    if np.all(left == left[0]) and np.all(right == right[0]):
+        return True  # constant on each side of θ, θ itself on a stair's edge (two stairs met)
     if not grid and np.count_nonzero(np.diff(v) == 0) >= v.size // 2:
         return True  # exactly flat over half the line, jumps between: stairs (several entries'
         # stairs met near θ), which float64 noise this far above its ulp never is
