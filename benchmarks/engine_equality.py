@@ -18,7 +18,9 @@ gradcheck`` in-process with the same hooks, and records two streams, keyed by th
 - ``report``: every ``Report`` constructed anywhere (``check``, the adapters' merges and
   re-counts, ``dataclasses.replace``), as ``to_json()``.
 
-Dropped from ``to_json()``: ``seconds`` (wall-clock time), nothing else. Keys whose records
+Dropped from ``to_json()``: ``seconds`` (wall-clock time) and ``note_codes`` (added after the
+first baselines were recorded; the sentences in ``notes`` carry the same information), nothing
+else. Keys whose records
 differ between two recordings of the untouched code are nondeterministic (process pools,
 timing): ``record`` can be run twice and ``unstable A B`` names them; ``compare`` ignores the
 keys listed in ``<baseline>.unstable`` if that file exists.
@@ -80,6 +82,7 @@ def _json(report: Any) -> Any:
     except Exception as error:  # noqa: BLE001 - a report that cannot serialise is recorded as such
         return f"<to_dict failed: {type(error).__name__}>"
     data.pop("seconds", None)
+    data.pop("note_codes", None)
     return json.loads(json.dumps(data, allow_nan=True, default=str))
 
 

@@ -4,7 +4,12 @@ Smooth and kinked functions, and complex ones, each on one random input (drawn i
 function's domain, seed 0) in float32 and float64 (complex64 and complex128 for the complex
 ones). Both checkers see the same function and input; ``check_grads`` runs reverse mode, order 1,
 with its default tolerances. Outcomes: pass, fail, error (raised); time is the wall time of one
-call (compilation included, as a user meets it).
+call (compilation included, as a user meets it): JAX's caches are cleared (``jax.clear_caches``)
+before each checker's first call, so that neither runs on what the other compiled; each is then
+called twice more on the same function right after (the second and third calls: what it
+compiled stays). The summary gives the
+median and 90th percentile of the per-function time ratios (gradcheck / check_grads), cold and
+warm, and the XLA compilations of gradcheck's cold call (``jax.monitoring`` events).
 
     PYTHONPATH=src .venv/bin/python benchmarks/jax_ops.py
 """
@@ -94,19 +99,39 @@ def _timed(call: Callable) -> tuple[str, float, str]:
     return status, time.perf_counter() - start, why
 
 
+COMPILES = [0]  # XLA backend compilations so far
+
+
+def _count(event: str, _duration: float, **_: object) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        COMPILES[0] += 1
+
+
+def _p90(values: list[float]) -> float:
+    return float(np.percentile(values, 90))
+
+
 def main() -> None:
     from jax.test_util import check_grads
 
     warnings.simplefilter("ignore")
-    rows = []
+    jax.monitoring.register_event_duration_secs_listener(_count)
+    rows, warm, compiles = [], [], []
     for dtype in ("float64", "float32"):
         for name, (fn, kind, make) in CASES.items():
             x = _input(kind, make, dtype, np.random.default_rng(0))
             precision = "auto" if dtype == "float64" else "native"
-            ours = _timed(lambda fn=fn, x=x, p=precision: gj.check(fn, x, precision=p).passed)
-            theirs = _timed(
-                lambda fn=fn, x=x: check_grads(fn, (x,), order=1, modes=("rev",)) or True
-            )
+            mine = lambda fn=fn, x=x, p=precision: gj.check(fn, x, precision=p).passed  # noqa: E731
+            peer = lambda fn=fn, x=x: check_grads(fn, (x,), order=1, modes=("rev",)) or True  # noqa: E731
+            jax.clear_caches()
+            before = COMPILES[0]
+            ours = _timed(mine)
+            compiles.append((dtype, COMPILES[0] - before))
+            again = [_timed(mine)[1], _timed(mine)[1]]
+            jax.clear_caches()
+            theirs = _timed(peer)
+            peer_again = [_timed(peer)[1], _timed(peer)[1]]
+            warm.append((dtype, [a / max(b, 1e-9) for a, b in zip(again, peer_again, strict=True)]))
             rows.append((dtype, name, kind, ours, theirs))
     print("| dtype | function | kind | gradcheck | check_grads | gradcheck s | check_grads s |")
     print("|---|---|---|---|---|---|---|")
@@ -118,11 +143,18 @@ def main() -> None:
         sub = [r for r in rows if r[0] == dtype]
         ours = Counter(r[3][0] for r in sub)
         theirs = Counter(r[4][0] for r in sub)
-        ratio = statistics.median(r[3][1] / max(r[4][1], 1e-9) for r in sub)
+        ratios = [r[3][1] / max(r[4][1], 1e-9) for r in sub]
+        second = [w[0] for d, w in warm if d == dtype]
+        third = [w[1] for d, w in warm if d == dtype]
+        xla = [c for d, c in compiles if d == dtype]
         print(
             f"\n{dtype}: {len(sub)} functions; gradcheck {dict(ours)}, check_grads {dict(theirs)}; "
             f"median time gradcheck {statistics.median(r[3][1] for r in sub):.2f} s, check_grads "
-            f"{statistics.median(r[4][1] for r in sub):.2f} s (median ratio {ratio:.1f}x)."
+            f"{statistics.median(r[4][1] for r in sub):.2f} s (median ratio "
+            f"{statistics.median(ratios):.1f}x, p90 {_p90(ratios):.1f}x; second call: median "
+            f"{statistics.median(second):.1f}x, p90 {_p90(second):.1f}x; third call: median "
+            f"{statistics.median(third):.1f}x, p90 {_p90(third):.1f}x; XLA compiles per "
+            f"gradcheck cold call: median {statistics.median(xla):g}, total {sum(xla)})."
         )
 
 

@@ -237,11 +237,9 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 and r["torch"] in ("pass", "fail")]
         ours_t = statistics.median(r["ours_s"] for r in both) if both else float("nan")
         torch_t = statistics.median(r["torch_s"] for r in both) if both else float("nan")
-        ratio = (
-            statistics.median(r["ours_s"] / max(r["torch_s"], 1e-9) for r in both)
-            if both
-            else float("nan")
-        )
+        ratios = sorted(r["ours_s"] / max(r["torch_s"], 1e-9) for r in both)
+        ratio = statistics.median(ratios) if both else float("nan")
+        p90 = ratios[min(len(ratios) - 1, int(0.9 * len(ratios)))] if both else float("nan")
         n = len(rs)
         lines += [
             f"### {dtype}: {n} pairs ({len({r['op'] for r in rs})} ops)",
@@ -253,7 +251,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"torch.autograd.gradcheck: {torch_counts['pass']} pass, {torch_counts['fail']} fail, "
             f"{torch_counts['raised']} raised, {torch_counts['timeout']} timeouts.",
             f"Median time per pair (both ran): gradcheck {1e3 * ours_t:.1f} ms, torch "
-            f"{1e3 * torch_t:.1f} ms; median per-pair ratio {ratio:.1f}x.",
+            f"{1e3 * torch_t:.1f} ms; median per-pair ratio {ratio:.2f}x, 90th percentile "
+            f"{p90:.2f}x ({len(both)} pairs).",
             "",
         ]
         errors = Counter(r["cause"] for r in rs if r["ours"] in ("error", "timeout"))

@@ -77,6 +77,14 @@ def torch_problem(net: Mlp):
     return module, x, loss_fn
 
 
+def path_ran(report) -> str:
+    """Which path the adapter's evaluation note says ran: batched, loop or fallback."""
+    from gradcheck.report._sentences import NoteCode
+
+    paths = [n.numbers["path"] for n in report.notes if n.code is NoteCode.EVALUATION]
+    return ", ".join(dict.fromkeys(paths)) or "?"
+
+
 def counting_batches(module_name: str):
     """Wrap the adapter's batched function so that its rows are counted (not self-reported)."""
     import importlib
@@ -207,13 +215,13 @@ def main() -> None:
 
     import torch
 
-    import gradcheck.frameworks.torch as gft
+    import gradcheck.frameworks._torch_run as gft
     import gradcheck.torch as gt
 
     module, x, loss_fn = torch_problem(net)
-    counter = counting_batches("gradcheck.frameworks.torch")
+    counter = counting_batches("gradcheck.frameworks._torch_run")
     chunks = [int(c) for c in args.chunks.split(",") if c] or [gft.CHUNK]
-    for vec in ("vmap", "loop"):
+    for vec in ("auto", "vmap", "loop"):
         for chunk in chunks if vec == "vmap" else [None]:
             if chunk is not None:
                 gft.CHUNK = chunk
@@ -222,10 +230,10 @@ def main() -> None:
                 counter["rows"] = 0
                 r = gt.check_module(module, x, loss_fn=loss_fn, coords="all", vectorize=vec)
                 assert r.passed, r.notes
-                return r.evaluations, counter["rows"]
+                return r.evaluations, counter["rows"], path_ran(r)
 
-            t0, t, (ev, batched_rows) = best(run_torch, args.repeat)
-            label = f"gradcheck.torch.check_module vectorize={vec!r}"
+            t0, t, (ev, batched_rows, ran) = best(run_torch, args.repeat)
+            label = f"gradcheck.torch.check_module vectorize={vec!r} (ran: {ran})"
             label += f" (CHUNK={chunk})" if chunk else ""
             rows.append((label, t0, t, f"{ev:,} ({batched_rows:,} batched rows)"))
 
@@ -266,15 +274,16 @@ def main() -> None:
             return jnp.mean(jax.nn.logsumexp(z, axis=1) - (z * yj).sum(1))
 
         q = {k: jnp.asarray(v) for k, v in net.params.items()}
-        for vec in ("vmap", "loop"):
+        for vec in ("auto", "vmap", "loop"):
             def run_jax(vec=vec):
                 jcounter["rows"] = 0
                 r = gj.check(jf, q, coords="all", vectorize=vec)
                 assert r.passed, r.notes
-                return r.evaluations, jcounter["rows"]
+                return r.evaluations, jcounter["rows"], path_ran(r)
 
-            t0, t, (ev, batched_rows) = best(run_jax, args.repeat)
-            rows.append((f"gradcheck.jax.check vectorize={vec!r} (CHUNK={gfj.CHUNK})", t0, t,
+            t0, t, (ev, batched_rows, ran) = best(run_jax, args.repeat)
+            rows.append((f"gradcheck.jax.check vectorize={vec!r} (CHUNK={gfj.CHUNK}, ran: {ran})",
+                         t0, t,
                          f"{ev:,} ({batched_rows:,} batched rows)"))
         t0, t, _ = best(lambda: check_grads(jf, (q,), order=1, modes=("rev",)), args.repeat)
         rows.append(("jax.test_util.check_grads (rev, order 1)", t0, t, "-"))

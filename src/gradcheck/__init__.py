@@ -34,7 +34,14 @@ from gradcheck.core._numerical import numerical_gradient
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.diagnose._taylor import TaylorResult, taylor_test
 from gradcheck.monitor import Monitor, MonitorWarning
-from gradcheck.report._model import SCHEMA, Component, Finding, relative_error, textbook_verdict
+from gradcheck.report._model import (
+    SCHEMA,
+    Component,
+    Finding,
+    FindingKind,
+    relative_error,
+    textbook_verdict,
+)
 from gradcheck.report._report import GradientMismatchError, Report
 from gradcheck.report._sweep import SweepResult
 
@@ -47,6 +54,7 @@ __all__ = [
     "Component",
     "DTypeError",
     "Finding",
+    "FindingKind",
     "GradCheckError",
     "GradientMismatchError",
     "Layout",

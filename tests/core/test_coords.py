@@ -11,6 +11,7 @@ from nets import mlp, snapshot
 import gradcheck
 from gradcheck.core._coords import quotas, select
 from gradcheck.report._model import UNCHECKED
+from gradcheck.report._sentences import NoteCode
 
 
 @settings(max_examples=200, deadline=None)
@@ -49,7 +50,8 @@ def test_sample_is_stratified_and_reported() -> None:
     unchecked = w1.flags == UNCHECKED
     assert unchecked.sum() == w1.skipped > 0 and np.isnan(w1.numeric_array[unchecked]).all()
     assert r.evaluations < 2 * 754
-    assert any("Checked 100 of 754 coordinates" in n for n in r.notes)
+    assert any(n.code is NoteCode.SAMPLED and (n.numbers["done"], n.numbers["total"]) == (100, 754)
+               for n in r.notes)
 
 
 def test_fraction_and_seed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from nets import snapshot
 
 import gradcheck
 from gradcheck.core._progress import CheckInterrupted, Progress
+from gradcheck.report._sentences import NoteCode
 
 
 def _processes(n: int) -> ProcessPoolExecutor:
@@ -177,10 +179,12 @@ def test_ctrl_c_raises_with_a_partial_report() -> None:
     assert isinstance(info.value, KeyboardInterrupt) and r.interrupted
     assert snapshot(net.params) == before
     assert r.components["W1"].checked == 1_024 and r.components["W2"].checked == 0
-    assert r.notes[-1] == (
-        "Interrupted after 1,024 of 1,323 coordinates: the verdict covers only those; the rest "
-        "are unchecked (NaN)."
-    )
+    assert r.notes[-1].code is NoteCode.INTERRUPTED
+    assert r.notes[-1].numbers == {"done": 1_024, "planned": 1_323}
+    # the exception only carries the record the engine returned (its argument), nothing else
+    assert str(info.value) == r.notes[-1] and info.value.args[1] is r
+    again = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(again, CheckInterrupted) and again.report.note_codes == r.note_codes
 
 
 def test_ctrl_c_can_return_the_partial_report() -> None:

@@ -10,8 +10,10 @@ from bugs.kinks import relu_zeros
 from bugs.mlp import mlp
 
 import gradcheck
+from gradcheck.diagnose._delta import layer_chain
 from gradcheck.diagnose._diagnose import _snap
-from gradcheck.diagnose._signatures import evidence, layer_chain, own_relation
+from gradcheck.diagnose._evidence import evidence
+from gradcheck.diagnose._signatures import own_relation
 
 CASES = {c.name: c for c in bugs()}
 
@@ -32,10 +34,10 @@ def test_a_wrong_output_delta_is_named_in_every_layer_and_points_at_the_output()
     assert set(_kinds(report).values()) == {"delta"}
     last = next(f for f in report.findings if f.param == "W3")
     assert "output delta" in last.detail and "W1, b1, W2, b2 wrong as a consequence" in last.detail
-    assert "f′ at z_L" in last.hint and "1/m" in last.hint
+    assert "f′ taken at z_L" in last.hint and "1/m" in last.hint
     first = next(f for f in report.findings if f.param == "W1")
     assert "cannot be judged on its own" in first.detail
-    assert "carries that error" in report.explain()
+    assert "carries that error" in report.explain(verbose=True)
     assert report.origin in ("W3", "b3")
 
 
@@ -83,7 +85,7 @@ def test_seed_nets_sigmoid_prime_of_a_is_a_delta_that_also_flags_the_hidden_laye
                     prime_at_a=True, hidden_prime_at_a=True)
     assert set(_kinds(report).values()) == {"delta"}
     (w1,) = [f for f in report.findings if f.param == "W1"]
-    assert "activation derivative at z" in w1.hint
+    assert "derivative at z, not at a" in w1.hint
 
 
 def test_one_layer_needs_both_tensors_wrong() -> None:

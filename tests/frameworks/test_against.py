@@ -293,3 +293,10 @@ def test_entries_where_the_truth_is_not_finite_are_left_unjudged():
     assert report.passed and out.checked + out.skipped == 96
     assert (out.flags[2] == 0).all() and out.checked == int((x > 0).sum())
     assert any(n.startswith(f"out: {96 - out.checked} entries not judged") for n in report.notes)
+
+
+def test_a_check_against_with_nothing_judged_is_incomplete_not_passed():
+    x = -torch.ones(4, 8)  # log of a negative number everywhere: no yardstick anywhere
+    report = gt.check_against(torch.log, torch.log, x)
+    assert report.components["out"].passed is None and report.passed is None
+    assert report.verdict == "incomplete"

@@ -136,7 +136,7 @@ def test_bad_calls_are_refused_before_octave_starts(tmp_path):
 def test_the_command_line_reads_a_flat_nn_params_with_a_layout():
     result = CliRunner().invoke(app, [
         "check", str(EX / "nnCostFunctionBuggy.m"), "--data", str(EX / "ex4small.mat"),
-        "--params", "nn_params", "--layout", "Theta1=5x4,Theta2=3x6", "--args", ",".join(ARGS)],
+        "--params", "nn_params", "--layout", "Theta1=5x4,Theta2=3x6", "--args", ",".join(ARGS), "--verbose"],
         env={"COLUMNS": "120"})
     assert result.exit_code == 1, result.output
     assert "only column 0 of dTheta1" in result.stdout and "order='F'" in result.stdout

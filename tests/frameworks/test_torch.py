@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gradcheck.report._sentences import NoteCode
+
 torch = pytest.importorskip("torch")
 
 import gradcheck  # noqa: E402
@@ -166,7 +168,7 @@ def test_float32_in_its_own_dtype_passes_with_noise_aware_tolerance(kind) -> Non
     module, inputs = _modules()[kind]
     report = gt.check_module(module, *inputs, precision="native")
     assert report.passed, str(report)
-    assert any("own dtype (float32)" in n for n in report.notes)
+    assert any(n.code is NoteCode.PRECISION and n.numbers["evaluated"] == "float32" for n in report.notes)
     assert any("low precision" in n for n in report.notes)
 
 
@@ -216,14 +218,29 @@ def test_the_wrong_input_output_pair_is_named() -> None:
     (x,) = _inputs(4, n=1)
     SquareAndSin.wrong = False
     ok = gt.check_function(SquareAndSin.apply, x)
-    assert ok.passed and set(ok.components) == {"input0 (output 0)", "input0 (output 1)"}
+    # The outputs are checked together (one component per input) while that passes ...
+    assert ok.passed and set(ok.components) == {"input0"}
     SquareAndSin.wrong = True
     try:
         report = gt.check_function(SquareAndSin.apply, x)
     finally:
         SquareAndSin.wrong = False
+    # ... and one by one, with the same cotangents, where it fails: the pair is named.
     assert report.suspects == ("input0 (output 1)",)
     assert "input0 (output 1)" in str(report) and report.components["input0 (output 0)"].passed
+
+
+def test_a_module_with_two_outputs_names_the_wrong_one_by_the_same_convention() -> None:
+    module = _Wrap(SquareAndSin.apply, 4)
+    x = torch.zeros(4, dtype=torch.float64)
+    assert set(gt.check_module(module, x).components) == {"weight"}  # together, passing
+    SquareAndSin.wrong = True
+    try:
+        report = gt.check_module(module, x)
+    finally:
+        SquareAndSin.wrong = False
+    assert report.suspects == ("weight (output 1)",)
+    assert NoteCode.BY_OUTPUT in report.note_codes
 
 
 def test_jacobian_mode_compares_every_entry() -> None:
@@ -266,7 +283,7 @@ def test_float32_only_kernel_is_checked_in_its_own_dtype() -> None:
     (x,) = _inputs(5, n=1, dtype=torch.float32)
     report = gt.check_function(Float32Only.apply, x)
     assert report.passed, str(report)
-    assert any("float64 copies were tried" in n and "TypeError" in n for n in report.notes)
+    assert any(n.code is NoteCode.PRECISION and "TypeError" in n.numbers["why"] for n in report.notes)
     with pytest.raises(gradcheck.GradCheckError, match="precision='float64'"):
         gt.check_function(Float32Only.apply, x, precision="float64")
 
@@ -314,9 +331,9 @@ def test_vmapped_values_equal_the_loop() -> None:
 @needs_hook
 def test_notes_say_how_losses_were_evaluated() -> None:
     (x,) = _inputs(5, n=1)
-    assert not any("loop fallback" in n for n in gt.check_function(VmappableCube.apply, x).notes)
+    assert not any(n.code is NoteCode.EVALUATION and n.numbers["path"] == "fallback" for n in gt.check_function(VmappableCube.apply, x).notes)
     looped = gt.check_function(ExpWrongSign.apply, x).notes
-    assert any("loop fallback" in n and "vmap" in n for n in looped)
+    assert any(n.code is NoteCode.EVALUATION and n.numbers["path"] == "fallback" and "vmap" in n.numbers["tool"] for n in looped)
     forced = gt.check_function(VmappableCube.apply, x, vectorize="loop").notes
     assert any("vectorize='loop'" in n for n in forced)
     with pytest.raises(gradcheck.GradCheckError, match="vectorize='vmap'"):

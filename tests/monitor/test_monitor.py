@@ -12,6 +12,7 @@ import gradcheck
 from gradcheck import GradientMismatchError, Monitor, MonitorWarning, OptionError
 from gradcheck._errors import StochasticLossError
 from gradcheck.monitor import _monitor
+from gradcheck.report._sentences import NoteCode
 
 
 def quadratic(rng: np.random.Generator, n: int = 6) -> tuple:
@@ -61,7 +62,8 @@ def test_a_late_bug_is_caught_after_it_starts(clock, tmp_path):
     stopped = train(monitor, clock, 3_000, wrong_from=1_000)
     assert stopped is not None and 1_000 <= stopped < 1_500
     assert monitor.stopped and monitor.report.suspects == ("b",)
-    assert f"training step {stopped}" in monitor.report.notes[-1]
+    assert monitor.report.note_codes[-1] is NoteCode.MONITOR_FOUND
+    assert monitor.report.notes[-1].numbers["step"] == stopped
     assert [c.outcome for c in monitor.log].count("failed") == 1
     assert monitor.saved == tmp_path / f"step-{stopped}"
 
@@ -71,7 +73,8 @@ def test_raise_gives_a_report_that_names_the_step(clock, tmp_path):
     with pytest.raises(GradientMismatchError) as caught:
         train(monitor, clock, 2_000, wrong_from=1)
     step = monitor.log[-1].step
-    assert f"training step {step}" in caught.value.report.notes[-1]
+    found = caught.value.report.notes[-1]
+    assert found.code is NoteCode.MONITOR_FOUND and found.numbers["step"] == step
     assert f"training step {step}" in str(caught.value)
     assert caught.value.report.passed is False
 

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 import gradcheck  # noqa: E402
 import gradcheck.torch  # noqa: E402
 from gradcheck import GradientMismatchError, Monitor, OptionError  # noqa: E402
+from gradcheck.report._sentences import NoteCode  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -77,7 +78,8 @@ def test_a_late_bug_is_caught_and_names_the_step(tmp_path):
         fit(mlp(), monitor, 400, corrupt_from=150)
     step = monitor.log[-1].step
     assert step >= 150 and caught.value.report.suspects == ("0.weight",)
-    assert f"training step {step}" in caught.value.report.notes[-1]
+    found = caught.value.report.notes[-1]
+    assert found.code is NoteCode.MONITOR_FOUND and found.numbers["step"] == step
     saved = gradcheck.monitor.load(monitor.saved)
     assert set(saved.batch) == {"batch0", "batch1"} and saved.batch["batch0"].shape == (16, 5)
 

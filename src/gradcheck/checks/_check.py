@@ -23,6 +23,7 @@ from gradcheck.core._validate import course_extras, shared_memory
 from gradcheck.core.verdict import SchemeName, run
 from gradcheck.diagnose._diagnose import check_batch_size, diagnose, finish
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 
 def check(
@@ -116,21 +117,17 @@ def check(
     report = run(loss, params, grads, config)
     report = dataclasses.replace(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
-    report = dataclasses.replace(report, findings=findings, origin=origin)
+    report = dataclasses.replace(report, findings=findings, origin=origin,
+                                 layers=None if layers is None else tuple(layers))
     extras = () if callable(grads) else course_extras(params, grads)
     shared = shared_memory(params)
     if shared:
         pairs = ", ".join(f"{a} and {b}" for a, b in shared)
-        report = dataclasses.replace(report, notes=(*report.notes, (
-            f"params {pairs} share memory (one array twice, or views of one array): each was "
-            "perturbed on its own copy, so each gradient was checked as the partial derivative "
-            "through that entry alone. For tied weights, pass the array once with the summed "
-            "gradient.")))
+        report = dataclasses.replace(report, notes=(
+            *report.notes, Note(NoteCode.SHARED_MEMORY, None, {"pairs": pairs})))
     if extras:
-        report = dataclasses.replace(report, notes=(*report.notes, (
-            f"grads also holds {', '.join(extras)}, which "
-            f"{'belongs' if len(extras) == 1 else 'belong'} to no parameter (the course's "
-            "intermediate gradients, such as dZ3 and dA2): not checked.")))
+        report = dataclasses.replace(report, notes=(
+            *report.notes, Note(NoteCode.EXTRA_GRADS, None, {"extras": list(extras)})))
     if report.interrupted:
         if on_interrupt == "raise":
             raise CheckInterrupted(report)
@@ -164,8 +161,7 @@ def check(
             calls_left=(lambda: left - extra) if left is not None else None, layers=layers,
         )
     except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
-        note = ("Ctrl-C stopped the diagnosis: the verdict is complete, but findings (what kind "
-                "of mistake) may be missing.")
+        note = Note(NoteCode.DIAGNOSIS_INTERRUPTED)
         report = dataclasses.replace(report, notes=(*report.notes, note))
         if on_interrupt == "raise":
             raise CheckInterrupted(report) from None

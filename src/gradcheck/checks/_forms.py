@@ -24,6 +24,7 @@ from gradcheck.core._axes import Reshaped, size_one_axes
 from gradcheck.core._layout import Layout, as_layout
 from gradcheck.core._tree import Params, flatten
 from gradcheck.report import _notes
+from gradcheck.report._sentences import Note
 
 RETURNED = "returned"
 
@@ -36,11 +37,11 @@ class Prepared:
     params: Params
     grads: Any
     batched_loss: Callable[[np.ndarray], Any] | None
-    layout_note: str | None
+    layout_note: Note | None
     reshaped: list[Reshaped]  # filled while a grads function runs, hence read at the end
 
-    def notes(self) -> tuple[str, ...]:
-        """The sentences for ``Report.notes``, once the check has run."""
+    def notes(self) -> tuple[Note, ...]:
+        """The notes for ``Report.notes``, once the check has run."""
         keep = [self.layout_note] if self.layout_note else []
         return (*keep, *([_notes.size_one_axes(self.reshaped)] if self.reshaped else []))
 

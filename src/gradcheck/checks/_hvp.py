@@ -25,6 +25,7 @@ from gradcheck.checks._check import check
 from gradcheck.core._coords import DEFAULT_BUDGET
 from gradcheck.core._tree import Params, flatten
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 ALONG = "along v"
 
@@ -105,19 +106,10 @@ def check_hvp(
         loss, inner, analytic, eps=eps, seed=seed, rtol=rtol, atol=atol, layers=layers,
         coords=coords, budget=budget, progress=progress,
     )
-    note = (
-        "check_hvp: each parameter's component is H·v coordinate by coordinate (the gradient "
-        "of ⟨grads(θ), v⟩, H symmetric); 'along v' is vᵀHv from finite differences of grads "
-        "along v itself. Each loss evaluation is one call of grads."
-    )
-    notes = [note, *report.notes]
+    notes = [Note(NoteCode.HVP_COMPONENTS), *report.notes]
     wrong = [n for n in report.suspects if n != ALONG]
     if ALONG in report.suspects and not wrong:
-        notes.append(
-            "Only 'along v' disagrees: H·v is right coordinate by coordinate but not along v, "
-            "so grads is not the gradient of one loss (its Jacobian is not symmetric) or H·v "
-            "was evaluated at another point."
-        )
+        notes.append(Note(NoteCode.HVP_ALONG_ONLY))
     # 'along v' is not a layer; an origin is named only when layers= orders the parameters.
     return dataclasses.replace(
         report,

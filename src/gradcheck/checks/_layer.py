@@ -21,6 +21,7 @@ from gradcheck.checks._check import check
 from gradcheck.core._axes import only_size_one
 from gradcheck.core._validate import shape_hint
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 COTANGENT_STREAM = 0x1A7E  # dout comes from its own stream of the seed, apart from the check's
 
@@ -134,12 +135,8 @@ def check_layer(
     report = check(loss, params, gradients, **options)
     passed_through = [f"{names[i]} ({type(inputs[i]).__name__})"
                       for i in range(len(inputs)) if i not in slots]
-    note = (
-        f"Layer check: J = Σ out·dout with a fixed random dout (seed {seed}) for "
-        f"{len(outs)} output{'s' * (len(outs) != 1)}; differentiated: {', '.join(diff)}"
-        + (f"; passed through unchanged: {', '.join(passed_through)}" if passed_through else "")
-        + "."
-    )
+    note = Note(NoteCode.LAYER_CHECK, None, {"seed": seed, "outputs": len(outs),
+                                             "diff": list(diff), "passed_through": passed_through})
     return dataclasses.replace(report, notes=(*report.notes, note))
 
 

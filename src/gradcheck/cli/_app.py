@@ -164,10 +164,12 @@ def _console() -> Any:
     return console()
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: Any, verbose: bool = False) -> None:
     # The report's renderable fits itself to the width (COLUMNS): it drops whole columns rather
-    # than fold a number.
-    _console().print(report)
+    # than fold a number. Short by default; --verbose adds every finding in full and every note.
+    from gradcheck.report._view import renderable
+
+    _console().print(renderable(report, verbose=verbose))
 
 
 @app.command("check")
@@ -196,6 +198,9 @@ def check_command(
                                  help="Write a Markdown report here ('-': stdout)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", metavar="",
                                help="Print nothing; the exit code tells."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
+                                 help="Print every finding in full and every note (steps, "
+                                 "budgets, kinks), not just the short report."),
     debug: bool = typer.Option(False, "--debug", metavar="", help="Show tracebacks of errors."),
     data: str = typer.Option(None, "--data", metavar="FILE.mat",
                              help=".m target: the .mat file holding its data."),
@@ -238,7 +243,7 @@ def check_command(
     elif markdown == "-":
         typer.echo(report.to_markdown())
     elif not quiet:
-        _print_report(report)
+        _print_report(report, verbose)
     if report.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(0 if report.passed else 1)

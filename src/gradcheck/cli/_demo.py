@@ -124,9 +124,7 @@ def run_demo(
     _show(out, final)
 
     _step(out, 5, f"plant the bug {s.bug!r} in the trained net and check")
-    buggy = Net(sizes, activation=ACTIVATION, init=INIT, l2=L2, seed=s.seed, bug=s.bug)
-    buggy.params = {k: v.copy() for k, v in net.params.items()}
-    planted = buggy.check(Xc, yc, coords=COORDS)
+    planted = plant(s, net, Xc, yc)
     _show(out, planted)
 
     figure = None
@@ -139,6 +137,15 @@ def run_demo(
     out.rule()
     out.print(_closing(summary))
     return summary
+
+
+def plant(s: DemoSettings, net: Net, X: np.ndarray, y: np.ndarray) -> Report:
+    """Step 5: the check of ``net``'s parameters with the bug ``s.bug`` planted in its backprop."""
+    from gradcheck.nn import Net
+
+    buggy = Net(net.sizes, activation=ACTIVATION, init=INIT, l2=L2, seed=s.seed, bug=s.bug)
+    buggy.params = {k: v.copy() for k, v in net.params.items()}
+    return buggy.check(X, y, coords=COORDS)
 
 
 def _closing(r: dict[str, Any]) -> str:

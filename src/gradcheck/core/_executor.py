@@ -2,11 +2,15 @@
 ``make_evaluator``, which picks the evaluator for the options (serial, batched, or a pool).
 
 Workers get a private copy of the parameters and run the serial loop on chunks of coordinates
-(``_coordinates_chunk``), so a pool gives the same numbers as the loop.
+(``_coordinates_chunk``), so a pool gives the same numbers as the loop. A process pool whose
+worker died is never used again: the chunks it left unfinished go to a fresh pool the checker
+owns, whose workers are *spawned* (a forked worker can inherit a lock that another thread held
+at the fork, and wait on it forever), and whose processes end with the check.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +22,9 @@ from gradcheck.core._evaluate import BatchedEvaluator, SerialEvaluator, Workspac
 RETRIES = 3  # a chunk whose worker process died is run again this many times
 RESTART_WAIT = 60  # seconds to wait for a Dask worker to come back before shipping data again
 CHUNKS_PER_WORKER = 4
+FRESH_START = 120  # seconds a fresh pool's spawned workers get to start and load the loss
+STOP_WAIT = 10  # seconds our pools' workers get to exit at the end before they are killed
+KILL_WAIT = 10  # seconds a killed worker gets to be gone
 LOCAL = 64  # requests smaller than this (refinement, tiny tensors) run in this process
 
 
@@ -30,9 +37,11 @@ class _InBand:
     """
 
     def __init__(self, obj: Any) -> None:
-        import cloudpickle
-
-        self.payload = cloudpickle.dumps(obj)
+        try:  # by value for a loss defined in __main__, which a spawned worker may not import
+            from cloudpickle import dumps
+        except ImportError:  # pragma: no cover - cloudpickle comes with dask
+            from pickle import dumps
+        self.payload = dumps(obj)
         self._obj: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -77,6 +86,7 @@ class ExecutorEvaluator(SerialEvaluator):
         self.workers = _worker_count(executor, self.dask)
         self.block = 2048 * self.workers
         self._owned: list[Any] = []  # replacement pools we created and must shut down
+        self._shipped: Any = loss  # what the pool's workers get: the loss, or its pickle bytes
         _require_picklable(loss, executor, self.dask)
         self._struct = self._loss = None  # on Dask, loss and parameters go to each worker once
         if self.dask:
@@ -108,38 +118,78 @@ class ExecutorEvaluator(SerialEvaluator):
         return np.concatenate(results) if results else np.empty(0)
 
     def _pool(self, t: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Run the chunks on the pool; those a dead worker left unfinished go to a fresh pool."""
+        results: list[np.ndarray | None] = [None] * len(parts)
+        for attempt in range(RETRIES + 1):
+            todo = [k for k, r in enumerate(results) if r is None]
+            if not self._run_chunks(t, parts, todo, results):
+                return results  # type: ignore[return-value]
+            if attempt == RETRIES:
+                raise GradCheckError(
+                    f"worker processes died {RETRIES + 1} times in a row while evaluating the "
+                    "loss (out of memory? a crash in native code?). This is not a gradient "
+                    "error; run with fewer workers or executor=None to see the failure."
+                )
+            self._fresh_pool()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_chunks(
+        self, t: int, parts: list[tuple[np.ndarray, np.ndarray]], todo: list[int],
+        results: list[np.ndarray | None],
+    ) -> bool:
+        """Fill ``results[k]`` for the chunks ``todo``; whether a worker process died."""
         from concurrent.futures.process import BrokenProcessPool
 
-        for attempt in range(RETRIES + 1):
-            futures = []
-            try:
-                futures += [
-                    self.executor.submit(
-                        _coordinates_chunk, self.loss, self.ws.struct, t, i, v, self.complex_step
-                    )
-                    for i, v in parts
-                ]
-            except RuntimeError as error:  # "cannot schedule new futures after shutdown"
-                raise GradCheckError(
-                    f"executor={self.executor!r} cannot run the loss ({error}): it was shut down "
-                    "(a `with` block that ended, or .shutdown()). Pass a live executor, or "
-                    "executor=None to evaluate in this process."
-                ) from error
-            try:
-                return [f.result() for f in futures]
-            except BrokenProcessPool:
-                if attempt == RETRIES:
-                    raise GradCheckError(
-                        f"worker processes died {RETRIES + 1} times in a row while evaluating the "
-                        "loss (out of memory? a crash in native code?). This is not a gradient "
-                        "error; run with fewer workers or executor=None to see the failure."
-                    ) from None
-                self.executor = _replacement(self.executor)
-                self._owned.append(self.executor)
-            finally:
-                for f in futures:
-                    f.cancel()
-        raise AssertionError("unreachable")  # pragma: no cover
+        futures: list[Any] = []
+        broken = False
+        try:
+            for k in todo:
+                i, v = parts[k]
+                futures.append(self.executor.submit(
+                    _coordinates_chunk, self._shipped, self.ws.struct, t, i, v, self.complex_step
+                ))
+        except BrokenProcessPool:  # broken before or while we submitted: keep what did go
+            broken = True
+        except RuntimeError as error:  # "cannot schedule new futures after shutdown"
+            raise GradCheckError(
+                f"executor={self.executor!r} cannot run the loss ({error}): it was shut down "
+                "(a `with` block that ended, or .shutdown()). Pass a live executor, or "
+                "executor=None to evaluate in this process."
+            ) from error
+        try:
+            for k, future in zip(todo, futures, strict=False):
+                try:
+                    results[k] = future.result()
+                except BrokenProcessPool:  # every unfinished future of that pool ends so
+                    broken = True
+        finally:
+            for future in futures:
+                future.cancel()
+        return broken
+
+    def _fresh_pool(self) -> None:
+        """Replace the broken pool (never submitted to again) by a spawned one we own."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if any(self.executor is pool for pool in self._owned):
+            _stop(self.executor)  # a pool of ours that broke: its processes end now
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=getattr(self.executor, "_initializer", None),
+            initargs=getattr(self.executor, "_initargs", ()),
+        )
+        self._owned.append(pool)
+        try:  # cloudpickle, which ships a loss defined in __main__ by value
+            self._shipped = _InBand(self.loss)
+        except Exception as error:
+            raise GradCheckError(
+                f"a worker process died, and the loss cannot be pickled for fresh worker "
+                f"processes ({type(error).__name__}: {error}); run with executor=None."
+            ) from error
+        self.executor = pool
+        _await_ready(pool, self._shipped)
 
     def _dask(self, t: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         from concurrent.futures import CancelledError
@@ -171,8 +221,8 @@ class ExecutorEvaluator(SerialEvaluator):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        for pool in self._owned:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._owned:  # the pools we started: none of their processes outlives us
+            _stop(pool)
         for future in (self._struct, self._loss):
             if future is not None:
                 future.release()
@@ -265,13 +315,55 @@ def _require_picklable(loss: Any, executor: Any, dask: bool) -> None:
         ) from error
 
 
-def _replacement(pool: Any) -> Any:
-    """A fresh process pool like ``pool`` (whose workers died)."""
-    from concurrent.futures import ProcessPoolExecutor
+def _load(shipped: Any) -> str:
+    """In a fresh worker: load the loss; the error that stops it, if any (else "")."""
+    try:
+        shipped.get()
+    except Exception as error:  # noqa: BLE001 - reported, with the fix, by _await_ready
+        return f"{type(error).__name__}: {error}"
+    return ""
 
-    return ProcessPoolExecutor(
-        max_workers=getattr(pool, "_max_workers", None),
-        mp_context=getattr(pool, "_mp_context", None),
-        initializer=getattr(pool, "_initializer", None),
-        initargs=getattr(pool, "_initargs", ()),
+
+def _await_ready(pool: Any, shipped: _InBand) -> None:
+    """Wait (at most ``FRESH_START`` s) until a worker of a fresh pool has loaded the loss."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    fix = (
+        "This is not a gradient error. Define the loss (and the pool's initializer) in a module "
+        "a new Python process can import, keep a script's work under `if __name__ == "
+        '"__main__":`, or run with executor=None.'
     )
+    try:
+        error = pool.submit(_load, shipped).result(timeout=FRESH_START)
+    except FutureTimeout:
+        raise GradCheckError(
+            f"a worker process died, and the fresh worker processes started to replace it did not "
+            f"answer within {FRESH_START} s. {fix}"
+        ) from None
+    except Exception as failure:
+        raise GradCheckError(
+            f"a worker process died, and the fresh (spawned) worker processes started to replace "
+            f"it failed ({type(failure).__name__}: {failure}). {fix}"
+        ) from failure
+    if error:
+        raise GradCheckError(
+            f"a worker process died, and a fresh (spawned) worker process could not load the loss "
+            f"({error}). {fix}"
+        )
+
+
+def _stop(pool: Any) -> None:
+    """Shut ``pool`` down; kill the processes still alive ``STOP_WAIT`` s later (stuck ones)."""
+    from multiprocessing.connection import wait
+
+    processes = list(dict(getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    alive = {p.sentinel: p for p in processes}  # a sentinel is ready once its process is gone
+    deadline = time.monotonic() + STOP_WAIT
+    while alive and (left := deadline - time.monotonic()) > 0:
+        for sentinel in wait(list(alive), left):
+            alive.pop(sentinel)  # type: ignore[call-overload]
+    for process in alive.values():  # deadlocked (a lock held forever) or a chunk still running
+        process.kill()
+    if alive:  # (wait() on nothing would sleep the whole timeout)
+        wait(list(alive), KILL_WAIT)

@@ -9,7 +9,9 @@ import numpy as np
 
 from gradcheck.core._options import validate
 from gradcheck.core._tree import Params, flatten
-from gradcheck.core.verdict import SchemeName, run
+from gradcheck.core._validate import inputs
+from gradcheck.core.verdict import SchemeName
+from gradcheck.core.verdict._first_pass import estimates
 
 
 def numerical_gradient(
@@ -24,12 +26,21 @@ def numerical_gradient(
 
     With eps=None the step is chosen per parameter as in ``check``.
 
+    Args:
+      loss: ``loss(params)`` returning the scalar J.
+      params: an array, or a dict / list / nested tree of arrays (never modified).
+      eps: the step (a float, or one per parameter name); None chooses it.
+      scheme: "central", "forward", "backward", "richardson" or "complex".
+      seed: the seed of the noise probe that chooses the step.
+
+    Returns:
+      The numeric gradient, with the structure of ``params``.
+
     >>> numerical_gradient(lambda t: float(t[0] ** 3), np.array([1.0]), eps=0.01).round(6)
     array([3.0001])
     """
     tree = flatten(params, what="params")
     zeros = tree.rebuild([np.zeros(leaf.shape) for leaf in tree.leaves])
-    # Checking against a zero gradient computes every first-pass estimate; we keep those only.
     config = validate(eps=eps, scheme=scheme, seed=seed, refine=False)
-    report = run(loss, params, zeros, config)
-    return tree.rebuild([report.components[n].numeric_array.copy() for n in tree.names])
+    tree, analytic = inputs(params, zeros)  # the parameters validated as check validates them
+    return tree.rebuild(estimates(loss, tree, analytic, config))

@@ -211,14 +211,36 @@ def _text_column(source: Progress | str) -> Any:
 
 
 class CheckInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a check; ``.report`` holds the partial report (``report.interrupted``).
+    """Ctrl-C stopped a check; ``.report`` is the partial report (``report.interrupted``).
 
     A ``KeyboardInterrupt``, so a script still stops; catch it to keep the partial result. The
     partial report never says PASSED: entries not yet judged are unjudged, and ``passed`` is
     None (``verdict`` "incomplete") unless an entry already judged is wrong (False). Raised for
     a Ctrl-C in the diagnosis too, where the verdict itself is complete.
+
+    Args:
+      report: the partial report, carried as the exception's argument.
+
+    The partial result is an ordinary record: the engine returns the incomplete ``Report``
+    (``check(..., on_interrupt="report")`` hands it back as is), and this exception only
+    carries it, as its argument, to a caller that asked for a raise; ``.report`` points to it.
+
+    >>> from gradcheck.report._report import Report
+    >>> partial = Report(None, None, 0, {}, "central", {}, (), (), interrupted=True)
+    >>> CheckInterrupted(partial).report is partial
+    True
     """
 
     def __init__(self, report: Any) -> None:
-        super().__init__(report.notes[-1] if report.notes else "check interrupted")
-        self.report = report
+        super().__init__(str(report.notes[-1]) if report.notes else "check interrupted", report)
+
+    @property
+    def report(self) -> Any:
+        """The partial report: the record the engine returned."""
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.report,))

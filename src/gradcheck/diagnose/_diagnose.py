@@ -11,24 +11,23 @@ import numpy as np
 
 from gradcheck._errors import OptionError
 from gradcheck.core._tree import flatten
+from gradcheck.diagnose._delta import output_delta, same_layer
+from gradcheck.diagnose._evidence import MIN_FIT, evidence, fit
+from gradcheck.diagnose._hints import Context, unexplained_hint
 from gradcheck.diagnose._signatures import (
-    MIN_FIT,
     classify,
     classify_as,
     confirmed,
-    evidence,
-    fit,
-    output_delta,
     swapped,
     swapped_finding,
 )
 from gradcheck.diagnose._taylor import second_opinion
 from gradcheck.report._format import layer_key, layer_keys
-from gradcheck.report._model import Component, Finding
+from gradcheck.report._model import KINK, Component, Finding, FindingKind
 from gradcheck.report._report import Report
 
 # Kinds that one mistake gives to several tensors at once (a missing 1/m, a sign, L2 on biases).
-SHARED = ("sign", "scale", "regularization", "zero")
+SHARED = (FindingKind.SIGN, FindingKind.SCALE, FindingKind.REGULARIZATION, FindingKind.ZERO)
 
 
 def diagnose(
@@ -70,8 +69,58 @@ def diagnose(
         fits = (classify_as(found[name], kind) for kind, _ in peers.most_common())
         findings[name] = next((f for f in fits if f is not None), None) or classify(found[name])
     keys = layer_keys({n: c.shape for n, c in components.items()})
+    findings = with_context(findings, components, layers)
     return tuple(findings[n] for n in suspects), likely_origin(list(components), suspects, layers,
                                                                keys)
+
+
+def with_context(
+    findings: dict[str, Finding], components: Mapping[str, Component],
+    layers: Sequence[str] | None,
+) -> dict[str, Finding]:
+    """Unexplained findings with the hint the evidence supports (``_hints.HINTS``).
+
+    The layer order comes from ``layers=`` or the numbers in the names, never from the order
+    of the arguments: without either, a tensor has no layer and no next layer.
+    """
+    chain = _ordered_layers(components, layers)
+    kinks = any(np.any(np.asarray(c.flags) == KINK) for c in components.values())
+    out = dict(findings)
+    for name, f in findings.items():
+        if f.kind is not FindingKind.UNEXPLAINED:
+            continue
+        at = next((i for i, group in enumerate(chain) if name in group), None)
+        layer = chain[at] if at is not None else []
+        after = chain[at + 1] if at is not None and at + 1 < len(chain) else []
+        verdict = lambda names: tuple((n, n not in findings) for n in names)  # noqa: E731
+        context = Context(name, components[name].shape, verdict(layer), verdict(after), kinks,
+                          tuple(components[n].shape for n in layer))
+        out[name] = dataclasses.replace(f, hint=unexplained_hint(context))
+    return out
+
+
+def _ordered_layers(
+    components: Mapping[str, Component], layers: Sequence[str] | None
+) -> list[list[str]]:
+    """Layers from input to output, by ``layers=`` or the layer numbers of every name; [] when
+    neither gives an order. A layer is the tensors that share a number (W2, b2)."""
+    keys = layer_keys({n: c.shape for n, c in components.items()})
+    if layers is not None:
+        order = [n for n in dict.fromkeys(layers) if n in components]
+        return _group(order, keys)
+    if not components or any(k is None for k in keys.values()):
+        return []
+    return _group(sorted(components, key=lambda n: keys[n]), keys)
+
+
+def _group(order: list[str], keys: Mapping[str, tuple[int, ...] | None]) -> list[list[str]]:
+    groups: list[list[str]] = []
+    for name in order:
+        if groups and same_layer(name, groups[-1][-1], keys):
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
 
 
 
@@ -137,7 +186,7 @@ def finish(
     if batch_size is not None and report.suspects:
         report = rediagnose(report, batch_size=int(batch_size))
     before = report.findings
-    if any(f.kind == "unexplained" for f in report.findings):
+    if any(f.kind is FindingKind.UNEXPLAINED for f in report.findings):
         report = confirm(report, loss, params, recheck, batch_size=batch_size, calls_left=calls_left)
     established = frozenset(f.param for f, b in zip(report.findings, before, strict=True) if f != b)
     report = with_output_delta(report, layers, established)
@@ -185,7 +234,7 @@ def confirm(
     skipped: list[str] = []
     for i, f in enumerate(findings):
         c = report.components[f.param]
-        if f.kind != "unexplained" or np.size(c.value_array) > CONFIRM_MAX:
+        if f.kind is not FindingKind.UNEXPLAINED or np.size(c.value_array) > CONFIRM_MAX:
             continue
         for kind, factor, corrected in candidates(c, peers, batch_size):
             if calls_left is not None and calls_left() < recheck_calls(np.size(c.value_array)):
@@ -216,12 +265,12 @@ def _confirm_swaps(
     calls_left: Callable[[], int] | None = None,
 ) -> None:
     """Two still-unexplained tensors of one shape: does exchanging their gradients pass?"""
-    left = [i for i, f in enumerate(findings) if f.kind == "unexplained"]
+    left = [i for i, f in enumerate(findings) if f.kind is FindingKind.UNEXPLAINED]
     comps = report.components
     for x, i in enumerate(left):
         for j in left[x + 1 :]:
             a, b = findings[i].param, findings[j].param
-            if findings[i].kind != "unexplained" or findings[j].kind != "unexplained":
+            if not findings[i].kind == findings[j].kind == FindingKind.UNEXPLAINED:
                 continue
             if comps[a].shape != comps[b].shape or np.size(comps[a].value_array) > CONFIRM_MAX:
                 continue
@@ -264,7 +313,7 @@ def candidates(
         tried.append(("scale", snapped))
     out = []
     for kind, k in dict.fromkeys(tried):
-        if kind == "regularization":
+        if kind == FindingKind.REGULARIZATION:
             out.append((kind, k, g + k * theta))
         elif kind in ("sign", "scale") and k not in (0.0, 1.0) and np.isfinite(k):
             out.append(("sign" if k == -1.0 else "scale", k, g / k))

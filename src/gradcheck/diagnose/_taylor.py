@@ -32,6 +32,18 @@ class TaylorResult:
 
     ``rate`` is NaN when no remainder stood clear of the noise (the loss is linear along v and
     the gradient predicts it exactly: ``passed`` is then True).
+
+    Attributes:
+      rate: the slope of log remainder against log step on the smallest steps above the noise.
+      passed: rate ≥ 1.5 (or no remainder above the noise).
+      remainders, steps: |J(θ + hv) − J(θ) − h·g·v| at each step h.
+      noise: the measured rounding noise of J.
+
+    >>> import numpy as np, gradcheck
+    >>> w = np.array([0.5, -1.0])
+    >>> t = gradcheck.taylor_test(lambda p: float(np.sum(np.sin(p["w"]))), {"w": w}, {"w": np.cos(w)})
+    >>> t["w"].passed, round(t["w"].rate)
+    (True, 2)
     """
 
     rate: float

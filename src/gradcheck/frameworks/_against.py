@@ -27,6 +27,7 @@ from gradcheck.frameworks._against_blocks import Blocks, Judgement, judge, make_
 from gradcheck.frameworks._against_kinds import Evidence, findings
 from gradcheck.report._format import fmt
 from gradcheck.report._model import AGREES, MISMATCH, UNCHECKED, Component, relative_error
+from gradcheck.report._model import verdict as decide
 from gradcheck.report._report import Report
 
 BlockSpec = Sequence[int] | Mapping[str, Sequence[int] | None] | None
@@ -376,8 +377,8 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
                      tolerance=0.0, checked=0, skipped=0, passed=None, noise=noise,
                      dtype=dtype, value_array=yard, analytic_array=kernel,
                      bound_array=np.asarray(bound, dtype=np.float64))
-    counted = _shared.recount(base, flags, truth)
-    return dataclasses.replace(counted, passed=not bool(verdict.failed.any()))
+    counted = _shared.recount(base, flags, truth)  # entries without a yardstick are skipped
+    return dataclasses.replace(counted, passed=decide([counted.passed], judged=bool(judged.any())))
 
 
 def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> list[str]:
@@ -425,7 +426,7 @@ def _report(components: dict[str, Component], found: list[Any], notes: list[str]
     analytic = [c.analytic_array[m] for c, m in zip(components.values(), checked, strict=True)]
     error = relative_error(np.concatenate(numeric), np.concatenate(analytic)) if numeric else None
     return Report(
-        passed=not suspects,
+        passed=decide(c.passed for c in components.values()),
         relative_error=error,
         evaluations=evaluations,
         eps={n: float("nan") for n in components},

@@ -19,15 +19,13 @@ Nothing here imports the adapters (they call in, passing what they know): no cyc
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, OptionError
+from gradcheck._errors import OptionError
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._report import Report
 
@@ -230,250 +228,42 @@ def _random(seed: int, salt: int, shapes: Sequence[tuple[int, ...]]) -> list[np.
     return [rng.standard_normal(tuple(s)) for s in shapes]
 
 
-# --- PyTorch ----------------------------------------------------------------------------------
+@dataclass
+class Second:
+    """What the order-2 check of either framework starts from: the inputs x renamed
+    ``<input> (backward w.r.t. input)``, one cotangent u per output (from the seed, in the
+    output's dtype) and the weights w of G = ⟨vjp(x, u), w⟩ (from the seed, one per input)."""
 
+    in_names: list[str]
+    cot_names: list[str]
+    params: dict[str, np.ndarray]
+    weights: list[np.ndarray]
 
-def torch_jvps(
-    problem: Any, objective: Callable, leaves: Mapping[str, Any], cast: Callable, api: str
-) -> Callable[[str, np.ndarray], np.ndarray]:
-    """``jvps(name, rows)``: J's derivative along each tangent row, by forward AD with dual
-    numbers (which runs a custom Function's ``jvp``), one evaluation per row."""
-    import torch
-    import torch.autograd.forward_ad as fwAD
+    @classmethod
+    def of(cls, names: Sequence[str], x0: Sequence[np.ndarray],
+           outputs: Sequence[tuple[tuple[int, ...], Any]], seed: int) -> Second:
+        """``outputs``: each output's (shape, NumPy dtype)."""
+        in_names, cot_names = second_names(names, len(outputs))
+        params = dict(zip(in_names, x0, strict=True))
+        us = _random(seed, 1, [shape for shape, _ in outputs])
+        for c, (_, dtype), u in zip(cot_names, outputs, us, strict=True):
+            params[c] = u.astype(dtype)
+        return cls(in_names, cot_names, params, _random(seed, 2, [x.shape for x in x0]))
 
-    primal = {n: t.detach() for n, t in leaves.items()}
-
-    def jvps(name: str, rows: np.ndarray) -> np.ndarray:
-        t = primal[name]
-        out = np.zeros(len(rows))
-        with torch.no_grad(), warnings.catch_warnings():
-            # forward AD loads its decompositions with torch.jit.script the first time
-            warnings.filterwarnings("ignore", ".*torch.jit.script", DeprecationWarning)
-            for k, row in enumerate(rows):
-                tangent = torch.as_tensor(row, dtype=t.dtype, device=t.device).reshape(t.shape)
-                with fwAD.dual_level():
-                    duals = dict(primal)
-                    duals[name] = fwAD.make_dual(t, tangent)
-                    try:
-                        j = objective(problem.call(duals, cast))
-                    except (NotImplementedError, RuntimeError) as error:
-                        raise GradCheckError(
-                            f"{api}(mode='forward'): forward-mode AD failed on {name} "
-                            f"({_adapters.short(error)}). A custom autograd.Function needs a "
-                            "jvp staticmethod for forward mode; use mode='reverse' otherwise."
-                        ) from error
-                    d = fwAD.unpack_dual(j).tangent
-                out[k] = 0.0 if d is None else float(d)
-        return out
-
-    return jvps
-
-
-def torch_second(
-    problem: Any,
-    objective: Any,
-    dtypes: Mapping[str, Any],
-    cast: Callable,
-    options: Mapping[str, Any],
-    notes: Sequence[str],
-    leaves: Callable[[Any], list[Any]],
-) -> Report:
-    """The order-2 check of a torch problem (see the module docstring)."""
-    import torch
-
-    device = next(iter(problem.tensors.values())).device
-    names = list(problem.names)
-    seed = options.get("seed", 0)
-
-    def outputs(tensors: dict[str, Any]) -> list[Any]:
-        out = problem.call(tensors, cast)
-        if objective.loss_fn is not None:
-            j = objective.loss_fn(out)
-            return [j.reshape(())] if isinstance(j, torch.Tensor) else leaves(j)
-        return leaves(out)
-
-    x0 = {n: problem.tensors[n].detach().to(device="cpu", dtype=dtypes[n]).numpy().copy()
-          for n in names}
-    with torch.no_grad():
-        probe = outputs({n: torch.tensor(x0[n], dtype=dtypes[n], device=device) for n in names})
-    out_dtypes = [o.dtype for o in probe]
-    in_names, cot_names = second_names(names, len(probe))
-    params = {a: x0[n] for a, n in zip(in_names, names, strict=True)}
-    for c, o, u in zip(cot_names, probe, _random(seed, 1, [o.shape for o in probe]), strict=True):
-        params[c] = u.astype(np.dtype(str(o.dtype).replace("torch.", "")))
-    weights = [
-        torch.tensor(w, dtype=dtypes[n], device=device)
-        for n, w in zip(names, _random(seed, 2, [x0[n].shape for n in names]), strict=True)
-    ]
-
-    def g_of(p: dict[str, np.ndarray], create: bool) -> tuple[Any, list[Any]]:
-        xs = [torch.tensor(p[a], dtype=dtypes[n], device=device, requires_grad=True)
-              for a, n in zip(in_names, names, strict=True)]
-        us = [torch.tensor(p[c], dtype=d, device=device, requires_grad=create)
-              for c, d in zip(cot_names, out_dtypes, strict=True)]
-        with torch.enable_grad():
-            outs = outputs(dict(zip(names, xs, strict=True)))
-            pairs = [(o, u) for o, u in zip(outs, us, strict=True) if o.requires_grad]
-            if not pairs:
-                return torch.zeros((), dtype=torch.float64), xs + us
-            vjp = torch.autograd.grad(
-                [o for o, _ in pairs], xs, grad_outputs=[u for _, u in pairs],
-                allow_unused=True, create_graph=create,
-            )
-            g = sum((v * w).sum() for v, w in zip(vjp, weights, strict=True) if v is not None)
-        return g, xs + us
-
-    def loss(p: dict[str, np.ndarray]) -> float:
-        return float(g_of(p, False)[0])
-
-    try:
-        g, wrt = g_of(params, True)
-        with torch.enable_grad():
-            if isinstance(g, torch.Tensor) and g.requires_grad:
-                second = torch.autograd.grad(g, wrt, allow_unused=True)
-            else:
-                second = [None] * len(wrt)
-    except RuntimeError as error:  # @once_differentiable, a backward that breaks create_graph
-        raise GradCheckError(
-            f"order=2: the backward could not be differentiated ({_adapters.short(error)}). "
-            "A custom Function's backward must be built from differentiable torch operations "
-            "(no @once_differentiable, no .numpy() round trip) for double backward; check it "
-            "with order=1 otherwise."
-        ) from error
-    grads = {
-        a: np.zeros(params[a].shape) if d is None else d.detach().cpu().double().numpy()
-        for a, d in zip([*in_names, *cot_names], second, strict=True)
-    }
-    report = _adapters.run_check(
-        loss, params, grads, second_options(options), None,
-        [second_note(len(probe)), *notes],
-    )
-    cut = [a for a, d in zip([*in_names, *cot_names], second, strict=True) if d is None]
-    if not report.passed and set(cut) & set(report.suspects):
-        report = _adapters.with_notes(report, [
-            f"order=2: double backward found no path from the backward to {', '.join(cut)} "
-            "(None from autograd.grad): the backward is not differentiable there "
-            "(@once_differentiable, .detach(), a NumPy round trip, no create_graph path)."
-        ])
-    return report
-
-
-# --- JAX --------------------------------------------------------------------------------------
-
-
-def inexact_leaves(out: Any) -> list[Any]:
-    """The floating and complex arrays of an output pytree. Other leaves (integer arrays, and
-    what has no dtype: Python numbers, strings, None in an ``aux`` dict) cannot carry a
-    gradient and are left out of J."""
-    import jax
-    import jax.numpy as jnp
-
-    def inexact(x: Any) -> bool:
-        kind = getattr(x, "dtype", None)
-        if kind is None or not hasattr(x, "shape"):
-            return False
-        with contextlib.suppress(TypeError):  # an extended dtype (a PRNG key) is not a number
-            return bool(jnp.issubdtype(kind, jnp.inexact))
-        return False
-
-    return [x for x in jax.tree_util.tree_leaves(out) if inexact(x)]
-
-
-def jax_jvps(
-    j_of: Callable, values: Sequence[Any], names: Sequence[str], api: str
-) -> Callable[[str, np.ndarray], np.ndarray]:
-    """``jvps(name, rows)``: J's derivative along each tangent row, ``jax.jvp`` vmapped over
-    the rows (a ``custom_jvp`` rule runs); a loop where vmap fails."""
-    import jax
-    import jax.numpy as jnp
-
-    values = [jnp.asarray(v) for v in values]
-    index = {n: k for k, n in enumerate(names)}
-
-    def jvps(name: str, rows: np.ndarray) -> np.ndarray:
-        k = index[name]
-        v = values[k]
-
-        def along(t: Any) -> Any:
-            tangents = [jnp.zeros_like(x) for x in values]
-            tangents[k] = t.reshape(v.shape).astype(v.dtype)
-            return jax.jvp(lambda *xs: j_of(list(xs)), tuple(values), tuple(tangents))[1]
-
-        batch = jnp.asarray(rows, dtype=v.dtype)
-        try:
-            return np.asarray(jax.vmap(along)(batch), dtype=np.float64).reshape(-1)
-        except Exception as error:  # custom_vjp has no forward rule; or vmap cannot batch
-            if "custom_vjp" in str(error):
-                raise GradCheckError(
-                    f"{api}(mode='forward' or 'both'): jax.jvp failed on {name} "
-                    f"({_adapters.short(error)}). A jax.custom_vjp function has no forward-mode "
-                    "rule; give it a custom_jvp, or use mode='reverse'."
-                ) from error
-            return np.array([float(along(row)) for row in batch])
-
-    return jvps
-
-
-def jax_second(
-    problem: Any,
-    cast: Callable,
-    dtypes: Sequence[Any],
-    options: Mapping[str, Any],
-    notes: Sequence[str],
-) -> Report:
-    """The order-2 check of a JAX problem: G(x, u) = ⟨vjp(x, u), w⟩, ``jax.grad`` of it."""
-    import jax
-    import jax.numpy as jnp
-
-
-    names = list(problem.names)
-    seed = options.get("seed", 0)
-    x0 = [np.asarray(x, dtype=d) for x, d in zip(problem.originals(), dtypes, strict=True)]
-
-    def outputs(xs: Sequence[Any]) -> list[Any]:
-        out = problem.call(list(xs), cast)
-        # A complex output as its real and imaginary parts (a last axis of 2): a real-linear
-        # view of it, so that its cotangent u is real like every other input of G.
-        return [
-            jnp.stack([jnp.real(o), jnp.imag(o)], axis=-1)
-            if jnp.issubdtype(o.dtype, jnp.complexfloating) else o
-            for o in inexact_leaves(out)
-        ]
-
-    probe = outputs([jnp.asarray(x) for x in x0])
-    if not probe:
-        raise GradCheckError(
-            "gradcheck.jax.check(order=2): fn returned no floating-point array; return the "
-            "array your custom rule differentiates."
+    def report(
+        self,
+        loss: Callable[[dict[str, np.ndarray]], float],
+        derivatives: Sequence[np.ndarray | None],
+        options: Mapping[str, Any],
+        notes: Sequence[str],
+    ) -> Report:
+        """The check of G against its double-backward gradient (None: zeros, no path)."""
+        wrt = [*self.in_names, *self.cot_names]
+        grads = {
+            a: np.zeros(self.params[a].shape) if d is None else np.asarray(d, dtype=np.float64)
+            for a, d in zip(wrt, derivatives, strict=True)
+        }
+        return _adapters.run_check(
+            loss, self.params, grads, second_options(options), None,
+            [second_note(len(self.cot_names)), *notes],
         )
-    in_names, cot_names = second_names(names, len(probe))
-    params = {a: x for a, x in zip(in_names, x0, strict=True)}
-    for c, o, u in zip(cot_names, probe, _random(seed, 1, [o.shape for o in probe]), strict=True):
-        params[c] = u.astype(np.dtype(o.dtype))
-    weights = [jnp.asarray(w, dtype=x.dtype)
-               for w, x in zip(_random(seed, 2, [x.shape for x in x0]), x0, strict=True)]
-
-    def g_of(xs: list[Any], us: list[Any]) -> Any:
-        _, vjp = jax.vjp(lambda *v: outputs(v), *xs)
-        back = vjp(list(us))
-        return sum(jnp.sum(b * w) for b, w in zip(back, weights, strict=True))
-
-    g_jit = jax.jit(g_of)
-
-    def split(p: dict[str, np.ndarray]) -> tuple[list[Any], list[Any]]:
-        xs = [jnp.asarray(p[a]) for a in in_names]
-        us = [jnp.asarray(p[c]) for c in cot_names]
-        return xs, us
-
-    def loss(p: dict[str, np.ndarray]) -> float:
-        return float(g_jit(*split(p)))
-
-    dx, du = jax.grad(g_of, argnums=(0, 1))(*split(params))
-    grads = {
-        a: np.asarray(d, dtype=np.float64)
-        for a, d in zip([*in_names, *cot_names], [*dx, *du], strict=True)
-    }
-    return _adapters.run_check(
-        loss, params, grads, second_options(options), None,
-        [second_note(len(probe)), *notes],
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,13 +19,11 @@ from gradcheck._errors import GradCheckError, OptionError
 from gradcheck.report._model import (
     AGREES,
     MISMATCH,
-    UNCHECKED,
-    Component,
-    entry_figures,
     relative_error,
     verdict,
 )
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 # Keyword options the adapters forward to ``gradcheck.check`` (the rest are their own).
 FORWARDED = (
@@ -111,11 +110,131 @@ def run_check(
     return with_notes(report, notes)
 
 
-def evaluation_note(batched: Callable | None, reason: str, tool: str) -> str:
-    """One sentence saying how perturbed losses were evaluated, and why."""
+def evaluation_note(
+    batched: Callable | None, reason: str, tool: str
+) -> Note | Callable[[], Note]:
+    """One sentence saying how perturbed losses were evaluated, and why; where the path is
+    chosen by measurement (``Chosen``), a function that says it once the check has run."""
+    if isinstance(batched, Chosen):
+        return batched.note
     if batched is not None:
-        return f"Perturbed losses were evaluated in batches with {tool} (chunked)."
-    return f"Perturbed losses were evaluated one by one (loop fallback): {reason}"
+        return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "batched"})
+    return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "fallback", "reason": reason})
+
+
+# The loop takes over only where it measured clearly faster (a fifth): near a tie, timings on a
+# loaded machine would flip the path (and its note) from run to run.
+MARGIN = 0.8
+
+
+class Chosen:
+    """The batched loss, or the adapter's own loop where the loop measured faster: batching
+    never loses by more than the measurement.
+
+    Undecided until a stack of at least four chunks comes: its first chunk runs batched
+    (warm-up: torch's dispatch, JAX's compilation), its second is timed, and rows of the same
+    stack go through ``row_loss`` one by one for as long (after one untimed call); the faster
+    path per row (the loop by a fifth at least) takes that whole stack (one path per stack: a central difference never mixes
+    them) and every later one. The measurement costs at most one chunk's time more. ``vectorize="vmap"`` never gets here.
+
+    >>> c = Chosen(lambda th: th.sum(1), lambda row: float(row.sum()), chunk=2, tool="vmap")
+    >>> c(np.ones((3, 2))).tolist(), c.path   # too few rows to measure: batched, undecided
+    ([2.0, 2.0, 2.0], None)
+    """
+
+    SAMPLE = 8
+
+    def __init__(
+        self,
+        batched: Callable[[np.ndarray], np.ndarray],
+        row_loss: Callable[[np.ndarray], float],
+        chunk: int,
+        tool: str,
+        theta: np.ndarray | None = None,
+        sizes: Sequence[int] = (),
+    ) -> None:
+        self.batched, self.row_loss, self.chunk, self.tool = batched, row_loss, chunk, tool
+        # θ and where each tensor starts in it: the loop's full rows for one-tensor stacks
+        self.theta = theta
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.path: str | None = None  # None: not measured yet; "batched" or "loop"
+        self.per_row: dict[str, float] = {}  # seconds per row, as measured
+        if getattr(batched, "by_tensor", None) is not None:
+            self.by_tensor = lambda t, rows: self._stack(rows, t)
+
+    def __call__(self, thetas: np.ndarray) -> np.ndarray:
+        return self._stack(thetas, None)
+
+    def _stack(self, rows: np.ndarray, t: int | None) -> np.ndarray:
+        def go(r: np.ndarray) -> np.ndarray:
+            out = self.batched(r) if t is None else self.batched.by_tensor(t, r)  # type: ignore[attr-defined]
+            return np.asarray(out, dtype=np.float64).reshape(-1)
+
+        if self.path == "loop":
+            return self._loop(rows, t)
+        if self.path == "batched" or len(rows) < 4 * self.chunk:
+            return go(rows)
+        first = go(rows[: self.chunk])
+        start = time.perf_counter()
+        second = go(rows[self.chunk : 2 * self.chunk])
+        spent = time.perf_counter() - start
+        self.per_row["batched"] = spent / self.chunk
+        self._loop(rows[:1], t)  # untimed: the plain path's own first-call cost
+        # The loop runs for as long as the timed chunk did (SAMPLE rows at least, a chunk at
+        # most): on a loaded machine a short burst would fit in one time slice and look
+        # faster than it is; spans of equal length share the load alike.
+        done, start = 0, time.perf_counter()
+        while done < self.chunk and (done < self.SAMPLE or time.perf_counter() - start < spent):
+            self._loop(rows[1 + done : 2 + done], t)
+            done += 1
+        self.per_row["loop"] = (time.perf_counter() - start) / done
+        if self.per_row["loop"] >= MARGIN * self.per_row["batched"]:
+            self.path = "batched"
+            return np.concatenate([first, second, go(rows[2 * self.chunk :])])
+        self.path = "loop"
+        return self._loop(rows, t)
+
+    def _loop(self, rows: np.ndarray, t: int | None) -> np.ndarray:
+        if t is not None:  # tensor t's entries alone: full rows, the others at their values
+            whole = np.repeat(np.asarray(self.theta)[None, :], len(rows), axis=0)
+            whole[:, self.starts[t] : self.starts[t + 1]] = rows
+            rows = whole
+        return np.array([self.row_loss(row) for row in rows], dtype=np.float64)
+
+    def note(self) -> Note:
+        """Which path ran, and the figures that chose it."""
+        if self.path is None:
+            return Note(NoteCode.EVALUATION, None, {"tool": self.tool, "path": "batched"})
+        return Note(NoteCode.EVALUATION, None, {
+            "tool": self.tool, "path": self.path,
+            "batched_us": 1e6 * self.per_row["batched"], "loop_us": 1e6 * self.per_row["loop"],
+        })
+
+
+def choose_path(
+    batched: Callable[[np.ndarray], np.ndarray] | None,
+    loss: Callable[[dict[str, np.ndarray]], float],
+    params: Mapping[str, np.ndarray],
+    chunk: int,
+    tool: str,
+    vectorize: str,
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``batched`` wrapped in ``Chosen`` for ``vectorize="auto"`` (the loop being ``loss`` of
+    one row split into ``params``' shapes and dtypes); as it is otherwise."""
+    if batched is None or vectorize != "auto":
+        return batched
+    names = list(params)
+    shapes = [params[n].shape for n in names]
+    cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+
+    def row_loss(row: np.ndarray) -> float:
+        parts = np.split(row, cuts)
+        return float(loss({n: p.reshape(s).astype(params[n].dtype)
+                           for n, p, s in zip(names, parts, shapes, strict=True)}))
+
+    theta = np.concatenate([np.asarray(params[n], dtype=np.float64).reshape(-1) for n in names])
+    sizes = [int(np.prod(s)) for s in shapes]
+    return Chosen(batched, row_loss, chunk, tool, theta, sizes)
 
 
 NO_HOOK = "this gradcheck.check takes no batched_loss."
@@ -246,8 +365,10 @@ def short(error: BaseException, limit: int = 160) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-def with_notes(report: Report, notes: Sequence[str]) -> Report:
-    return dataclasses.replace(report, notes=tuple(report.notes) + tuple(notes))
+def with_notes(report: Report, notes: Sequence[str | Callable[[], str]]) -> Report:
+    """``report`` with ``notes`` added (a function: the note it returns now, after the check)."""
+    said = tuple(n() if callable(n) else n for n in notes)
+    return dataclasses.replace(report, notes=tuple(report.notes) + said)
 
 
 def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Report:
@@ -295,214 +416,15 @@ def _dedupe(notes: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-# --- complex, non-finite and empty tensors (shown to the core as real, finite, non-empty) ----
-
-# Each framework's documented gradient of a real J at a complex z = x + iy.
-# (the convention, the fix for a conjugated gradient, the sign of i·∂J/∂y in the gradient).
-TORCH = (
-    "PyTorch's convention (conjugate Wirtinger): grad = ∂J/∂x + i·∂J/∂y = 2·∂J/∂z̄",
-    "grad.conj()",
-    1.0,
+# Special tensors live in _special; these names stay reachable from here for the adapters.
+from gradcheck.frameworks._special import (  # noqa: E402, F401
+    JAX,
+    TORCH,
+    complex_findings,
+    conjugation_probe,
+    leave_unchecked,
+    nothing_checked,
+    recount,
+    view_notes,
+    wants_conjugation_probe,
 )
-JAX = (
-    "JAX's convention: grad = ∂J/∂x − i·∂J/∂y = 2·∂J/∂z, the conjugate of PyTorch's",
-    "jnp.conj(...) of the cotangent it returns",
-    -1.0,
-)
-
-
-def view_notes(name: str, is_complex: bool, convention: str, nonfinite: int) -> list[str]:
-    """What presenting a tensor to the core as real and finite did to it, for the notes."""
-    notes = []
-    if is_complex:
-        notes.append(
-            f"{name} is complex: its real and imaginary parts were perturbed separately "
-            "(its component has a last axis of 2: 0 = real, 1 = imaginary), against "
-            f"{convention}."
-        )
-    if nonfinite:
-        notes.append(
-            f"{name} holds {nonfinite} non-finite entr{'y' if nonfinite == 1 else 'ies'} "
-            "(±inf/NaN); they were left unperturbed and unchecked."
-        )
-    return notes
-
-
-def nothing_checked(notes: Sequence[str], scheme: str) -> Report:
-    """The report of a check with nothing to judge (every checked tensor empty).
-
-    Incomplete (``passed`` None), as the engine's report of a check that judged nothing: a
-    report never says PASSED for what it did not judge (``torch.autograd.gradcheck`` returns
-    True here); its summary says NOTHING CHECKED.
-
-    >>> nothing_checked([], "central").verdict
-    'incomplete'
-    """
-    return Report(
-        passed=verdict(judged=False),
-        relative_error=None,
-        evaluations=0,
-        eps={},
-        scheme=scheme,
-        components={},
-        suspects=(),
-        notes=(
-            "Nothing was checked: every tensor to check is empty, so there is no gradient "
-            "entry to compare (the verdict is incomplete, not passed).",
-            *notes,
-        ),
-    )
-
-
-def recount(
-    c: Component, flags: np.ndarray, numeric: np.ndarray, unjudged: int | None = None
-) -> Component:
-    """``c`` with new per-entry flags and numeric values, its summary figures recomputed and
-    its verdict from the one rule: the entries it left unjudged (``unjudged``, by default
-    ``c.unjudged``) keep it incomplete."""
-    checked = (flags == AGREES) | (flags == MISMATCH)
-    g = c.analytic_array
-    mismatches = int(np.sum(flags == MISMATCH))
-    unjudged = c.unjudged if unjudged is None else unjudged
-    return dataclasses.replace(
-        c,
-        relative_error=relative_error(numeric[checked], g[checked]),
-        **entry_figures(numeric, g, c.bound_array, flags, c.shape),
-        passed=verdict(mismatches=mismatches, unjudged=unjudged),
-        mismatches=mismatches,
-        unjudged=unjudged,
-        numeric_array=numeric,
-        flags=flags,
-    )
-
-
-def leave_unchecked(report: Report, masks: Mapping[str, np.ndarray]) -> Report:
-    """Entries in ``masks`` (non-finite inputs, held fixed) marked unchecked in their components;
-    the verdicts again from the one rule (an incomplete component is no suspect)."""
-    if not masks:
-        return report
-    components = dict(report.components)
-    for name, mask in masks.items():
-        if name not in components:
-            continue
-        c = components[name]
-        flags, numeric = c.flags.copy(), c.numeric_array.copy()
-        # The entries left unjudged were unchecked ones; those masked now are not unjudged.
-        unjudged = min(c.unjudged, int(np.sum((c.flags == UNCHECKED) & ~mask)))
-        flags[mask], numeric[mask] = UNCHECKED, np.nan
-        components[name] = recount(c, flags, numeric, unjudged)
-    suspects = tuple(n for n, c in components.items() if c.passed is False)
-    passed = verdict((c.passed for c in components.values()), interrupted=report.interrupted,
-                     judged=_judged(report))
-    ok = [(c.flags == AGREES) | (c.flags == MISMATCH) for c in components.values()]
-    n = [c.numeric_array[m] for c, m in zip(components.values(), ok, strict=True)]
-    g = [c.analytic_array[m] for c, m in zip(components.values(), ok, strict=True)]
-    return dataclasses.replace(
-        report,
-        components=components,
-        suspects=suspects,
-        passed=passed,
-        relative_error=relative_error(np.concatenate(n), np.concatenate(g)),
-    )
-
-
-def _judged(report: Report) -> bool:
-    """Whether the engine judged anything: its verdict is ``verdict(components, interrupted=...,
-    judged=...)``, so only an incomplete report none of whose parts is incomplete, and that was
-    not interrupted, judged nothing."""
-    parts = [c.passed for c in report.components.values()]
-    return verdict(parts, interrupted=report.interrupted) == report.passed
-
-
-def complex_findings(
-    report: Report, names: Sequence[str], convention: tuple[str, str, float]
-) -> Report:
-    """For complex tensors (a last axis of 2: real, imaginary): a note with the worst entry's
-    numeric and analytic values as complex numbers, and a ``conjugated`` finding when the
-    analytic gradient is the conjugate of the numeric one (the commonest complex bug)."""
-    from gradcheck.report._model import Finding
-
-    notes, findings = list(report.notes), list(report.findings)
-    for name in names:
-        c = report.components.get(name)
-        if c is None or c.flags is None:
-            continue
-        sign = convention[2]  # shown as the framework writes its complex gradient
-        n = c.numeric_array[..., 0] + sign * 1j * c.numeric_array[..., 1]
-        g = c.analytic_array[..., 0] + sign * 1j * c.analytic_array[..., 1]
-        flags = c.flags.max(axis=-1) if c.flags.size else c.flags[..., 0]
-        where = tuple(int(i) for i in c.worst_index[:-1])
-        if c.numeric_array.size:
-            notes.append(
-                f"{name} (complex): at {name}[{', '.join(map(str, where))}] numeric "
-                f"{_cfmt(n[where])}, analytic {_cfmt(g[where])} (as the framework writes it)."
-            )
-        if c.passed or not _conjugated(c):
-            continue
-        findings = [f for f in findings if f.param != name]
-        findings.append(
-            Finding(
-                param=name,
-                kind="conjugated",
-                detail=(
-                    "the analytic gradient is the complex conjugate of the numeric one: the "
-                    f"imaginary parts have the wrong sign ({int((flags == MISMATCH).sum())} "
-                    "entries)."
-                ),
-                hint=f"The framework expects {convention[0]}; return {convention[1]}.",
-                factor=-1.0,
-            )
-        )
-    return dataclasses.replace(report, notes=tuple(notes), findings=tuple(findings))
-
-
-def wants_conjugation_probe(report: Report, names: Sequence[str]) -> bool:
-    """A complex input failed without a ``conjugated`` finding: worth a second look."""
-    named = {f.param for f in report.findings if f.kind == "conjugated"}
-    return any(n in report.suspects and n not in named for n in names)
-
-
-def conjugation_probe(
-    report: Report, again: Report, names: Sequence[str], convention: tuple[str, str, float]
-) -> Report:
-    """``report`` plus a ``conjugated`` finding for each complex input that ``again`` (the same
-    check with a real cotangent on complex outputs) finds conjugated: a backward that multiplies
-    grad_output by f'(z) where the convention wants conj(f'(z)) returns, for a real grad_output,
-    exactly the conjugate; with a complex one it just looks wrong."""
-    hits = [f for f in again.findings if f.kind == "conjugated" and f.param in names]
-    if not hits:
-        return report
-    from gradcheck.report._model import Finding
-
-    hit_names = {f.param for f in hits}
-    findings = [f for f in report.findings if f.param not in hit_names]
-    for f in hits:
-        findings.append(
-            Finding(
-                param=f.param,
-                kind="conjugated",
-                detail=(
-                    "the backward is conjugated: with a real cotangent on the complex outputs "
-                    "its gradient is exactly the conjugate of the numeric one (it multiplies "
-                    "grad_output by f'(z) where conj(f'(z)) is due)."
-                ),
-                hint=f"The framework expects {convention[0]}; conjugate the derivative factor.",
-                factor=-1.0,
-            )
-        )
-    return dataclasses.replace(
-        report, findings=tuple(findings), evaluations=report.evaluations + again.evaluations
-    )
-
-
-def _conjugated(c: Component) -> bool:
-    """Whether every checked entry agrees once the imaginary part of g flips sign."""
-    checked = (c.flags == AGREES) | (c.flags == MISMATCH)
-    flipped = c.analytic_array.copy()
-    flipped[..., 1] *= -1
-    close = np.abs(c.numeric_array - flipped) <= c.bound_array
-    return bool(checked.any() and np.all(close[checked]))
-
-
-def _cfmt(z: complex) -> str:
-    return f"{z.real:.6g}{z.imag:+.6g}j"

@@ -29,6 +29,7 @@ from gradcheck.monitor._budget import Budget
 from gradcheck.monitor._saved import restricted_check, save
 from gradcheck.monitor._screen import LINE_CALLS, NOISE_EVERY, SCREEN_CALLS, Joint, screen
 from gradcheck.report._report import GradientMismatchError, Report
+from gradcheck.report._sentences import Note, NoteCode
 
 OnFailure = Literal["raise", "warn", "stop"]
 Prepared = tuple[Callable[[Params], Any], Params, Params, Mapping[str, Any] | None]
@@ -204,13 +205,9 @@ class Monitor:
         if self.save_dir is None:  # one temporary directory per monitor, made on its first failure
             self.save_dir = Path(tempfile.mkdtemp(prefix="gradcheck-monitor-"))
         path = self.save_dir / f"step-{step}"
-        note = (
-            f"Monitor: found at training step {step} (check {self.checks} of {self.steps:,} "
-            f"steps): a random direction disagreed by {worst:.3g}× its noise bound, and this "
-            f"check of {', '.join(names)} confirmed it. The step's parameters, gradients and "
-            f"batch are saved in {path}: gradcheck.monitor.reproduce({str(path)!r}, loss) runs "
-            "this check again."
-        )
+        note = Note(NoteCode.MONITOR_FOUND, None, {
+            "step": step, "check": self.checks, "steps": self.steps, "worst": worst,
+            "names": ", ".join(names), "path": str(path)})
         report = dataclasses.replace(report, notes=(*report.notes, note))
         save(path, step=step, seed=self.seed, checked=names, params=params, grads=grads,
              batch=batch, report=report)

@@ -79,7 +79,7 @@ def save(
             "structure": _skeleton(params), "grads_structure": _skeleton(grads)}
     (path / "meta.json").write_text(json.dumps(meta, indent=2))
     (path / "report.json").write_text(report.to_json())
-    (path / "report.txt").write_text(str(report))
+    (path / "report.txt").write_text(report.to_text(verbose=True))  # everything
     return path
 
 

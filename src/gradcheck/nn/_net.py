@@ -15,6 +15,7 @@ from gradcheck.nn._bugs import Bug, plant
 from gradcheck.nn._init import INITS, init_params
 from gradcheck.nn._losses import OUTPUTS
 from gradcheck.nn._train import History, train
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -238,20 +239,18 @@ class Net:
             layers=list(self.params),
             **options,
         )
-        return dataclasses.replace(report, notes=report.notes + self._notes(fixed))
+        return dataclasses.replace(report, notes=(*report.notes, *self._notes(fixed)))
 
-    def _notes(self, fixed: Any) -> tuple[str, ...]:
+    def _notes(self, fixed: Any) -> tuple[Note, ...]:
         notes = []
         if self.l2 > 0:
-            notes.append(f"J includes the L2 term λ/(2m) Σ‖W_l‖² (λ = {self.l2:g}).")
+            notes.append(Note(NoteCode.NET_L2, None, {"l2": self.l2}))
         if fixed is not None:
-            notes.append(
-                f"Dropout (keep_prob = {self.keep_prob:g}) was made deterministic for the check: "
-                "one fixed mask for every loss call and for backprop."
-            )
+            notes.append(Note(NoteCode.NET_DROPOUT, None, {"keep_prob": self.keep_prob}))
         if self.bug is not None:
             plant = self._plant
-            notes.append(f"Planted bug {self.bug.value!r}: {plant.what}; it corrupts {plant.wrong}.")
+            notes.append(Note(NoteCode.NET_PLANTED_BUG, None, {
+                "bug": self.bug.value, "what": plant.what, "wrong": plant.wrong}))
         return tuple(notes)
 
     def fit(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> History:

@@ -15,7 +15,7 @@ import numpy as np
 
 from gradcheck.report._format import clean, fmt, index_text, version
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
-from gradcheck.report._text import origin_sentence, report_keys, right_tensors, summary
+from gradcheck.report._text import origin_line, summary
 
 
 def escape(text: str) -> str:
@@ -128,16 +128,18 @@ def _table(report: ReportData) -> str:
 
 def _findings(report: ReportData) -> str:
     out = []
-    if report.origin is not None and not report.passed:
-        sentence = origin_sentence(report.origin, report.suspects, report.findings,
-                                   right_tensors(report), report_keys(report))
+    sentence = origin_line(report)  # from a declared or inferred layer order only
+    if sentence is not None and not report.passed:
         out.append(f"<p>{escape(sentence)}</p>")
-    for f in report.findings:
+    said: set[str] = set()
+    for f in report.findings:  # a hint shared by several findings is said once
+        hint = "" if f.hint in said else f" <i>{escape(f.hint)}</i>"
+        said.add(f.hint)
         out.append(
             f'<div class="finding"><b>{escape(f.param)}</b> — {escape(f.kind)}: '
-            f"{escape(f.detail)} <i>{escape(f.hint)}</i></div>"
+            f"{escape(f.detail)}{hint}</div>"
         )
-    out += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
+    out += [f'<p class="note">{escape(str(n))}</p>' for n in report.notes]
     return ("<h2>Findings and notes</h2>" + "".join(out)) if out else ""
 
 

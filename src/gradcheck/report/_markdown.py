@@ -6,7 +6,7 @@ import re
 
 from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import ReportData
-from gradcheck.report._text import origin_sentence, report_keys, right_tensors, summary
+from gradcheck.report._text import origin_line, summary
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
 _ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
@@ -66,16 +66,15 @@ def to_markdown(report: ReportData) -> str:
         )
         lines.append("| " + " | ".join(cells) + " |")
     extra = []
-    if report.origin is not None and not report.passed:
-        sentence = origin_sentence(report.origin, report.suspects, report.findings,
-                                   right_tensors(report), report_keys(report))
+    sentence = origin_line(report)  # from a declared or inferred layer order only
+    if sentence is not None and not report.passed:
         extra.append(f"- {md_escape(sentence)}")
-    extra += [
-        f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)} "
-        f"_{md_escape(f.hint)}_"
-        for f in report.findings
-    ]
-    extra += [f"- {md_escape(n)}" for n in report.notes]
+    said: set[str] = set()
+    for f in report.findings:  # a hint shared by several findings is said once
+        hint = "" if f.hint in said else f" _{md_escape(f.hint)}_"
+        said.add(f.hint)
+        extra.append(f"- **{md_escape(f.param)}** ({md_escape(f.kind)}): {md_escape(f.detail)}{hint}")
+    extra += [f"- {md_escape(str(n))}" for n in report.notes]
     if extra:
         lines += ["", *extra]
     return "\n".join(lines)

@@ -10,14 +10,22 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
 
 from gradcheck.report._format import version
+from gradcheck.report._sentences import Note, NoteCode, as_note
 
 SCHEMA = "gradcheck.report/1"
+"""The ``schema`` field of every JSON report (``Report.to_json()``); see docs/report-schema.md.
+
+>>> import json, numpy as np, gradcheck
+>>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)}, {"w": 2 * np.ones(2)})
+>>> json.loads(r.to_json())["schema"] == gradcheck.SCHEMA == "gradcheck.report/1"
+True
+"""
 
 
 
@@ -107,7 +115,13 @@ def textbook_verdict(relative_error: float | None) -> str:
     """The textbook's reading of a relative error.
 
     Below 1e-6 "great", up to 1e-4 "look closely", above that "worry"; "not checked" when no
-    entry was checked (the ratio is None).
+    entry was checked (the ratio is None). ``Report.passed`` never depends on it.
+
+    Args:
+      relative_error: the textbook ratio ‖n − g‖₂ / (‖n‖₂ + ‖g‖₂), or None.
+
+    Returns:
+      "great", "look closely", "worry" or "not checked".
 
     >>> textbook_verdict(3e-8), textbook_verdict(1e-5), textbook_verdict(2e-3)
     ('great', 'look closely', 'worry')
@@ -121,6 +135,13 @@ def textbook_verdict(relative_error: float | None) -> str:
 
 def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
     """‖n − g‖₂ / (‖n‖₂ + ‖g‖₂), and 0.0 when both are exactly zero.
+
+    Args:
+      numeric: the finite-difference gradient n (any shape).
+      analytic: the analytic gradient g (as many entries).
+
+    Returns:
+      The textbook ratio, a float in [0, 1] (read it with ``textbook_verdict``).
 
     >>> relative_error(np.array([3.0001]), np.array([3.0]))  # doctest: +ELLIPSIS
     1.66...e-05
@@ -138,6 +159,22 @@ class Component:
     (shape of the parameter; NaN / ``UNCHECKED`` where an entry was not checked). ``bound_array``
     is the tolerance each entry was judged against. ``flags`` uses ``AGREES``, ``MISMATCH`` and
     ``KINK`` (a kink where the analytic value is a valid subgradient, skipped).
+
+    Attributes:
+      name, shape: the parameter's name (as in the report) and shape.
+      relative_error: the textbook ratio over its checked entries (None: none checked).
+      max_abs_error: the largest |numeric − analytic|, at ``worst_index``, whose ``numeric``,
+        ``analytic`` and ``tolerance`` are the next three fields.
+      checked, skipped, mismatches, unjudged: entries compared, skipped as kinks, judged wrong,
+        and left without a verdict (interrupted, or a budget spent).
+      passed: True, False, or None (nothing wrong so far, but entries unjudged).
+      eps, noise, dtype: the step used, the measured noise of J, the gradient's dtype.
+
+    >>> import numpy as np, gradcheck
+    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(3)}, {"w": np.ones(3)})
+    >>> c = r.components["w"]
+    >>> c.passed, c.checked, c.mismatches, c.worst_entries(1)[0][0]
+    (False, 3, 3, (0,))
     """
 
     name: str
@@ -197,21 +234,74 @@ class Component:
         }
 
 
+class FindingKind(StrEnum):
+    """The kind of a ``Finding``: a str, so ``finding.kind == "sign"`` holds and the JSON keeps
+    the plain value; ``repr`` is the value's, so a list of kinds prints as it always did.
+
+    >>> FindingKind("sign") == "sign", FindingKind.DATA_TERM.value
+    (True, 'data term')
+    """
+
+    INDEPENDENT = "independent"  # J does not depend on the tensor, the gradient is not 0
+    ZERO = "zero"  # the gradient is all zeros, J does depend on it
+    SIGN = "sign"  # analytic ≈ −numeric (also on the data term alone)
+    SCALE = "scale"  # analytic ≈ c·numeric (also on the data term alone)
+    TRANSPOSED = "transposed"  # a transposed (or misread) matrix, or its data term
+    FLIPPED = "flipped"  # a kernel read the wrong way round
+    SWAPPED = "swapped"  # two tensors' gradients exchanged
+    REGULARIZATION = "regularization"  # an L2 / L1 term missing, extra or mis-scaled
+    DATA_TERM = "data term"  # the gradient is only its L2 term
+    LOCALIZED = "localized"  # a few rows, columns or entries wrong
+    UNEXPLAINED = "unexplained"  # no relation of the table fits
+    DELTA = "delta"  # the error starts at the output delta
+    CONJUGATED = "conjugated"  # complex: the conjugate of the right gradient (adapters)
+    # the kinds of a low-precision kernel's failed blocks (``check_against``)
+    BLOCKS = "blocks"
+    NON_FINITE = "non-finite"
+    SOFTMAX_SCALE = "softmax scale"
+    PERMUTED = "permuted"
+    MISSING_TERM = "missing term"
+    ACCUMULATION = "accumulation"
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Finding:
-    """What kind of mistake a suspect gradient looks like (see ``gradcheck.diagnose``)."""
+    """What kind of mistake a suspect gradient looks like (see ``gradcheck.diagnose``).
+
+    Args:
+      param: the suspect's name.
+      kind: a ``FindingKind`` (a plain string is converted).
+      detail: what was observed, in a sentence.
+      hint: where to look, worded from that evidence (a guess says so).
+      factor: the fitted constant of the relation, where it has one.
+      where: the entries, rows or columns it concerns, or the other tensor of a swap.
+
+    >>> f = Finding("W1", "scale", "dW1 is off by 2.", "A factor of 2.", factor=2.0)
+    >>> f.kind is FindingKind.SCALE, f.to_dict()["kind"]
+    (True, 'scale')
+    """
 
     param: str
-    kind: str
+    kind: FindingKind
     detail: str
     hint: str
     factor: float | None = None
     where: tuple[Any, ...] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FindingKind(self.kind))
+
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready values (``kind`` as its plain string)."""
         return {
             "param": self.param,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "detail": self.detail,
             "hint": self.hint,
             "factor": None if self.factor is None else _num(self.factor),
@@ -237,12 +327,24 @@ class ReportData:
     scheme: str
     components: dict[str, Component]
     suspects: tuple[str, ...]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]  # plain strings given here become NoteCode.TEXT notes
     findings: tuple[Finding, ...] = ()
     origin: str | None = None
     interrupted: bool = False
     seconds: float = 0.0
     options: dict[str, Any] | None = None  # seed, eps, scheme, rtol, atol, coords, budget
+    # ``layers=`` as given (input to output), so that the views say where a bug starts only from
+    # a declared or inferred order, never from argument order. Not in the JSON: ``origin`` is.
+    layers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(n, Note) for n in self.notes):
+            object.__setattr__(self, "notes", tuple(as_note(n) for n in self.notes))
+
+    @property
+    def note_codes(self) -> tuple[NoteCode, ...]:
+        """The code of each note, in order: what code and tests compare (never the wording)."""
+        return tuple(n.code for n in self.notes)
 
     @property
     def verdict(self) -> str:
@@ -270,7 +372,8 @@ class ReportData:
             "origin": self.origin,
             "interrupted": self.interrupted,
             "seconds": _num(self.seconds),
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
+            "note_codes": [n.code.value for n in self.notes],
             "findings": [f.to_dict() for f in self.findings],
             "components": {name: c.to_dict() for name, c in self.components.items()},
             "gradcheck_version": version(),

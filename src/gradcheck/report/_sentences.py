@@ -11,18 +11,42 @@ this table holds the wording, so code can compare codes and never sentences.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _sentences_adapters as adapters
+from gradcheck.report import _sentences_checks as checks
+from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
 
 class NoteCode(Enum):
-    """What an engine note is about."""
+    """What a note is about (one code per sentence of the table)."""
 
+    TEXT = "text"  # a plain sentence not (yet) given its own code: {"text": the sentence}
+    # the tools around the engine (_sentences_tools)
+    MONITOR_FOUND = "monitor-found"  # Monitor: the failing step, where it is saved
+    NET_L2 = "net-l2"  # nn.Net: J includes the L2 term
+    NET_DROPOUT = "net-dropout"  # nn.Net: dropout made deterministic
+    NET_PLANTED_BUG = "net-planted-bug"  # nn.Net: the bug planted on purpose
+    SHOWN_BEFORE = "shown-before"  # the pytest plugin: a note repeated from an earlier failure
+    # check and its relatives (_sentences_checks)
+    KINKS_SKIPPED = "kinks-skipped"  # entries of a tensor on a kink, skipped
+    LOW_PRECISION = "low-precision"  # J known only to its measured noise
+    DTYPE_ALLOWANCE = "dtype-allowance"  # non-float64 tensors judged with their dtype's allowance
+    TEXTBOOK_WORRY = "textbook-worry"  # the textbook ratio says worry, the verdict passed
+    TEXTBOOK_GREAT = "textbook-great"  # the textbook ratio says great, the verdict failed
+    FLAT_LAYOUT = "flat-layout"  # how a flat θ was read (layout=)
+    SIZE_ONE_AXES = "size-one-axes"  # gradients whose shapes differ by size-1 axes
+    SHARED_MEMORY = "shared-memory"  # params sharing memory
+    EXTRA_GRADS = "extra-grads"  # grads entries that belong to no parameter
+    DIAGNOSIS_INTERRUPTED = "diagnosis-interrupted"  # Ctrl-C in the diagnosis
+    LAYER_CHECK = "layer-check"  # check_layer: what J was and what was differentiated
+    HVP_COMPONENTS = "hvp-components"  # check_hvp: what its components are
+    HVP_ALONG_ONLY = "hvp-along-only"  # check_hvp: only 'along v' disagrees
+    # the engine (below)
     EPS_WIDENED = "eps-widened"  # a forced eps too small: the automatic step was used
     GRAD_DTYPE = "grad-dtype"  # a gradient coarser than its parameter, judged in its own dtype
     NONFINITE = "nonfinite"  # ±inf/NaN parameter entries, left alone
@@ -44,21 +68,73 @@ class NoteCode(Enum):
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
+    # adapters (_sentences_adapters)
+    PRECISION = "precision"  # the dtype evaluated: float64 copies or the tensors' own
+    EVALUATION = "evaluation"  # batched, the loop (measured faster) or the loop fallback
+    BY_OUTPUT = "by-output"  # outputs checked together failed: checked one by one
+    EMPTY = "empty"  # an empty tensor, left out
+    NOTHING_CHECKED = "nothing-checked"  # every tensor to check empty
+    COMPLEX_INPUT = "complex-input"  # a complex tensor as real and imaginary parts
+    GRAD_INSIDE = "grad-inside"  # fn differentiates inside: losses evaluated with grad on
+    WRITTEN_BUFFERS = "written-buffers"  # a failing module writes into buffers in forward
+    HOOKS = "hooks"  # parameters' gradient hooks are not run
+    INTEGER_OUTPUTS = "integer-outputs"  # integer/bool outputs left out of J
+    UNDIFFERENTIABLE_OUTPUTS = "undifferentiable-outputs"  # floating outputs without grad_fn
+    SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
+    UNCONNECTED = "unconnected"  # GradientTape returned None for an input
+    TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
     QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
 
 
-@dataclass(frozen=True)
-class Note:
-    """One note of the engine: its code, the tensor it is about, and the numbers it cites."""
+class Note(str):
+    """One note: its code, the tensor it is about, and the numbers it cites.
+
+    A note *is* its sentence (``str(note)``, ``"x" in note``, JSON), rendered once by the
+    table; code compares ``note.code``, never the wording.
+
+    >>> note = Note(NoteCode.NONFINITE, "W", {"count": 2})
+    >>> note.code, note.tensor, str(note)[:24]
+    (<NoteCode.NONFINITE: 'nonfinite'>, 'W', 'W holds 2 non-finite ent')
+    """
 
     code: NoteCode
-    tensor: str | None = None
-    numbers: Mapping[str, Any] = field(default_factory=dict)
+    tensor: str | None
+    numbers: Mapping[str, Any]
+
+    def __new__(cls, code: NoteCode, tensor: str | None = None,
+                numbers: Mapping[str, Any] | None = None) -> Note:
+        numbers = {} if numbers is None else numbers
+        note = super().__new__(cls, TABLE[code](tensor, **numbers))
+        object.__setattr__(note, "code", code)
+        object.__setattr__(note, "tensor", tensor)
+        object.__setattr__(note, "numbers", numbers)
+        return note
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Note is frozen: cannot set {name}")
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Note({self.code}, {self.tensor!r}, {str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Note, (self.code, self.tensor, dict(self.numbers)))
+
+
+def as_note(note: str) -> Note:
+    """A note as a record: a plain sentence becomes ``Note(NoteCode.TEXT, None, {"text": s})``.
+
+    >>> as_note("J is 0.").code
+    <NoteCode.TEXT: 'text'>
+    """
+    return note if isinstance(note, Note) else Note(NoteCode.TEXT, None, {"text": str(note)})
 
 
 def render(note: Note) -> str:
     """The sentence of a note."""
-    return TABLE[note.code](note.tensor, **note.numbers)
+    return str(note)
 
 
 def _entries(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
@@ -193,13 +269,14 @@ def _locally_constant(
     still: bool, order: int, flat: int,
 ) -> str:
     far = (f"at any step tried (up to ±{reach:.3g})" if still else
-           f"within ±{reach:.3g} of θ (it changes only farther away, past a kink)")
+           f"within ±{reach:.3g} of θ (it starts changing only farther away)")
     return (
         f"J does not change along {_entries(name, shape, entries[:1])} {far} "
         f"while the gradient says {value:.3g}"
         + (f" (and along {entries.size - 1:,} more entries of {name} with non-zero "
            "gradients)" if entries.size > 1 else "")
-        + ": J is locally constant there (a dead ReLU unit, a clamp, a saturated max), "
+        + ": J is locally constant there (what a dead ReLU, a clamp or a saturated unit would "
+        "give, if the model has one), "
         f"so its derivative is 0 and the analytic value is wrong{_tried(order, flat)}."
     )
 
@@ -246,6 +323,10 @@ def _subgradients(_: None, kinks: int, callable_grads: bool) -> str:
     return text
 
 
+def _text(_: None, text: str) -> str:
+    return text
+
+
 def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     return (
         f"{entries:,} kinked entr{'y was' if entries == 1 else 'ies were'} re-checked at a "
@@ -254,7 +335,49 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     )
 
 
+def _ties(
+    name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray, wrong: int,
+    callable_grads: bool,
+) -> str:
+    text = (
+        f"{name}: J is not smooth around {_many(name, shape, entries)}: at nearby points its "
+        "derivative along the entry lies outside its one-sided slopes at θ (ties of mixed "
+        "sign: several ReLU inputs exactly at 0 that move in opposite directions along the "
+        "entry; backprop's relu'(0) = 0 can then lie outside the slopes, or differ from a J "
+        "that is smooth along the entry, although the code is right), so the mismatch there "
+        "is not blamed on the spot."
+    )
+    if not callable_grads:
+        return text + (" Left unjudged: pass grads as a function, grads(params) -> gradients, "
+                       "to judge these entries at a nearby point off the ties.")
+    judged = entries.size - left.size
+    text += (f" Judged at a nearby point off the ties with grads(θ + δ): {judged:,} of "
+             f"{entries.size:,}, {wrong:,} wrong")
+    if left.size:
+        text += f"; {_many(name, shape, left)} could not leave the ties and stay unjudged"
+    return text + "."
+
+
 TABLE: dict[NoteCode, Callable[..., str]] = {
+    NoteCode.TEXT: _text,
+    NoteCode.MONITOR_FOUND: tools.monitor_found,
+    NoteCode.NET_L2: tools.net_l2,
+    NoteCode.NET_DROPOUT: tools.net_dropout,
+    NoteCode.NET_PLANTED_BUG: tools.net_planted_bug,
+    NoteCode.SHOWN_BEFORE: tools.shown_before,
+    NoteCode.KINKS_SKIPPED: checks.kinks_skipped,
+    NoteCode.LOW_PRECISION: checks.low_precision,
+    NoteCode.DTYPE_ALLOWANCE: checks.dtype_allowance,
+    NoteCode.TEXTBOOK_WORRY: checks.textbook_worry,
+    NoteCode.TEXTBOOK_GREAT: checks.textbook_great,
+    NoteCode.FLAT_LAYOUT: checks.flat_layout,
+    NoteCode.SIZE_ONE_AXES: checks.size_one_axes,
+    NoteCode.SHARED_MEMORY: checks.shared_memory,
+    NoteCode.EXTRA_GRADS: checks.extra_grads,
+    NoteCode.DIAGNOSIS_INTERRUPTED: checks.diagnosis_interrupted,
+    NoteCode.LAYER_CHECK: checks.layer_check,
+    NoteCode.HVP_COMPONENTS: checks.hvp_components,
+    NoteCode.HVP_ALONG_ONLY: checks.hvp_along_only,
     NoteCode.EPS_WIDENED: _eps_widened,
     NoteCode.GRAD_DTYPE: _grad_dtype,
     NoteCode.NONFINITE: _nonfinite,
@@ -275,5 +398,19 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
+    NoteCode.PRECISION: adapters.precision,
+    NoteCode.EVALUATION: adapters.evaluation,
+    NoteCode.BY_OUTPUT: adapters.by_output,
+    NoteCode.EMPTY: adapters.empty,
+    NoteCode.NOTHING_CHECKED: adapters.nothing_checked,
+    NoteCode.COMPLEX_INPUT: adapters.complex_input,
+    NoteCode.GRAD_INSIDE: adapters.grad_inside,
+    NoteCode.WRITTEN_BUFFERS: adapters.written_buffers,
+    NoteCode.HOOKS: adapters.hooks,
+    NoteCode.INTEGER_OUTPUTS: adapters.integer_outputs,
+    NoteCode.UNDIFFERENTIABLE_OUTPUTS: adapters.undifferentiable_outputs,
+    NoteCode.SPARSE_INPUT: adapters.sparse_input,
+    NoteCode.UNCONNECTED: adapters.unconnected,
+    NoteCode.TIES: _ties,
     NoteCode.QUANTIZED: _quantized,
 }

@@ -21,7 +21,19 @@ _STYLE = {"central": ("#1f77b4", "o"), "forward": ("#d62728", "s"), "richardson"
 
 @dataclass(frozen=True)
 class SweepResult:
-    """Relative error ‖n − g‖/(‖n‖ + ‖g‖) of each scheme at each step in ``eps``."""
+    """Relative error ‖n − g‖/(‖n‖ + ‖g‖) of each scheme at each step in ``eps``.
+
+    Returned by ``gradcheck.sweep``; ``best()`` gives each scheme's best step.
+
+    Attributes:
+      eps: the steps, increasing.
+      errors: scheme name -> the relative error at each step (NaN where it could not be taken).
+
+    >>> import numpy as np
+    >>> r = SweepResult(np.array([1e-8, 1e-5, 1e-2]), {"central": np.array([1e-7, 1e-10, 1e-5])})
+    >>> r.best()
+    {'central': (1e-05, 1e-10)}
+    """
 
     eps: np.ndarray
     errors: dict[str, np.ndarray]

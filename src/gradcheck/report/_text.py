@@ -9,7 +9,9 @@ from gradcheck.report._format import clean, fmt, index_text, layer_key, layer_ke
 from gradcheck.report._model import Component, ReportData
 
 
-def summary(report: ReportData) -> str:
+def summary(report: ReportData, short: bool = False) -> str:
+    """The verdict in one sentence; ``short`` leaves out the textbook ratio, the scheme and the
+    number of loss evaluations (the table and the verbose view have them)."""
     n_params = len(report.components)
     verdict = report.verdict.upper()
     head = (
@@ -28,6 +30,8 @@ def summary(report: ReportData) -> str:
         head = "NOTHING CHECKED: no gradient entry was compared (see the notes)"
     if report.interrupted and report.passed is not None:
         head = f"INTERRUPTED (partial): {head}"
+    if short:
+        return clean(f"{head}.")
     return clean(
         f"{head}. Textbook relative error {fmt(report.relative_error)} "
         f"({report.textbook_verdict}); scheme {report.scheme}, "
@@ -53,19 +57,37 @@ def _unjudged(report: ReportData) -> str:
 
 
 def explain(report: ReportData) -> str:
+    """Every sentence: the verdict with its figures, where the bug starts, each finding in full
+    (a hint shared by several said once), and every note (the short view is ``_short``)."""
     lines = [summary(report)]
-    if report.origin is not None and len(report.suspects) > 1:
-        lines.append(origin_sentence(report.origin, report.suspects, report.findings,
-                                     right_tensors(report), report_keys(report)))
-    for finding in report.findings:
-        lines.append(f"{finding.param}: {finding.detail} {finding.hint}".strip())
+    origin = origin_line(report)
+    if origin is not None:
+        lines.append(origin)
+    said: set[str] = set()
+    for finding in report.findings:  # a hint shared by several findings is said once
+        hint = "" if finding.hint in said else finding.hint
+        said.add(finding.hint)
+        lines.append(f"{finding.param}: {finding.detail} {hint}".strip())
     for name in report.suspects:
         if any(f.param == name for f in report.findings):
             continue
         component = report.components[name]
         lines.append(_worst_sentence(component))
-    lines.extend(report.notes)
+    lines.extend(str(note) for note in report.notes)
     return "\n".join(clean(line) for line in lines)
+
+
+def order_known(report: ReportData) -> bool:
+    """Whether the layer order is declared (``layers=``) or inferred (a number in every name)."""
+    return report.layers is not None or all(k is not None for k in report_keys(report).values())
+
+
+def origin_line(report: ReportData) -> str | None:
+    """Where the bug starts, from a declared or inferred layer order (None without one)."""
+    if report.origin is None or len(report.suspects) < 2 or not order_known(report):
+        return None
+    return origin_sentence(report.origin, report.suspects, report.findings,
+                           right_tensors(report), report_keys(report))
 
 
 # Mistakes made in one tensor's own gradient (not in a delta): backprop does not carry them on.
@@ -169,60 +191,50 @@ def _cells(c: Component) -> dict[str, Any]:
     }
 
 
-def table(report: ReportData, dropped: frozenset[str] = frozenset()) -> Any:
-    """The parameter table without the columns in ``dropped``; only names may wrap."""
+SHORT_ROWS = 12  # the short view lists every wrong tensor, and right ones up to this many rows
+
+
+def table(report: ReportData, dropped: frozenset[str] = frozenset(),
+          limit: int | None = None) -> Any:
+    """The parameter table without the columns in ``dropped``; only names may wrap. With a
+    ``limit``, the right tensors beyond it are counted in one last row."""
     from rich.table import Table
 
-    out = Table(title="gradcheck", title_justify="left", expand=False)
+    # The short view (``limit``) leads with the verdict and needs no title.
+    out = Table(title=None if limit is not None else "gradcheck", title_justify="left",
+                expand=False)
     shown = [(h, j) for h, j in COLUMNS if h not in dropped]
     for header, justify in shown:
         out.add_column(header, justify=justify, no_wrap=header != "parameter",
                        overflow="fold" if header == "parameter" else "ellipsis")
-    for c in report.components.values():
+    rows = list(report.components.values())
+    if limit is not None and len(rows) > limit:
+        keep = [c for c in rows if c.passed is not True]
+        room = max(limit - len(keep), 0)
+        keep += [c for c in rows if c.passed is True][:room]
+        hidden = len(rows) - len(keep)
+        rows = [c for c in rows if any(c is k for k in keep)]
+    else:
+        hidden = 0
+    for c in rows:
         cells = _cells(c)
         out.add_row(*(cells[h] for h, _ in shown))
+    if hidden:
+        from rich.text import Text
+
+        out.add_row(*(Text(f"… {hidden} more, all ok") if h == "parameter" else ""
+                      for h, _ in shown))
     return out
 
 
-def columns_for(report: ReportData, console: Any, options: Any) -> Any:
+def columns_for(report: ReportData, console: Any, options: Any, limit: int | None = None) -> Any:
     """The widest table that fits ``options.max_width`` (whole columns dropped, in DROP_ORDER)."""
     from rich.measure import Measurement
 
     unbounded = options.update_width(100_000)  # Measurement.get clamps to the width it gets
     steps = [frozenset(sum(DROP_ORDER[:k], ())) for k in range(len(DROP_ORDER) + 1)]
     for dropped in steps:
-        candidate = table(report, dropped)
+        candidate = table(report, dropped, limit)
         if Measurement.get(console, unbounded, candidate).maximum <= options.max_width:
             return candidate
-    return table(report, steps[-1])
-
-
-class _View:
-    """The rich view of a report: the table fitted to the console's width, then the sentences."""
-
-    def __init__(self, report: ReportData) -> None:
-        self.report = report
-
-    def __rich_console__(self, console: Any, options: Any) -> Any:
-        from rich.text import Text
-
-        report = self.report
-        yield columns_for(report, console, options)
-        style = {True: "bold green", False: "bold red", None: "bold yellow"}[report.passed]
-        yield Text(summary(report), style=style)
-        details = explain(report).split("\n")[1:]
-        if details:
-            yield Text("\n".join(details))
-
-
-def renderable(report: ReportData) -> Any:
-    """A rich renderable: the table (columns dropped to fit the width), verdict, findings.
-
-    >>> import io, numpy as np, gradcheck
-    >>> from rich.console import Console
-    >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(3)}, {"w": 3 * np.ones(3)})
-    >>> out = io.StringIO(); Console(file=out, width=60).print(renderable(r))
-    >>> max(len(line) for line in out.getvalue().splitlines()) <= 60
-    True
-    """
-    return _View(report)
+    return table(report, steps[-1], limit)

@@ -20,7 +20,7 @@ import pytest
 
 _STASH = pytest.StashKey[int]()  # the seed a test's fixture handed out, for the failure text
 _SHOWN = pytest.StashKey[set[str]]()  # notes already shown in an earlier failure this session
-REPEATED = ("Perturbed losses were evaluated one by one",)  # notes worth showing once a session
+REPEATED = {"evaluation": "fallback"}  # notes worth showing once a session: code -> path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,6 +124,14 @@ def _is_gradient_failure(error: BaseException) -> bool:
     return isinstance(error, GradientAssertionError)
 
 
+def _repeated(note: Any) -> str | None:
+    """The code of a note worth showing once a session, else None."""
+    code = str(note.code.value)
+    if code in REPEATED and note.numbers.get("path") == REPEATED[code]:
+        return code
+    return None
+
+
 def _render(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> GradientFailureRepr:
     """``path:line: gradient check failed`` then the report table, then how to replay."""
     import dataclasses
@@ -134,17 +142,19 @@ def _render(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> 
     if report is None:
         text, message = str(excinfo.value), "gradient check failed"
     else:
+        from gradcheck.report._sentences import Note, NoteCode
+
         shown = item.config.stash.setdefault(_SHOWN, set())
         notes = []
         for note in dict.fromkeys(report.notes):
-            repeated = note.startswith(REPEATED)
-            if repeated and note in shown:
-                notes.append(note.split(":")[0] + ", as in an earlier failure.")
+            code = _repeated(note)
+            if code and note in shown:
+                notes.append(Note(NoteCode.SHOWN_BEFORE, note.tensor, {"code": code}))
                 continue
-            if repeated:
+            if code:
                 shown.add(note)
             notes.append(note)
-        text = str(dataclasses.replace(report, notes=tuple(notes)))
+        text = dataclasses.replace(report, notes=tuple(notes)).to_text(verbose=True)
         message = verdict_line(report)
     lines = [f"{where.path}:{where.lineno + 1}: gradient check failed", "", text]
     seed = item.stash.get(_STASH, None)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import gradcheck
-from gradcheck.core.verdict import _notes
+from gradcheck.core.verdict import _run
 from gradcheck.report._sentences import NoteCode
 
 
@@ -23,14 +23,14 @@ from gradcheck.report._sentences import NoteCode
 def codes(monkeypatch):
     """The note codes of the engine runs made while the test runs (one list per run)."""
     runs: list[list[NoteCode]] = []
-    real = _notes.engine_records
+    real = _run.engine_records
 
     def recording(*args, **kwargs):
         records = real(*args, **kwargs)
         runs.append([n.code for n in records])
         return records
 
-    monkeypatch.setattr(_notes, "engine_records", recording)
+    monkeypatch.setattr(_run, "engine_records", recording)
     return runs
 
 

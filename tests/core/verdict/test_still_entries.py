@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.diagnose._signatures import _scale, evidence
+from gradcheck.diagnose._evidence import evidence
+from gradcheck.diagnose._signatures import _scale
 from gradcheck.report._model import AGREES
 
 

@@ -10,7 +10,6 @@ from gradcheck.core.verdict._records import TensorResult
 from gradcheck.report import _notes
 from gradcheck.report._model import (
     AGREES,
-    KINK,
     MISMATCH,
     UNCHECKED,
     Component,
@@ -40,7 +39,7 @@ def assemble(
     suspects = tuple(n for n, c in components.items() if c.passed is False)
     # The textbook ratio over every entry that was checked, kinks included (as the notes define
     # it); how many were judged as kinks is said in a note.
-    masks = [np.isin(r.flags, (AGREES, MISMATCH, KINK)) for r in results]
+    masks = [r.flags != UNCHECKED for r in results]  # agrees, mismatch or kink
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
@@ -78,7 +77,7 @@ def component(
         shape=tuple(leaf.shape),
         relative_error=(
             relative_error(r.numeric[checked], r.analytic[checked])
-            if np.isin(r.flags, (AGREES, MISMATCH, KINK)).any() else None
+            if judged else None
         ),
         **entry_figures(r.numeric, r.analytic, r.bound, r.flags, tuple(leaf.shape)),
         passed=verdict(mismatches=mismatches, unjudged=unjudged),

@@ -17,9 +17,10 @@ from gradcheck.core._tolerance import KINK_SAFETY, SAFETY, analytic_bound
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
 from gradcheck.core.verdict._records import Setup, Stepper, TensorResult
-from gradcheck.report._model import KINK, MISMATCH
+from gradcheck.report._model import AGREES, KINK, MISMATCH
 
 RECHECK_MAX = 2000  # kinked entries re-checked off the kink (4 loss calls each)
+TIE_ROUNDS = 3  # fresh moved points for entries on ties of mixed sign that one did not leave
 
 
 def one_sided(
@@ -88,6 +89,8 @@ class Recheck(NamedTuple):
     entries: int  # kinked entries re-checked (0: none, or the re-check could not run)
     bad: int  # of which disagree off the kink (now judged wrong)
     calls: int  # loss calls it made
+    ties: int = 0  # entries on ties of mixed sign judged there (agree or wrong)
+    ties_bad: int = 0  # of which wrong
 
 
 class _Counted:
@@ -108,8 +111,13 @@ def recheck_kinks(
     results: list[TensorResult],
     setup: Setup,
     max_calls: float = np.inf,
+    ties: tuple[np.ndarray, ...] = (),
 ) -> Recheck:
     """Re-check kinked entries at θ + δ, off the kink, against grads(θ + δ).
+
+    ``ties``: per tensor, the entries left unjudged on ties of mixed sign (``_ties``): they
+    move and are judged there too; one that agrees there is judged right, one that disagrees
+    wrong, one still on a tie stays unjudged.
 
     At a kink any value between the one-sided slopes passes, so an error smaller than the jump
     (a missing L1 term, x1.01) hides there. Each kinked entry moves by a random δ of a quarter
@@ -118,44 +126,77 @@ def recheck_kinks(
     widens that bound, and one-sided slopes that do not scale as a smooth J's leave the entry a
     kink, instead of raising an alarm. An entry that disagrees there is judged wrong in place.
     """
-    where = [np.flatnonzero(r.flags == KINK) for r in results]
+    tied = [ties[t] if t < len(ties) else np.array([], np.int64) for t in range(len(results))]
+    where = [np.union1d(np.flatnonzero(r.flags == KINK), w).astype(np.int64)
+             for r, w in zip(results, tied, strict=True)]
     total = sum(w.size for w in where)
     if not total or total > RECHECK_MAX or any(r.steps is None for r in results):
         return Recheck(0, 0, 0)
     if 4 * total + 1 > max_calls:  # what "auto" has left of its budget cannot pay for it
         return Recheck(0, 0, 0)
     rng = np.random.default_rng([setup.config.seed, 3])
+    j = _Counted(loss, tree)
+    try:
+        found = _moved_point(j, tree, grads, results, setup, rng, where, tied)
+        bad = sum(int(np.sum((f == 1) & ~np.isin(w, k)))
+                  for f, w, k in zip(found, where, tied, strict=True))
+        # An entry on a tie that the moved point did not leave (its neighbours on the same ties
+        # moved too, and cancelled) is tried again at fresh points, alone with its kind.
+        for _ in range(TIE_ROUNDS):
+            again = [w[(f == -1) & np.isin(w, k)] for f, w, k in zip(found, where, tied,
+                                                                    strict=True)]
+            if not sum(a.size for a in again) or 4 * sum(a.size for a in again) + 1 > (
+                    max_calls - j.calls):
+                break
+            more = _moved_point(j, tree, grads, results, setup, rng, again, tied)
+            for f, w, a, m in zip(found, where, again, more, strict=True):
+                f[np.isin(w, a)] = m
+    except Exception:  # the stronger test must never turn a finished check into an error
+        return Recheck(0, 0, j.calls)
+    on_ties = [f[np.isin(w, k)] for f, w, k in zip(found, where, tied, strict=True)]
+    return Recheck(total - sum(w.size for w in tied), bad, j.calls,
+                   sum(int(np.sum(f >= 0)) for f in on_ties),
+                   sum(int(np.sum(f == 1)) for f in on_ties))
+
+
+def _moved_point(
+    j: _Counted, tree: Tree, grads: Callable[[Params], Any], results: list[TensorResult],
+    setup: Setup, rng: np.random.Generator, where: list[np.ndarray], tied: list[np.ndarray],
+) -> list[np.ndarray]:
+    """Move the entries ``where`` by a random δ each (a quarter to a half of its step) and judge
+    each there: per entry 1 (wrong), 0 (agrees) or -1 (still on a kink, or not judged)."""
     thetas = [np.real(np.asarray(x)).reshape(-1).astype(np.float64) for x in tree.leaves]
     moved, deltas = [th.copy() for th in thetas], []
     for t, w in enumerate(where):
-        steps = cast(np.ndarray, results[t].steps)  # none is None (above)
+        steps = cast(np.ndarray, results[t].steps)  # none is None (checked by the caller)
         d = rng.choice([-1.0, 1.0], w.size) * rng.uniform(0.25, 0.5, w.size) * steps[w]
         moved[t][w] = (thetas[t][w] + d).astype(tree.leaves[t].dtype).astype(np.float64)
         deltas.append(np.abs(moved[t][w] - thetas[t][w]))
     leaves = [m.reshape(x.shape).astype(x.dtype) for m, x in zip(moved, tree.leaves, strict=True)]
-    j = _Counted(loss, tree)
-    try:
-        _, shifted = inputs(tree.rebuild([x.copy() for x in leaves]), grads)
-        base = j.at([x.copy() for x in leaves])
-        bad = 0
-        for t, w in enumerate(where):
-            g2 = shifted[t].reshape(-1).astype(np.float64)
-            a2 = analytic_bound(g2, np.dtype(tree.leaves[t].dtype), setup.config.rtol,
-                                setup.config.atol, setup.grad_scale)
-            for i, delta in zip(w, deltas[t], strict=True):
-                if delta != 0.0:
-                    bad += _off_kink(j, leaves, moved[t], t, int(i), delta, base, g2[i], a2[i],
-                                     setup.noise[t], results[t])
-    except Exception:  # the stronger test must never turn a finished check into an error
-        return Recheck(0, 0, j.calls)
-    return Recheck(total, bad, j.calls)
+    _, shifted = inputs(tree.rebuild([x.copy() for x in leaves]), grads)
+    base = j.at([x.copy() for x in leaves])
+    found = []
+    for t, w in enumerate(where):
+        g2 = shifted[t].reshape(-1).astype(np.float64)
+        a2 = analytic_bound(g2, np.dtype(tree.leaves[t].dtype), setup.config.rtol,
+                            setup.config.atol, setup.grad_scale)
+        out = np.full(w.size, -1, dtype=np.int8)
+        for k, (i, delta) in enumerate(zip(w, deltas[t], strict=True)):
+            if delta != 0.0:
+                f = _off_kink(j, leaves, moved[t], t, int(i), delta, base, g2[i], a2[i],
+                              setup.noise[t], results[t], bool(np.isin(i, tied[t])))
+                out[k] = -1 if f is None else int(f)
+        found.append(out)
+    return found
 
 
 def _off_kink(
     j: _Counted, leaves: list[np.ndarray], moved: np.ndarray, t: int, i: int, delta: float,
-    base: float, g: float, a: float, sigma: float, r: TensorResult,
-) -> bool:
-    """Judge entry i of tensor t at the moved point; a disagreement is written into ``r``."""
+    base: float, g: float, a: float, sigma: float, r: TensorResult, tie: bool = False,
+) -> bool | None:
+    """Judge entry i of tensor t at the moved point: True (wrong, written into ``r``), False
+    (agrees; an entry on a tie of mixed sign is then written as agreeing), None (still on a
+    kink, or not judged)."""
     js = {0.0: base}
     for c in (-0.25, -0.125, 0.125, 0.25):
         x = moved.copy()
@@ -169,16 +210,18 @@ def _off_kink(
     # Still on a kink (the entries moved together and their effects cancelled): the one-sided
     # slopes do not scale as a smooth J's do. Leave it a kink.
     if gap_breaks_scaling(gap_h, gap_2, sigma, h):
-        return False
+        return None
     n_h = (js[0.25] - js[-0.25]) / (0.5 * delta)
     n_2 = (js[0.125] - js[-0.125]) / (0.25 * delta)
     n_star = n_2 + (n_2 - n_h) / 3
     rounding = sigma * np.sqrt(2) / (0.25 * delta)
     allowed = SAFETY * (abs(n_h - n_2) / 3 + 2 * rounding) + a
-    if not abs(n_star - g) > allowed:  # (NaN: not judged wrong)
-        return False
-    r.flags[i] = MISMATCH
-    # the error found off the kink, carried to θ (for the table and diagnosis)
-    r.numeric[i] = r.analytic[i] - (g - n_star)
-    r.bound[i] = allowed
-    return True
+    if not np.isfinite(n_star - g):
+        return None
+    wrong = bool(abs(n_star - g) > allowed)
+    if wrong or tie:
+        r.flags[i] = MISMATCH if wrong else AGREES
+        # the error found off the kink, carried to θ (for the table and diagnosis)
+        r.numeric[i] = r.analytic[i] - (g - n_star)
+        r.bound[i] = allowed
+    return wrong

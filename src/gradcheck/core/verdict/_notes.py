@@ -16,27 +16,18 @@ from gradcheck.core.verdict._flat import flat_notes
 from gradcheck.core.verdict._kinks import Recheck
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import Facts, TensorResult, coarser
+from gradcheck.core.verdict._ties import NO_TIES, Ties
+from gradcheck.core.verdict._ties import left as left_ties
 from gradcheck.report._model import KINK, MISMATCH
-from gradcheck.report._sentences import Note, NoteCode, render
+from gradcheck.report._sentences import Note, NoteCode
 
 HALF_ULPS = 128  # a float16 gradient's mismatches all within this many ulps of its largest
-
-
-def engine_notes(
-    tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
-    results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
-    callable_grads: bool,
-) -> tuple[str, ...]:
-    """Every note of the engine, in the report's order, as sentences."""
-    return tuple(render(n) for n in engine_records(
-        tree, analytic, config, plan, facts, results, interrupted, spent, rechecked,
-        callable_grads))
 
 
 def engine_records(
     tree: Tree, analytic: list[np.ndarray], config: CheckConfig, plan: Plan, facts: list[Facts],
     results: list[TensorResult], interrupted: bool, spent: bool, rechecked: Recheck,
-    callable_grads: bool,
+    callable_grads: bool, ties: Ties = NO_TIES,
 ) -> list[Note]:
     """Every note of the engine, in the report's order."""
     notes = step_notes(tree, analytic, config, facts, results)
@@ -59,6 +50,20 @@ def engine_records(
     if rechecked.entries:
         notes.append(Note(NoteCode.RECHECKED_OFF_KINK, None,
                           {"entries": rechecked.entries, "bad": rechecked.bad}))
+    notes += tie_notes(tree, results, ties, callable_grads)
+    return notes
+
+
+def tie_notes(tree: Tree, results: list[TensorResult], ties: Ties,
+              callable_grads: bool) -> list[Note]:
+    """Mismatches on ties of mixed sign: left unjudged, or judged off the ties (callable)."""
+    notes = []
+    for t, (w, still) in enumerate(zip(ties.where, left_ties(results, ties), strict=True)):
+        if w.size:
+            wrong = int(np.count_nonzero(results[t].flags[w] == MISMATCH))
+            notes.append(Note(NoteCode.TIES, tree.names[t], {
+                "shape": tuple(tree.leaves[t].shape), "entries": w, "left": still,
+                "wrong": wrong, "callable_grads": callable_grads}))
     return notes
 
 

@@ -21,8 +21,10 @@ from gradcheck.core._directional import TOP_CALLS
 from gradcheck.core._evaluate import Workspace
 from gradcheck.core._executor import make_evaluator
 from gradcheck.core._options import CheckConfig, check_eps_names
+from gradcheck.core._progress import Progress
 from gradcheck.core._schemes import SCHEMES, Scheme
 from gradcheck.core._tree import Params, Tree
+from gradcheck.core.verdict._records import Setup, TensorJob
 
 # A forced eps above this many times max(1, rms θ) dwarfs the parameter: refused.
 DWARFS = 1e3
@@ -140,3 +142,26 @@ def second_calls(nodes: Sequence[float]) -> int:
     """
     wanted = {*(c / 2 for c in nodes), 1.0, -1.0, 0.5, -0.5}
     return len(wanted - set(nodes) - {0.0})
+
+
+def open_check(
+    loss: Callable[[Params], Any], tree: Tree, analytic: list[np.ndarray], config: CheckConfig
+) -> tuple[Plan, Capped, Setup]:
+    """The plan, the evaluator of J (every loss call counted, with its phase) and the setup
+    every later stage reads (its noise filled in by the probe)."""
+    plan = make_plan(config, tree)
+    evaluator = open_evaluator(loss, tree, plan, config)
+    setup = Setup(plan.scheme, config, max(float(np.max(np.abs(g), initial=0.0)) for g in analytic),
+                  Progress(plan.calls(), enabled=config.progress))
+    evaluator.progress = setup.progress
+    return plan, evaluator, setup
+
+
+def make_job(plan: Plan, t: int, j0: float, analytic: list[np.ndarray], tree: Tree) -> TensorJob:
+    """What the plan asks of tensor ``t``."""
+    selection = plan.selection
+    return TensorJob(
+        t, j0, analytic[t], tree.leaves[t].dtype, selection.indices[t], selection.directional,
+        selection.max_tests, selection.locate_calls[t] if selection.locate_calls else None,
+        plan.first[t],
+    )

@@ -9,6 +9,7 @@ its apparent noise shrinks with the step, rounding does not.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,23 @@ from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
 from gradcheck.core._schemes import typical_scale
 from gradcheck.core._tolerance import LOW_PRECISION
 from gradcheck.core._tree import Tree
-from gradcheck.core.verdict._records import EPS32, EPS64, Probe
+from gradcheck.core.verdict._base import base_value
+from gradcheck.core.verdict._records import EPS32, EPS64, Probe, Setup
 
 RETRIES_IF_FLAT = 4  # probes of the noise, each with a 16x larger step, while J stays constant
+
+
+def base_and_noise(evaluator: Capped, setup: Setup, tree: Tree) -> tuple[float, Setup]:
+    """J(θ) (twice: a loss that answers differently is stochastic) and the noise probe of each
+    tensor, in ``setup``; a Ctrl-C goes through (nothing is judged yet)."""
+    setup.progress.set_phase("J(θ)")
+    j0 = base_value(evaluator, tree, setup.complex)
+    if not setup.complex:
+        setup.progress.set_phase("noise probe")
+        noise, probes = measure_noise(evaluator, tree, j0,
+                                      np.random.default_rng(setup.config.seed), setup.config.seed)
+        setup = replace(setup, noise=tuple(noise), probes=tuple(probes))
+    return j0, setup
 
 
 def measure_noise(

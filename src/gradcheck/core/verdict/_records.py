@@ -78,6 +78,7 @@ class Facts:
     sampled: tuple[int, int, int] | None = None  # a confirmed sample, of mismatches, standing
     flat: Flat | None = None  # entries J did not move along
     reads: np.dtype | None = None  # J reads this tensor in that coarser dtype
+    rough: np.ndarray | None = None  # per entry: a kink seen in its second opinion's window
     quantum: float | None = None  # J's values step by this much (float32 rounding), not stairs
 
 

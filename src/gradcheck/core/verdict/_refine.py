@@ -42,6 +42,7 @@ def refine(
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
     low: bool = False,
     flat_step: np.ndarray | None = None,
+    rough: np.ndarray | None = None,
 ) -> int:
     """Second opinion on the entries ``idx``, written into ``out`` = (numeric, bound, flags).
 
@@ -52,11 +53,12 @@ def refine(
     could no longer resolve the disagreement. Any other disagreeing entry goes one level down
     (up to h/2048, and never below a few spacings of the dtype J rounds the entry to), so that
     kinks near θ leave the window: kinks are handled entry by entry, never by widening every
-    step. ``flat_step`` records the step at which J did not move at all. Entries the
+    step. ``flat_step`` records the step at which J did not move at all, ``rough`` the entries
+    whose window showed a kink at some level (``_ties`` screens their mismatches). Entries the
     evaluator's spare calls cannot pay for are left unjudged (NaN); returns how many.
     """
     n = len(idx)
-    chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step,
+    chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step, rough,
                    {c: v[idx] for c, v in first.items()}, np.zeros(n, dtype=np.int64),
                    np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
                    np.full((2, n), np.nan))
@@ -110,6 +112,7 @@ class _Chase:
     out: tuple[np.ndarray, np.ndarray, np.ndarray]  # numeric, bound, flags
     low: bool
     flat_step: np.ndarray | None
+    rough: np.ndarray | None  # entries whose window showed a kink at some level
     values: dict[float, np.ndarray]  # J at each node, per position
     run: np.ndarray  # successive smooth, consistent levels so far
     anchor_n: np.ndarray  # the estimate at the first of them
@@ -167,6 +170,8 @@ class _Chase:
         resolved, bounds = self.outside_by[active], self.bounds[:, active]
         opinion = self._opinion(sub, vals, s, nodes, half, level, resolved, bounds)
         self.outside_by[active], self.bounds[:, active] = resolved, bounds
+        if self.rough is not None:
+            self.rough[sub[opinion.nonsmooth]] = True
         numeric, bound, flags = self.out
         seen = ~opinion.blind  # a blind level keeps the mismatch a larger step resolved
         numeric[sub[seen]], bound[sub[seen]] = opinion.n_star[seen], opinion.bound[seen]

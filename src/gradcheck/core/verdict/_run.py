@@ -12,12 +12,10 @@ import numpy as np
 
 from gradcheck.core._coords import BudgetSpent, Capped
 from gradcheck.core._options import CheckConfig
-from gradcheck.core._progress import Progress
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
 from gradcheck.core.verdict._assemble import assemble
 from gradcheck.core.verdict._base import (
-    base_value,
     far_look,
     judge_still,
     require_dependence,
@@ -26,11 +24,14 @@ from gradcheck.core.verdict._base import (
     still,
 )
 from gradcheck.core.verdict._kinks import Recheck, recheck_kinks
-from gradcheck.core.verdict._notes import engine_notes
-from gradcheck.core.verdict._plan import Plan, make_plan, open_evaluator
-from gradcheck.core.verdict._probe import measure_noise
-from gradcheck.core.verdict._records import Facts, Setup, TensorJob, TensorResult, unchecked
+from gradcheck.core.verdict._notes import engine_records
+from gradcheck.core.verdict._plan import Plan, make_job, open_check
+from gradcheck.core.verdict._probe import base_and_noise
+from gradcheck.core.verdict._records import Facts, Setup, TensorResult, unchecked
 from gradcheck.core.verdict._tensor import judge_tensor
+from gradcheck.core.verdict._ties import NO_TIES
+from gradcheck.core.verdict._ties import screen as screen_ties
+from gradcheck.core.verdict._ties import settle as settle_ties
 from gradcheck.report._report import Report
 
 
@@ -41,11 +42,7 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     """
     start = time.perf_counter()
     tree, analytic = inputs(params, grads)  # the gradients, checked against the parameters
-    plan = make_plan(config, tree)  # 1. plan and budget
-    evaluator = open_evaluator(loss, tree, plan, config)
-    setup = Setup(plan.scheme, config, max(float(np.max(np.abs(g), initial=0.0)) for g in analytic),
-                  Progress(plan.calls(), enabled=config.progress))
-    evaluator.progress = setup.progress  # every loss call counted, with its phase
+    plan, evaluator, setup = open_check(loss, tree, analytic, config)  # 1. plan and budget
     facts = [Facts() for _ in tree.leaves]  # what the stages find about each tensor
     sweep = measure(evaluator, setup, plan, tree, analytic, facts)  # 2.-7. every loss call
     require_unchanged(evaluator.ws)  # the loss wrote into its params: no verdict
@@ -55,18 +52,23 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
         if sweep.far is not None:  # where J did not move: judged against J's rounding
             sweep = dataclasses.replace(
                 sweep, results=judge_still(sweep.results, analytic, tree.leaves, sweep.far[0]))
-    rechecked = Recheck(0, 0, 0)
-    if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks
-        rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare)
+    rechecked, ties = Recheck(0, 0, 0), NO_TIES
+    if sweep.finished and not setup.complex and config.refine:  # 6. ties of mixed sign
+        results, ties = screen_ties(loss, tree, sweep.results, sweep.setup, facts, sweep.spare)
+        sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
+    if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
+        rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,
+                                  ties.where)
+        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties))
     report = assemble(  # 8. the components, the verdict, the report
         tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
-        sweep.calls + rechecked.calls, sweep.j0, time.perf_counter() - start, plan.planned(),
-        sweep.interrupted,
+        sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,
+        plan.planned(), sweep.interrupted,
     )
-    notes = engine_notes(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
-                         sweep.spent, rechecked, callable(grads))
-    return dataclasses.replace(report, notes=report.notes + notes, interrupted=sweep.interrupted,
-                               options=config.options())
+    notes = engine_records(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
+                           sweep.spent, rechecked, callable(grads), ties)
+    return dataclasses.replace(report, notes=(*report.notes, *notes),
+                               interrupted=sweep.interrupted, options=config.options())
 
 
 @dataclass(frozen=True)
@@ -97,19 +99,12 @@ def measure(
     j0, stopped, spent, far = np.nan, False, False, None
     try:
         try:  # Ctrl-C before any entry is judged (J(θ), the noise probe): nothing judged
-            setup.progress.set_phase("J(θ)")
-            j0 = base_value(evaluator, tree, setup.complex)  # 2. base value
-            if not setup.complex:  # 3. the noise probe
-                setup.progress.set_phase("noise probe")
-                noise, probes = measure_noise(evaluator, tree, j0,
-                                              np.random.default_rng(setup.config.seed),
-                                              setup.config.seed)
-                setup = dataclasses.replace(setup, noise=tuple(noise), probes=tuple(probes))
+            j0, setup = base_and_noise(evaluator, setup, tree)  # 2. base value, 3. noise probe
         except KeyboardInterrupt:
             stopped = True
         for t in range(0 if stopped else len(tree.names)):  # 4.-7. each tensor
             evaluator.reserved = plan.reserved_after(t)
-            results.append(judge_tensor(evaluator, setup, plan, _job(plan, t, j0, analytic, tree),
+            results.append(judge_tensor(evaluator, setup, plan, make_job(plan, t, j0, analytic, tree),
                                         facts[t], tree.leaves[t]))
             if results[-1].stopped:  # keep what is done; the rest stays unjudged
                 break
@@ -134,12 +129,3 @@ def measure(
     results += [unchecked(analytic[t]) for t in range(len(results), len(plan.sizes))]
     return Sweep(j0, setup, results, stopped, spent, interrupted, evaluator.calls,
                  evaluator.spare(), far)
-
-
-def _job(plan: Plan, t: int, j0: float, analytic: list[np.ndarray], tree: Tree) -> TensorJob:
-    selection = plan.selection
-    return TensorJob(
-        t, j0, analytic[t], tree.leaves[t].dtype, selection.indices[t], selection.directional,
-        selection.max_tests, selection.locate_calls[t] if selection.locate_calls else None,
-        plan.first[t],
-    )

@@ -9,16 +9,18 @@ reads it in one (``_flat.read_as``). A Ctrl-C returns what is judged so far (``s
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck.core import _edges
 from gradcheck.core._coords import Capped
 from gradcheck.core._directional import locate
-from gradcheck.core._schemes import entry_steps
-from gradcheck.core._tolerance import LOW_PRECISION, analytic_bound
-from gradcheck.core.verdict._first_pass import evaluate_nodes, judge, spread
+from gradcheck.core.verdict._first_pass import (
+    Footing,
+    Out,
+    Swamped,
+    first_pass,
+    footing,
+)
 from gradcheck.core.verdict._flat import (
     flat_below,
     flat_entries,
@@ -29,35 +31,20 @@ from gradcheck.core.verdict._flat import (
 )
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import (
-    EPS64,
     Facts,
     Setup,
-    Stepper,
     TensorJob,
     TensorResult,
-    coarser,
     unchecked,
 )
 from gradcheck.core.verdict._refine import refine
 from gradcheck.report._model import MISMATCH, UNCHECKED
 
-# A forced eps must move J by more than this many σ somewhere in its tensor; below that its
-# rounding error swamps every difference (the tolerance would be ~ the estimate itself).
-SWAMPED = 100.0
 # A tensor with more first-pass mismatches than SAMPLE_FROM gets second opinions on a sample
 # first (1 in SAMPLE_EVERY, from SAMPLE_MIN to SAMPLE_MAX entries); the rest as strong as its
 # confirmed strata stand on the first pass (``confirm_sample``, ``established``).
 SAMPLE_FROM, SAMPLE_EVERY, SAMPLE_MIN, SAMPLE_MAX = 96, 16, 12, 32
 
-Out = tuple[np.ndarray, np.ndarray, np.ndarray]  # numeric, bound, flags of every entry
-
-
-class Swamped(Exception):
-    """A forced eps that does not move θ, or moves J by no more than its rounding noise."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def judge_tensor(
@@ -80,80 +67,17 @@ def judge_tensor(
                 and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
-            facts.reads, facts.flat, facts.unrefined = coarse, None, None
+            facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
             return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
         quantum = quantized(facts.flat, result.flags, job.j0)
         if quantum and ev.spare() >= again:
             # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
             # judge it again as a smooth J whose noise is that rounding.
-            facts.quantum, facts.flat, facts.unrefined = quantum, None, None
+            facts.quantum, facts.flat, facts.unrefined, facts.rough = quantum, None, None, None
             return check_tensor(ev, setup, dataclasses.replace(job, quantum=quantum), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
-
-
-@dataclass(frozen=True)
-class Footing:
-    """Where one tensor's differences start: θ as J sees it, the steps, the noise, the bound."""
-
-    theta: np.ndarray
-    finite: np.ndarray  # ±inf/NaN entries stay where they are, unchecked
-    g: np.ndarray  # the analytic gradient, flat float64
-    a: np.ndarray  # the analytic allowance of each entry
-    stepper: Stepper
-    sigma: float
-    low: bool  # J is low precision: steps widened by its noise
-    typical: float  # the median step
-    forced: float | None  # a forced eps a verdict rests on
-
-    def result(self, out: Out, **kwargs: object) -> TensorResult:
-        numeric, bound, flags = out
-        return TensorResult(numeric, self.g, bound, flags, self.typical, self.sigma, self.low,
-                            **kwargs)  # type: ignore[arg-type]
-
-
-def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
-    """The steps of tensor ``job.t``, from J's precision and each entry's magnitude.
-
-    ``job.reads``: J reads this tensor in that coarser dtype: the entries are moved from their
-    values in it, by steps of at least 16 of its spacings, and judged in it."""
-    t, j0, reads, dtype = job.t, job.j0, job.reads, job.dtype
-    theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
-    if reads is not None:  # what J sees of θ: offsets from there are the ones J sees
-        dtype = reads
-        theta = np.where(np.isfinite(theta), theta.astype(reads).astype(np.float64), theta)
-    judged_as = coarser(dtype, job.g.dtype)  # a float32 gradient is only as precise as float32
-    finite = np.isfinite(theta)
-    g = job.g.reshape(-1).astype(np.float64)
-    sigma = 0.0 if setup.complex else max(setup.noise[t], job.quantum / 2)
-    # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
-    # itself, not of 1; relative to its reference magnitude (|J(θ)|, or J's variation along
-    # θ's scale where J cancels to ~0: its rounding comes from the terms, ``_probe.magnitude``).
-    # (A J that is exactly 0 and flat says nothing: fall back to float64's.)
-    probe = setup.probes[t] if setup.probes else None
-    size = max(abs(j0), probe.scale if probe is not None else 0.0)
-    relative = float(np.clip(sigma / size, EPS64, 1e-2)) if size else EPS64
-    low = relative > LOW_PRECISION
-    name = ev.ws.names[t]
-    literal = setup.complex or not setup.refine or facts.widened is not None  # no verdict on it
-    forced = None if literal else setup.config.eps_value(name)
-    step = None if facts.widened is not None else setup.config.eps_value(name)
-    inside = np.where(finite, theta, 0.0)  # ±inf/NaN entries are never moved
-    h = np.full(theta.size, float(step)) if step else entry_steps(setup.scheme, relative, inside)
-    spacing = np.spacing(np.abs(inside).astype(dtype)).astype(np.float64)
-    if low or reads is not None:  # J rounds the parameters to ``dtype``: keep every step
-        h = np.maximum(h, 16 * spacing)  # representable there
-    # An adapter hands J the parameters in their own dtype (float32 native): step to points
-    # representable there, so that the offsets used are the ones J sees (exact for any J).
-    representable = low or reads is not None or bool(np.all(h[finite] >= 16 * spacing[finite]))
-    stepper = Stepper(theta, h, dtype if representable else np.dtype(np.float64))
-    if forced is not None and any(np.any(stepper.offset(np.flatnonzero(finite), c) == 0)
-                                  for c in setup.scheme.nodes if c):
-        raise Swamped("does not move every entry (θ ± eps rounds back to θ)")
-    typical = float(np.median(h[finite])) if finite.any() else float(np.median(h))
-    a = analytic_bound(g, judged_as, setup.config.rtol, setup.config.atol, setup.grad_scale)
-    return Footing(theta, finite, g, a, stepper, sigma, low, typical, forced)
 
 
 def entries(
@@ -186,35 +110,16 @@ def phase(setup: Setup, name: str) -> None:
 def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> TensorResult:
     """Judge the entries ``job.idx`` of tensor ``job.t`` (None: all), after a directional
     search if asked: the first pass, the domain edges, the second opinion, the flat entries."""
-    t, j0, f = job.t, job.j0, footing(ev, setup, job, facts)
+    f = footing(ev, setup, job, facts)
     idx = entries(ev, setup, job, f, facts)
-    size = f.theta.size
-    out: Out = (np.full(size, np.nan), np.full(size, np.nan), np.zeros(size, dtype=np.int8))
-    nodes = evaluate_nodes(ev, t, idx, f.stepper, setup.scheme.nodes, j0, setup.complex,
-                           setup.progress)
-    if nodes.stopped:  # judge the coordinates done so far, then stop
-        done = {c: v[: nodes.done] for c, v in nodes.values.items()}
-        judge(setup.scheme, f.stepper, idx[: nodes.done], done, f.sigma, f.g, f.a, out)
+    first = first_pass(ev, setup, job, f, idx, facts)
+    out, values, edge = first.out, first.values, first.edge
+    if first.stopped:  # judge the coordinates done so far, then stop
         if setup.refine and not setup.complex:  # a first-pass mismatch awaits its second opinion
             unrefined = out[2] == MISMATCH
             out[2][unrefined], out[0][unrefined] = UNCHECKED, np.nan
         return f.result(out, partial=True, stopped=True)
-    values = nodes.values
-    swamped = None  # a forced eps that moved J by nothing at all: unless J is a staircase
-    if f.forced is not None:
-        moved = max(float(np.max(np.abs(np.real(v) - j0), initial=0.0)) for v in values.values())
-        if moved <= SWAMPED * f.sigma:
-            swamped = Swamped(
-                f"moves J by at most {moved:.3g}, within {SWAMPED:g}σ of its rounding noise "
-                f"(σ = {f.sigma:.3g}), so its rounding error would swamp every difference"
-            )
-            if moved > 0:
-                raise swamped
-    judge(setup.scheme, f.stepper, idx, values, f.sigma, f.g, f.a, out)
-    edge = idx[_edges.outside(values)] if not setup.complex and len(idx) else idx[:0]
-    if edge.size:  # J(θ ± h) left the loss's domain: smaller or one-sided steps for those
-        facts.edges = _edges.repair(ev, t, f.stepper, edge, j0, f.sigma, f.g, f.a, *out)
-    values = {c: spread(v, idx, size) for c, v in values.items()}
+    size = f.theta.size
     suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
@@ -231,11 +136,11 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
         if stopped is not None:
             return stopped
-    if swamped is not None and (facts.flat is None or not facts.flat.stairs.size):
+    if first.swamped is not None and (facts.flat is None or not facts.flat.stairs.size):
         # J did not move at all at the forced eps, and is no staircase where followed: the
         # eps resolves nothing (a staircase's flat J at that eps is its derivative 0: kept).
         facts.flat = None
-        raise swamped
+        raise first.swamped
     # First-pass mismatches the budget left without a second opinion leave the tensor unjudged,
     # except in a sample whose tensor-level directional tests agreed: there they count as
     # unsampled entries do (the sample's pass rests on those tests; a note names them).
@@ -278,8 +183,10 @@ def second_opinion(
         first_pass = out[0].copy(), out[1].copy(), out[2].copy()
         excess = np.abs(out[0] - f.g) / np.maximum(out[1], 1e-300)  # the first pass's
         probe, rest = confirm_sample(suspicious, excess, setup.config.seed, job.t)
+        facts.rough = np.zeros(f.theta.size, dtype=bool)
         facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
-                                 f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step)
+                                 f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step,
+                                 rough=facts.rough)
         if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
             # confirmed: judged wrong again, by an estimate near the first pass's (a step
             # across a stair or a kink gives a first-pass number that is no derivative)
@@ -290,7 +197,7 @@ def second_opinion(
             weaker = rest[excess[rest] < stand]
             facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
                                       job.j0, f.sigma, f.g, f.a, out, low=f.low,
-                                      flat_step=flat_step)
+                                      flat_step=flat_step, rough=facts.rough)
             if weaker.size < rest.size:
                 facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
         found = facts.located

@@ -1,0 +1,70 @@
+"""Batching never loses: the adapters measure the batched path against their own loop on the
+first large stack and keep the faster one; the report says which ran. (The margins here are
+a hundredfold: the choice, not a speed, is what is tested.)"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gradcheck.frameworks._shared import Chosen, choose_path
+from gradcheck.report._sentences import NoteCode
+
+ROWS = np.random.default_rng(0).standard_normal((40, 3))
+
+
+def _slow_batched(thetas: np.ndarray) -> np.ndarray:
+    time.sleep(0.05)  # a batched call with a large fixed cost
+    return (thetas**2).sum(1)
+
+
+def _slow_row(row: np.ndarray) -> float:
+    time.sleep(0.005)  # a loop whose every call is slow
+    return float((row**2).sum())
+
+
+@pytest.mark.parametrize(
+    ("batched", "row", "path"),
+    [(_slow_batched, lambda r: float((r**2).sum()), "loop"),
+     (lambda th: (th**2).sum(1), _slow_row, "batched")],
+)
+def test_the_faster_path_takes_the_stack_and_gives_the_same_values(batched, row, path) -> None:
+    chosen = Chosen(batched, row, chunk=4, tool="vmap")
+    out = chosen(ROWS)
+    assert chosen.path == path
+    np.testing.assert_allclose(out, (ROWS**2).sum(1), rtol=1e-15)
+    note = chosen.note()
+    assert note.code is NoteCode.EVALUATION and note.numbers["path"] == path
+    assert note.numbers["batched_us"] > 0 and note.numbers["loop_us"] > 0
+
+
+def test_small_stacks_and_an_explicit_vectorize_are_not_measured() -> None:
+    chosen = Chosen(_slow_batched, _slow_row, chunk=16, tool="vmap")
+    chosen(ROWS)  # fewer than four chunks: batched, undecided
+    assert chosen.path is None and chosen.note().numbers["path"] == "batched"
+    params = {"x": np.zeros(3)}
+    assert choose_path(_slow_batched, lambda p: 0.0, params, 4, "vmap", "vmap") is _slow_batched
+    assert choose_path(None, lambda p: 0.0, params, 4, "vmap", "auto") is None
+
+
+def test_one_tensor_stacks_run_through_the_loop_as_full_rows() -> None:
+    theta = np.array([1.0, 2.0, 3.0])  # tensor 0: entry 0; tensor 1: entries 1 and 2
+
+    class Slow:
+        def __call__(self, thetas):
+            return _slow_batched(thetas)
+
+        def by_tensor(self, t, rows):
+            time.sleep(0.05)
+            whole = np.repeat(theta[None, :], len(rows), axis=0)
+            whole[:, 1:] = rows
+            return (whole**2).sum(1)
+
+    chosen = Chosen(Slow(), lambda r: float((r**2).sum()), chunk=4, tool="vmap",
+                    theta=theta, sizes=[1, 2])
+    rows = ROWS[:, :2]
+    out = chosen.by_tensor(1, rows)
+    assert chosen.path == "loop"
+    np.testing.assert_allclose(out, 1.0 + (rows**2).sum(1), rtol=1e-15)
