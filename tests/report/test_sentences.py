@@ -72,6 +72,7 @@ SAMPLES: dict[NoteCode, dict] = {
     NoteCode.UNDIFFERENTIABLE_OUTPUTS: {"outputs": (1,)},
     NoteCode.SPARSE_INPUT: {"kind": "COO", "stored": 3, "size": 12},
     NoteCode.UNCONNECTED: {"depends": False},
+    NoteCode.QUANTIZED: {"quantum": 5.96e-8, "step": 1e-3},
 }
 
 

@@ -57,17 +57,49 @@ def resolution(values: np.ndarray) -> float:
     True
     >>> resolution(np.array([1.5, 1.5 + 1e-12, 1.5 + 2e-12]))
     0.0
+    >>> resolution(np.array([3.0, 4.0, 5.0]) * 2.0**-25) == 2.0**-26  # 1 + erf in float32
+    True
     """
     v = np.asarray(values, dtype=np.float64)
     if np.unique(v).size < 2:
         return 0.0
+    own = 0.0
     for dtype in (np.float16, np.float32):
         if np.abs(v).max() > np.finfo(dtype).max:
             continue
         narrow = v.astype(dtype)
         if np.array_equal(narrow.astype(np.float64), v):
-            return 0.5 * float(np.spacing(np.abs(narrow).max()))
-    return 0.0
+            own = 0.5 * float(np.spacing(np.abs(narrow).max()))
+            break
+    if not own or dtype == np.float16:
+        return own
+    # A float32 J rounded at a larger intermediate than itself (float32 ndtr = (1 + erf)/2 far
+    # in its tail: J of 1e-7 on multiples of 2^-25) sits on a grid far coarser than its ulp.
+    # Its differences share that power of two (or a multiple, when J moved by even steps
+    # only): an intermediate of J's size or 1 rounds no coarser than float32 does there.
+    coarse = 0.5 * min(quantum(v - v[v.size // 2]), _spacing32(np.abs(v).max()))
+    return coarse if coarse > 2 * own else own
+
+
+def quantum(differences: np.ndarray) -> float:
+    """The largest power of two that divides every (finite, non-zero) difference, else 0.
+
+    >>> quantum(np.array([3, -1, 0, 6]) * 2.0**-25) == 2.0**-25
+    True
+    """
+    d = np.abs(np.asarray(differences, dtype=np.float64))
+    d = d[np.isfinite(d) & (d > 0)]
+    if not d.size:
+        return 0.0
+    mantissa, exponent = np.frexp(d)  # d = m·2^e, m in [0.5, 1): an integer times 2^(e-53)
+    whole = (mantissa * 2.0**53).astype(np.int64)
+    low = np.array([int(w & -w).bit_length() - 1 for w in whole])  # its lowest set bit
+    return float(2.0 ** int(np.min(exponent - 53 + low)))
+
+
+def _spacing32(magnitude: float) -> float:
+    """float32's spacing at max(1, magnitude): the grid of a float32 intermediate of that size."""
+    return float(np.spacing(np.float32(min(max(1.0, magnitude), 3e38))))
 
 
 def one_jump(values: np.ndarray, grid: float = 0.0, scale: float = 0.0) -> bool:
@@ -84,6 +116,10 @@ def one_jump(values: np.ndarray, grid: float = 0.0, scale: float = 0.0) -> bool:
 
     >>> k = np.arange(7.0) - 3
     >>> one_jump(1.0 + 0.01 * k + 0.5 * (k >= 1))  # a stair crossed between k = 0 and 1
+    True
+    >>> one_jump(1.0 - 0.3 * (k < 0) - 0.5 * (k > 0))  # θ on the edge of two entries' stairs
+    True
+    >>> one_jump(1.0 + 0.5 * (k >= 1) + 0.5 * (k >= 2))  # two stairs just above θ
     True
     >>> one_jump(1.0 + 0.01 * np.abs(k))  # a kink
     False
@@ -103,5 +139,11 @@ def one_jump(values: np.ndarray, grid: float = 0.0, scale: float = 0.0) -> bool:
 
     if residual(smooth) <= tol:  # smooth to rounding: no jump
         return False
+    left, right = v[: v.size // 2], v[v.size // 2 + 1 :]
+    if np.all(left == left[0]) and np.all(right == right[0]):
+        return True  # constant on each side of θ, θ itself on a stair's edge (two stairs met)
+    if not grid and np.count_nonzero(np.diff(v) == 0) >= v.size // 2:
+        return True  # exactly flat over half the line, jumps between: stairs (several entries'
+        # stairs met near θ), which float64 noise this far above its ulp never is
     return any(residual(np.column_stack([smooth, (k >= k[p]).astype(np.float64)])) <= tol
                for p in range(1, v.size))

@@ -93,6 +93,17 @@ def check_mat(path: str | os.PathLike[str], data: str | os.PathLike[str] | None,
     """``check_m`` with the matrices and the other arguments read from a ``.mat`` file, as the
     command line gives them: ``params`` and ``args`` are names (or comma-separated text).
 
+    Args:
+      path: the ``.m`` file of the cost function ``[J grad] = f(theta, args...)``.
+      data: the ``.mat`` file holding the matrices and the other arguments.
+      params: the names of the parameter matrices in ``data`` (``"Theta1,Theta2"``), or of the
+        one flat vector when ``options`` has a ``layout``.
+      args: the function's other arguments in order: names in ``data`` or numbers as text.
+      options: every option of ``check_m`` and ``gradcheck.check``.
+
+    Returns:
+      The ``Report`` of ``check_m``.
+
     >>> check_mat("examples/octave/nnCostFunction.m", None, "Theta1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -147,6 +158,14 @@ def from_mat(data: str | os.PathLike[str], params: Sequence[str],
              args: Sequence[str]) -> tuple[dict[str, np.ndarray], tuple[Any, ...]]:
     """The named matrices and the other arguments of a cost function, read from a ``.mat`` file:
     ``args`` items are variable names, or numbers written out (``"3"``, ``"0.1"``).
+
+    Args:
+      data: the ``.mat`` file.
+      params: the names of the parameter matrices in it.
+      args: the other arguments: names in it, or numbers as text.
+
+    Returns:
+      The matrices by name (float64), and the other arguments as a tuple, in order.
 
     >>> from_mat("examples/octave/ex4small.mat", ["Theta1"], ["num_labels", "1e-3"])[1]
     (3.0, 0.001)

@@ -83,6 +83,7 @@ class NoteCode(Enum):
     SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
     TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
+    QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
 
 
 class Note(str):
@@ -289,6 +290,15 @@ def _reads_coarser(name: str, dtype: str) -> str:
     )
 
 
+def _quantized(name: str, quantum: float, step: float) -> str:
+    return (
+        f"J's values step by {quantum:.3g} along {name} (float32 rounding of an intermediate "
+        "larger than J, such as 1 + erf in a float32 ndtr), not by stairs of the function: "
+        f"{name} was judged as a smooth J with that rounding, at steps of {step:.3g} that span "
+        "many of them, so the check is only as precise as that rounding allows."
+    )
+
+
 def _float16_gradient(name: str, ulps: float) -> str:
     return (
         f"{name}'s gradient is float16 and its differences from the numerical derivative are "
@@ -402,4 +412,5 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.SPARSE_INPUT: adapters.sparse_input,
     NoteCode.UNCONNECTED: adapters.unconnected,
     NoteCode.TIES: _ties,
+    NoteCode.QUANTIZED: _quantized,
 }

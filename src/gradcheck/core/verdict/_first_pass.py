@@ -97,7 +97,7 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     judged_as = coarser(dtype, job.g.dtype)  # a float32 gradient is only as precise as float32
     finite = np.isfinite(theta)
     g = job.g.reshape(-1).astype(np.float64)
-    sigma = 0.0 if setup.complex else setup.noise[t]
+    sigma = 0.0 if setup.complex else max(setup.noise[t], job.quantum / 2)
     # J's relative precision sets the step: a J of 3e-9 computed in float32 is good to 1e-7 of
     # itself, not of 1; relative to its reference magnitude (|J(θ)|, or J's variation along
     # θ's scale where J cancels to ~0: its rounding comes from the terms, ``_probe.magnitude``).
@@ -137,6 +137,7 @@ class Pass:
     values: dict[float, np.ndarray]
     edge: np.ndarray
     stopped: bool = False
+    swamped: Swamped | None = None  # a forced eps that moved J by nothing at all (stairs?)
 
 
 def first_pass(
@@ -154,18 +155,22 @@ def first_pass(
         judge(setup.scheme, f.stepper, idx[: nodes.done], done, f.sigma, f.g, f.a, out)
         return Pass(out, {}, idx[:0], stopped=True)
     values = nodes.values
+    swamped = None  # a forced eps that moved J by nothing at all: unless J is a staircase
     if f.forced is not None:
         moved = max(float(np.max(np.abs(np.real(v) - j0), initial=0.0)) for v in values.values())
         if moved <= SWAMPED * f.sigma:
-            raise Swamped(
+            swamped = Swamped(
                 f"moves J by at most {moved:.3g}, within {SWAMPED:g}σ of its rounding noise "
                 f"(σ = {f.sigma:.3g}), so its rounding error would swamp every difference"
             )
+            if moved > 0:
+                raise swamped
     judge(setup.scheme, f.stepper, idx, values, f.sigma, f.g, f.a, out)
     edge = idx[_edges.outside(values)] if not setup.complex and len(idx) else idx[:0]
     if edge.size:  # J(θ ± h) left the loss's domain: smaller or one-sided steps for those
         facts.edges = _edges.repair(ev, t, f.stepper, edge, j0, f.sigma, f.g, f.a, *out)
-    return Pass(out, {c: spread(v, idx, size) for c, v in values.items()}, edge)
+    return Pass(out, {c: spread(v, idx, size) for c, v in values.items()}, edge,
+                swamped=swamped)
 
 
 def estimates(

@@ -39,6 +39,9 @@ def engine_records(
     notes += flat_notes(tree, [f.flat for f in facts], results)
     notes += [Note(NoteCode.READS_COARSER, tree.names[t], {"dtype": str(f.reads)})
               for t, f in enumerate(facts) if f.reads is not None and t < len(results)]
+    notes += [Note(NoteCode.QUANTIZED, tree.names[t], {"quantum": f.quantum,
+                                                       "step": results[t].eps})
+              for t, f in enumerate(facts) if f.quantum is not None and t < len(results)]
     notes += half_notes(tree, analytic, results)
     kinks = sum(int(np.count_nonzero(r.flags == KINK)) for r in results)
     if kinks:

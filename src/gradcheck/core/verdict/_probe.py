@@ -198,7 +198,9 @@ def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> floa
     moved = np.abs(values - j0)[k != 0] / (np.abs(k[k != 0]) * delta)
     variation = float(np.max(moved[np.isfinite(moved)], initial=0.0)) / CANCELLED
     cancelled = variation > abs(j0) and sigma <= LOW_PRECISION * variation
-    return variation if cancelled else abs(j0)
+    # A J exactly 0 at θ (float32(1 + f) - 1 at f = 0) gives no reference at all: its variation
+    # is the only one (else a low-precision J of 0 would be stepped as float64's).
+    return variation if cancelled or j0 == 0 else abs(j0)
 
 
 def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:

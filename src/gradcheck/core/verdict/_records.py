@@ -58,6 +58,7 @@ class Flat:
     onset: np.ndarray  # tried entries where J starts to change farther away, continuously
     reach: np.ndarray  # how far J stayed constant, per entry of stairs/still/onset (aligned)
     order: np.ndarray  # the tried entries (stairs, still and onset are subsets)
+    height: np.ndarray | None = None  # how much J changed where it first did (aligned)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Facts:
     flat: Flat | None = None  # entries J did not move along
     reads: np.dtype | None = None  # J reads this tensor in that coarser dtype
     rough: np.ndarray | None = None  # per entry: a kink seen in its second opinion's window
+    quantum: float | None = None  # J's values step by this much (float32 rounding), not stairs
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class TensorJob:
     locate_calls: int | None  # calls allowed to that search (None: what is spare)
     planned: int  # calls the first pass is planned to take
     reads: np.dtype | None = None  # judge it in this coarser dtype (what J reads)
+    quantum: float = 0.0  # J's values step by this much: its noise is at least half of it
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,14 @@ from gradcheck.core.verdict._first_pass import (
     first_pass,
     footing,
 )
-from gradcheck.core.verdict._flat import flat_entries, read_as
+from gradcheck.core.verdict._flat import (
+    flat_below,
+    flat_entries,
+    quantized,
+    read_as,
+    reads_confirmed,
+    within_cells,
+)
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import (
     Facts,
@@ -54,11 +61,20 @@ def judge_tensor(
             result = check_tensor(ev, setup, job, facts)
         coarse = read_as(facts.flat, leaf)
         t = job.t
-        if coarse is not None and ev.spare() >= 2 * plan.first[t] + plan.search[t]:
+        again = 2 * plan.first[t] + plan.search[t]  # what judging it again may cost
+        theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+        if (coarse is not None and facts.flat is not None and ev.spare() >= again + 15
+                and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
-            result = check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
+            return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
+        quantum = quantized(facts.flat, result.flags, job.j0)
+        if quantum and ev.spare() >= again:
+            # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
+            # judge it again as a smooth J whose noise is that rounding.
+            facts.quantum, facts.flat, facts.unrefined, facts.rough = quantum, None, None, None
+            return check_tensor(ev, setup, dataclasses.replace(job, quantum=quantum), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
@@ -107,13 +123,24 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
-        stopped = second_opinion(ev, setup, job, f, facts, suspicious, values, out, flat_step)
+        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=True)
+        suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
+        stopped = stopped or second_opinion(ev, setup, job, f, facts, suspicious, values, out,
+                                            flat_step)
         if stopped is not None:
             return stopped
     if setup.refine and not setup.complex and len(idx):
+        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=False)
+        if stopped is not None:
+            return stopped
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
         if stopped is not None:
             return stopped
+    if first.swamped is not None and (facts.flat is None or not facts.flat.stairs.size):
+        # J did not move at all at the forced eps, and is no staircase where followed: the
+        # eps resolves nothing (a staircase's flat J at that eps is its derivative 0: kept).
+        facts.flat = None
+        raise first.swamped
     # First-pass mismatches the budget left without a second opinion leave the tensor unjudged,
     # except in a sample whose tensor-level directional tests agreed: there they count as
     # unsampled entries do (the sample's pass rests on those tests; a note names them).
@@ -131,6 +158,28 @@ def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
     if found is None or not found.failed or found.complete:
         return 0
     return int(np.count_nonzero(f.finite)) - int(idx.size)
+
+
+def across_stairs(
+    ev: Capped, job: TensorJob, f: Footing, suspicious: np.ndarray, out: Out,
+    flat_step: np.ndarray, before: bool,
+) -> TensorResult | None:
+    """A step that crosses stairs measures the stairs, not the derivative. Before the second
+    opinion, a float64 tensor's mismatches that a float32 read would explain are looked at
+    inside θᵢ's float32 cell (``_flat.within_cells``); after it, a low-precision J's are
+    looked at where their estimate says J moves by 8σ (``_flat.flat_below``). Either marks
+    the entries J did not move along for the flat stage. A Ctrl-C returns the result so far
+    (a mismatch without its second opinion is left unjudged), else None."""
+    try:
+        if before and job.dtype == np.float64:
+            within_cells(ev, job.t, f.stepper, out, f.g, f.sigma, job.j0, flat_step)
+        elif not before and f.low:
+            flat_below(ev, job.t, f.stepper, out, f.g, f.a, f.sigma, job.j0, flat_step)
+    except KeyboardInterrupt:
+        if before:
+            out[2][suspicious], out[0][suspicious] = UNCHECKED, np.nan
+        return f.result(out, partial=before, steps=f.stepper.h, stopped=True)
+    return None
 
 
 def second_opinion(

@@ -43,7 +43,7 @@ class Ties(NamedTuple):
     calls: int  # loss calls it made
 
     @property
-    def entries(self) -> int:
+    def tied(self) -> int:
         return sum(w.size for w in self.where)
 
 
