@@ -30,7 +30,6 @@ SMOOTH, HINGE, MAX_ONE_SIGN, MAX_MIXED, STAIRS, FINE_STAIRS, QUANTIZED = (
     "smooth", "hinge", "max one sign", "max mixed signs", "stairs", "fine stairs", "quantized")
 WIDTHS = (1.0, 0.1, 1e-3)  # stair widths, coarse against the steps
 FINE = (1e-5, 1e-7)  # stair widths near and below the steps
-TIES = pytest.mark.xfail(strict=True, reason="issue 22 item 1 (ties)")
 STAIR_READS = pytest.mark.xfail(strict=True, reason="issue 22 item 3 (stairs)")
 
 
@@ -182,12 +181,6 @@ def budgets(n: int) -> st.SearchStrategy[int | None]:
 # where named
 OTHERS = (SMOOTH, HINGE, MAX_ONE_SIGN, STAIRS)
 KINKED = (HINGE, MAX_ONE_SIGN)
-LOW_BUDGET_KINKS = pytest.mark.xfail(strict=True, reason=(
-    "found by this suite: at budgets near the minimum, hinge kinks at mixed scales (x1000, "
-    "x1e-3, x1) make a random direction disagree with g.v; bisection isolates an entry on the "
-    "margin, whose central difference (500, between its one-sided slopes 0 and 1000) then "
-    "stands as a mismatch without a second opinion because 'the tensor's own directional test "
-    "failed' (_tensor.second_opinion): a correct subgradient FAILED"))
 
 
 def ample(n: int) -> st.SearchStrategy[int | None]:
@@ -207,10 +200,10 @@ CASES = [  # (first piece, the others, budgets)
     pytest.param(HINGE, OTHERS, ample, id="hinge"),
     pytest.param(MAX_ONE_SIGN, OTHERS, ample, id="max one sign"),
     pytest.param(STAIRS, OTHERS, ample, id="stairs"),
-    pytest.param(HINGE, KINKED, low, id="kinks, low budget", marks=LOW_BUDGET_KINKS),
+    pytest.param(HINGE, KINKED, low, id="kinks, low budget"),
     pytest.param(QUANTIZED, OTHERS, ample, id="quantized", marks=STAIR_READS),
     pytest.param(FINE_STAIRS, OTHERS, ample, id="fine stairs", marks=STAIR_READS),
-    pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs", marks=TIES),
+    pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs"),
 ]
 
 
@@ -294,3 +287,31 @@ def test_numpy_torch_and_jax_give_one_verdict(loss: Loss) -> None:
         "jax": gradcheck.jax.check(lambda t: loss.value(t, jnp), loss.theta.copy()).verdict,
     }
     assert len(set(verdicts.values())) == 1, (loss, verdicts)
+
+
+def test_second_opinions_the_spare_calls_cannot_pay_are_left_unjudged() -> None:
+    """Found by the low-budget case with more examples: the plan left the evaluator's spare
+    calls below 0, and ``_refine`` sliced its entries with that negative count (``todo[:-1]``):
+    the last first-pass mismatch, a hinge margin's central difference, stood as wrong."""
+    pieces = (
+        Piece(HINGE, 0, 5, 1.0, (-0.8779153520674947, -0.828598694430285, 0.9309270806527552,
+                                 1.4284719537990247, 1.9025184366760848),
+              y=(-1.0, -1.0, 1.0, 1.0, 1.0)),
+        Piece(HINGE, 5, 9, 1000.0, (0.5803759112949568, 1.2168094334131272,
+                                    -1.1943613659466195, -0.926967614211472),
+              y=(1.0, -1.0, 1.0, -1.0)),
+        Piece(HINGE, 9, 19, 1.0, (
+            1.5865810803120286, -1.7946321724356131, 1.3626995300666118, 0.9175188438574626,
+            -1.8310661095674274, -0.6379133052852695, 0.9938165943081448, 1.7482441456065403,
+            0.7210267815960709, 0.596080748763628),
+              y=(-1.0, -1.0, 1.0, -1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0)),
+        Piece(MAX_ONE_SIGN, 19, 25, 1000.0, (-0.7376591021773484, -0.8873099082170093,
+                                             -0.8795331828337503, -1.590628245197494,
+                                             -1.595817227219508)),
+    )
+    theta = np.array([
+        -0.054874223786916865, 0.6553941072121066, 1.0, 1.0, -0.22728565559211722, 1.0,
+        0.03497604518069419, 1.0, -1.0, 0.4558243766775565, -1.0, 1.0, 1.002423337629414,
+        -0.1307144049172595, -1.0, 1.0, 1.0, -1.9799540163303568, -1.0, 0.0, 0.0, 0.0, 0.0,
+        0.0, 0.0])
+    assert Loss(pieces, theta, "first").check(budget=66).verdict != "failed"

@@ -14,6 +14,7 @@ from gradcheck.core.verdict._first_pass import evaluate_nodes
 from gradcheck.core.verdict._plan import make_plan
 from gradcheck.core.verdict._records import Stepper
 from gradcheck.report._model import AGREES, KINK, MISMATCH, EntryState, entry_states, verdict
+from gradcheck.report._sentences import NoteCode
 
 
 def cube(p):
@@ -128,3 +129,20 @@ def test_every_note_code_has_its_sentence_in_the_one_table() -> None:
     assert set(TABLE) == set(NoteCode)
     note = Note(NoteCode.UNREFINED, "W1", {"count": 1234, "budget": 4000})
     assert render(note).startswith("W1: 1,234 first-pass mismatches got no second opinion")
+
+
+def test_a_sample_whose_stopped_directional_search_failed_leaves_the_rest_unjudged() -> None:
+    """A correct hinge gradient on 512 entries, half on the margin, at a budget near the
+    minimum: a random direction crosses kinks and disagrees with g·v, and the call allowance
+    stops the bisection. The few coordinates judged vouch for nothing else: never PASSED."""
+    rng = np.random.default_rng(0)
+    y = rng.choice([-1.0, 1.0], 512)
+    x = np.where(rng.random(512) < 0.5, y, rng.uniform(-2, 2, 512))
+    c = rng.uniform(0.5, 2, 512)
+    g = -c * y * (1 - y * x > 0)
+    report = gradcheck.check(lambda p: float(np.sum(c * np.maximum(1 - y * p["w"], 0))),
+                             {"w": x}, {"w": g}, budget=121)
+    located = [n for n in report.notes if n.code is NoteCode.DIRECTION_FAILED]
+    assert located and located[0].numbers["complete"] is False
+    w = report.components["w"]
+    assert report.verdict != "passed" and w.unjudged >= 512 - int(np.count_nonzero(w.flags))

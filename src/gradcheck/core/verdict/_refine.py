@@ -132,7 +132,7 @@ class _Chase:
         cost = max(self._cost(todo, _wanted(self.scheme, 0)), 1)
         if spare >= cost * RUN * todo.size:
             return todo, todo[:0]
-        size = int(spare // (cost * RUN)) or int(spare >= cost)
+        size = max(int(spare // (cost * RUN)), 0) or int(spare >= cost)  # spare may be < 0
         if not size:
             self._afford(todo, _wanted(self.scheme, 0))  # none paid: every one unjudged
             return todo[:0], todo[:0]
@@ -182,7 +182,7 @@ class _Chase:
         """The active positions the spare calls pay for; the rest are left unjudged."""
         cost = self._cost(active, wanted)
         spare = getattr(self.ev, "spare", lambda: np.inf)()
-        afford = int(min(active.size, spare // max(cost, 1)))
+        afford = max(int(min(active.size, spare // max(cost, 1))), 0)  # spare may be < 0
         if afford < active.size:  # the budget pays for some second opinions: the rest unjudged
             left = self.idx[active[afford:]]
             numeric, bound, flags = self.out

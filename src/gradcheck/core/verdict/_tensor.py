@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from gradcheck.core._coords import Capped
-from gradcheck.core._directional import locate
+from gradcheck.core._directional import Located, locate
 from gradcheck.core.verdict._first_pass import (
     Footing,
     Out,
@@ -147,8 +147,17 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     found = facts.located
     vouched = found is not None and not found.failed and found.complete
     unsettled = sum(1 for i in (facts.edges or {}) if out[2][i] == UNCHECKED)  # no step judged
-    return f.result(out, steps=f.stepper.h,
-                    unconfirmed=unsettled + (0 if vouched else (facts.unrefined or 0)))
+    return f.result(out, steps=f.stepper.h, unconfirmed=unsettled + unsampled(found, f, idx)
+                    + (0 if vouched else (facts.unrefined or 0)))
+
+
+def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
+    """The entries a sample left unjudged that count as such: all those outside it when the
+    tensor's directional test failed and the call allowance stopped the search before it
+    isolated every culprit (nothing vouches for them; the DIRECTION_FAILED note says so)."""
+    if found is None or not found.failed or found.complete:
+        return 0
+    return int(np.count_nonzero(f.finite)) - int(idx.size)
 
 
 def across_stairs(
@@ -204,14 +213,37 @@ def second_opinion(
         if facts.unrefined and found is not None and found.failed and found.worst > 4:
             # The tensor's Richardson test already failed: its first-pass mismatches that
             # the budget could not re-check stand as evidence rather than vanish.
+            # Not one whose g lies between its first-pass one-sided slopes: its line may
+            # have a kink (a central difference between them is no derivative): unjudged.
             kept = (out[2] == 0) & (first_pass[2] == MISMATCH)
+            kept[kept] &= ~between_slopes(f, setup, values, job.j0, np.flatnonzero(kept),
+                                          first_pass[1])
             for array, old in zip(out, first_pass, strict=True):
                 array[kept] = old[kept]
-            facts.kept, facts.unrefined = int(kept.sum()), 0
+            facts.kept = int(kept.sum())
+            facts.unrefined = max(facts.unrefined - facts.kept, 0)
     except KeyboardInterrupt:  # a first-pass mismatch may be a kink: leave it unjudged
         out[2][suspicious], out[0][suspicious] = 0, np.nan
         return f.result(out, partial=True, stopped=True)
     return None
+
+
+def between_slopes(
+    f: Footing, setup: Setup, values: dict[float, np.ndarray], j0: float, idx: np.ndarray,
+    bound: np.ndarray,
+) -> np.ndarray:
+    """Whether each g of ``idx`` lies between the one-sided slopes the first pass saw
+    (allowing each slope twice the first-pass bound: its rounding), where it saw both sides;
+    a one-sided scheme shows no kink (False)."""
+    sides = [c for c in setup.scheme.nodes if c != 0 and c in values]
+    if not idx.size or not any(c < 0 for c in sides) or not any(c > 0 for c in sides):
+        return np.zeros(idx.size, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.stack([(np.real(values[c][idx]) - j0) / f.stepper.offset(idx, c)
+                           for c in sides])
+    slack = 2 * bound[idx]
+    g = f.g[idx]
+    return (np.fmin.reduce(slopes) - slack <= g) & (g <= np.fmax.reduce(slopes) + slack)
 
 
 def confirm_sample(

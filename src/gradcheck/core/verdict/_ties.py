@@ -120,12 +120,19 @@ class _Screen:
         self.j0: float | None = None
         self.screened = 0
 
-    def _ray(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The k-th generic ray: the points θ + δ and θ + δ/2 (the same for every entry).
+    def _ray(self, k: int, wide: float = 1.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The k-th generic ray: the points θ + δ and θ + δ/2 (the same for every entry;
+        ``wide`` times farther for an entry whose stencil J's noise widened).
 
         The first moves every tensor, the next ones each tensor alone (a bias alone moves all
         the ties of its unit the same way: the pieces a mixed tie hides), then every tensor
         again, in other proportions."""
+        if wide != 1.0:
+            far, near = self._ray(k)
+            return ([rounded(th + wide * (f - th), dt) for th, f, dt in
+                     zip(self.theta, far, self.dtypes, strict=True)],
+                    [rounded(th + wide * (n - th), dt) for th, n, dt in
+                     zip(self.theta, near, self.dtypes, strict=True)])
         while len(self.rays) <= k:
             far, near = [], []
             alone = len(self.rays) - 1
@@ -173,8 +180,11 @@ class _Screen:
             return False
         self.screened += 1
         r, th, dt = self.results[t], self.theta, self.dtypes[t]
-        h = STENCIL * float(np.asarray(r.steps)[i])
         sigma = self.setup.noise[t] if t < len(self.setup.noise) else 0.0
+        g = float(r.analytic[i])
+        wide = widening(sigma, STENCIL * float(np.asarray(r.steps)[i]),
+                        abs(float(r.numeric[i]) - g))
+        h = wide * STENCIL * float(np.asarray(r.steps)[i])
         if self.j0 is None:
             self.j0 = self.j.at(th)
         slope = []
@@ -186,14 +196,13 @@ class _Screen:
         if len(known) < 6:
             return False
         lo, hi = min(known), max(known)
-        g = float(r.analytic[i])
         a = float(analytic_bound(np.array([g]), dt, self.setup.config.rtol,
                                  self.setup.config.atol, self.setup.grad_scale)[0])
         mixed, low, high = False, lo, hi  # the derivatives seen near θ, and their span
         for k in range(DIRECTIONS):
             if not self._affords(4):
                 return False
-            far, near = self._ray(k)
+            far, near = self._ray(k, wide)
             n_far = self._central(far, t, i, h, dt)
             n_near = self._central(near, t, i, h, dt)
             v = 2 * n_near - n_far  # the derivative of the piece the ray enters, at s → 0
@@ -223,6 +232,20 @@ class _Screen:
         if not off_up or not off_down:
             return np.nan
         return (self.j.at(up) - self.j.at(down)) / (off_up - off_down)
+
+
+def widening(sigma: float, h: float, excess: float) -> float:
+    """How much wider than ``h`` (1 to 1/STENCIL: at most the entry's own step) the stencil
+    must be for J's noise ``sigma`` to blur the extrapolated derivative by at most half the
+    mismatch ``excess`` (its slack is SAFETY·6·σ/h); the ray widens with it, so the stencil
+    straddles a tie at the points no more often.
+
+    >>> widening(1e-16, 1e-6, 1e-3), widening(1e-11, 1e-6, 1e-3), widening(1e-6, 1e-6, 1e-3)
+    (1.0, 1.2, 64.0)
+    """
+    if not (np.isfinite(excess) and excess > 0 and h > 0):
+        return 1.0
+    return float(np.clip(2 * SAFETY * 6 * sigma / (excess * h), 1.0, 1 / STENCIL))
 
 
 def settle(results: list[TensorResult], ties: Ties) -> list[TensorResult]:
