@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, NonFiniteError
-from gradcheck.frameworks import _higher, _higher_jax, _protocol
+from gradcheck.frameworks import _higher, _higher_jax, _jit, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED, _Stacks: for tests
     _COMPILED,
@@ -239,7 +239,7 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
     try:
         with _x64(True):
             values = [_cast64(x) for x in problem.originals()]
-            j = objective(problem.call(values, _cast64))
+            j = _jit.output_type(lambda v: objective(problem.call(v, _cast64)), values)
             ok = np.dtype(j.dtype) == np.float64
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel: check it in its own dtype
@@ -302,9 +302,7 @@ def _check(
             for n, g in zip(problem.names, grad_values, strict=True)
         }
 
-    batched, reason = _batched(
-        traced, params, lambda: float(j_of(values_of(params))), vectorize, j_of
-    )
+    batched, reason = _batched(traced, params, lambda: loss(params), vectorize, j_of)
     batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
     notes = [
         _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
