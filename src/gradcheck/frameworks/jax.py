@@ -288,10 +288,13 @@ def _check(
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(plain(values_of(p)))
 
+    at_theta: list[float] = []  # J at θ from the gradient's own (op-by-op) forward pass
+
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            grad_values = jax.grad(j_of)(values_of(params))
+            value, grad_values = jax.value_and_grad(j_of)(values_of(params))
+            at_theta.append(float(value))
         except GradCheckError:
             raise
         except Exception as error:  # fn cannot be differentiated by jax.grad: say so, keep it
@@ -302,7 +305,12 @@ def _check(
             for n, g in zip(problem.names, grad_values, strict=True)
         }
 
-    batched, reason = _batched(traced, params, lambda: loss(params), vectorize, j_of)
+    # The reverse-mode gradient first: its forward pass gives the plain J at θ that the
+    # batched probe compares with, so no plain J is compiled or run op by op for it.
+    early = reverse() if mode == "reverse" else None
+    batched, reason = _batched(
+        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of
+    )
     batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
     notes = [
         _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
@@ -324,6 +332,6 @@ def _check(
         jvps = _higher_jax.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
         return _higher.forward_gradient(jvps, params, loss, options.get("seed", 0))
 
-    return _higher.by_mode(mode, run, reverse, forward)
+    return _higher.by_mode(mode, run, reverse if early is None else lambda: early, forward)
 
 
