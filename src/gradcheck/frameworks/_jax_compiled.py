@@ -160,7 +160,7 @@ class _Traced:
             got = np.asarray(cached(rows), dtype=np.float64)
             want = np.array([
                 at_theta() if k == 0 and at_theta is not None
-                else float(j_of(_jit.device(_jit.split(r, self.shapes, self.dtypes))))
+                else float(_jit.value(j_of, _jit.device(_jit.split(r, self.shapes, self.dtypes))))
                 for k, r in enumerate(rows)
             ])
         except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
