@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradcheck.frameworks import _jit
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_problem import (
     _Problem,
@@ -153,15 +154,13 @@ class _Traced:
         a plain call, up to rounding, at θ and at a point beside it. A cached trace bakes in
         what ``fn`` reads besides its arguments (globals, closures); where that changed since,
         J changes with it. ``at_theta``: the plain J at θ when it is known already."""
-        import jax.numpy as jnp
-
         side = np.random.default_rng(0).uniform(-1, 1, theta.size)
         rows = np.stack([theta, theta + 1e-2 * (1 + np.abs(theta)) * side])
         try:
             got = np.asarray(cached(rows), dtype=np.float64)
             want = np.array([
                 at_theta() if k == 0 and at_theta is not None
-                else float(j_of(self.values(jnp.asarray(r))))
+                else float(_jit.value(j_of, _jit.device(_jit.split(r, self.shapes, self.dtypes))))
                 for k, r in enumerate(rows)
             ])
         except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
@@ -285,7 +284,8 @@ class _PlainLoss:
                 jitted = traced.compiled("plain", jax.jit)
                 jitted(values, dynamic)
                 if "plain" in traced.hits and not traced.fresh(
-                    lambda rows, f=jitted: [f(traced.values(r), dynamic) for r in rows],
+                    lambda rows, f=jitted: [
+                        f(_jit.split(r, traced.shapes, traced.dtypes), dynamic) for r in rows],
                     self.j_of, np.concatenate([np.ravel(v) for v in values]).astype(np.float64),
                 ):
                     traced.forget()  # stale: fn reads something that changed; trace again
@@ -309,10 +309,8 @@ class _Stacks:
     the others fixed at their given values, where that pays (see ``_batched``)."""
 
     def __init__(self, traced: _Traced, dynamic: bool, theta: np.ndarray) -> None:
-        import jax.numpy as jnp
-
         self.traced, self.dynamic = traced, dynamic
-        self.base = [jnp.asarray(v) for v in traced.values(jnp.asarray(theta))]
+        self.base = _jit.split(theta, traced.shapes, traced.dtypes)  # NumPy: nothing compiled
         self.row_seconds: float | None = None  # per padded row through the full path
         self.own: dict[int, _Compiled | None] = {}
         self._functions: dict[Any, _Compiled] = {}

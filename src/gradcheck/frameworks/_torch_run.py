@@ -344,13 +344,18 @@ def _vmapped(
         tensors = {n: f.reshape(s) for n, f, s in zip(names, flat, shapes, strict=True)}
         return objective(problem.call(tensors, cast))
 
-    maps: dict[tuple[int | None, ...], Callable] = {}  # one vmap per in_dims pattern
+    # One vmap per in_dims pattern, and per whether the stack fits one chunk: a stack of up to
+    # CHUNK rows is one chunk either way, and vmap without chunk_size runs it 4x faster (0.4 ms
+    # against 1.7 ms for 3 rows of 25), with the same operations on the same rows.
+    maps: dict[tuple[tuple[int | None, ...], bool], Callable] = {}
 
     def run(flat: list[Any], dims: tuple[int | None, ...]) -> np.ndarray:
-        if dims not in maps:
-            maps[dims] = torch.func.vmap(one, in_dims=dims, chunk_size=CHUNK)
+        rows = max(f.shape[0] for f, d in zip(flat, dims, strict=True) if d == 0)
+        key = (dims, rows <= CHUNK)
+        if key not in maps:
+            maps[key] = torch.func.vmap(one, in_dims=dims, chunk_size=None if key[1] else CHUNK)
         with torch.no_grad():
-            return maps[dims](*flat).detach().cpu().double().numpy().reshape(-1)
+            return maps[key](*flat).detach().cpu().double().numpy().reshape(-1)
 
     def full(thetas: np.ndarray) -> np.ndarray:
         # One tensor over the rows as they are (no copy on the CPU in float64), then views per

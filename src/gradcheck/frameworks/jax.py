@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from gradcheck._errors import GradCheckError, NonFiniteError
-from gradcheck.frameworks import _higher, _higher_jax, _protocol
+from gradcheck.frameworks import _higher, _higher_jax, _jit, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED, _Stacks: for tests
     _COMPILED,
@@ -239,7 +239,7 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
     try:
         with _x64(True):
             values = [_cast64(x) for x in problem.originals()]
-            j = objective(problem.call(values, _cast64))
+            j = _jit.output_type(lambda v: objective(problem.call(v, _cast64)), values)
             ok = np.dtype(j.dtype) == np.float64
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel: check it in its own dtype
@@ -288,10 +288,13 @@ def _check(
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(plain(values_of(p)))
 
+    at_theta: list[float] = []  # J at θ from the gradient's own (op-by-op) forward pass
+
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            grad_values = jax.grad(j_of)(values_of(params))
+            value, grad_values = jax.value_and_grad(j_of)(values_of(params))
+            at_theta.append(float(value))
         except GradCheckError:
             raise
         except Exception as error:  # fn cannot be differentiated by jax.grad: say so, keep it
@@ -302,8 +305,11 @@ def _check(
             for n, g in zip(problem.names, grad_values, strict=True)
         }
 
+    # The reverse-mode gradient first: its forward pass gives the plain J at θ that the
+    # batched probe compares with, so no plain J is compiled or run op by op for it.
+    early = reverse() if mode == "reverse" else None
     batched, reason = _batched(
-        traced, params, lambda: float(j_of(values_of(params))), vectorize, j_of
+        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of
     )
     batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
     notes = [
@@ -326,6 +332,6 @@ def _check(
         jvps = _higher_jax.jax_jvps(j_of, values_of(params), problem.names, "gradcheck.jax.check")
         return _higher.forward_gradient(jvps, params, loss, options.get("seed", 0))
 
-    return _higher.by_mode(mode, run, reverse, forward)
+    return _higher.by_mode(mode, run, reverse if early is None else lambda: early, forward)
 
 
