@@ -32,6 +32,7 @@ from gradcheck.core.verdict._flat import (
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import (
     Facts,
+    Flat,
     Setup,
     TensorJob,
     TensorResult,
@@ -69,6 +70,17 @@ def judge_tensor(
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
             return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
+        if coarse is not None and facts.flat is not None and ev.spare() < again + 15:
+            result, facts.flat = unread(result, facts.flat, read_flats(result, facts.flat))
+            return result
+        blamed = blamed_stairs(facts.flat, result.flags)
+        partly = read_as(blamed, leaf) if coarse is None and blamed is not None else None
+        if (partly is not None and blamed is not None and facts.flat is not None
+                and ev.spare() >= 15 and reads_confirmed(ev, t, theta, partly, blamed, job.j0)):
+            # The blamed "stairs" are a coarse read's cells, other stairs are wider: J reads
+            # part of this tensor coarsely. Those entries' slope across cells is untested.
+            result, facts.flat = unread(result, facts.flat, blamed.stairs)
+            return result
         quantum = quantized(facts.flat, result.flags, job.j0)
         if quantum and ev.spare() >= again:
             # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
@@ -78,6 +90,40 @@ def judge_tensor(
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
+
+
+def _cell16(theta: np.ndarray) -> np.ndarray:
+    """Float16's spacing at |θ| (infinite past its range): the widest cell of a coarse read."""
+    with np.errstate(over="ignore"):
+        return np.spacing(np.abs(theta).astype(np.float16)).astype(np.float64)
+
+
+def read_flats(result: TensorResult, found: Flat) -> np.ndarray:
+    """The mismatches where J did not move, except entries followed to a locally constant J."""
+    bad = (result.flags == MISMATCH) & (result.numeric == 0)
+    bad[np.concatenate([found.still, found.onset])] = False
+    return np.flatnonzero(bad)
+
+
+def blamed_stairs(found: Flat | None, flags: np.ndarray) -> Flat | None:
+    """``found`` with only its mismatched stairs (None: none)."""
+    if found is None or not found.stairs.size:
+        return None
+    stairs = found.stairs[flags[found.stairs] == MISMATCH]
+    return dataclasses.replace(found, stairs=stairs) if stairs.size else None
+
+
+def unread(result: TensorResult, found: Flat, bad: np.ndarray) -> tuple[TensorResult, Flat]:
+    """Unjudged: mismatches ``bad`` where J did not move, in a tensor whose stairs there are a
+    coarse read's cells (``read_as``), when that read is untested or explains only part of the
+    tensor. A read in float32/float16 predicts them (J's derivative is the slope across
+    cells), a staircase of the function a 0 slope: neither is the evidence's. Those unjudged
+    are no longer stairs (no note says their 0 agrees)."""
+    if not bad.size:
+        return result, found
+    result.flags[bad], result.numeric[bad], result.bound[bad] = UNCHECKED, np.nan, np.nan
+    found = dataclasses.replace(found, stairs=np.setdiff1d(found.stairs, bad))
+    return dataclasses.replace(result, unconfirmed=result.unconfirmed + int(bad.size)), found
 
 
 def entries(
@@ -307,4 +353,14 @@ def flat_stage(
                                       out[2], setup.config.seed)
         except KeyboardInterrupt:  # every entry is judged: keep them, then stop
             return f.result(out, steps=h, stopped=True)
+        # The budget followed none of them: a flat step within a float16 cell of θᵢ is what a
+        # coarse read of a float64 tensor predicts (its derivative the slope across cells),
+        # where J does move along the tensor; a locally constant J or stairs predict it too
+        # (then g = 0). Untested, such a mismatch is unjudged.
+        moved = job.t < len(setup.probes) and setup.probes[job.t].moved
+        crossed = flat[(out[2][flat] == MISMATCH) & (flat_step[flat] <= _cell16(f.theta[flat]))]
+        if facts.flat.order.size or not moved or job.dtype != np.float64:
+            crossed = crossed[:0]
+        out[2][crossed], out[0][crossed], out[1][crossed] = UNCHECKED, np.nan, np.nan
+        facts.unrefined = (facts.unrefined or 0) + int(crossed.size)
     return None
