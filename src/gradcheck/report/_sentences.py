@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.report import _sentences_adapters as adapters
+from gradcheck.report import _sentences_against as against
 from gradcheck.report import _sentences_checks as checks
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
@@ -84,6 +85,24 @@ class NoteCode(Enum):
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
     TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
     QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
+    PART = "part"  # a note of one part of a merged report: {"part": its label, "note": the Note}
+    JIT_FALLBACK = "jit-fallback"  # JAX: fn could not be jitted, it ran op by op
+    COMPLEX_WORST = "complex-worst"  # a complex tensor's worst entry as complex numbers
+    MODES_DISAGREE = "modes-disagree"  # mode='both': one mode wrong, the other right
+    FORWARD_JVPS = "forward-jvps"  # forward mode: the gradient assembled from JVPs
+    FORWARD_TANGENTS = "forward-tangents"  # forward mode along random tangents
+    ORDER2 = "order2"  # order=2: what G(x, u) is and what its components are
+    ORDER2_BACKWARD = "order2-backward"  # order=2: the gradient right, its derivatives wrong
+    ORDER2_CUT = "order2-cut"  # order=2: double backward found no path to some inputs
+    JACOBIAN = "jacobian"  # jacobian=True: full Jacobians compared
+    SPARSE_LOOP = "sparse-loop"  # sparse inputs: perturbed losses one by one
+    AGAINST_RUNS = "against-runs"  # check_against: the three runs and their dtypes
+    AGAINST_ROUNDED = "against-rounded"  # check_against: inputs rounded to the low dtype
+    AGAINST_DRAWN = "against-drawn"  # check_against: inputs drawn from the seed
+    AGAINST_HELD = "against-held"  # check_against: modules' parameters held fixed
+    AGAINST_JVP = "against-jvp"  # check_against: forward mode compared, or why not
+    AGAINST_UNJUDGED = "against-unjudged"  # check_against: entries without a yardstick
+    AGAINST_STATS = "against-stats"  # check_against: a tensor's tolerance statistics
 
 
 class Note(str):
@@ -130,6 +149,18 @@ def as_note(note: str) -> Note:
     <NoteCode.TEXT: 'text'>
     """
     return note if isinstance(note, Note) else Note(NoteCode.TEXT, None, {"text": str(note)})
+
+
+def unwrap(note: Note) -> Note:
+    """The note itself, out of the ``PART`` labels of merged reports (outputs, modes, orders).
+
+    >>> inner = Note(NoteCode.JACOBIAN)
+    >>> unwrap(Note(NoteCode.PART, None, {"part": "order 2", "note": inner})) is inner
+    True
+    """
+    while note.code is NoteCode.PART:
+        note = note.numbers["note"]
+    return note
 
 
 def render(note: Note) -> str:
@@ -413,4 +444,22 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.UNCONNECTED: adapters.unconnected,
     NoteCode.TIES: _ties,
     NoteCode.QUANTIZED: _quantized,
+    NoteCode.PART: adapters.part,
+    NoteCode.JIT_FALLBACK: adapters.jit_fallback,
+    NoteCode.COMPLEX_WORST: adapters.complex_worst,
+    NoteCode.MODES_DISAGREE: adapters.modes_disagree,
+    NoteCode.FORWARD_JVPS: adapters.forward_jvps,
+    NoteCode.FORWARD_TANGENTS: adapters.forward_tangents,
+    NoteCode.ORDER2: adapters.order2,
+    NoteCode.ORDER2_BACKWARD: adapters.order2_backward,
+    NoteCode.ORDER2_CUT: adapters.order2_cut,
+    NoteCode.JACOBIAN: adapters.jacobian,
+    NoteCode.SPARSE_LOOP: adapters.sparse_loop,
+    NoteCode.AGAINST_RUNS: against.against_runs,
+    NoteCode.AGAINST_ROUNDED: against.against_rounded,
+    NoteCode.AGAINST_DRAWN: against.against_drawn,
+    NoteCode.AGAINST_HELD: against.against_held,
+    NoteCode.AGAINST_JVP: against.against_jvp,
+    NoteCode.AGAINST_UNJUDGED: against.against_unjudged,
+    NoteCode.AGAINST_STATS: against.against_stats,
 }
