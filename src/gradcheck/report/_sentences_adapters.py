@@ -1,5 +1,6 @@
 """The wording of the notes the framework adapters (torch, JAX, TensorFlow) add: one renderer
-per adapter ``NoteCode``, looked up by ``_sentences.render``.
+per adapter ``NoteCode``, named after it (``NoteCode.BY_OUTPUT``: ``by_output``); ``_sentences``
+builds its table from these names.
 
 >>> precision(None, evaluated="float32", native="float32", how="autograd")
 "Evaluated in the tensors' own dtype (float32)."

@@ -1,5 +1,6 @@
 """The wording of check_against's notes (the three runs, the inputs, the tolerance's
-statistics): one renderer per ``NoteCode``, looked up by ``_sentences.render``.
+statistics): one renderer per ``NoteCode``, named after it (``NoteCode.AGAINST_HELD``:
+``against_held``).
 
 >>> against_held(None)[:34]
 "The modules' parameters were held "
