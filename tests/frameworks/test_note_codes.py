@@ -94,4 +94,3 @@ def test_a_note_every_part_repeats_is_said_once_without_its_label() -> None:
     kept = _dedupe(parts)
     assert [n.code for n in kept] == [NoteCode.JACOBIAN, NoteCode.PART]
     assert unwrap(kept[1]) is own and kept[1].numbers["part"] == "b"
-    assert str(kept[1]) == f"[b] {own}"
