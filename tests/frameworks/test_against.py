@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 import gradcheck.torch as gt  # noqa: E402
 from gradcheck import LossRaisedError, OptionError  # noqa: E402
 from gradcheck.frameworks._against_blocks import judge, make_blocks  # noqa: E402
+from gradcheck.report._sentences import NoteCode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kernels import BUGS, KERNELS, inputs, kernel  # noqa: E402
@@ -107,7 +108,7 @@ def test_inputs_reference_and_global_state_are_untouched():
     with torch.no_grad():
         report = gt.check_against(ref, ref, x, target, dtype="bfloat16")
     assert report.passed and set(report.components) == {"out", "dx0"}
-    assert any("parameters were held fixed" in n for n in report.notes)
+    assert NoteCode.AGAINST_HELD in report.note_codes
     assert torch.equal(x.detach(), kept[0]) and x.dtype == torch.float32 and x.grad is None
     assert torch.equal(target, kept[1])
     assert all(torch.equal(v, before[k]) for k, v in ref.state_dict().items())
@@ -131,8 +132,9 @@ def test_the_seed_sets_the_cotangents_and_the_drawn_inputs():
 
 def test_the_report_states_its_tolerance_and_renders():
     report = run("attention", 64, 0, "bfloat16", "dv_head_scale")
-    stats = [n for n in report.notes if n.startswith("dv: 8 blocks (axes (0, 1))")]
-    assert stats and "1 of 8 exceeded it" in stats[0] and "z = " in stats[0]
+    stats = [n for n in report.notes if n.code is NoteCode.AGAINST_STATS and n.tensor == "dv"]
+    assert stats and stats[0].numbers["blocks"] == 8 and stats[0].numbers["failed"] == 1
+    assert stats[0].numbers["describe"] == "axes (0, 1)"
     assert "WRONG" in str(report) and "dv" in report.explain()
     data = json.loads(report.to_json())
     assert data["findings"][0]["where"] == ["[0, 1, :, :]"]
@@ -141,7 +143,8 @@ def test_the_report_states_its_tolerance_and_renders():
 
 def test_blocks_option_groups_by_the_axes_given():
     report = run("attention", 64, 0, "bfloat16", "dk_transposed_tile", blocks={"k": (0, 1, 2)})
-    assert any(n.startswith("dk: 512 blocks (axes (0, 1, 2))") for n in report.notes)
+    assert any(n.code is NoteCode.AGAINST_STATS and n.tensor == "dk" and n.numbers["blocks"] == 512
+               and n.numbers["describe"] == "axes (0, 1, 2)" for n in report.notes)
     rows = {w for f in report.findings for w in f.where}
     assert rows == {f"[0, 1, {r}, :]" for r in range(16, 32)}, report.explain()
 
@@ -159,7 +162,7 @@ def test_forward_mode_is_checked_where_there_is_one():
     assert "jvp out" in report.components and report.passed
     custom = run("layer_norm", 8, 0, "bfloat16", jvp=True)
     assert "jvp out" not in custom.components
-    assert any(n.startswith("Forward mode not checked: fn") for n in custom.notes)
+    assert any(n.code is NoteCode.AGAINST_JVP and n.numbers.get("who") == "fn" for n in custom.notes)
 
 
 @pytest.mark.parametrize(
@@ -292,7 +295,8 @@ def test_entries_where_the_truth_is_not_finite_are_left_unjudged():
     out = report.components["out"]
     assert report.passed and out.checked + out.skipped == 96
     assert (out.flags[2] == 0).all() and out.checked == int((x > 0).sum())
-    assert any(n.startswith(f"out: {96 - out.checked} entries not judged") for n in report.notes)
+    assert any(n.code is NoteCode.AGAINST_UNJUDGED and n.tensor == "out"
+               and n.numbers["count"] == 96 - out.checked for n in report.notes)
 
 
 def test_a_check_against_with_nothing_judged_is_incomplete_not_passed():

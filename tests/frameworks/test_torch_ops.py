@@ -45,8 +45,9 @@ def test_complex_real_output_right_passes_and_names_the_convention() -> None:
     report = gt.check_function(_abs2(False), z)
     assert report.passed
     assert report.components["input0"].shape == (4, 2)  # real and imaginary parts
-    text = " ".join(report.notes)
-    assert "conjugate Wirtinger" in text and "numeric" in text and "j," in text
+    assert any(n.code is NoteCode.COMPLEX_INPUT and "conjugate Wirtinger" in n.numbers["convention"]
+               for n in report.notes)
+    assert any(n.code is NoteCode.COMPLEX_WORST and n.tensor == "input0" for n in report.notes)
 
 
 def test_complex_conjugated_gradient_is_caught_and_named() -> None:

@@ -25,10 +25,10 @@ from gradcheck._errors import LossRaisedError, OptionError, ShapeMismatchError
 from gradcheck.frameworks import _shared
 from gradcheck.frameworks._against_blocks import Blocks, Judgement, judge, make_blocks
 from gradcheck.frameworks._against_kinds import Evidence, findings
-from gradcheck.report._format import fmt
 from gradcheck.report._model import AGREES, MISMATCH, UNCHECKED, Component, relative_error
 from gradcheck.report._model import verdict as decide
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 BlockSpec = Sequence[int] | Mapping[str, Sequence[int] | None] | None
 
@@ -320,41 +320,33 @@ def _numpy(t: Any) -> np.ndarray:
     return t.detach().to(torch.float64).cpu().numpy()
 
 
-def _input_notes(torch: Any, inputs: tuple[Any, ...], values: list[Any], low: Any) -> list[str]:
-    drawn = [i for i, x in enumerate(inputs) if not isinstance(x, torch.Tensor)]
-    rounded = [i for i, x in enumerate(values)
-               if x.is_floating_point() and x.dtype != low and i not in drawn]
-    notes = [f"fn ran in {low}; the reference in float64 (the truth) and in {low} (the "
-             "yardstick), all three at the same inputs and seeded cotangents rounded to "
-             f"{low}. The textbook relative error is the kernel's against the truth: in a low "
-             "dtype it reads 'worry' for any kernel, and the verdict does not use it."]
+def _input_notes(torch: Any, inputs: tuple[Any, ...], values: list[Any], low: Any) -> list[Note]:
+    drawn = tuple(i for i, x in enumerate(inputs) if not isinstance(x, torch.Tensor))
+    rounded = tuple(i for i, x in enumerate(values)
+                    if x.is_floating_point() and x.dtype != low and i not in drawn)
+    notes = [Note(NoteCode.AGAINST_RUNS, None, {"dtype": str(low)})]
     if rounded:
-        notes.append(f"inputs {rounded} were rounded to {low} for all three runs (the truth "
-                     "is computed at the kernel's inputs, not at the unrounded ones).")
+        notes.append(Note(NoteCode.AGAINST_ROUNDED, None, {"inputs": rounded, "dtype": str(low)}))
     if drawn:
-        notes.append(f"inputs {drawn} were drawn from the seed (standard normal), then rounded "
-                     f"to {low}.")
+        notes.append(Note(NoteCode.AGAINST_DRAWN, None, {"inputs": drawn, "dtype": str(low)}))
     return notes
 
 
-def _module_notes(torch: Any, *functions: Any) -> list[str]:
+def _module_notes(torch: Any, *functions: Any) -> list[Note]:
     held = [f for f in functions if isinstance(f, torch.nn.Module) and any(
         p.is_floating_point() for p in f.parameters())]
-    if not held:
-        return []
-    return ["The modules' parameters were held fixed (copied to each dtype): only the "
-            "inputs' gradients are compared; pass a parameter as an input to check its own."]
+    return [Note(NoteCode.AGAINST_HELD)] if held else []
 
 
-def _jvp_notes(runs: dict[str, dict[str, Any]], jvp: bool) -> list[str]:
+def _jvp_notes(runs: dict[str, dict[str, Any]], jvp: bool) -> list[Note]:
     if not jvp:
         return []
     errors = {key: r["jvp"] for key, r in runs.items() if not isinstance(r["jvp"], list)}
     if not errors:
-        return ["Forward mode: JVPs with seeded tangents compared as 'jvp out'."]
+        return [Note(NoteCode.AGAINST_JVP)]
     who = "fn" if "kernel" in errors else "the reference"
     first = str(next(iter(errors.values()))).splitlines()[0]
-    return [f"Forward mode not checked: {who} has no forward-mode derivative ({first})."]
+    return [Note(NoteCode.AGAINST_JVP, None, {"who": who, "error": first})]
 
 
 def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarray,
@@ -381,13 +373,11 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
     return dataclasses.replace(counted, passed=decide([counted.passed], judged=bool(judged.any())))
 
 
-def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> list[str]:
+def _unjudged_note(name: str, truth: np.ndarray, yard: np.ndarray, low: Any) -> list[Note]:
     bad = int(np.sum(~np.isfinite(truth) | ~np.isfinite(yard)))
     if not bad:
         return []
-    return [f"{name}: {bad} entr{'y' if bad == 1 else 'ies'} not judged: the truth or the "
-            f"reference in {low} is not finite there, so there is no yardstick error to "
-            "compare with (a NaN of the function itself, or the low dtype's overflow)."]
+    return [Note(NoteCode.AGAINST_UNJUDGED, name, {"count": bad, "dtype": str(low)})]
 
 
 def _flag_worst(flags: np.ndarray, ids: np.ndarray, error: np.ndarray, failed: np.ndarray) -> None:
@@ -399,26 +389,23 @@ def _flag_worst(flags: np.ndarray, ids: np.ndarray, error: np.ndarray, failed: n
     flags.flat[order[first[lacking]]] = MISMATCH
 
 
-def _stat_note(name: str, part: Blocks, verdict: Judgement, level: float) -> str:
-    """The tolerance's statistics for one tensor, in one sentence."""
-    ratios = verdict.ratio_mean
-    outlier = (f"or (an outlier test, {part.count} blocks) beyond the median ratio by "
-               f"exp(z·max(s, s₀)), s = {fmt(verdict.spread)} (log, 1.4826·MAD)"
-               if verdict.outlier_test else "no outlier test (fewer than 5 blocks)")
-    failed = int(verdict.failed.sum())
-    return (f"{name}: {part.count} block{'s' * (part.count != 1)} ({part.describe}); "
-            f"yardstick mean |error| per block {fmt(float(verdict.yard_mean.min()))} to "
-            f"{fmt(float(verdict.yard_mean.max()))}; kernel/yardstick ratio of the means "
-            f"{fmt(float(np.nanmin(ratios)))} to {fmt(float(np.nanmax(ratios)))}, median "
-            f"{fmt(verdict.level)}. Allowed ratio: level {fmt(level)}× times exp(z·s₀), "
-            f"s₀ the block's sampling noise, z = {verdict.z:.2f}, {outlier}: "
-            f"{fmt(float(verdict.allowed_mean.min()))}× to "
-            f"{fmt(float(verdict.allowed_mean.max()))}× on the mean, "
-            f"{fmt(float(verdict.allowed_q.min()))}× to {fmt(float(verdict.allowed_q.max()))}× "
-            f"on the high quantile; {failed} of {part.count} exceeded it.")
+def _stat_note(name: str, part: Blocks, verdict: Judgement, level: float) -> Note:
+    """The tolerance's statistics for one tensor, as one note."""
+    def span(a: np.ndarray) -> tuple[float, float]:
+        return float(np.nanmin(a)), float(np.nanmax(a))
+
+    return Note(NoteCode.AGAINST_STATS, name, {
+        "blocks": part.count, "describe": part.describe,
+        "yard": (float(verdict.yard_mean.min()), float(verdict.yard_mean.max())),
+        "ratio": span(verdict.ratio_mean), "median": verdict.level, "level": level,
+        "z": verdict.z, "spread": verdict.spread if verdict.outlier_test else None,
+        "allowed_mean": (float(verdict.allowed_mean.min()), float(verdict.allowed_mean.max())),
+        "allowed_q": (float(verdict.allowed_q.min()), float(verdict.allowed_q.max())),
+        "failed": int(verdict.failed.sum()),
+    })
 
 
-def _report(components: dict[str, Component], found: list[Any], notes: list[str], low: Any,
+def _report(components: dict[str, Component], found: list[Any], notes: list[Note], low: Any,
             evaluations: int, started: float) -> Report:
     suspects = tuple(n for n, c in components.items() if c.passed is False)
     checked = [c.flags != UNCHECKED for c in components.values()]

@@ -28,6 +28,7 @@ import numpy as np
 from gradcheck._errors import OptionError
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 MODES = ("reverse", "forward", "both")
 # Forward mode: one JVP per coordinate up to this many in all; beyond, random tangents.
@@ -98,15 +99,8 @@ def by_mode(
     merged = _adapters.merge(reports, lambda name, key: f"{name} ({key})")
     wrong = [k for k, r in reports.items() if r.passed is False]  # incomplete is not wrong
     if mode == "both" and len(wrong) == 1:
-        other = "reverse" if wrong[0] == "forward" else "forward"
-        rule = "the forward-mode rule (jvp)" if wrong[0] == "forward" else "the backward (vjp)"
         merged = _adapters.with_notes(
-            merged,
-            [
-                f"mode='both': {wrong[0]} mode disagrees with finite differences while {other} "
-                f"mode agrees, so {rule} is wrong."
-            ],
-        )
+            merged, [Note(NoteCode.MODES_DISAGREE, None, {"wrong": wrong[0]})])
     return merged
 
 
@@ -116,7 +110,7 @@ class Forward:
 
     grads: dict[str, np.ndarray]
     reduced: tuple[Callable[[dict[str, np.ndarray]], float], dict[str, np.ndarray]] | None
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
 
 
 def forward_gradient(
@@ -153,10 +147,7 @@ def forward_gradient(
         else:
             grads[n] = np.asarray(jvps(n, basis), dtype=np.float64)
     count = sum(sizes[n] if b is None else TANGENTS for n, b in bases.items())
-    notes = [
-        f"Forward mode: the gradient was assembled from {count:,} JVPs and compared with "
-        "finite differences along the same tangents."
-    ]
+    notes = [Note(NoteCode.FORWARD_JVPS, None, {"count": count})]
     if full:
         return Forward(grads, None, tuple(notes))
     x0 = {n: np.array(a, copy=True) for n, a in params.items()}
@@ -172,11 +163,8 @@ def forward_gradient(
 
     reduced = {n: x0[n] if b is None else np.zeros(TANGENTS, x0[n].dtype) for n, b in bases.items()}
     cut = [n for n, b in bases.items() if b is not None]
-    notes.append(
-        f"{', '.join(cut)}: checked along {TANGENTS} random tangents each (x = x0 + V·c; "
-        f"entry k of the component is the JVP along tangent k): more than {FULL_FORWARD:,} "
-        "coordinates in all would take one JVP each."
-    )
+    notes.append(Note(NoteCode.FORWARD_TANGENTS, None, {
+        "names": tuple(cut), "tangents": TANGENTS, "full": FULL_FORWARD}))
     return Forward(grads, (reduced_loss, reduced), tuple(notes))
 
 
@@ -186,15 +174,7 @@ def merge_orders(first: Report, second: Report) -> Report:
         {"order 1": first, "order 2": second}, lambda name, key: name
     )
     if first.passed and second.passed is False:
-        merged = _adapters.with_notes(
-            merged,
-            [
-                "order=2: the gradient itself agrees with finite differences, but the backward's "
-                "own derivatives do not: the backward is right in value and wrong under "
-                "differentiation (a detached or stop_gradient'ed factor, a missing "
-                "create_graph path)."
-            ],
-        )
+        merged = _adapters.with_notes(merged, [Note(NoteCode.ORDER2_BACKWARD)])
     return merged
 
 
@@ -213,14 +193,9 @@ def second_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def second_note(n_outputs: int) -> str:
-    return (
-        "order=2: G(x, u) = ⟨vjp(x, u), w⟩ with random cotangent u and weights w (from seed); "
-        "its finite differences w.r.t. the inputs and u are compared with double backward. "
-        f"'<input> ({INPUT})' is the backward's derivative w.r.t. that input, "
-        f"'{COTANGENT}' its derivative w.r.t. the cotangent"
-        + (" of each output." if n_outputs > 1 else ".")
-    )
+def second_note(n_outputs: int) -> Note:
+    """What the order-2 check compares (its sentence names INPUT and COTANGENT)."""
+    return Note(NoteCode.ORDER2, None, {"outputs": n_outputs})
 
 
 def _random(seed: int, salt: int, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:

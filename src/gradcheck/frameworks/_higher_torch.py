@@ -13,6 +13,7 @@ from gradcheck._errors import GradCheckError
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._higher import Second
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note, NoteCode
 
 
 def torch_jvps(
@@ -129,11 +130,8 @@ def torch_second(
     )
     cut = [a for a, d in zip([*in_names, *cot_names], second, strict=True) if d is None]
     if not report.passed and set(cut) & set(report.suspects):
-        report = _adapters.with_notes(report, [
-            f"order=2: double backward found no path from the backward to {', '.join(cut)} "
-            "(None from autograd.grad): the backward is not differentiable there "
-            "(@once_differentiable, .detach(), a NumPy round trip, no create_graph path)."
-        ])
+        cut_note = Note(NoteCode.ORDER2_CUT, None, {"names": tuple(cut)})
+        report = _adapters.with_notes(report, [cut_note])
     return report
 
 

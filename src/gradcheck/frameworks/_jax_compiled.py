@@ -18,6 +18,7 @@ from gradcheck.frameworks._jax_problem import (
     _Problem,
     _View,
 )
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     pass
@@ -266,7 +267,7 @@ class _PlainLoss:
     (and a note) where ``fn`` does not trace. On the batched path the check itself never calls
     it, so a passing check does not compile it at all; the diagnosis of a failing one does."""
 
-    def __init__(self, traced: _Traced, j_of: Callable, note: list[str]) -> None:
+    def __init__(self, traced: _Traced, j_of: Callable, note: list[Note]) -> None:
         self.traced, self.j_of, self.note = traced, j_of, note
         self.fn: Callable | None = None
 
@@ -299,7 +300,7 @@ class _PlainLoss:
             baked(values, dynamic)
             return lambda v: baked(v, dynamic)
         except Exception as error:  # Python control flow on values, host callbacks, ...
-            self.note.append(f"fn could not be jitted ({_adapters.short(error)}); it ran op by op.")
+            self.note.append(Note(NoteCode.JIT_FALLBACK, None, {"error": _adapters.short(error)}))
             return self.j_of
 
 

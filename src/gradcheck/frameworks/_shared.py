@@ -381,7 +381,7 @@ def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Re
             eps[new] = r.eps[name]
         suspects += [label(s, key) for s in r.suspects]
         findings += [dataclasses.replace(f, param=label(f.param, key)) for f in r.findings]
-        notes += [f"[{key}] {n}" for n in r.notes]
+        notes += [Note(NoteCode.PART, None, {"part": key, "note": n}) for n in r.notes]
     # Outputs are not layers: name an origin only when the suspects all come from one part.
     failed = [(key, r) for key, r in reports.items() if r.origin is not None]
     origin = label(failed[0][1].origin, failed[0][0]) if len(failed) == 1 else None
@@ -405,15 +405,22 @@ def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Re
     )
 
 
-def _dedupe(notes: list[str]) -> tuple[str, ...]:
-    """Notes that every part repeats word for word are said once, without the part's label."""
-    bodies = [n.split("] ", 1)[1] for n in notes]
-    out: list[str] = []
-    for note, body in zip(notes, bodies, strict=True):
-        text = body if bodies.count(body) > 1 else note
-        if text not in out:
-            out.append(text)
+def _dedupe(notes: list[Note]) -> tuple[Note, ...]:
+    """Notes that several parts repeat are said once, without the part's label.
+
+    Two notes are the same when their code, tensor and sentence are (a note's numbers may hold
+    figures its sentence does not show, such as timings, which differ between parts)."""
+    keys = [_key(n.numbers["note"]) for n in notes]
+    out: list[Note] = []
+    for note, key in zip(notes, keys, strict=True):
+        said = note.numbers["note"] if keys.count(key) > 1 else note
+        if all(_key(n) != _key(said) for n in out):
+            out.append(said)
     return tuple(out)
+
+
+def _key(note: Note) -> tuple[Any, ...]:
+    return (note.code, note.tensor, str(note))
 
 
 # Special tensors live in _special; these names stay reachable from here for the adapters.

@@ -148,10 +148,8 @@ def complex_findings(
         flags = c.flags.max(axis=-1) if c.flags.size else c.flags[..., 0]
         where = tuple(int(i) for i in c.worst_index[:-1])
         if c.numeric_array.size:
-            notes.append(
-                f"{name} (complex): at {name}[{', '.join(map(str, where))}] numeric "
-                f"{_cfmt(n[where])}, analytic {_cfmt(g[where])} (as the framework writes it)."
-            )
+            notes.append(Note(NoteCode.COMPLEX_WORST, name, {
+                "index": where, "numeric": complex(n[where]), "analytic": complex(g[where])}))
         if c.passed or not _conjugated(c):
             continue
         findings = [f for f in findings if f.param != name]
@@ -219,5 +217,3 @@ def _conjugated(c: Component) -> bool:
     return bool(checked.any() and np.all(close[checked]))
 
 
-def _cfmt(z: complex) -> str:
-    return f"{z.real:.6g}{z.imag:+.6g}j"

@@ -317,8 +317,7 @@ def _jacobian_report(rows: dict[tuple[str, int], Report], shapes: dict[str, tupl
         components=components,
         suspects=suspects,
         notes=(
-            "Full Jacobians compared (jacobian=True): one check per output entry; a component "
-            "is indexed [output index..., input index...].",
+            Note(NoteCode.JACOBIAN),
             *notes,
         ),
         interrupted=interrupted,

@@ -29,6 +29,7 @@ from gradcheck.frameworks._jax_problem import (
     _Problem,
     _x64,
 )
+from gradcheck.report._sentences import Note
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report
@@ -282,7 +283,7 @@ def _check(
         return [jnp.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
 
     traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective)
-    jit_note: list[str] = []  # filled when the plain loss is first called and cannot be jitted
+    jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
     def loss(p: dict[str, np.ndarray]) -> float:

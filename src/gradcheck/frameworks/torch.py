@@ -44,6 +44,7 @@ from gradcheck.frameworks._torch_views import (
     _present,
     _probe_outputs,
 )
+from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
     import torch
@@ -169,7 +170,7 @@ def check_function(
     if not problem.names:
         return _adapters.nothing_checked(notes, options.get("scheme", "central"))
     if vectorize == "auto" and any(v.sparse for v in views):
-        vectorize, notes = "loop", [*notes, "Sparse inputs: perturbed losses evaluated one by one."]
+        vectorize, notes = "loop", [*notes, Note(NoteCode.SPARSE_LOOP)]
     seed = options.get("seed", 0)
     with _rng_kept(_devices(inputs)):
         if _refuse_inplace(fn, inputs, names):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.report import _sentences_adapters as adapters
+from gradcheck.report import _sentences_against as against
 from gradcheck.report import _sentences_checks as checks
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
@@ -84,6 +85,24 @@ class NoteCode(Enum):
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
     TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
     QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
+    PART = "part"  # a note of one part of a merged report: {"part": its label, "note": the Note}
+    JIT_FALLBACK = "jit-fallback"  # JAX: fn could not be jitted, it ran op by op
+    COMPLEX_WORST = "complex-worst"  # a complex tensor's worst entry as complex numbers
+    MODES_DISAGREE = "modes-disagree"  # mode='both': one mode wrong, the other right
+    FORWARD_JVPS = "forward-jvps"  # forward mode: the gradient assembled from JVPs
+    FORWARD_TANGENTS = "forward-tangents"  # forward mode along random tangents
+    ORDER2 = "order2"  # order=2: what G(x, u) is and what its components are
+    ORDER2_BACKWARD = "order2-backward"  # order=2: the gradient right, its derivatives wrong
+    ORDER2_CUT = "order2-cut"  # order=2: double backward found no path to some inputs
+    JACOBIAN = "jacobian"  # jacobian=True: full Jacobians compared
+    SPARSE_LOOP = "sparse-loop"  # sparse inputs: perturbed losses one by one
+    AGAINST_RUNS = "against-runs"  # check_against: the three runs and their dtypes
+    AGAINST_ROUNDED = "against-rounded"  # check_against: inputs rounded to the low dtype
+    AGAINST_DRAWN = "against-drawn"  # check_against: inputs drawn from the seed
+    AGAINST_HELD = "against-held"  # check_against: modules' parameters held fixed
+    AGAINST_JVP = "against-jvp"  # check_against: forward mode compared, or why not
+    AGAINST_UNJUDGED = "against-unjudged"  # check_against: entries without a yardstick
+    AGAINST_STATS = "against-stats"  # check_against: a tensor's tolerance statistics
 
 
 class Note(str):
@@ -130,6 +149,18 @@ def as_note(note: str) -> Note:
     <NoteCode.TEXT: 'text'>
     """
     return note if isinstance(note, Note) else Note(NoteCode.TEXT, None, {"text": str(note)})
+
+
+def unwrap(note: Note) -> Note:
+    """The note itself, out of the ``PART`` labels of merged reports (outputs, modes, orders).
+
+    >>> inner = Note(NoteCode.JACOBIAN)
+    >>> unwrap(Note(NoteCode.PART, None, {"part": "order 2", "note": inner})) is inner
+    True
+    """
+    while note.code is NoteCode.PART:
+        note = note.numbers["note"]
+    return note
 
 
 def render(note: Note) -> str:
@@ -359,6 +390,9 @@ def _ties(
 
 
 TABLE: dict[NoteCode, Callable[..., str]] = {
+    # the adapters' renderers are named after their codes (NoteCode.BY_OUTPUT: by_output)
+    **{code: getattr(module, code.name.lower()) for module in (adapters, against)
+       for code in NoteCode if hasattr(module, code.name.lower())},
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,
     NoteCode.NET_L2: tools.net_l2,
@@ -398,19 +432,6 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
-    NoteCode.PRECISION: adapters.precision,
-    NoteCode.EVALUATION: adapters.evaluation,
-    NoteCode.BY_OUTPUT: adapters.by_output,
-    NoteCode.EMPTY: adapters.empty,
-    NoteCode.NOTHING_CHECKED: adapters.nothing_checked,
-    NoteCode.COMPLEX_INPUT: adapters.complex_input,
-    NoteCode.GRAD_INSIDE: adapters.grad_inside,
-    NoteCode.WRITTEN_BUFFERS: adapters.written_buffers,
-    NoteCode.HOOKS: adapters.hooks,
-    NoteCode.INTEGER_OUTPUTS: adapters.integer_outputs,
-    NoteCode.UNDIFFERENTIABLE_OUTPUTS: adapters.undifferentiable_outputs,
-    NoteCode.SPARSE_INPUT: adapters.sparse_input,
-    NoteCode.UNCONNECTED: adapters.unconnected,
     NoteCode.TIES: _ties,
     NoteCode.QUANTIZED: _quantized,
 }

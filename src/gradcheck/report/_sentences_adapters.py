@@ -1,5 +1,6 @@
 """The wording of the notes the framework adapters (torch, JAX, TensorFlow) add: one renderer
-per adapter ``NoteCode``, looked up by ``_sentences.render``.
+per adapter ``NoteCode``, named after it (``NoteCode.BY_OUTPUT``: ``by_output``); ``_sentences``
+builds its table from these names.
 
 >>> precision(None, evaluated="float32", native="float32", how="autograd")
 "Evaluated in the tensors' own dtype (float32)."
@@ -120,3 +121,74 @@ def unconnected(name: str, depends: bool) -> str:
     return (f"{head}, but J does change with it: the path from {name} to the output is cut (a "
             ".numpy() or float() call, tf.stop_gradient, a cast to an integer, or a "
             "custom_gradient that returns None for it).")
+
+
+def part(_: None, part: str, note: str) -> str:
+    """A note of one part of a merged report (an output, a mode, an order), labelled."""
+    return f"[{part}] {note}"
+
+
+def jit_fallback(_: None, error: str) -> str:
+    return f"fn could not be jitted ({error}); it ran op by op."
+
+
+def _cfmt(z: complex) -> str:
+    return f"{z.real:.6g}{z.imag:+.6g}j"
+
+
+def complex_worst(name: str, index: tuple[int, ...], numeric: complex, analytic: complex) -> str:
+    """The worst entry of a complex tensor, as the framework writes its complex gradient."""
+    return (f"{name} (complex): at {name}[{', '.join(map(str, index))}] numeric "
+            f"{_cfmt(numeric)}, analytic {_cfmt(analytic)} (as the framework writes it).")
+
+
+def modes_disagree(_: None, wrong: str) -> str:
+    """mode='both': one mode disagrees with finite differences, the other agrees."""
+    other = "reverse" if wrong == "forward" else "forward"
+    rule = "the forward-mode rule (jvp)" if wrong == "forward" else "the backward (vjp)"
+    return (f"mode='both': {wrong} mode disagrees with finite differences while {other} "
+            f"mode agrees, so {rule} is wrong.")
+
+
+def forward_jvps(_: None, count: int) -> str:
+    return (f"Forward mode: the gradient was assembled from {count:,} JVPs and compared with "
+            "finite differences along the same tangents.")
+
+
+def forward_tangents(_: None, names: tuple[str, ...], tangents: int, full: int) -> str:
+    return (f"{', '.join(names)}: checked along {tangents} random tangents each (x = x0 + V·c; "
+            f"entry k of the component is the JVP along tangent k): more than {full:,} "
+            "coordinates in all would take one JVP each.")
+
+
+def order2_backward(_: None) -> str:
+    return ("order=2: the gradient itself agrees with finite differences, but the backward's "
+            "own derivatives do not: the backward is right in value and wrong under "
+            "differentiation (a detached or stop_gradient'ed factor, a missing "
+            "create_graph path).")
+
+
+def order2_cut(_: None, names: tuple[str, ...]) -> str:
+    return (f"order=2: double backward found no path from the backward to {', '.join(names)} "
+            "(None from autograd.grad): the backward is not differentiable there "
+            "(@once_differentiable, .detach(), a NumPy round trip, no create_graph path).")
+
+
+def jacobian(_: None) -> str:
+    return ("Full Jacobians compared (jacobian=True): one check per output entry; a component "
+            "is indexed [output index..., input index...].")
+
+
+def sparse_loop(_: None) -> str:
+    return "Sparse inputs: perturbed losses evaluated one by one."
+
+
+def order2(_: None, outputs: int) -> str:
+    """What the order-2 check compares (G(x, u) and its components)."""
+    return (
+        "order=2: G(x, u) = ⟨vjp(x, u), w⟩ with random cotangent u and weights w (from seed); "
+        "its finite differences w.r.t. the inputs and u are compared with double backward. "
+        "'<input> (backward w.r.t. input)' is the backward's derivative w.r.t. that input, "
+        "'cotangent' its derivative w.r.t. the cotangent"
+        + (" of each output." if outputs > 1 else ".")
+    )
