@@ -94,6 +94,10 @@ SAMPLES: dict[NoteCode, dict] = {
                              "ratio": (0.9, 3.1), "median": 1.02, "level": 2.0, "z": 3.09,
                              "spread": 0.12, "allowed_mean": (2.4, 2.6),
                              "allowed_q": (2.9, 3.3), "failed": 1},
+    NoteCode.TAYLOR_SKIPPED: {"names": "W, b"},
+    NoteCode.TAYLOR_LINEAR: {},
+    NoteCode.TAYLOR_RATE: {"border": 2.0, "rate": 1.98, "agrees": False, "verdict": "WRONG",
+                           "suspect": True},
 }
 
 

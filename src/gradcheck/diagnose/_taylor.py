@@ -20,6 +20,7 @@ from gradcheck.core._noise import POINTS, noise_level
 from gradcheck.core._tree import Params
 from gradcheck.core._validate import inputs
 from gradcheck.report._model import AGREES, MISMATCH
+from gradcheck.report._sentences import Note, NoteCode
 
 PASS_RATE = 1.5  # halfway between 1 (wrong) and 2 (right)
 CLEAR = 100.0  # a remainder counts when it is this many noise levels above zero
@@ -174,8 +175,7 @@ def second_opinion(
         names, skipped = names[:afford], names[afford:]
     if skipped:
         report = dataclasses.replace(report, notes=report.notes + (
-            f"{', '.join(skipped)}: borderline, but the budget left no calls for the Taylor "
-            "test's second opinion (raise budget= to get it).",))
+            Note(NoteCode.TAYLOR_SKIPPED, None, {"names": ", ".join(skipped)}),))
     if not names:
         return report
     try:
@@ -184,19 +184,11 @@ def second_opinion(
         return report
     notes = []
     for name, res in results.items():
-        verdict = "WRONG" if name in report.suspects else "right"
         if math.isnan(res.rate):
-            notes.append(f"{name} is borderline; the Taylor test saw no remainder above the "
-                         "noise (J is linear along its direction), so it gives no second opinion.")
+            notes.append(Note(NoteCode.TAYLOR_LINEAR, name))
             continue
-        agrees = res.passed == (name not in report.suspects)
-        why = "" if agrees else (
-            " (an error this small can lie below what the Taylor test resolves)"
-            if name in report.suspects else f": look closer at {name}")
-        notes.append(
-            f"{name} is borderline (its worst difference is within {BORDER:g}x of the tolerance); "
-            f"Taylor test rate {res.rate:.2f} (≈2 right, ≈1 wrong) "
-            + ("agrees with" if agrees else "disagrees with")
-            + f" the verdict '{verdict}'{why}."
-        )
+        suspect = name in report.suspects
+        notes.append(Note(NoteCode.TAYLOR_RATE, name, {
+            "border": BORDER, "rate": float(res.rate), "agrees": res.passed == (not suspect),
+            "verdict": "WRONG" if suspect else "right", "suspect": suspect}))
     return dataclasses.replace(report, notes=report.notes + tuple(notes))

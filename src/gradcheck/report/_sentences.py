@@ -103,6 +103,10 @@ class NoteCode(Enum):
     AGAINST_JVP = "against-jvp"  # check_against: forward mode compared, or why not
     AGAINST_UNJUDGED = "against-unjudged"  # check_against: entries without a yardstick
     AGAINST_STATS = "against-stats"  # check_against: a tensor's tolerance statistics
+    # the diagnosis (_sentences_tools)
+    TAYLOR_SKIPPED = "taylor-skipped"  # borderline tensors the budget left without a Taylor test
+    TAYLOR_LINEAR = "taylor-linear"  # borderline, but J linear along the Taylor direction
+    TAYLOR_RATE = "taylor-rate"  # borderline: the Taylor test's rate, and whether it agrees
 
 
 class Note(str):
@@ -395,6 +399,9 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
        for code in NoteCode if hasattr(module, code.name.lower())},
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,
+    NoteCode.TAYLOR_SKIPPED: tools.taylor_skipped,
+    NoteCode.TAYLOR_LINEAR: tools.taylor_linear,
+    NoteCode.TAYLOR_RATE: tools.taylor_rate,
     NoteCode.NET_L2: tools.net_l2,
     NoteCode.NET_DROPOUT: tools.net_dropout,
     NoteCode.NET_PLANTED_BUG: tools.net_planted_bug,

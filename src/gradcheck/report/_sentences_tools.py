@@ -34,6 +34,26 @@ def net_planted_bug(_: None, bug: str, what: str, wrong: str) -> str:
     return f"Planted bug {bug!r}: {what}; it corrupts {wrong}."
 
 
+def taylor_skipped(_: None, names: str) -> str:
+    return (f"{names}: borderline, but the budget left no calls for the Taylor test's second "
+            "opinion (raise budget= to get it).")
+
+
+def taylor_linear(name: str) -> str:
+    return (f"{name} is borderline; the Taylor test saw no remainder above the noise (J is "
+            "linear along its direction), so it gives no second opinion.")
+
+
+def taylor_rate(name: str, border: float, rate: float, agrees: bool, verdict: str,
+                suspect: bool) -> str:
+    why = "" if agrees else (
+        " (an error this small can lie below what the Taylor test resolves)" if suspect
+        else f": look closer at {name}")
+    return (f"{name} is borderline (its worst difference is within {border:g}x of the "
+            f"tolerance); Taylor test rate {rate:.2f} (≈2 right, ≈1 wrong) "
+            + ("agrees with" if agrees else "disagrees with") + f" the verdict '{verdict}'{why}.")
+
+
 LOOP = "Perturbed losses were evaluated one by one (loop fallback)"
 
 SHORT = {"evaluation": LOOP}  # what a note repeated from an earlier failure says instead
