@@ -229,16 +229,12 @@ def _wrong_by_a_thousandth(loss: Loss) -> tuple[dict[str, np.ndarray], int]:
 
 
 SMOOTH_AND_KINKS = (SMOOTH, *KINKED)
-STAIRS_ELSEWHERE = pytest.mark.xfail(strict=True, reason=(
-    "issue 22 item 3 (stairs): a stairs piece of scale 1e3 makes J ~1e5 while the smooth "
-    "piece of scale 1e-3 moves it by ~1e-3: float64's rounding of that large J (u·|J| ~ 1e-11) "
-    "at the u^(1/3) step (~1e-5) gives the smooth entry a bound ~8x its 1e-3 error (PASSED). "
-    "The stairs only supply the constant: J_smooth + 1.27e4 passes the same wrong entry too"))
+
 
 
 @pytest.mark.parametrize(("others", "budget"), [
     pytest.param(SMOOTH_AND_KINKS, ample, id="ample budget"),
-    pytest.param((STAIRS,), ample, id="stairs elsewhere", marks=STAIRS_ELSEWHERE),
+    pytest.param((STAIRS,), ample, id="stairs elsewhere"),
 ])
 @_examples(30)
 @given(data=st.data())
