@@ -231,7 +231,6 @@ def _wrong_by_a_thousandth(loss: Loss) -> tuple[dict[str, np.ndarray], int]:
 SMOOTH_AND_KINKS = (SMOOTH, *KINKED)
 
 
-
 @pytest.mark.parametrize(("others", "budget"), [
     pytest.param(SMOOTH_AND_KINKS, ample, id="ample budget"),
     pytest.param((STAIRS,), ample, id="stairs elsewhere"),
