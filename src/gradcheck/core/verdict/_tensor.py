@@ -330,7 +330,9 @@ def own_scale(
     float64 rounding, because J is far larger than what they move it by (a large term beside
     a small one), are estimated again at their own step: the u^(1/3) step relative to how much
     J moves when the entry moves by its scale (|numeric|·scale), not relative to |J|. Two
-    calls each; only where that estimate misses g, two more (``settle``)."""
+    calls each; only where that estimate misses g, two more (``settle``). This includes a
+    first-pass mismatch that the second opinion's smaller steps, whose rounding is larger,
+    turned into agreement."""
     numeric, bound, flags = out
     h, size = f.stepper.h, abs(job.j0)
     if not size or f.sigma > 4 * EPS64_ * size:  # J's noise is not (only) float64's rounding
