@@ -232,15 +232,11 @@ def _wrong_by_a_thousandth(loss: Loss) -> tuple[dict[str, np.ndarray], int]:
 
 
 SMOOTH_AND_KINKS = (SMOOTH, *KINKED)
-STAIRS_ELSEWHERE = pytest.mark.xfail(strict=True, reason=(
-    "issue 22 item 3 (stairs): round() stairs in other entries of the same tensor make the "
-    "noise probe read J as low precision; the smooth entry then gets a step ~1e-3 and a bound "
-    "~4x its 1e-3 error (PASSED); without the stairs the same entry FAILS"))
 
 
 @pytest.mark.parametrize(("others", "budget"), [
     pytest.param(SMOOTH_AND_KINKS, ample, id="ample budget"),
-    pytest.param((STAIRS,), ample, id="stairs elsewhere", marks=STAIRS_ELSEWHERE),
+    pytest.param((STAIRS,), ample, id="stairs elsewhere"),
 ])
 @_examples(30)
 @given(data=st.data())
