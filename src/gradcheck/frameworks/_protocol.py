@@ -153,25 +153,23 @@ def by_output(
     report: Report,
     outputs: Sequence[int] | Callable[[], Sequence[int]],
     check: Callable[[int], Report],
-    adds_up: Callable[[Sequence[int]], bool] | None = None,
+    adds_up: Callable[[], bool] | None = None,
 ) -> Report:
     """The multi-output convention: ``report`` (the combined check) where it did not fail or
     there is one output; else one check per output (``check(k)``), merged and named
     ``<input> (output k)``, when one of them fails (otherwise the combined report stays, with
     a note that no single output was found wrong).
 
-    ``adds_up(outputs)``: whether the analytic gradients of each output alone add up to the
+    ``adds_up()``: whether the analytic gradients of each output alone add up to the
     combined one. A VJP is linear in its cotangents, so where they do not (a backward that drops
     a term when another output gets no cotangent), some output's gradient is wrong although the
     combined check passed: the per-output checks run then too (no loss call is spent on the
     screen itself, only one backward per output)."""
-    if report.passed is None or (report.passed is True and adds_up is None):
+    screened = report.passed is True
+    if report.passed is None or (screened and (adds_up is None or adds_up())):
         return report
     outputs = list(outputs() if callable(outputs) else outputs)  # counted only when needed
     if len(outputs) < 2:
-        return report
-    screened = report.passed is True
-    if screened and adds_up is not None and adds_up(outputs):
         return report
     parts = {output_label(k): check(k) for k in outputs}
     found = any(r.passed is False for r in parts.values())

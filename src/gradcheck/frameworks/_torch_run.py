@@ -169,13 +169,17 @@ def _placer(
 
 def _adds_up(
     problem: _Problem, objective: _Objective, dtypes: dict[str, Any]
-) -> Callable[[Sequence[int]], bool]:
+) -> Callable[[], bool]:
     """The protocol's linearity screen of several outputs: autograd's gradient of each output
-    alone against the combined one (one backward each, no loss call)."""
+    alone against the combined one (one backward each, no loss call). The outputs are the
+    leaves the check drew a cotangent for (none for a scalar J): no forward to count them."""
 
-    def screen(outputs: Sequence[int]) -> bool:
+    def screen() -> bool:
         import torch
 
+        outputs = sorted(objective.cotangents)
+        if len(outputs) < 2:
+            return True
         params, tensors = _placer(problem, dtypes)
         cast = _caster(dtypes)
         combined = _analytic(problem, objective, tensors(params), cast)
