@@ -101,6 +101,13 @@ class _Problem:
         return {v.name: ~v.finite for v in self.views.values() if v.fill is not None}
 
     @property
+    def dtypes(self) -> dict[str, str]:
+        """Each checked leaf's own dtype, by name (the report's ``dtype``)."""
+        leaves = [self.leaves[a][i] for a, i in self.slots]
+        return {n: str(getattr(x, "dtype", None) or np.asarray(x).dtype)
+                for n, x in zip(self.names, leaves, strict=True)}
+
+    @property
     def complex(self) -> list[str]:
         return [v.name for v in self.views.values() if v.complex]
 

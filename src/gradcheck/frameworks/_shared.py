@@ -99,15 +99,51 @@ def run_check(
     options: dict[str, Any],
     batched: Callable[[np.ndarray], np.ndarray] | None,
     notes: Sequence[str],
+    native: Mapping[str, str] | None = None,
 ) -> Report:
-    """``gradcheck.check`` with the batched loss when the core accepts one, plus our notes."""
+    """``gradcheck.check`` with the batched loss when the core accepts one, plus our notes and
+    each tensor's dtypes (``with_dtypes``; ``native``: the user's dtype of each tensor)."""
     from gradcheck.checks._check import check
 
     if batched is not None and accepts_batched():
         report = check(loss, params, grads, batched_loss=batched, **options)
     else:
         report = check(loss, params, grads, **options)
-    return with_notes(report, notes)
+    return with_dtypes(with_notes(report, notes), native or {})
+
+
+_COMPLEX = {"float64": "complex128", "float32": "complex64", "float16": "complex32"}
+
+
+def dtype_name(dtype: Any, complex_view: bool = False) -> str:
+    """A framework dtype's plain name ("float32"); ``complex_view``: the dtype is a complex
+    tensor's real view, named as the complex dtype.
+
+    >>> dtype_name(np.float32), dtype_name("torch.float32", complex_view=True)
+    ('float32', 'complex64')
+    """
+    name = str(np.dtype(dtype) if isinstance(dtype, type) else dtype).removeprefix("torch.")
+    return _COMPLEX.get(name, name) if complex_view else name
+
+
+def with_dtypes(report: Report, native: Mapping[str, str]) -> Report:
+    """The adapters' dtypes on each component: ``evaluated_dtype``, the dtype the framework ran
+    the function and its gradient in (the dtype of the arrays the adapter handed the core; a
+    complex tensor's real view counts as its complex dtype), and ``dtype``, the user's own
+    (``native``: tensor name → dtype name; a name not there keeps the evaluated one).
+
+    >>> from gradcheck.checks._check import check
+    >>> r = check(lambda p: float((p["x"] ** 2).sum()), {"x": np.ones(2)}, {"x": 2 * np.ones(2)})
+    >>> c = with_dtypes(r, {"x": "float32"}).components["x"]
+    >>> c.dtype, c.evaluated_dtype
+    ('float32', 'float64')
+    """
+    components = {}
+    for name, c in report.components.items():
+        own = native.get(name, c.dtype)
+        evaluated = _COMPLEX.get(c.dtype, c.dtype) if own.startswith("complex") else c.dtype
+        components[name] = dataclasses.replace(c, dtype=own, evaluated_dtype=evaluated)
+    return dataclasses.replace(report, components=components)
 
 
 def evaluation_note(

@@ -294,7 +294,8 @@ def _check_one(
     batched = _adapters.choose_path(batched, loss, params, CHUNK, TOOL, vectorize)
     notes = [precision_note, _adapters.evaluation_note(batched, reason, TOOL)]
     try:
-        report = _adapters.run_check(loss, params, grads, options, batched, notes)
+        native = {n: str(a.dtype) for n, a in originals.items()}
+        report = _adapters.run_check(loss, params, grads, options, batched, notes, native)
         return _adapters.with_notes(report, _unconnected_notes(report, unconnected))
     except NonFiniteError as error:
         if str(error).startswith("grads["):

@@ -121,6 +121,7 @@ def _check_one(
     device = next(iter(problem.tensors.values())).device
     params, tensors = _placer(problem, dtypes)
     cast = _caster(dtypes)
+    native = {n: _adapters.dtype_name(t.dtype, n in problem.complex) for n, t in problem.tensors.items()}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         with torch.no_grad():
@@ -133,7 +134,7 @@ def _check_one(
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
         try:
-            return _adapters.run_check(fn, p, grads, options, b, notes)
+            return _adapters.run_check(fn, p, grads, options, b, notes, native)
         except StochasticLossError as error:
             raise StochasticLossError(
                 f"{error} For a torch module, call module.eval() (or set the dropout p=0) "

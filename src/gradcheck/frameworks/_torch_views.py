@@ -356,6 +356,7 @@ def _stack(name: str, rows: list[Any], out_shape: tuple[int, ...]) -> Any:
         eps=max(r.eps for r in rows),
         noise=max(r.noise for r in rows),
         dtype=rows[0].dtype,
+        evaluated_dtype=rows[0].evaluated_dtype,
         value_array=np.broadcast_to(rows[0].value_array, shape).copy(),
         analytic_array=block("analytic_array"),
         bound_array=block("bound_array"),

@@ -320,7 +320,7 @@ def _check(
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
         try:
-            report = _adapters.run_check(fn, p, grads, options, b, [])
+            report = _adapters.run_check(fn, p, grads, options, b, [], problem.dtypes)
         except NonFiniteError as error:
             if str(error).startswith("grads["):
                 error.add_note(_adapters.nonfinite_grad_note(str(error), "jax.grad(fn)", "jnp.where"))

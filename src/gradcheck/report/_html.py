@@ -15,7 +15,7 @@ import numpy as np
 
 from gradcheck.report._format import clean, fmt, index_text, version
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED, Component, ReportData
-from gradcheck.report._text import origin_line, summary
+from gradcheck.report._text import origin_line, summary, widened
 
 
 def escape(text: str) -> str:
@@ -101,6 +101,7 @@ def _table(report: ReportData) -> str:
     rows += [f'<th class="{"l" if i in (0, 1, 2, 3, 7) else ""}">{h}</th>'
              for i, h in enumerate(head)]
     rows.append("</tr></thead><tbody>")
+    wide = widened(report)
     for c in report.components.values():
         verdict = (
             '<span class="ok">ok</span>' if c.passed
@@ -111,7 +112,9 @@ def _table(report: ReportData) -> str:
             f'<td class="l">{escape(c.name)}</td>',
             f'<td class="l">{verdict}</td>',
             f'<td class="l">{"×".join(str(s) for s in c.shape) or "scalar"}</td>',
-            f'<td class="l">{escape(c.dtype)}</td>',
+            f'<td class="l">{escape(c.dtype)}'
+            + (f" (evaluated in {escape(str(c.evaluated_dtype))})" if c.name in wide else "")
+            + "</td>",
             f"<td>{c.checked:,}{skipped}</td>",
             f"<td>{fmt(c.relative_error)}</td>",
             f"<td>{fmt(c.max_abs_error)}</td>",

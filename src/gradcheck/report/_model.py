@@ -168,7 +168,13 @@ class Component:
       checked, skipped, mismatches, unjudged: entries compared, skipped as kinks, judged wrong,
         and left without a verdict (interrupted, or a budget spent).
       passed: True, False, or None (nothing wrong so far, but entries unjudged).
-      eps, noise, dtype: the step used, the measured noise of J, the gradient's dtype.
+      eps, noise: the step used and the measured noise of J.
+      dtype: the user's tensor's dtype ("float32" for a float32 torch tensor, whatever was
+        evaluated).
+      evaluated_dtype: the dtype the check evaluated it in: the copies ``gradcheck.check``
+        hands the loss ("float64"), or the dtype an adapter ran the function and its gradient
+        in ("float64" copies of a float32 tensor under ``precision="auto"``, "float32" under
+        ``precision="native"``); None where not recorded.
 
     >>> import numpy as np, gradcheck
     >>> r = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(3)}, {"w": np.ones(3)})
@@ -199,6 +205,7 @@ class Component:
     analytic_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     bound_array: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     flags: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    evaluated_dtype: str | None = None
 
     def worst_entries(self, k: int = 5) -> list[tuple[tuple[int, ...], float, float]]:
         """Up to ``k`` failing entries, most significant first: (index, numeric, analytic)."""
@@ -214,6 +221,7 @@ class Component:
         return {
             "shape": list(self.shape),
             "dtype": self.dtype,
+            "evaluated_dtype": self.evaluated_dtype,
             "passed": self.passed,
             "relative_error": _num(self.relative_error),
             "max_abs_error": _num(self.max_abs_error),

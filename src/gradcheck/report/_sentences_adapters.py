@@ -15,7 +15,8 @@ def precision(_: None, evaluated: str, native: str, how: str, why: str = "") -> 
     """Which dtype the check evaluated: float64 copies, or the tensors' own (and why)."""
     if evaluated == "float64" and native != "float64":
         return (f"Evaluated on float64 copies of the {native} tensors ({how} in float64 too); "
-                "the originals were not touched.")
+                f"the originals were not touched. precision='native' checks the {native} "
+                "arithmetic itself.")
     return f"Evaluated in the tensors' own dtype ({native})" + (f": {why}." if why else ".")
 
 

@@ -16,8 +16,8 @@ import re
 from gradcheck.report._format import clean, fmt, index_text
 from gradcheck.report._model import Component, Finding, FindingKind, ReportData
 from gradcheck.report._sentences import NoteCode
+from gradcheck.report._text import dtype_line, origin_line, summary
 from gradcheck.report._text import explain as explain_all
-from gradcheck.report._text import origin_line, summary
 
 # The notes that say what the verdict covers, or that a passing verdict hides a hazard: shown in
 # the short report. The others are about how it was reached (steps, budgets, kinks, second
@@ -74,7 +74,8 @@ def short_lines(report: ReportData) -> list[str]:
         if name not in findings:
             lines.append(_worst(report.components[name]))
     lines += [str(n) for n in report.notes if getattr(n, "code", None) in SHORT_NOTES]
-    return _once(lines)
+    dtypes = dtype_line(report)  # the float32 arithmetic not exercised (precision="auto")
+    return _once(lines if dtypes is None else [*lines, dtypes])
 
 
 def _fix(finding: Finding) -> str:

@@ -39,6 +39,42 @@ def summary(report: ReportData, short: bool = False) -> str:
     )
 
 
+def widened(report: ReportData) -> dict[str, Component]:
+    """The components an adapter evaluated in another dtype than the user's tensor's (float64
+    copies of float32 tensors under ``precision="auto"``): the function *and* its gradient ran
+    there, so an error that only the tensor's own arithmetic makes was not exercised. Only an
+    adapter's report (its ``precision`` note) counts: ``gradcheck.check`` hands the loss float64
+    copies too, but judges the user's own gradient."""
+    from gradcheck.report._sentences import NoteCode
+
+    if NoteCode.PRECISION not in report.note_codes:
+        return {}
+    return {n: c for n, c in report.components.items()
+            if c.evaluated_dtype is not None and c.evaluated_dtype != c.dtype}
+
+
+def dtype_line(report: ReportData) -> str | None:
+    """One sentence where ``widened`` components exist: which dtype was evaluated instead of
+    which, for which tensors, and the option that checks their own arithmetic.
+
+    >>> import torch, gradcheck.torch
+    >>> x = torch.linspace(-1, 1, 4, requires_grad=True)  # float32
+    >>> print(dtype_line(gradcheck.torch.check_function(torch.sin, x)))
+    input0 (float32) was evaluated in float64: an error that only float32 arithmetic makes is not seen; precision='native' checks it in float32.
+    """
+    wide = widened(report)
+    if not wide:
+        return None
+    own = "/".join(sorted({c.dtype for c in wide.values()}))
+    evaluated = "/".join(sorted({str(c.evaluated_dtype) for c in wide.values()}))
+    names = list(wide)
+    who = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    return (f"{who} ({own}) {'was' if one else 'were'} evaluated in {evaluated}: an error that "
+            f"only {own} arithmetic makes is not seen; precision='native' checks "
+            f"{'it' if one else 'them'} in {own}.")
+
+
 def report_keys(report: ReportData) -> dict[str, tuple[int, ...] | None]:
     """The layer of each parameter of a report (``layer_keys`` of its shapes)."""
     return layer_keys({n: c.shape for n, c in report.components.items()})

@@ -85,6 +85,7 @@ def component(
         eps=r.eps,
         noise=r.noise,
         dtype=str(leaf.dtype),
+        evaluated_dtype="float64",  # the loss gets float64 copies (complex128 for the complex step)
         mismatches=mismatches,
         value_array=np.array(leaf, copy=True),
         numeric_array=r.numeric.reshape(leaf.shape),
