@@ -74,7 +74,9 @@ def _reports() -> dict[str, gradcheck.Report]:
         return g
 
     relu = lambda p: float(np.sum(np.maximum(p, 0.0)))  # noqa: E731
+    w32 = w.astype(np.float32)  # dtype "float32", evaluated_dtype "float64"
     return {
+        "float32": gradcheck.check(lambda p: float(np.sum(p["W"] ** 2)), {"W": w32}, {"W": 2 * w32}),
         "passing": gradcheck.check(loss, {"W": w, "b": b}, good),
         "scale": gradcheck.check(loss, {"W": w, "b": b}, scaled),
         "one entry": gradcheck.check(loss, {"W": w, "b": b}, one_entry),
@@ -173,4 +175,13 @@ def test_reports_without_the_new_fields_stay_valid():
     assert "seed" in data and "options" in data
     for key in ("gradcheck_version", "seed", "options"):
         data.pop(key)
+    for component in data["components"].values():
+        component.pop("evaluated_dtype")
     assert validate(data, SCHEMA) == []  # a report written before them
+
+
+def test_the_json_round_trips_both_dtypes() -> None:
+    data = json.loads(REPORTS["float32"].to_json())
+    assert {k: data["components"]["W"][k] for k in ("dtype", "evaluated_dtype")} == {
+        "dtype": "float32", "evaluated_dtype": "float64"}
+    assert validate(data, SCHEMA) == []
