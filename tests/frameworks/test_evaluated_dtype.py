@@ -105,8 +105,9 @@ def test_check_against_records_the_kernels_dtype():
 
 def test_jax_auto_and_native_record_the_dtypes():
     pytest.importorskip("jax")
-    import gradcheck.jax
     import jax.numpy as jnp
+
+    import gradcheck.jax
 
     x = jnp.linspace(-1.0, 1.0, 4, dtype=jnp.float32)
     auto = gradcheck.jax.check(jnp.sin, x)
@@ -160,9 +161,10 @@ def test_torch_a_float32_only_bug_passes_auto_which_says_float64_and_fails_nativ
 
 def test_jax_a_float32_only_bug_fails_native_and_the_correct_vjp_passes():
     pytest.importorskip("jax")
-    import gradcheck.jax
     import jax
     import jax.numpy as jnp
+
+    import gradcheck.jax
 
     def softplus(textbook: bool):
         @jax.custom_vjp
