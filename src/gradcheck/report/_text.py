@@ -40,7 +40,7 @@ def summary(report: ReportData, short: bool = False) -> str:
 
 
 def widened(report: ReportData) -> dict[str, Component]:
-    """The components an adapter evaluated in another dtype than the user's tensor's (float64
+    """The components an adapter evaluated in a wider dtype than the user's tensor's (float64
     copies of float32 tensors under ``precision="auto"``): the function *and* its gradient ran
     there, so an error that only the tensor's own arithmetic makes was not exercised. Only an
     adapter's report (its ``precision`` note) counts: ``gradcheck.check`` hands the loss float64
@@ -49,8 +49,13 @@ def widened(report: ReportData) -> dict[str, Component]:
 
     if NoteCode.PRECISION not in report.note_codes:
         return {}
-    return {n: c for n, c in report.components.items()
-            if c.evaluated_dtype is not None and c.evaluated_dtype != c.dtype}
+    return {n: c for n, c in report.components.items() if c.evaluated_dtype is not None
+            and _BITS.get(c.evaluated_dtype, 0) > _BITS.get(c.dtype, 0)}
+
+
+# Widths of the dtypes a check evaluates in (bfloat16 has no NumPy dtype to ask).
+_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64, "complex32": 32,
+         "complex64": 64, "complex128": 128}
 
 
 def dtype_line(report: ReportData) -> str | None:
