@@ -367,8 +367,9 @@ def _component(name: str, kernel: np.ndarray, truth: np.ndarray, yard: np.ndarra
     base = Component(name=name, shape=tuple(kernel.shape), relative_error=None,
                      max_abs_error=0.0, worst_index=(), numeric=0.0, analytic=0.0,
                      tolerance=0.0, checked=0, skipped=0, passed=None, noise=noise,
-                     dtype=dtype.removeprefix("torch."),  # the kernel's, as it ran
-                     evaluated_dtype=dtype.removeprefix("torch."), value_array=yard, analytic_array=kernel,
+                     dtype=dtype.removeprefix("torch."),  # the kernel's, and where it ran
+                     evaluated_dtype=dtype.removeprefix("torch."), value_array=yard,
+                     analytic_array=kernel,
                      bound_array=np.asarray(bound, dtype=np.float64))
     counted = _shared.recount(base, flags, truth)  # entries without a yardstick are skipped
     return dataclasses.replace(counted, passed=decide([counted.passed], judged=bool(judged.any())))

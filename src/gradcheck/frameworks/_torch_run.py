@@ -121,7 +121,8 @@ def _check_one(
     device = next(iter(problem.tensors.values())).device
     params, tensors = _placer(problem, dtypes)
     cast = _caster(dtypes)
-    native = {n: _adapters.dtype_name(t.dtype, n in problem.complex) for n, t in problem.tensors.items()}
+    native = {n: _adapters.dtype_name(t.dtype, n in problem.complex)  # the report's dtype
+              for n, t in problem.tensors.items()}
 
     def loss(p: dict[str, np.ndarray]) -> float:
         with torch.no_grad():

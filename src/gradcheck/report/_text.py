@@ -7,6 +7,7 @@ from typing import Any
 
 from gradcheck.report._format import clean, fmt, index_text, layer_key, layer_keys
 from gradcheck.report._model import Component, ReportData
+from gradcheck.report._sentences import NoteCode
 
 
 def summary(report: ReportData, short: bool = False) -> str:
@@ -45,8 +46,6 @@ def widened(report: ReportData) -> dict[str, Component]:
     there, so an error that only the tensor's own arithmetic makes was not exercised. Only an
     adapter's report (its ``precision`` note) counts: ``gradcheck.check`` hands the loss float64
     copies too, but judges the user's own gradient."""
-    from gradcheck.report._sentences import NoteCode
-
     if NoteCode.PRECISION not in report.note_codes:
         return {}
     return {n: c for n, c in report.components.items() if c.evaluated_dtype is not None
@@ -62,9 +61,12 @@ def dtype_line(report: ReportData) -> str | None:
     """One sentence where ``widened`` components exist: which dtype was evaluated instead of
     which, for which tensors, and the option that checks their own arithmetic.
 
-    >>> import torch, gradcheck.torch
-    >>> x = torch.linspace(-1, 1, 4, requires_grad=True)  # float32
-    >>> print(dtype_line(gradcheck.torch.check_function(torch.sin, x)))
+    >>> import dataclasses, numpy as np, gradcheck
+    >>> from gradcheck.report._sentences import Note, NoteCode
+    >>> r = gradcheck.check(lambda p: float((p["x"] ** 2).sum()), {"x": np.ones(2)}, {"x": 2 * np.ones(2)})
+    >>> c = dataclasses.replace(r.components["x"], name="input0", dtype="float32")  # as torch's
+    >>> note = Note(NoteCode.PRECISION, None, {"evaluated": "float64", "native": "float32", "how": "autograd"})
+    >>> print(dtype_line(dataclasses.replace(r, components={"input0": c}, notes=(note,))))
     input0 (float32) was evaluated in float64: an error that only float32 arithmetic makes is not seen; precision='native' checks it in float32.
     """
     wide = widened(report)
