@@ -18,9 +18,11 @@ gradcheck`` in-process with the same hooks, and records two streams, keyed by th
 - ``report``: every ``Report`` constructed anywhere (``check``, the adapters' merges and
   re-counts, ``dataclasses.replace``), as ``to_json()``.
 
-Dropped from ``to_json()``: ``seconds`` (wall-clock time) and ``note_codes`` (added after the
-first baselines were recorded; the sentences in ``notes`` carry the same information), nothing
-else. Keys whose records
+Dropped from ``to_json()``: ``seconds`` (wall-clock time), ``note_codes`` (added after the
+first baselines were recorded; the sentences in ``notes`` carry the same information) and each
+component's ``evaluated_dtype`` (added later still), nothing else. (Since ``evaluated_dtype``
+came in, an adapter's ``dtype`` is the user's tensor's: a float32 tensor checked on float64
+copies reads "float32" where older baselines read "float64".) Keys whose records
 differ between two recordings of the untouched code are nondeterministic (process pools,
 timing): ``record`` can be run twice and ``unstable A B`` names them; ``compare`` ignores the
 keys listed in ``<baseline>.unstable`` if that file exists.
@@ -83,6 +85,8 @@ def _json(report: Any) -> Any:
         return f"<to_dict failed: {type(error).__name__}>"
     data.pop("seconds", None)
     data.pop("note_codes", None)
+    for component in data.get("components", {}).values():
+        component.pop("evaluated_dtype", None)
     return json.loads(json.dumps(data, allow_nan=True, default=str))
 
 
