@@ -57,6 +57,7 @@ class _Traced:
         wide: bool,
         real_cotangent: bool,
         objective: Callable,
+        gradient: list[Any] | None = None,
     ) -> None:
         import jax
         import jax.numpy as jnp
@@ -105,6 +106,8 @@ class _Traced:
         if not reusable or any(problem.views[s].fill is not None for s in problem.slots):
             self.key = None
         self._fn = fn_ref
+        # the check's compiled (J, gradient) program, once traced: its J is this check's
+        self.gradient = gradient if gradient is not None else []
         self.hits: set[Any] = set()  # patterns this check took from the cache
         # What is compiled (and cached) closes over none of this check's arrays.
         self.j = _j_function(fn_ref, layout, decoders, objective)
@@ -160,8 +163,7 @@ class _Traced:
         try:
             got = np.asarray(cached(rows), dtype=np.float64)
             want = np.array([
-                at_theta() if k == 0 and at_theta is not None
-                else float(_jit.value(j_of, _jit.device(_jit.split(r, self.shapes, self.dtypes))))
+                at_theta() if k == 0 and at_theta is not None else self._plain(j_of, r)
                 for k, r in enumerate(rows)
             ])
         except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
@@ -169,6 +171,14 @@ class _Traced:
         eps = max([float(np.finfo(np.dtype(d)).eps) for d in self.dtypes], default=2.2e-16)
         close = np.abs(got - want) <= 1024 * eps * np.maximum(1.0, np.abs(want))
         return bool(np.all(close | (np.isnan(got) & np.isnan(want))))
+
+    def _plain(self, j_of: Callable, row: np.ndarray) -> float:
+        """J at one flat row, computed afresh: by the check's own compiled gradient program
+        where it exists (nothing compiled again), else op by op."""
+        values = _jit.device(_jit.split(row, self.shapes, self.dtypes))
+        if self.gradient:
+            return float(self.gradient[0](values)[0])
+        return float(_jit.value(j_of, values))
 
     def baked(self) -> Callable[[Sequence[Any], Sequence[Any]], Any]:
         """J with the other array leaves baked in as constants (the ``dynamic`` input ignored)."""

@@ -24,6 +24,8 @@ judged, never a cached trace), and its primitives, once compiled, serve every la
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,3 +78,77 @@ def value(j: Callable[[Any], Any], values: Sequence[Any]) -> Any:
     import jax
 
     return jax.value_and_grad(j)(list(values))[0]
+
+
+# --- one compiled program per distinct traced program ------------------------------------------
+
+# Compiled evaluators of traced programs, by the program's text (``str`` of its jaxpr: every
+# primitive, its parameters, shapes, dtypes and inlined scalar constants; array constants are
+# inputs). The oldest go first beyond MAX_PROGRAMS.
+MAX_PROGRAMS = 64
+_PROGRAMS: dict[str, Any] = {}
+
+# Primitives whose Python callables only serve differentiation (their forward is the jaxpr
+# they carry): evaluating the program never calls them.
+_SAFE_CALLABLES = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
+
+
+_FUNCTIONS = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
+
+
+def program(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
+    """``fn`` traced afresh at ``args`` (``jax.make_jaxpr``: what ``fn`` reads now, custom
+    rules included), run as one compiled program; the program is compiled once per distinct
+    text, so a later trace that gives the same program (the same function checked again, or
+    an equal one) compiles nothing. A program that calls back into Python (a host callback,
+    an effect) is compiled for this trace only. Raises what tracing raises.
+
+    >>> import jax.numpy as jnp, numpy as np
+    >>> float(program(lambda v: jnp.sum(v[0] ** 2), [np.ones(2)])([np.full(2, 3.0)]))
+    18.0
+    """
+    import jax
+
+    closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+    key = _text(closed.jaxpr)
+    run = _PROGRAMS.pop(key, None) if key is not None else None
+    if run is None:
+        jaxpr = closed.jaxpr
+        run = jax.jit(lambda consts, *leaves: jax.core.eval_jaxpr(jaxpr, consts, *leaves))
+    if key is not None:
+        _PROGRAMS[key] = run
+        while len(_PROGRAMS) > MAX_PROGRAMS:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    # NumPy constants as plain copies: JAX's own wrapper of a NumPy constant is shared with
+    # later traces of the same array and would keep a buffer of this trace's dtype (x64).
+    consts = [np.array(c) if isinstance(c, np.ndarray) else c for c in closed.consts]
+    tree = jax.tree_util.tree_structure(shape)
+
+    def call(*a: Any) -> Any:
+        return jax.tree_util.tree_unflatten(tree, run(consts, *jax.tree_util.tree_leaves(a)))
+
+    return call
+
+
+def _text(jaxpr: Any) -> str | None:
+    """The program's text, or None where equal text need not mean the same program: effects
+    (callbacks, prints), or a parameter that is a Python callable JAX would call."""
+    if jaxpr.effects or not _pure(jaxpr):
+        return None
+    return str(jaxpr)
+
+
+def _pure(jaxpr: Any) -> bool:
+    """No equation (nested ones included) holds a callable that evaluating it would call."""
+    for eqn in jaxpr.eqns:
+        for value in eqn.params.values():
+            for item in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(item, "jaxpr", item)  # a ClosedJaxpr's jaxpr
+                if hasattr(inner, "eqns"):
+                    if not _pure(inner):
+                        return False
+                elif isinstance(item, _FUNCTIONS) and eqn.primitive.name not in _SAFE_CALLABLES:
+                    return False
+        if "callback" in eqn.primitive.name:
+            return False
+    return True

@@ -204,6 +204,21 @@ def _objective(
     return _protocol.Objective(JAX, problem.seed, picks=picks, real_cotangent=real_cotangent)
 
 
+def _gradient(j_of: Callable, values: list[Any], keep: list[Any]) -> tuple[Any, Any]:
+    """J and ``jax.grad`` of J at ``values``: traced afresh (what ``fn`` and its custom rules
+    say now), run as one compiled program (``_jit.program``: compiled once per distinct
+    program), or op by op where ``fn`` does not trace (Python control flow on values).
+    ``keep`` receives the compiled program, whose J serves as the plain J elsewhere."""
+    import jax
+
+    try:
+        run = _jit.program(jax.value_and_grad(j_of), values)
+    except Exception:  # noqa: BLE001 - op by op: it works, or raises jax.grad's own error
+        return jax.value_and_grad(j_of)(values)
+    keep.append(run)
+    return run(values)
+
+
 def _grad_hint(error: BaseException) -> str:
     """What a failure of ``jax.grad(fn)`` means, and what to do about it (added to the error)."""
     text = str(error)
@@ -264,7 +279,6 @@ def _check(
     pick: int | None = None,
 ) -> Report:
     """The first-order check of J (``pick``: output ``pick`` alone) in ``mode``."""
-    import jax
     import jax.numpy as jnp
 
     cast = _cast64 if wide else (lambda x: x)
@@ -282,19 +296,20 @@ def _check(
     def values_of(p: dict[str, np.ndarray]) -> list[Any]:
         return [jnp.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
 
-    traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective)
+    gradient: list[Any] = []  # the compiled (value, gradient) program, once traced
+    traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective, gradient)
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(plain(values_of(p)))
 
-    at_theta: list[float] = []  # J at θ from the gradient's own (op-by-op) forward pass
+    at_theta: list[float] = []  # J at θ from the gradient's own forward pass
 
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            value, grad_values = jax.value_and_grad(j_of)(values_of(params))
+            value, grad_values = _gradient(j_of, values_of(params), gradient)
             at_theta.append(float(value))
         except GradCheckError:
             raise
