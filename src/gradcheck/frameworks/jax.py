@@ -102,17 +102,53 @@ def _check_outputs(
     """The first-order check by the protocol's rule: the outputs together, then one by one
     (``_protocol.by_output``) where that fails; the conjugation probe for complex inputs."""
 
+    combined = _objective(problem)  # its cotangents, once drawn, say which outputs J sums
+
     def one(pick: int | None) -> Report:
-        report = _check(problem, wide, why, options, vectorize, mode, pick=pick)
+        objective = combined if pick is None else None
+        report = _check(problem, wide, why, options, vectorize, mode, pick=pick, objective=objective)
         if mode == "reverse" and _adapters.wants_conjugation_probe(report, problem.complex):
             again = _check(problem, wide, why, options, vectorize, mode, True, pick)
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.JAX)
         return report
 
-    report = one(None)
-    if report.passed is not False:
-        return report
-    return _protocol.by_output(report, range(_n_outputs(problem, wide)), one)
+    screen = None  # the linearity screen: reverse mode, real inputs (as in torch)
+    if mode == "reverse" and not problem.complex:
+        screen = _adds_up(problem, wide, combined)
+    return _protocol.by_output(one(None), lambda: range(_n_outputs(problem, wide)), one, screen)
+
+
+def _adds_up(problem: _Problem, wide: bool, objective: _protocol.Objective) -> Callable[[], bool]:
+    """The protocol's linearity screen of several outputs: ``jax.grad`` of each output alone
+    against the combined one, all in one compiled program (no loss call). The outputs are the
+    leaves the check drew a cotangent for (none for a scalar J): nothing is traced to count
+    them."""
+
+    def screen() -> bool:
+        import jax
+
+        outputs = sorted(objective.cotangents)
+        if len(outputs) < 2:
+            return True
+        cast = _cast64 if wide else (lambda x: x)
+        values = [_cast64(x) if wide else x for x in problem.originals()]
+        parts = [objective, *(objective.alone(k) for k in outputs)]
+
+        def gradients(v: list[Any]) -> list[Any]:
+            return [jax.grad(lambda u, o=o: o(problem.call(u, cast)))(v) for o in parts]
+
+        try:
+            run = _jit.program(gradients, values)
+        except Exception:  # noqa: BLE001 - fn does not trace: op by op
+            run = gradients
+        combined, *alone = (
+            {n: np.asarray(g, dtype=np.float64) for n, g in zip(problem.names, grads, strict=True)}
+            for grads in run(values)
+        )
+        eps = max(float(np.finfo(np.float64 if wide else x.dtype).eps) for x in values)
+        return _protocol.gradients_add_up(combined, alone, eps)
+
+    return screen
 
 
 JAX_HOW = "jax.grad, under a scoped jax_enable_x64,"
@@ -277,14 +313,16 @@ def _check(
     mode: str = "reverse",
     real_cotangent: bool = False,
     pick: int | None = None,
+    objective: _protocol.Objective | None = None,
 ) -> Report:
-    """The first-order check of J (``pick``: output ``pick`` alone) in ``mode``."""
+    """The first-order check of J (``pick``: output ``pick`` alone; ``objective``: J's rule,
+    when the caller keeps it) in ``mode``."""
     import jax.numpy as jnp
 
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
     dtypes = [np.float64 if wide else np.dtype(jnp.asarray(x).dtype) for x in originals]
-    objective = _objective(problem, real_cotangent, pick)
+    objective = objective or _objective(problem, real_cotangent, pick)
 
     def j_of(values: Sequence[Any]) -> Any:
         return objective(problem.call(values, cast))
