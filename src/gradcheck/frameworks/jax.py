@@ -317,11 +317,13 @@ def _check(
 ) -> Report:
     """The first-order check of J (``pick``: output ``pick`` alone; ``objective``: J's rule,
     when the caller keeps it) in ``mode``."""
+    import jax
     import jax.numpy as jnp
 
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
-    dtypes = [np.float64 if wide else np.dtype(jnp.asarray(x).dtype) for x in originals]
+    # the leaves' dtypes as JAX holds them (float64 is float32 where x64 is off): no array made
+    dtypes = [np.float64 if wide else jax.dtypes.canonicalize_dtype(x.dtype) for x in originals]
     objective = objective or _objective(problem, real_cotangent, pick)
 
     def j_of(values: Sequence[Any]) -> Any:
@@ -339,7 +341,16 @@ def _check(
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
+    batching: list[bool] = []  # whether the batched path was taken
+
     def loss(p: dict[str, np.ndarray]) -> float:
+        # Beside the batched path, the few plain Js (the diagnosis') come from the compiled
+        # gradient program (its forward pass), so the plain J is not compiled on its own.
+        if batching and batching[0] and gradient:
+            return float(gradient[0](values_of(p))[0])
+        return own(p)
+
+    def own(p: dict[str, np.ndarray]) -> float:  # the plain J, compiled on its first call
         return float(plain(values_of(p)))
 
     at_theta: list[float] = []  # J at θ from the gradient's own forward pass
@@ -365,7 +376,8 @@ def _check(
     batched, reason = _batched(
         traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of
     )
-    batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
+    batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
+    batching.append(batched is not None)
     notes = [
         _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
     ]
