@@ -256,6 +256,7 @@ class _Compiled:
 
     fn: Any
     seconds: float | None = None
+    trace: Callable[[], None] | None = None  # builds fn's program ahead of its first call
 
     def __call__(self, *args: Any) -> Any:
         if self.seconds is not None:
@@ -268,8 +269,9 @@ class _Compiled:
 
 
 def jax_block(out: Any) -> None:
-    if hasattr(out, "block_until_ready"):
-        out.block_until_ready()
+    import jax
+
+    jax.block_until_ready(out)
 
 
 class _PlainLoss:
@@ -319,8 +321,10 @@ class _Stacks:
     shape per function): ``full`` batches every checked leaf; ``moving(t, rows)`` leaf t only,
     the others fixed at their given values, where that pays (see ``_batched``)."""
 
-    def __init__(self, traced: _Traced, dynamic: bool, theta: np.ndarray) -> None:
-        self.traced, self.dynamic = traced, dynamic
+    def __init__(
+        self, traced: _Traced, dynamic: bool, theta: np.ndarray, merged: _Compiled | None = None
+    ) -> None:
+        self.traced, self.dynamic, self.merged = traced, dynamic, merged
         self.base = _jit.split(theta, traced.shapes, traced.dtypes)  # NumPy: nothing compiled
         self.row_seconds: float | None = None  # per padded row through the full path
         self.own: dict[int, _Compiled | None] = {}
@@ -335,6 +339,8 @@ class _Stacks:
         import jax
 
         traced = self.traced
+        if self.merged is not None:
+            return self._traced_afresh(pattern)
         if pattern == "full":
             of_row = traced.values
 
@@ -353,6 +359,37 @@ class _Stacks:
         if self.dynamic:
             return traced.compiled(pattern, build)
         return _Compiled(build(traced.baked()))
+
+    def _traced_afresh(self, pattern: Any) -> _Compiled:
+        """With the check's one program (``_jit.rows_and_gradient``): the full path is that
+        program's J of the rows; leaf t alone gets a program of its own, traced afresh and
+        compiled once per distinct program (``_jit.program``), the other leaves its inputs."""
+        import jax
+
+        merged = self.merged
+        assert merged is not None
+        if pattern == "full":
+            return _Compiled(lambda rows, _: merged(rows)[0], merged.seconds)
+        t, j = pattern, self.traced.baked()
+        shape, dtype = self.traced.shapes[t], self.traced.dtypes[t]
+
+        def one(row: Any, fixed: list[Any]) -> Any:
+            values = list(fixed)
+            values[t] = row.reshape(shape).astype(dtype)
+            return j(values, None)
+
+        built: list[Callable] = []  # traced only where it pays (``trace``, from ``moving``)
+
+        def trace() -> None:
+            if not built:
+                rows = np.zeros((CHUNK, self.traced.sizes[t]))
+                built.append(_jit.program(jax.vmap(one, in_axes=(0, None)), rows, list(self.base)))
+
+        def run(rows: Any, fixed: Any, _: Any) -> Any:
+            trace()
+            return built[0](rows, list(fixed))
+
+        return _Compiled(run, trace=trace)
 
     def _run(
         self, f: _Compiled, rows: np.ndarray, *fixed: Any, into: tuple | None = None
@@ -375,7 +412,8 @@ class _Stacks:
                 padded = chunk if len(chunk) == CHUNK else np.concatenate(
                     [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
                 )
-            js = f(jnp.asarray(padded, dtype=jnp.result_type(float)), *fixed, self.traced.dynamic)
+            rows_in = np.asarray(padded, dtype=jnp.result_type(float))  # NumPy: no conversion compiled
+            js = f(rows_in, *fixed, self.traced.dynamic)
             out.append(np.asarray(js)[: len(chunk)])  # done before the buffer is written again
         return np.concatenate(out).astype(np.float64)
 
@@ -398,6 +436,11 @@ class _Stacks:
         if t not in self.own:
             own = self._function(t) if self.dynamic else None
             pays = own is not None and self._pays(own, len(rows))
+            if pays and own is not None and own.trace is not None:
+                try:  # traced now that it pays
+                    own.trace()
+                except Exception:  # noqa: BLE001 - leaf t alone does not trace: full rows
+                    own, pays = None, False
             if own is not None and not pays and own.seconds is None:
                 self.traced.forget(t)
             self.own[t] = own if pays else None
@@ -417,19 +460,46 @@ class _Stacks:
         return rows * self.row_seconds > full.seconds
 
 
+def merged_program(
+    traced: _Traced, j_of: Callable, params: dict[str, np.ndarray], vectorize: str
+) -> _Compiled | None:
+    """The check's one program (``_jit.rows_and_gradient``: J of CHUNK rows and the gradient
+    at the first), or None where it is not used (``vectorize="loop"``, a core without the
+    batched hook) or ``fn`` does not trace so (then the separate paths and their fallbacks)."""
+    if _adapters.batched_refusal(vectorize) is not None:
+        return None
+    theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
+    try:
+        return _Compiled(_jit.rows_and_gradient(j_of, traced.values, theta, CHUNK))
+    except Exception:  # noqa: BLE001 - vmap or grad does not trace: the separate paths
+        return None
+
+
 def _batched(
     traced: _Traced,
     params: dict[str, np.ndarray],
     plain: Callable[[], float],
     vectorize: str,
     j_of: Callable[[Sequence[Any]], Any],
+    merged: _Compiled | None = None,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``jax.vmap`` (chunked, jitted), or None and why.
 
-    The other array leaves of the arguments are inputs of the compiled functions (reused by the
-    next check of the same function); where ``fn`` cannot trace them, they are baked in."""
+    ``merged``: the check's one program (rows and gradient), traced afresh: its J of the rows.
+    Else the other array leaves of the arguments are inputs of the compiled functions (reused
+    by the next check of the same function); where ``fn`` cannot trace them, they are baked
+    in."""
     if (refused := _adapters.batched_refusal(vectorize)) is not None:
         return None, refused
+    if merged is not None:
+        theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
+        stacks = _Stacks(traced, True, theta, merged)
+        fn, reason = _adapters.probe_batched(
+            stacks.full, theta[None, :], plain, vectorize, "jax.vmap"
+        )
+        if fn is None:
+            return None, reason
+        return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
     known: list[float] = []  # the plain J at θ: one op-by-op call for every probe and check
 
     def plain_once() -> float:

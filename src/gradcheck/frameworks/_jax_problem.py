@@ -229,6 +229,7 @@ def _forget_x64() -> None:
 
 
 def _cast64(x: Any) -> Any:
+    import jax
     import jax.numpy as jnp
 
     # jnp.issubdtype, not np.dtype: extended dtypes (a typed PRNG key, key<fry>) are no NumPy
@@ -236,7 +237,7 @@ def _cast64(x: Any) -> Any:
     for kind, wide in ((jnp.floating, jnp.float64), (jnp.complexfloating, jnp.complex128)):
         if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, kind):
             if isinstance(x, np.ndarray | np.generic):  # cast in NumPy: nothing compiled
-                return jnp.asarray(np.asarray(x, dtype=wide))
+                return jax.device_put(np.asarray(x, dtype=wide))
             return jnp.asarray(x, dtype=wide)
     return x
 

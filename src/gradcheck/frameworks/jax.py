@@ -23,6 +23,7 @@ from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILE
     _PlainLoss,
     _Stacks,
     _Traced,
+    merged_program,
 )
 from gradcheck.frameworks._jax_problem import (
     _cast64,
@@ -240,6 +241,12 @@ def _objective(
     return _protocol.Objective(JAX, problem.seed, picks=picks, real_cotangent=real_cotangent)
 
 
+def _padded(values: Sequence[Any]) -> np.ndarray:
+    """The leaves as one flat float64 row, repeated to CHUNK rows (the one program's input)."""
+    row = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+    return np.repeat(row[None, :], CHUNK, axis=0)
+
+
 def _gradient(j_of: Callable, values: list[Any], keep: list[Any]) -> tuple[Any, Any]:
     """J and ``jax.grad`` of J at ``values``: traced afresh (what ``fn`` and its custom rules
     say now), run as one compiled program (``_jit.program``: compiled once per distinct
@@ -318,7 +325,6 @@ def _check(
     """The first-order check of J (``pick``: output ``pick`` alone; ``objective``: J's rule,
     when the caller keeps it) in ``mode``."""
     import jax
-    import jax.numpy as jnp
 
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
@@ -334,10 +340,15 @@ def _check(
     }
 
     def values_of(p: dict[str, np.ndarray]) -> list[Any]:
-        return [jnp.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
+        # device_put of NumPy arrays: jnp.asarray would compile a conversion per shape
+        return [jax.device_put(np.asarray(p[n], dtype=d)) for n, d in zip(problem.names, dtypes, strict=True)]
 
     gradient: list[Any] = []  # the compiled (value, gradient) program, once traced
     traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective, gradient)
+    # One program for the check where fn traces: the stacks' J and the gradient at θ.
+    merged = merged_program(traced, j_of, params, vectorize)
+    if merged is not None:
+        gradient.append(lambda values: merged(_padded(values))[1])
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
@@ -358,7 +369,10 @@ def _check(
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            value, grad_values = _gradient(j_of, values_of(params), gradient)
+            if gradient:  # the check's one program (traced afresh above)
+                value, grad_values = gradient[0](values_of(params))
+            else:
+                value, grad_values = _gradient(j_of, values_of(params), gradient)
             at_theta.append(float(value))
         except GradCheckError:
             raise
@@ -374,7 +388,8 @@ def _check(
     # batched probe compares with, so no plain J is compiled or run op by op for it.
     early = reverse() if mode == "reverse" else None
     batched, reason = _batched(
-        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of
+        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of,
+        merged,
     )
     batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
     batching.append(batched is not None)
