@@ -198,23 +198,32 @@ _jax_drops.defvjp(
 )
 
 
-def test_a_backward_not_linear_in_its_cotangents_is_named_the_same_in_torch_and_jax() -> None:
+@tf.custom_gradient
+def _tf_drops(a):
+    def grad(g0, g1):
+        return g0 * tf.cos(a) + g1 * 2 * a + 0.5 * tf.cast(tf.reduce_all(g1 == 0), g0.dtype) * g0
+
+    return (tf.sin(a), a * a), grad
+
+
+def test_a_backward_not_linear_in_its_cotangents_is_named_the_same_in_the_three() -> None:
     from gradcheck.report._sentences import NoteCode
 
     reports = {fw: _run(fw, fn, {"a": A}) for fw, fn in
-               {"torch": _TorchDrops.apply, "jax": _jax_drops}.items()}
+               {"torch": _TorchDrops.apply, "jax": _jax_drops, "tf": _tf_drops}.items()}
     for fw, report in reports.items():
         assert report.passed is False, fw
         assert report.suspects == ("a (output 0)",), (fw, report.suspects)
         assert set(report.components) == {"a (output 0)", "a (output 1)"}, fw
         note = next(n for n in report.notes if n.code is NoteCode.BY_OUTPUT)
         assert note.numbers == {"outputs": 2, "found": True, "screened": True}, fw
-    for name in ("a (output 0)", "a (output 1)"):
-        c, b = reports["jax"].components[name], reports["torch"].components[name]
-        np.testing.assert_allclose(c.analytic_array, b.analytic_array, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(c.numeric_array, b.numeric_array, rtol=0, atol=1e-9)
-        assert c.passed is b.passed
-        assert c.passed or c.worst_index == b.worst_index  # a passing one's is rounding
+    for fw in ("jax", "tf"):
+        for name in ("a (output 0)", "a (output 1)"):
+            c, b = reports[fw].components[name], reports["torch"].components[name]
+            np.testing.assert_allclose(c.analytic_array, b.analytic_array, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(c.numeric_array, b.numeric_array, rtol=0, atol=1e-9)
+            assert c.passed is b.passed
+            assert c.passed or c.worst_index == b.worst_index  # a passing one's is rounding
 
 
 def test_the_jax_screen_lets_a_linear_multi_output_backward_pass_with_one_report() -> None:
