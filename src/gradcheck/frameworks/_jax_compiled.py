@@ -368,8 +368,9 @@ class _Stacks:
 
         merged = self.merged
         assert merged is not None
-        if pattern == "full":
-            return _Compiled(lambda rows, _: merged(rows)[0], merged.seconds)
+        if pattern == "full":  # its seconds: the program's compilation, whichever check paid it
+            first = merged.fn.seconds() if hasattr(merged.fn, "seconds") else merged.seconds
+            return _Compiled(lambda rows, _: merged(rows)[0], first)
         t, j = pattern, self.traced.baked()
         shape, dtype = self.traced.shapes[t], self.traced.dtypes[t]
 
@@ -470,7 +471,8 @@ def merged_program(
         return None
     theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
     try:
-        return _Compiled(_jit.rows_and_gradient(j_of, traced.values, theta, CHUNK))
+        return _Compiled(
+            _jit.rows_and_gradient(j_of, traced.values, theta, CHUNK, traced.shapes))
     except Exception:  # noqa: BLE001 - vmap or grad does not trace: the separate paths
         return None
 
