@@ -462,17 +462,20 @@ class _Stacks:
 
 
 def merged_program(
-    traced: _Traced, j_of: Callable, params: dict[str, np.ndarray], vectorize: str
+    j_of: Callable, leaves: Sequence[np.ndarray], dtypes: Sequence[Any], vectorize: str
 ) -> _Compiled | None:
     """The check's one program (``_jit.rows_and_gradient``: J of CHUNK rows and the gradient
-    at the first), or None where it is not used (``vectorize="loop"``, a core without the
+    at the first; J's dtype as ``.fn.dtype``) at the checked ``leaves`` (real views) in
+    ``dtypes``, or None where it is not used (``vectorize="loop"``, a core without the
     batched hook) or ``fn`` does not trace so (then the separate paths and their fallbacks)."""
     if _adapters.batched_refusal(vectorize) is not None:
         return None
-    theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
+    shapes = [np.shape(a) for a in leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    theta = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in leaves])
+    of_row = _values_function(shapes, sizes, list(dtypes))
     try:
-        return _Compiled(
-            _jit.rows_and_gradient(j_of, traced.values, theta, CHUNK, traced.shapes))
+        return _Compiled(_jit.rows_and_gradient(j_of, of_row, theta, CHUNK, shapes))
     except Exception:  # noqa: BLE001 - vmap or grad does not trace: the separate paths
         return None
 

@@ -232,6 +232,7 @@ def rows_and_gradient(
             return js, (value, leaves(grad))
 
         call_traced.seconds = traced.seconds  # type: ignore[attr-defined]
+        call_traced.dtype = closed.out_avals[0].dtype  # type: ignore[attr-defined]
         return call_traced
     jaxpr = closed.jaxpr
 
@@ -252,4 +253,5 @@ def rows_and_gradient(
         return js, (value, leaves(grad))
 
     call.seconds = lambda: run.seconds  # type: ignore[attr-defined]
+    call.dtype = closed.out_avals[0].dtype  # type: ignore[attr-defined]  # J's
     return call

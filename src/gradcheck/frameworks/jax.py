@@ -20,6 +20,7 @@ from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILE
     _COMPILED,
     CHUNK,
     _batched,
+    _Compiled,
     _PlainLoss,
     _Stacks,
     _Traced,
@@ -83,11 +84,14 @@ def check(
     problem = _Problem.build(fn, args, argnums, options.get("seed", 0))
     if not problem.names:
         return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
-    wide, why = _wants_x64(problem, precision)
+    combined = _objective(problem)  # its cotangents, once drawn, say which outputs J sums
+    wide, why, program = _wants_x64(problem, precision, combined, vectorize)
     if not wide:
         _refuse_narrow(problem, precision, why)
     with _x64(wide):
-        report = _check_outputs(problem, wide, why, options, vectorize, higher[1])
+        report = _check_outputs(
+            problem, wide, why, options, vectorize, higher[1], combined, program
+        )
         if higher[0] == 1:
             return report
         cast = _cast64 if wide else (lambda x: x)
@@ -98,16 +102,24 @@ def check(
 
 
 def _check_outputs(
-    problem: _Problem, wide: bool, why: str, options: dict[str, Any], vectorize: str, mode: str
+    problem: _Problem,
+    wide: bool,
+    why: str,
+    options: dict[str, Any],
+    vectorize: str,
+    mode: str,
+    combined: _protocol.Objective,
+    program: _Compiled | None = None,
 ) -> Report:
     """The first-order check by the protocol's rule: the outputs together, then one by one
     (``_protocol.by_output``) where that fails; the conjugation probe for complex inputs."""
 
-    combined = _objective(problem)  # its cotangents, once drawn, say which outputs J sums
-
     def one(pick: int | None) -> Report:
-        objective = combined if pick is None else None
-        report = _check(problem, wide, why, options, vectorize, mode, pick=pick, objective=objective)
+        objective, made = (combined, program) if pick is None else (None, None)
+        report = _check(
+            problem, wide, why, options, vectorize, mode, pick=pick, objective=objective,
+            merged=made,
+        )
         if mode == "reverse" and _adapters.wants_conjugation_probe(report, problem.complex):
             again = _check(problem, wide, why, options, vectorize, mode, True, pick)
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.JAX)
@@ -290,16 +302,28 @@ def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
             )
 
 
-def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
-    """Whether to run in float64, and if not, why (for the note)."""
+def _wants_x64(
+    problem: _Problem, precision: str, objective: _protocol.Objective, vectorize: str
+) -> tuple[bool, str, _Compiled | None]:
+    """Whether to run in float64, and if not, why (for the note). J's dtype comes from the
+    trace of the check's one program in float64 (``merged_program``), kept for the check
+    where it is float64; else from a trace of J alone."""
     if precision == "native":
-        return False, "precision='native' was asked for"
-    objective = _objective(problem)
+        return False, "precision='native' was asked for", None
+    program = None
     try:
         with _x64(True):
-            values = [_cast64(x) for x in problem.originals()]
-            j = _jit.output_type(lambda v: objective(problem.call(v, _cast64)), values)
-            ok = np.dtype(j.dtype) == np.float64
+            originals = problem.originals()
+
+            def j(v: Sequence[Any]) -> Any:
+                return objective(problem.call(v, _cast64))
+
+            program = merged_program(j, originals, [np.float64] * len(originals), vectorize)
+            if program is not None:
+                ok = np.dtype(program.fn.dtype) == np.float64
+            else:
+                out = _jit.output_type(j, [_cast64(x) for x in originals])
+                ok = np.dtype(out.dtype) == np.float64
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel: check it in its own dtype
         ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
@@ -308,7 +332,7 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
             f"gradcheck.jax.check(precision='float64'): fn cannot run in float64 ({why}). "
             "Use precision='auto' to check it in its own dtype."
         )
-    return ok, why
+    return ok, why, program if ok else None
 
 
 def _check(
@@ -321,6 +345,7 @@ def _check(
     real_cotangent: bool = False,
     pick: int | None = None,
     objective: _protocol.Objective | None = None,
+    merged: _Compiled | None = None,
 ) -> Report:
     """The first-order check of J (``pick``: output ``pick`` alone; ``objective``: J's rule,
     when the caller keeps it) in ``mode``."""
@@ -346,7 +371,8 @@ def _check(
     gradient: list[Any] = []  # the compiled (value, gradient) program, once traced
     traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective, gradient)
     # One program for the check where fn traces: the stacks' J and the gradient at θ.
-    merged = merged_program(traced, j_of, params, vectorize)
+    if merged is None:  # else traced already, by the dtype test
+        merged = merged_program(j_of, list(params.values()), dtypes, vectorize)
     if merged is not None:
         gradient.append(lambda values: merged(_padded(values))[1])
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
