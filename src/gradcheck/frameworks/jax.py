@@ -16,20 +16,22 @@ import numpy as np
 from gradcheck._errors import GradCheckError, NonFiniteError
 from gradcheck.frameworks import _higher, _higher_jax, _jit, _protocol
 from gradcheck.frameworks import _shared as _adapters
-from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED, _Stacks: for tests
+from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED: for tests
     _COMPILED,
     CHUNK,
-    _batched,
     _Compiled,
     _PlainLoss,
-    _Stacks,
     _Traced,
-    merged_program,
 )
 from gradcheck.frameworks._jax_problem import (
     _cast64,
     _Problem,
     _x64,
+)
+from gradcheck.frameworks._jax_stacks import (  # noqa: F401 - _Stacks: for tests
+    _batched,
+    _Stacks,
+    merged_program,
 )
 from gradcheck.report._sentences import Note
 
