@@ -167,3 +167,68 @@ def test_a_backward_not_linear_in_its_cotangents_is_caught_although_the_combined
                                                                "input0 (output 2)"}
     note = next(n for n in report.notes if n.code is NoteCode.BY_OUTPUT)
     assert note.numbers["screened"] and note.numbers["found"]
+
+
+# --- a backward that is not linear in its cotangents: the combined J passes, the linearity
+# screen (each output's gradient alone against the combined one) sends it to the per-output
+# checks, which name the wrong pair; the same in torch and JAX. The rule for output 0 adds
+# 0.5·g0 when output 1 gets no cotangent (as native_group_norm drops a term).
+
+
+class _TorchDrops(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return torch.sin(a), a * a
+
+    @staticmethod
+    def backward(ctx, g0, g1):
+        (a,) = ctx.saved_tensors
+        return g0 * torch.cos(a) + g1 * 2 * a + torch.where((g1 == 0).all(), 0.5, 0.0) * g0
+
+
+@jax.custom_vjp
+def _jax_drops(a):
+    return jnp.sin(a), a * a
+
+
+_jax_drops.defvjp(
+    lambda a: ((jnp.sin(a), a * a), a),
+    lambda a, g: (g[0] * jnp.cos(a) + g[1] * 2 * a + jnp.where(jnp.all(g[1] == 0), 0.5, 0.0) * g[0],),
+)
+
+
+@tf.custom_gradient
+def _tf_drops(a):
+    def grad(g0, g1):
+        return g0 * tf.cos(a) + g1 * 2 * a + 0.5 * tf.cast(tf.reduce_all(g1 == 0), g0.dtype) * g0
+
+    return (tf.sin(a), a * a), grad
+
+
+def test_a_backward_not_linear_in_its_cotangents_is_named_the_same_in_the_three() -> None:
+    from gradcheck.report._sentences import NoteCode
+
+    reports = {fw: _run(fw, fn, {"a": A}) for fw, fn in
+               {"torch": _TorchDrops.apply, "jax": _jax_drops, "tf": _tf_drops}.items()}
+    for fw, report in reports.items():
+        assert report.passed is False, fw
+        assert report.suspects == ("a (output 0)",), (fw, report.suspects)
+        assert set(report.components) == {"a (output 0)", "a (output 1)"}, fw
+        note = next(n for n in report.notes if n.code is NoteCode.BY_OUTPUT)
+        assert note.numbers == {"outputs": 2, "found": True, "screened": True}, fw
+    for fw in ("jax", "tf"):
+        for name in ("a (output 0)", "a (output 1)"):
+            c, b = reports[fw].components[name], reports["torch"].components[name]
+            np.testing.assert_allclose(c.analytic_array, b.analytic_array, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(c.numeric_array, b.numeric_array, rtol=0, atol=1e-9)
+            assert c.passed is b.passed
+            assert c.passed or c.worst_index == b.worst_index  # a passing one's is rounding
+
+
+def test_the_jax_screen_lets_a_linear_multi_output_backward_pass_with_one_report() -> None:
+    from gradcheck.report._sentences import NoteCode
+
+    report = _run("jax", _cases()["two outputs"][1]["jax"], {"a": A, "b": B})
+    assert report.passed is True and list(report.components) == ["a", "b"]
+    assert not any(n.code is NoteCode.BY_OUTPUT for n in report.notes)

@@ -290,16 +290,19 @@ def test_keyless_custom_nodes_are_named_after_their_attributes_and_a_bug_is_loca
 
 def test_compiled_functions_are_told_apart_by_argnums() -> None:
     """f(x, y) checked w.r.t. x, then y (same shapes): the second check must not reuse the
-    first one's compiled J, whose checked input is the other argument."""
+    first one's compiled program, whose checked input is the other argument."""
+    from gradcheck.frameworks import _jit
 
     def f(a, b):
         return jnp.sum(jnp.sin(a) * b)
 
     x, y = np.array([0.3, -0.7, 1.1]), np.array([0.5, 0.2, -0.4])
+    before = set(_jit._PROGRAMS)
     assert gj.check(f, x, y, argnums=0).passed
+    first = set(_jit._PROGRAMS) - before
     assert gj.check(f, x, y, argnums=1).passed
-    keys = {k[:-1] for k in gj._COMPILED[f]}
-    assert len(keys) == 2  # one compiled J per argnums, both kept
+    second = set(_jit._PROGRAMS) - before - first
+    assert len(first) == len(second) == 1  # one program per argnums, both kept
 
 
 def test_a_function_jax_grad_cannot_differentiate_keeps_its_error_with_a_hint() -> None:
@@ -355,3 +358,32 @@ def test_the_users_own_jax_grad_still_works_after_a_scoped_x64_check() -> None:
     assert gj.check(f, x).passed
     assert not jax.config.jax_enable_x64
     np.testing.assert_array_equal(jax.grad(lambda x: f(x).sum())(x), [1, 1, 1, 1, 1, 0])
+
+
+def _custom_square(factor: float):
+    @jax.custom_vjp
+    def sq(x):
+        return x * x
+
+    sq.defvjp(lambda x: (x * x, x), lambda x, g: (factor * x * g,))
+    return sq
+
+
+def test_a_redefined_custom_rule_is_judged_afresh_although_programs_are_kept() -> None:
+    x = np.array([0.3, -0.7, 1.1])
+    right, wrong = _custom_square(2.0), _custom_square(3.0)
+    assert gj.check(lambda v: jnp.sum(right(v)), x).passed
+    assert gj.check(lambda v: jnp.sum(wrong(v)), x).passed is False  # same forward, new rule
+    assert gj.check(lambda v: jnp.sum(right(v)), x).passed
+    # a plain function: the kept program is the same text, its inputs are this check's
+    table = {"w": np.array([1.0, 2.0, 3.0])}
+
+    def f(v):
+        return jnp.sum(jnp.sin(v) * table["w"])
+
+    first = gj.check(f, x)
+    table["w"] = np.array([-1.0, 0.5, 4.0])
+    again = gj.check(f, x)
+    assert first.passed and again.passed
+    (component,) = again.components.values()
+    np.testing.assert_allclose(component.analytic_array, np.cos(x) * table["w"], rtol=1e-12)

@@ -260,19 +260,25 @@ def test_jax_cache_reuses_per_function_and_never_across_functions() -> None:
     def g(p, x):  # same shapes, another function: must not get f's compiled code
         return jnp.sum(jnp.cos(x @ p["W"]))
 
+    from gradcheck.frameworks import _jit
+
     rng = np.random.default_rng(0)
     p, x1, x2 = {"W": rng.standard_normal((3, 2))}, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    before = dict(_jit._PROGRAMS)
     assert gj.check(f, p, x1, coords="all").passed
-    compiled = dict(gfj._COMPILED[f])
-    assert compiled and all(v.seconds is not None for v in compiled.values())
-    # Other data, same shapes: the same compiled functions, and the numbers are x2's.
+    compiled = {k: v for k, v in _jit._PROGRAMS.items() if k not in before}
+    assert len(compiled) == 1  # one program: the stacks' J and the gradient
+    # Other data, same shapes: the same compiled program (the data are its inputs), and
+    # the numbers are x2's: J and its gradient at x2, by NumPy.
     again = gj.check(f, p, x2, coords="all")
-    assert again.passed and gfj._COMPILED[f] == compiled
-    assert all(gfj._COMPILED[f][k] is v for k, v in compiled.items())
+    assert again.passed and all(_jit._PROGRAMS[k] is v for k, v in compiled.items())
+    assert set(_jit._PROGRAMS) == set(before) | set(compiled)
+    h = x2 @ p["W"]
+    np.testing.assert_allclose(again.components["W"].analytic_array, x2.T @ np.cos(h), rtol=1e-12)
     other = gj.check(g, p, x1, coords="all")
-    assert other.passed and gfj._COMPILED[g] and not set(map(id, gfj._COMPILED[g].values())) & set(
-        map(id, compiled.values())
-    )
+    new = {k: v for k, v in _jit._PROGRAMS.items() if k not in before and k not in compiled}
+    assert other.passed and len(new) == 1
+    assert not set(map(id, new.values())) & set(map(id, compiled.values()))
     # The cache does not keep a function alive.
     ref = weakref.ref(g)
     del g, other
@@ -398,3 +404,33 @@ def test_torch_note_says_which_evaluation_path_ran() -> None:
     assert len(paths) == 1
     assert "torch.func.vmap" in paths[0]
     assert gtorch.check_function(torch.sin, x, vectorize="loop").passed
+
+
+@needs_hook
+def test_jax_leaf_programs_of_the_one_program_path_give_the_same_report(monkeypatch) -> None:
+    jax, jnp, gj, gfj = _jax()
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((8, 5)))
+    p = {"W1": rng.standard_normal((5, 4)), "b1": rng.standard_normal(4),
+         "W2": rng.standard_normal((4, 3))}
+
+    def f(q):
+        return jnp.sum(jnp.tanh(jnp.tanh(x @ q["W1"] + q["b1"]) @ q["W2"]))
+
+    plain = gj.check(f, p, coords="all")
+    traced: list[int] = []
+    build = gfj._Stacks._traced_afresh
+
+    def counted(self, pattern):
+        traced.append(pattern)
+        return build(self, pattern)
+
+    monkeypatch.setattr(gfj._Stacks, "_traced_afresh", counted)
+    monkeypatch.setattr(gfj._Stacks, "_pays", lambda self, own, rows: True)  # as if rows were dear
+    each = gj.check(f, p, coords="all")
+    assert set(traced) >= {"full", 0, 1, 2}  # every leaf got its own program
+    assert plain.passed and each.passed
+    for name in p:
+        a, b = plain.components[name], each.components[name]
+        np.testing.assert_array_equal(a.analytic_array, b.analytic_array)
+        np.testing.assert_allclose(a.numeric_array, b.numeric_array, rtol=1e-9, atol=1e-12)

@@ -1,5 +1,5 @@
 """JAX adapter, part 2: compiled evaluation (``jax.jit`` of the plain and the vmapped J, kept
-across checks of the same function) and the batched loss handed to the core."""
+across checks of the same function); the batched loss is ``_jax_stacks``'s."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class _Traced:
         wide: bool,
         real_cotangent: bool,
         objective: Callable,
+        gradient: list[Any] | None = None,
     ) -> None:
         import jax
         import jax.numpy as jnp
@@ -105,6 +106,8 @@ class _Traced:
         if not reusable or any(problem.views[s].fill is not None for s in problem.slots):
             self.key = None
         self._fn = fn_ref
+        # the check's compiled (J, gradient) program, once traced: its J is this check's
+        self.gradient = gradient if gradient is not None else []
         self.hits: set[Any] = set()  # patterns this check took from the cache
         # What is compiled (and cached) closes over none of this check's arrays.
         self.j = _j_function(fn_ref, layout, decoders, objective)
@@ -160,8 +163,7 @@ class _Traced:
         try:
             got = np.asarray(cached(rows), dtype=np.float64)
             want = np.array([
-                at_theta() if k == 0 and at_theta is not None
-                else float(_jit.value(j_of, _jit.device(_jit.split(r, self.shapes, self.dtypes))))
+                at_theta() if k == 0 and at_theta is not None else self._plain(j_of, r)
                 for k, r in enumerate(rows)
             ])
         except Exception:  # noqa: BLE001 - the point beside θ left fn's domain: trace again
@@ -169,6 +171,14 @@ class _Traced:
         eps = max([float(np.finfo(np.dtype(d)).eps) for d in self.dtypes], default=2.2e-16)
         close = np.abs(got - want) <= 1024 * eps * np.maximum(1.0, np.abs(want))
         return bool(np.all(close | (np.isnan(got) & np.isnan(want))))
+
+    def _plain(self, j_of: Callable, row: np.ndarray) -> float:
+        """J at one flat row, computed afresh: by the check's own compiled gradient program
+        where it exists (nothing compiled again), else op by op."""
+        values = _jit.device(_jit.split(row, self.shapes, self.dtypes))
+        if self.gradient:
+            return float(self.gradient[0](values)[0])
+        return float(_jit.value(j_of, values))
 
     def baked(self) -> Callable[[Sequence[Any], Sequence[Any]], Any]:
         """J with the other array leaves baked in as constants (the ``dynamic`` input ignored)."""
@@ -246,6 +256,7 @@ class _Compiled:
 
     fn: Any
     seconds: float | None = None
+    trace: Callable[[], None] | None = None  # builds fn's program ahead of its first call
 
     def __call__(self, *args: Any) -> Any:
         if self.seconds is not None:
@@ -258,8 +269,9 @@ class _Compiled:
 
 
 def jax_block(out: Any) -> None:
-    if hasattr(out, "block_until_ready"):
-        out.block_until_ready()
+    import jax
+
+    jax.block_until_ready(out)
 
 
 class _PlainLoss:
@@ -302,153 +314,3 @@ class _PlainLoss:
         except Exception as error:  # Python control flow on values, host callbacks, ...
             self.note.append(Note(NoteCode.JIT_FALLBACK, None, {"error": _adapters.short(error)}))
             return self.j_of
-
-
-class _Stacks:
-    """Stacks of rows through ``jit(vmap(J))``, in chunks padded to CHUNK rows (one compiled
-    shape per function): ``full`` batches every checked leaf; ``moving(t, rows)`` leaf t only,
-    the others fixed at their given values, where that pays (see ``_batched``)."""
-
-    def __init__(self, traced: _Traced, dynamic: bool, theta: np.ndarray) -> None:
-        self.traced, self.dynamic = traced, dynamic
-        self.base = _jit.split(theta, traced.shapes, traced.dtypes)  # NumPy: nothing compiled
-        self.row_seconds: float | None = None  # per padded row through the full path
-        self.own: dict[int, _Compiled | None] = {}
-        self._functions: dict[Any, _Compiled] = {}
-
-    def _function(self, pattern: Any) -> _Compiled:
-        if pattern not in self._functions:
-            self._functions[pattern] = self._build(pattern)
-        return self._functions[pattern]
-
-    def _build(self, pattern: Any) -> _Compiled:
-        import jax
-
-        traced = self.traced
-        if pattern == "full":
-            of_row = traced.values
-
-            def build(j: Callable) -> Any:
-                return jax.jit(jax.vmap(lambda row, d: j(of_row(row), d), in_axes=(0, None)))
-        else:
-            t, shape, dtype = pattern, traced.shapes[pattern], traced.dtypes[pattern]
-
-            def build(j: Callable) -> Any:
-                def one(row: Any, fixed: list[Any], d: list[Any]) -> Any:
-                    values = list(fixed)
-                    values[t] = row.reshape(shape).astype(dtype)
-                    return j(values, d)
-
-                return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
-        if self.dynamic:
-            return traced.compiled(pattern, build)
-        return _Compiled(build(traced.baked()))
-
-    def _run(
-        self, f: _Compiled, rows: np.ndarray, *fixed: Any, into: tuple | None = None
-    ) -> np.ndarray:
-        """J of each row, CHUNK rows per call (the last chunk padded with its first row).
-        ``into=(buffer, a)``: ``rows`` are columns a: of full rows whose other columns
-        ``buffer`` (CHUNK, N) holds: each chunk is written into it, never a (B, N) stack."""
-        import jax.numpy as jnp
-
-        rows = np.asarray(rows, dtype=np.float64)
-        out = []
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            if into is not None:
-                buffer, a = into
-                buffer[: len(chunk), a : a + chunk.shape[1]] = chunk
-                buffer[len(chunk) :, a : a + chunk.shape[1]] = chunk[:1]
-                padded = buffer
-            else:
-                padded = chunk if len(chunk) == CHUNK else np.concatenate(
-                    [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
-                )
-            js = f(jnp.asarray(padded, dtype=jnp.result_type(float)), *fixed, self.traced.dynamic)
-            out.append(np.asarray(js)[: len(chunk)])  # done before the buffer is written again
-        return np.concatenate(out).astype(np.float64)
-
-    def full(self, thetas: np.ndarray, into: tuple | None = None) -> np.ndarray:
-        f = self._function("full")
-        warm = f.seconds is not None
-        start = time.perf_counter()
-        out = self._run(f, thetas, into=into)
-        if warm:  # the cost of a row through the full path, compilation excluded
-            padded = CHUNK * -(-len(thetas) // CHUNK)
-            self.row_seconds = (time.perf_counter() - start) / padded
-        return out
-
-    def block(self, theta: np.ndarray, a: int, rows: np.ndarray) -> np.ndarray:
-        """``full`` of the rows θ with columns a: replaced by ``rows``, built chunk by chunk."""
-        buffer = np.repeat(np.asarray(theta, dtype=np.float64)[None, :], CHUNK, axis=0)
-        return self.full(rows, into=(buffer, a))
-
-    def moving(self, t: int, rows: np.ndarray) -> np.ndarray | None:
-        if t not in self.own:
-            own = self._function(t) if self.dynamic else None
-            pays = own is not None and self._pays(own, len(rows))
-            if own is not None and not pays and own.seconds is None:
-                self.traced.forget(t)
-            self.own[t] = own if pays else None
-        if self.own[t] is None:
-            return None
-        return self._run(self.own[t], rows, self.base)
-
-
-    def _pays(self, own: _Compiled, rows: int) -> bool:
-        """Whether leaf t gets its own function: when it is compiled already, or when these
-        rows through the full path would take longer than compiling the full path did."""
-        full = self._function("full")
-        if own.seconds is not None:
-            return True
-        if full.seconds is None or self.row_seconds is None:
-            return False
-        return rows * self.row_seconds > full.seconds
-
-
-def _batched(
-    traced: _Traced,
-    params: dict[str, np.ndarray],
-    plain: Callable[[], float],
-    vectorize: str,
-    j_of: Callable[[Sequence[Any]], Any],
-) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    """``fn(thetas (B, N)) -> J (B,)`` through ``jax.vmap`` (chunked, jitted), or None and why.
-
-    The other array leaves of the arguments are inputs of the compiled functions (reused by the
-    next check of the same function); where ``fn`` cannot trace them, they are baked in."""
-    if (refused := _adapters.batched_refusal(vectorize)) is not None:
-        return None, refused
-    known: list[float] = []  # the plain J at θ: one op-by-op call for every probe and check
-
-    def plain_once() -> float:
-        if not known:
-            known.append(plain())
-        return known[0]
-
-    theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
-    for _ in range(2 if traced.key is not None else 0):
-        stacks = _Stacks(traced, True, theta)
-        fn, _ = _adapters.probe_batched(
-            stacks.full, theta[None, :], plain_once, "auto", "jax.vmap"
-        )
-        if fn is not None and "full" in traced.hits and not traced.fresh(
-            stacks.full, j_of, theta, plain_once
-        ):
-            traced.forget()  # stale: fn reads something that changed since; trace again
-            continue
-        if fn is not None:
-            return _adapters.Batched(
-                stacks.full, stacks.moving, theta, traced.sizes, stacks.block
-            ), ""
-        traced.forget("full")
-        break
-    stacks = _Stacks(traced, False, theta)
-    fn, reason = _adapters.probe_batched(
-        stacks.full, theta[None, :], plain_once, vectorize, "jax.vmap"
-    )
-    if fn is None:
-        return None, reason
-    return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
-

@@ -236,14 +236,16 @@ def _forget_x64() -> None:
 
 
 def _cast64(x: Any) -> Any:
+    import jax
     import jax.numpy as jnp
 
     # jnp.issubdtype, not np.dtype: extended dtypes (a typed PRNG key, key<fry>) are no NumPy
     # dtype, and a key is passed as it is.
-    if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
-        return jnp.asarray(x, dtype=jnp.float64)
-    if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating):
-        return jnp.asarray(x, dtype=jnp.complex128)
+    for kind, wide in ((jnp.floating, jnp.float64), (jnp.complexfloating, jnp.complex128)):
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, kind):
+            if isinstance(x, np.ndarray | np.generic):  # cast in NumPy: nothing compiled
+                return jax.device_put(np.asarray(x, dtype=wide))
+            return jnp.asarray(x, dtype=wide)
     return x
 
 

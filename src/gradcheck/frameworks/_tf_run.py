@@ -171,8 +171,45 @@ def _run(
         return _check_one(tf, call, originals, obj, dtypes, options, vectorize, note)
 
     outputs = range(n_out) if loss_fn is None else ()
-    report = _protocol.by_output(one(objective), outputs, lambda k: one(objective.alone(k)))
+    screen = _adds_up(tf, call, originals, objective, dtypes, outputs)  # the linearity screen
+    report = _protocol.by_output(one(objective), outputs, lambda k: one(objective.alone(k)), screen)
     return _adapters.with_notes(report, notes)
+
+
+def _adds_up(
+    tf: Any,
+    call: Callable,
+    originals: dict[str, np.ndarray],
+    objective: _protocol.Objective,
+    dtypes: dict[str, Any],
+    outputs: Sequence[int],
+) -> Callable[[], bool]:
+    """The protocol's linearity screen of several outputs, as in torch and JAX: the
+    GradientTape gradient of each output alone against the combined one (no loss call)."""
+
+    def screen() -> bool:
+        if len(outputs) < 2:
+            return True
+        wide = all(d == np.float64 for d in dtypes.values()) and any(
+            a.dtype != np.float64 for a in originals.values()
+        )
+        cast = _cast64 if wide else _identity
+
+        def gradient(obj: _protocol.Objective) -> dict[str, np.ndarray]:
+            leaves = {n: tf.constant(a.astype(dtypes[n])) for n, a in originals.items()}
+            with tf.GradientTape() as tape:
+                tape.watch(list(leaves.values()))
+                j = obj(call(leaves, cast))
+            got = tape.gradient(j, list(leaves.values()))
+            return {n: np.zeros(originals[n].shape) if g is None
+                    else np.asarray(tf.convert_to_tensor(g), np.float64)
+                    for n, g in zip(leaves, got, strict=True)}
+
+        alone = [gradient(objective.alone(k)) for k in outputs]
+        eps = max(float(np.finfo(d).eps) for d in dtypes.values())
+        return _protocol.gradients_add_up(gradient(objective), alone, eps)
+
+    return screen
 
 
 def _identity(x: Any) -> Any:

@@ -16,18 +16,22 @@ import numpy as np
 from gradcheck._errors import GradCheckError, NonFiniteError
 from gradcheck.frameworks import _higher, _higher_jax, _jit, _protocol
 from gradcheck.frameworks import _shared as _adapters
-from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED, _Stacks: for tests
+from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED: for tests
     _COMPILED,
     CHUNK,
-    _batched,
+    _Compiled,
     _PlainLoss,
-    _Stacks,
     _Traced,
 )
 from gradcheck.frameworks._jax_problem import (
     _cast64,
     _Problem,
     _x64,
+)
+from gradcheck.frameworks._jax_stacks import (  # noqa: F401 - _Stacks: for tests
+    _batched,
+    _Stacks,
+    merged_program,
 )
 from gradcheck.report._sentences import Note
 
@@ -82,11 +86,14 @@ def check(
     problem = _Problem.build(fn, args, argnums, options.get("seed", 0))
     if not problem.names:
         return _adapters.nothing_checked(problem.notes, options.get("scheme", "central"))
-    wide, why = _wants_x64(problem, precision)
+    combined = _objective(problem)  # its cotangents, once drawn, say which outputs J sums
+    wide, why, program = _wants_x64(problem, precision, combined, vectorize)
     if not wide:
         _refuse_narrow(problem, precision, why)
     with _x64(wide):
-        report = _check_outputs(problem, wide, why, options, vectorize, higher[1])
+        report = _check_outputs(
+            problem, wide, why, options, vectorize, higher[1], combined, program
+        )
         if higher[0] == 1:
             return report
         cast = _cast64 if wide else (lambda x: x)
@@ -97,22 +104,66 @@ def check(
 
 
 def _check_outputs(
-    problem: _Problem, wide: bool, why: str, options: dict[str, Any], vectorize: str, mode: str
+    problem: _Problem,
+    wide: bool,
+    why: str,
+    options: dict[str, Any],
+    vectorize: str,
+    mode: str,
+    combined: _protocol.Objective,
+    program: _Compiled | None = None,
 ) -> Report:
     """The first-order check by the protocol's rule: the outputs together, then one by one
     (``_protocol.by_output``) where that fails; the conjugation probe for complex inputs."""
 
     def one(pick: int | None) -> Report:
-        report = _check(problem, wide, why, options, vectorize, mode, pick=pick)
+        objective, made = (combined, program) if pick is None else (None, None)
+        report = _check(
+            problem, wide, why, options, vectorize, mode, pick=pick, objective=objective,
+            merged=made,
+        )
         if mode == "reverse" and _adapters.wants_conjugation_probe(report, problem.complex):
             again = _check(problem, wide, why, options, vectorize, mode, True, pick)
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.JAX)
         return report
 
-    report = one(None)
-    if report.passed is not False:
-        return report
-    return _protocol.by_output(report, range(_n_outputs(problem, wide)), one)
+    screen = None  # the linearity screen: reverse mode, real inputs (as in torch)
+    if mode == "reverse" and not problem.complex:
+        screen = _adds_up(problem, wide, combined)
+    return _protocol.by_output(one(None), lambda: range(_n_outputs(problem, wide)), one, screen)
+
+
+def _adds_up(problem: _Problem, wide: bool, objective: _protocol.Objective) -> Callable[[], bool]:
+    """The protocol's linearity screen of several outputs: ``jax.grad`` of each output alone
+    against the combined one, all in one compiled program (no loss call). The outputs are the
+    leaves the check drew a cotangent for (none for a scalar J): nothing is traced to count
+    them."""
+
+    def screen() -> bool:
+        import jax
+
+        outputs = sorted(objective.cotangents)
+        if len(outputs) < 2:
+            return True
+        cast = _cast64 if wide else (lambda x: x)
+        values = [_cast64(x) if wide else x for x in problem.originals()]
+        parts = [objective, *(objective.alone(k) for k in outputs)]
+
+        def gradients(v: list[Any]) -> list[Any]:
+            return [jax.grad(lambda u, o=o: o(problem.call(u, cast)))(v) for o in parts]
+
+        try:
+            run = _jit.program(gradients, values)
+        except Exception:  # noqa: BLE001 - fn does not trace: op by op
+            run = gradients
+        combined, *alone = (
+            {n: np.asarray(g, dtype=np.float64) for n, g in zip(problem.names, grads, strict=True)}
+            for grads in run(values)
+        )
+        eps = max(float(np.finfo(np.float64 if wide else x.dtype).eps) for x in values)
+        return _protocol.gradients_add_up(combined, alone, eps)
+
+    return screen
 
 
 JAX_HOW = "jax.grad, under a scoped jax_enable_x64,"
@@ -204,6 +255,27 @@ def _objective(
     return _protocol.Objective(JAX, problem.seed, picks=picks, real_cotangent=real_cotangent)
 
 
+def _padded(values: Sequence[Any]) -> np.ndarray:
+    """The leaves as one flat float64 row, repeated to CHUNK rows (the one program's input)."""
+    row = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+    return np.repeat(row[None, :], CHUNK, axis=0)
+
+
+def _gradient(j_of: Callable, values: list[Any], keep: list[Any]) -> tuple[Any, Any]:
+    """J and ``jax.grad`` of J at ``values``: traced afresh (what ``fn`` and its custom rules
+    say now), run as one compiled program (``_jit.program``: compiled once per distinct
+    program), or op by op where ``fn`` does not trace (Python control flow on values).
+    ``keep`` receives the compiled program, whose J serves as the plain J elsewhere."""
+    import jax
+
+    try:
+        run = _jit.program(jax.value_and_grad(j_of), values)
+    except Exception:  # noqa: BLE001 - op by op: it works, or raises jax.grad's own error
+        return jax.value_and_grad(j_of)(values)
+    keep.append(run)
+    return run(values)
+
+
 def _grad_hint(error: BaseException) -> str:
     """What a failure of ``jax.grad(fn)`` means, and what to do about it (added to the error)."""
     text = str(error)
@@ -232,16 +304,28 @@ def _refuse_narrow(problem: _Problem, precision: str, why: str) -> None:
             )
 
 
-def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
-    """Whether to run in float64, and if not, why (for the note)."""
+def _wants_x64(
+    problem: _Problem, precision: str, objective: _protocol.Objective, vectorize: str
+) -> tuple[bool, str, _Compiled | None]:
+    """Whether to run in float64, and if not, why (for the note). J's dtype comes from the
+    trace of the check's one program in float64 (``merged_program``), kept for the check
+    where it is float64; else from a trace of J alone."""
     if precision == "native":
-        return False, "precision='native' was asked for"
-    objective = _objective(problem)
+        return False, "precision='native' was asked for", None
+    program = None
     try:
         with _x64(True):
-            values = [_cast64(x) for x in problem.originals()]
-            j = _jit.output_type(lambda v: objective(problem.call(v, _cast64)), values)
-            ok = np.dtype(j.dtype) == np.float64
+            originals = problem.originals()
+
+            def j(v: Sequence[Any]) -> Any:
+                return objective(problem.call(v, _cast64))
+
+            program = merged_program(j, originals, [np.float64] * len(originals), vectorize)
+            if program is not None:
+                ok = np.dtype(program.fn.dtype) == np.float64
+            else:
+                out = _jit.output_type(j, [_cast64(x) for x in originals])
+                ok = np.dtype(out.dtype) == np.float64
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel: check it in its own dtype
         ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
@@ -250,7 +334,7 @@ def _wants_x64(problem: _Problem, precision: str) -> tuple[bool, str]:
             f"gradcheck.jax.check(precision='float64'): fn cannot run in float64 ({why}). "
             "Use precision='auto' to check it in its own dtype."
         )
-    return ok, why
+    return ok, why, program if ok else None
 
 
 def _check(
@@ -262,15 +346,18 @@ def _check(
     mode: str = "reverse",
     real_cotangent: bool = False,
     pick: int | None = None,
+    objective: _protocol.Objective | None = None,
+    merged: _Compiled | None = None,
 ) -> Report:
-    """The first-order check of J (``pick``: output ``pick`` alone) in ``mode``."""
+    """The first-order check of J (``pick``: output ``pick`` alone; ``objective``: J's rule,
+    when the caller keeps it) in ``mode``."""
     import jax
-    import jax.numpy as jnp
 
     cast = _cast64 if wide else (lambda x: x)
     originals = problem.originals()
-    dtypes = [np.float64 if wide else np.dtype(jnp.asarray(x).dtype) for x in originals]
-    objective = _objective(problem, real_cotangent, pick)
+    # the leaves' dtypes as JAX holds them (float64 is float32 where x64 is off): no array made
+    dtypes = [np.float64 if wide else jax.dtypes.canonicalize_dtype(x.dtype) for x in originals]
+    objective = objective or _objective(problem, real_cotangent, pick)
 
     def j_of(values: Sequence[Any]) -> Any:
         return objective(problem.call(values, cast))
@@ -280,21 +367,40 @@ def _check(
     }
 
     def values_of(p: dict[str, np.ndarray]) -> list[Any]:
-        return [jnp.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
+        # device_put of NumPy arrays: jnp.asarray would compile a conversion per shape
+        return [jax.device_put(np.asarray(p[n], dtype=d)) for n, d in zip(problem.names, dtypes, strict=True)]
 
-    traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective)
+    gradient: list[Any] = []  # the compiled (value, gradient) program, once traced
+    traced = _Traced(problem, cast, dtypes, wide, real_cotangent, objective, gradient)
+    # One program for the check where fn traces: the stacks' J and the gradient at θ.
+    if merged is None:  # else traced already, by the dtype test
+        merged = merged_program(j_of, list(params.values()), dtypes, vectorize)
+    if merged is not None:
+        gradient.append(lambda values: merged(_padded(values))[1])
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
+    batching: list[bool] = []  # whether the batched path was taken
+
     def loss(p: dict[str, np.ndarray]) -> float:
+        # Beside the batched path, the few plain Js (the diagnosis') come from the compiled
+        # gradient program (its forward pass), so the plain J is not compiled on its own.
+        if batching and batching[0] and gradient:
+            return float(gradient[0](values_of(p))[0])
+        return own(p)
+
+    def own(p: dict[str, np.ndarray]) -> float:  # the plain J, compiled on its first call
         return float(plain(values_of(p)))
 
-    at_theta: list[float] = []  # J at θ from the gradient's own (op-by-op) forward pass
+    at_theta: list[float] = []  # J at θ from the gradient's own forward pass
 
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            value, grad_values = jax.value_and_grad(j_of)(values_of(params))
+            if gradient:  # the check's one program (traced afresh above)
+                value, grad_values = gradient[0](values_of(params))
+            else:
+                value, grad_values = _gradient(j_of, values_of(params), gradient)
             at_theta.append(float(value))
         except GradCheckError:
             raise
@@ -310,9 +416,11 @@ def _check(
     # batched probe compares with, so no plain J is compiled or run op by op for it.
     early = reverse() if mode == "reverse" else None
     batched, reason = _batched(
-        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of
+        traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of,
+        merged,
     )
-    batched = _adapters.choose_path(batched, loss, params, CHUNK, "jax.vmap", vectorize)
+    batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
+    batching.append(batched is not None)
     notes = [
         _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
     ]
