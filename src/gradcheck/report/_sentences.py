@@ -65,6 +65,8 @@ class NoteCode(Enum):
     STAIRS = "stairs"  # J piecewise constant, the analytic 0 agrees
     SURROGATE = "surrogate"  # J piecewise constant, the gradient is not 0
     LOCALLY_CONSTANT = "locally-constant"  # J constant near θ, the gradient is not 0
+    FINER_STAIRS = "finer-stairs"  # J constant aside θ below the steps: stairs or rounding,
+    # the analytic 0 left unjudged
     READS_COARSER = "reads-coarser"  # J reads a float64 tensor in float32/float16
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
@@ -299,6 +301,15 @@ def _surrogate(
     )
 
 
+def _finer_stairs(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
+    return (
+        f"J does not change on one side of {_many(name, shape, entries)} at the smallest step "
+        "at which their slope would show, while the steps J's noise allows cross that: stairs "
+        "finer than the steps (derivative 0, as the analytic value says) cannot be told from "
+        "J's own rounding there (derivative the slope across), so they are left unjudged."
+    )
+
+
 def _locally_constant(
     name: str, shape: tuple[int, ...], entries: np.ndarray, value: float, reach: float,
     still: bool, order: int, flat: int,
@@ -435,6 +446,7 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.STAIRS: _stairs,
     NoteCode.SURROGATE: _surrogate,
     NoteCode.LOCALLY_CONSTANT: _locally_constant,
+    NoteCode.FINER_STAIRS: _finer_stairs,
     NoteCode.READS_COARSER: _reads_coarser,
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,

@@ -205,7 +205,7 @@ CASES = [  # (first piece, the others, budgets)
     pytest.param(STAIRS, OTHERS, ample, id="stairs"),
     pytest.param(HINGE, KINKED, low, id="kinks, low budget"),
     pytest.param(QUANTIZED, OTHERS, ample, id="quantized"),
-    pytest.param(FINE_STAIRS, OTHERS, ample, id="fine stairs", marks=STAIR_READS),
+    pytest.param(FINE_STAIRS, OTHERS, ample, id="fine stairs"),
     pytest.param(MAX_MIXED, OTHERS, ample, id="max mixed signs"),
 ]
 

@@ -12,7 +12,7 @@ from gradcheck.core._coords import Selection
 from gradcheck.core._directional import Located
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._tree import Tree
-from gradcheck.core.verdict._flat import flat_notes
+from gradcheck.core.verdict._flat import finer_notes, flat_notes
 from gradcheck.core.verdict._kinks import Recheck
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import Facts, TensorResult, coarser
@@ -37,6 +37,7 @@ def engine_records(
                          interrupted)
     notes += budget_notes(tree.names, plan.sizes, plan.selection, plan.nodes, facts, spent)
     notes += flat_notes(tree, [f.flat for f in facts], results)
+    notes += finer_notes(tree, [f.finer for f in facts])
     notes += [Note(NoteCode.READS_COARSER, tree.names[t], {"dtype": str(f.reads)})
               for t, f in enumerate(facts) if f.reads is not None and t < len(results)]
     notes += [Note(NoteCode.QUANTIZED, tree.names[t], {"quantum": f.quantum,
