@@ -60,6 +60,8 @@ SAMPLES: dict[NoteCode, dict] = {
     NoteCode.RECHECKED_OFF_KINK: {"entries": 2, "bad": 0},
     NoteCode.TIES: {"shape": (2, 3), "entries": np.array([0, 4]), "left": np.array([4]),
                     "wrong": 0, "callable_grads": True},
+    NoteCode.TIES_UNSCREENED: {"shape": (2, 3), "entries": np.array([0, 4]),
+                               "left": np.array([4]), "callable_grads": True},
     NoteCode.PRECISION: {"evaluated": "float64", "native": "float32", "how": "autograd"},
     NoteCode.EVALUATION: {"tool": "torch.func.vmap", "path": "fallback", "reason": "W is odd."},
     NoteCode.BY_OUTPUT: {"outputs": 2, "found": True},

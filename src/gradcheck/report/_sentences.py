@@ -86,6 +86,7 @@ class NoteCode(Enum):
     SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
     TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
+    TIES_UNSCREENED = "ties-unscreened"  # kinked mismatches the budget left unscreened
     QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
     PART = "part"  # a note of one part of a merged report: {"part": its label, "note": the Note}
     JIT_FALLBACK = "jit-fallback"  # JAX: fn could not be jitted, it ran op by op
@@ -381,6 +382,23 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     )
 
 
+def _ties_unscreened(
+    name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray,
+    callable_grads: bool,
+) -> str:
+    text = (
+        f"{name}: J is not smooth along {_many(name, shape, entries)} (a kink on the line of "
+        "each mismatch) and the budget left no calls to screen them for ties of mixed sign, "
+        "whose derivatives lie outside the one-sided slopes although the code is right: the "
+        "mismatches there are not blamed on the spot."
+    )
+    if not callable_grads or left.size:
+        return text + (f" {left.size if callable_grads else entries.size:,} left unjudged: a "
+                       "larger budget screens them; grads as a function judges them at a "
+                       "nearby point off the ties.")
+    return text + " Judged at a nearby point off the ties with grads(θ + δ)."
+
+
 def _ties(
     name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray, wrong: int,
     callable_grads: bool,
@@ -452,5 +470,6 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
     NoteCode.TIES: _ties,
+    NoteCode.TIES_UNSCREENED: _ties_unscreened,
     NoteCode.QUANTIZED: _quantized,
 }

@@ -60,6 +60,12 @@ def tie_notes(tree: Tree, results: list[TensorResult], ties: Ties,
     """Mismatches on ties of mixed sign: left unjudged, or judged off the ties (callable)."""
     notes = []
     for t, (w, still) in enumerate(zip(ties.where, left_ties(results, ties), strict=True)):
+        unpaid = ties.unpaid[t] if t < len(ties.unpaid) else w[:0]
+        if unpaid.size:  # the calls ran out before the screen: not blamed on the spot
+            notes.append(Note(NoteCode.TIES_UNSCREENED, tree.names[t], {
+                "shape": tuple(tree.leaves[t].shape), "entries": unpaid,
+                "left": np.intersect1d(still, unpaid), "callable_grads": callable_grads}))
+            w, still = np.setdiff1d(w, unpaid), np.setdiff1d(still, unpaid)
         if w.size:
             wrong = int(np.count_nonzero(results[t].flags[w] == MISMATCH))
             notes.append(Note(NoteCode.TIES, tree.names[t], {
