@@ -19,6 +19,7 @@ import numpy as np
 from gradcheck.report import _sentences_adapters as adapters
 from gradcheck.report import _sentences_against as against
 from gradcheck.report import _sentences_checks as checks
+from gradcheck.report import _sentences_edges as edges
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
@@ -65,6 +66,8 @@ class NoteCode(Enum):
     STAIRS = "stairs"  # J piecewise constant, the analytic 0 agrees
     SURROGATE = "surrogate"  # J piecewise constant, the gradient is not 0
     LOCALLY_CONSTANT = "locally-constant"  # J constant near θ, the gradient is not 0
+    FINER_STAIRS = "finer-stairs"  # J constant aside θ below the steps: stairs or rounding,
+    # the analytic 0 left unjudged
     READS_COARSER = "reads-coarser"  # J reads a float64 tensor in float32/float16
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
@@ -84,6 +87,7 @@ class NoteCode(Enum):
     SPARSE_INPUT = "sparse-input"  # a sparse tensor checked through its stored values
     UNCONNECTED = "unconnected"  # GradientTape returned None for an input
     TIES = "ties"  # mismatches on ties of mixed sign: unjudged, or judged off the ties
+    TIES_UNSCREENED = "ties-unscreened"  # kinked mismatches the budget left unscreened
     QUANTIZED = "quantized"  # J's values step by float32 rounding: judged as a smooth J
     PART = "part"  # a note of one part of a merged report: {"part": its label, "note": the Note}
     JIT_FALLBACK = "jit-fallback"  # JAX: fn could not be jitted, it ran op by op
@@ -394,8 +398,8 @@ def _ties(
 
 
 TABLE: dict[NoteCode, Callable[..., str]] = {
-    # the adapters' renderers are named after their codes (NoteCode.BY_OUTPUT: by_output)
-    **{code: getattr(module, code.name.lower()) for module in (adapters, against)
+    # these modules' renderers are named after their codes (NoteCode.BY_OUTPUT: by_output)
+    **{code: getattr(module, code.name.lower()) for module in (adapters, against, edges)
        for code in NoteCode if hasattr(module, code.name.lower())},
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,

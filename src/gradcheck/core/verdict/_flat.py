@@ -15,7 +15,7 @@ import numpy as np
 from gradcheck.core._coords import Capped
 from gradcheck.core._tolerance import SAFETY
 from gradcheck.core._tree import Tree
-from gradcheck.core.verdict._records import Flat, Stepper, TensorResult
+from gradcheck.core.verdict._records import EPS64, Flat, Stepper, TensorResult
 from gradcheck.report._model import AGREES, MISMATCH
 from gradcheck.report._sentences import Note, NoteCode
 
@@ -102,10 +102,10 @@ def within_cells(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ..
     the step's smaller cousins say (θ on that grid, h a near-multiple of a spacing: h and h/2
     agree, and the error looks like a bug). A step across stairs measures the stairs, not the
     derivative: such an entry is blamed only once J is seen to move within a float32 cell.
-    Only when every first-pass mismatch of the tensor is within that error (|n − g| ≤
-    4·cell/h · |n|: a wrong gradient has larger ones somewhere) are those whose J would move
-    visibly across the cell probed, two loss calls each; after ``CELL_SAMPLE`` entries of
-    which none was constant, no more.
+    Each first-pass mismatch within that error (|n − g| ≤ 4·cell/h · |n|) whose J would move
+    visibly across the cell is probed, two loss calls each, whatever the tensor's other
+    mismatches are (a hinge's margin beside a float32 read is the kink rule's); after
+    ``CELL_SAMPLE`` entries of which none was constant, no more.
     """
     numeric, _, flags = out
     theta, h = stepper.theta, stepper.h
@@ -117,9 +117,10 @@ def within_cells(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ..
     cell = np.minimum(up, down)
     wrong = np.flatnonzero((flags == MISMATCH) & np.isfinite(numeric) & np.isnan(flat_step)
                            & np.isfinite(cell))
+    # each mismatch on its own: a read's error is within a cell's share of the estimate (the
+    # others, such as a kink's central difference beside the read, are left to their rules)
     near = np.abs(numeric[wrong] - g[wrong]) <= 4 * cell[wrong] / h[wrong] * np.abs(numeric[wrong])
-    if not np.all(near):  # a read's error bounds every mismatch of the tensor; a bug's, not
-        return
+    wrong = wrong[near]
     visible = np.abs(g[wrong]) * cell[wrong] > 16 * sigma  # J would move across the cell
     wrong = wrong[visible][:CELL_PROBES]
     if not wrong.size or ev.spare() < 2 * wrong.size:
@@ -138,7 +139,7 @@ def within_cells(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ..
 
 def flat_below(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ...],
                g: np.ndarray, a: np.ndarray, sigma: float, j0: float,
-               flat_step: np.ndarray) -> None:
+               flat_step: np.ndarray, among: np.ndarray | None = None) -> None:
     """Mismatches of a low-precision J whose estimate may be the slope of stairs its steps
     cross: is J exactly J(θ) at ±δᵢ, where the estimate nᵢ says it moves by 8σ?
 
@@ -147,12 +148,16 @@ def flat_below(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ...]
     the derivative, and looks smooth. A step across stairs measures the stairs: where J does not
     move at all at a step at which a real slope nᵢ would have moved it by 8σ, the entry is
     judged at that step (estimate 0, its bound), and the flat stage follows it. Two loss calls
-    an entry; after ``CELL_SAMPLE`` entries of which none was flat, no more.
+    an entry; after ``CELL_SAMPLE`` entries of which none was flat, no more. ``among``: only
+    these entries (before the second opinion: those whose analytic value is a staircase's 0,
+    at any precision of J).
     """
     numeric, bound, flags = out
     theta, h = stepper.theta, stepper.h
     wrong = np.flatnonzero((flags == MISMATCH) & np.isfinite(numeric) & (numeric != 0)
                            & np.isnan(flat_step))
+    if among is not None:  # only these
+        wrong = np.intersect1d(wrong, among)
     grain = 4 * np.spacing(np.abs(theta[wrong]).astype(stepper.dtype)).astype(np.float64)
     delta = np.maximum(8 * sigma / np.abs(numeric[wrong]), grain)
     keep = delta < h[wrong] / 4
@@ -172,6 +177,69 @@ def flat_below(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ...]
         flat_step[i] = d
         if not still.any():
             break
+
+
+def near_zero(out: tuple[np.ndarray, ...], g: np.ndarray, a: np.ndarray,
+              flat_step: np.ndarray) -> np.ndarray:
+    """Mismatches whose analytic value is a staircase's 0 (within nᵢ/16 and its allowance,
+    nᵢ the estimate), not yet seen flat."""
+    numeric, _, flags = out
+    wrong = np.flatnonzero((flags == MISMATCH) & np.isfinite(numeric) & (numeric != 0)
+                           & np.isnan(flat_step))
+    return wrong[np.abs(g[wrong]) <= np.abs(numeric[wrong]) / 16 + a[wrong]]
+
+
+def finer_than_steps(ev: Capped, t: int, stepper: Stepper, out: tuple[np.ndarray, ...],
+                     g: np.ndarray, a: np.ndarray, scale: float, j0: float,
+                     flat_step: np.ndarray) -> np.ndarray:
+    """Mismatches whose step may have crossed stairs finer than every step J's noise allows:
+    returns them, to be left unjudged unless their second opinion finds a kink or agreement.
+
+    A step that crosses stairs measures the stairs, not the derivative, and stairs finer than
+    the steps look smooth to the second opinion. ``flat_below`` finds stairs where J is
+    constant at a step at which σ could not hide the slope nᵢ; but σ may itself be the stairs
+    the probe's line crossed (a round() of width 1e-7 looks like float32 rounding of terms of
+    order 1). So a mismatch whose analytic value is a staircase's 0 (``near_zero``) is looked
+    at where float64 would first show the slope nᵢ (``constant_aside``): J constant there, on
+    both sides or one (a stair's end within the step), is what stairs predict, and what
+    rounding that hides nᵢ predicts too; a smooth J moves both ways. Stairs predict the
+    analytic 0, rounding the slope across: such a mismatch cannot be blamed (a kink's flat
+    side also holds 0: the second opinion still judges kinks). After ``CELL_SAMPLE`` entries
+    of which none was constant, no more are looked at; where some were, the entries the calls
+    left unseen are returned too.
+    """
+    numeric = out[0]
+    wrong = near_zero(out, g, a, flat_step)
+    unseen, wrong = wrong[CELL_PROBES:], wrong[:CELL_PROBES]
+    affords = max(int(min(wrong.size, ev.spare() // 2)), 0)
+    unseen, wrong = np.concatenate([wrong[affords:], unseen]), wrong[:affords]
+    found = []
+    for part in (wrong[:CELL_SAMPLE], wrong[CELL_SAMPLE:]):
+        if not part.size:
+            break
+        aside = np.any(constant_aside(ev, t, stepper, part, numeric[part], scale, j0)[0],
+                       axis=0)
+        found.append(part[aside])
+        if not aside.any():
+            break
+    left = np.concatenate(found).astype(np.int64) if found else unseen[:0]
+    # where some were, those the budget or the sample left unseen are not blamed either
+    return np.union1d(left, unseen).astype(np.int64) if left.size else left
+
+
+def constant_aside(ev: Capped, t: int, stepper: Stepper, idx: np.ndarray, slope: np.ndarray,
+                   scale: float, j0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Whether J is exactly J(θ) at θᵢ + δᵢ and at θᵢ − δᵢ (two rows), and δᵢ: the step at
+    which ``slope`` moves J by 8 float64 roundings of J's ``scale`` (a few spacings of θᵢ at
+    least). A stair keeps J constant on at least one side (θ lies at least half its width
+    from one of its ends; a stair 8 roundings high is as wide as 2δᵢ), so does a kink's flat
+    side; a smooth J with that slope moves both ways. Two loss calls an entry."""
+    theta = stepper.theta[idx]
+    grain = 4 * np.spacing(np.abs(theta).astype(stepper.dtype)).astype(np.float64)
+    delta = np.maximum(8 * EPS64 * scale / np.abs(slope), grain)
+    at = np.concatenate([theta + delta, theta - delta]).astype(stepper.dtype)
+    js = np.real(ev.coordinates(t, np.concatenate([idx, idx]), at.astype(np.float64)))
+    return js.reshape(2, -1) == j0, delta
 
 
 QUANTUM = float(np.spacing(np.float32(1.0)))  # float32 rounding of an intermediate of order 1
@@ -358,3 +426,10 @@ def flat_notes(tree: Tree, flats: list[Flat | None], results: list[TensorResult]
                 "shape": shape, "entries": dead, "value": r.analytic[i],
                 "reach": found.reach[k], "still": bool(i in found.still), **tried}))
     return notes
+
+
+def finer_notes(tree: Tree, finer: list[np.ndarray | None]) -> list[Note]:
+    """The mismatches left unjudged as stairs finer than the steps, or rounding."""
+    return [Note(NoteCode.FINER_STAIRS, tree.names[t],
+                 {"shape": tuple(tree.leaves[t].shape), "entries": entries})
+            for t, entries in enumerate(finer) if entries is not None and entries.size]

@@ -12,7 +12,7 @@ from gradcheck.core._coords import Selection
 from gradcheck.core._directional import Located
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._tree import Tree
-from gradcheck.core.verdict._flat import flat_notes
+from gradcheck.core.verdict._flat import finer_notes, flat_notes
 from gradcheck.core.verdict._kinks import Recheck
 from gradcheck.core.verdict._plan import Plan
 from gradcheck.core.verdict._records import Facts, TensorResult, coarser
@@ -37,6 +37,7 @@ def engine_records(
                          interrupted)
     notes += budget_notes(tree.names, plan.sizes, plan.selection, plan.nodes, facts, spent)
     notes += flat_notes(tree, [f.flat for f in facts], results)
+    notes += finer_notes(tree, [f.finer for f in facts])
     notes += [Note(NoteCode.READS_COARSER, tree.names[t], {"dtype": str(f.reads)})
               for t, f in enumerate(facts) if f.reads is not None and t < len(results)]
     notes += [Note(NoteCode.QUANTIZED, tree.names[t], {"quantum": f.quantum,
@@ -59,6 +60,12 @@ def tie_notes(tree: Tree, results: list[TensorResult], ties: Ties,
     """Mismatches on ties of mixed sign: left unjudged, or judged off the ties (callable)."""
     notes = []
     for t, (w, still) in enumerate(zip(ties.where, left_ties(results, ties), strict=True)):
+        unpaid = ties.unpaid[t] if t < len(ties.unpaid) else w[:0]
+        if unpaid.size:  # the calls ran out before the screen: not blamed on the spot
+            notes.append(Note(NoteCode.TIES_UNSCREENED, tree.names[t], {
+                "shape": tuple(tree.leaves[t].shape), "entries": unpaid,
+                "left": np.intersect1d(still, unpaid), "callable_grads": callable_grads}))
+            w, still = np.setdiff1d(w, unpaid), np.setdiff1d(still, unpaid)
         if w.size:
             wrong = int(np.count_nonzero(results[t].flags[w] == MISMATCH))
             notes.append(Note(NoteCode.TIES, tree.names[t], {

@@ -14,6 +14,7 @@ from gradcheck.core._coords import Capped
 from gradcheck.core._schemes import SCHEMES
 from gradcheck.core._tolerance import DEFAULT_RTOL, SAFETY
 from gradcheck.core.verdict._first_pass import Footing, Out, estimate, evaluate_nodes
+from gradcheck.core.verdict._flat import constant_aside
 from gradcheck.core.verdict._records import Stepper, TensorJob
 from gradcheck.report._model import AGREES, MISMATCH
 
@@ -68,9 +69,10 @@ def settle(ev: Capped, job: TensorJob, f: Footing, stepper: Stepper, idx: np.nda
            v: dict[float, np.ndarray], out: Out) -> None:
     """Entries that missed g at their own step are judged wrong only where the estimates at
     that step and at half of it agree with each other (J smooth there: no stair or kink
-    between the windows), both miss g by more than their bounds, and no kink at θ has
-    one-sided slopes that hold g (a kink's slope gap does not halve with the step; curvature's
-    does). ``v``: J at their own step's nodes -1, 0, 1."""
+    between the windows), both miss g by more than their bounds, no kink at θ has one-sided
+    slopes that hold g (a kink's slope gap does not halve with the step; curvature's does),
+    and J is not constant on one side at a small step (``_flat.constant_aside``: stairs finer
+    than the own step look smooth across it). ``v``: J at their own step's nodes -1, 0, 1."""
     nodes = evaluate_nodes(ev, job.t, idx, stepper, HALF, job.j0, False)
     if nodes.stopped:
         return
@@ -88,9 +90,13 @@ def settle(ev: Capped, job: TensorJob, f: Footing, stepper: Stepper, idx: np.nda
     curved = np.abs((right2 - left2) - (right - left) / 2) <= bl2 + br2
     wrong = ((np.abs(whole - g) > b1) & (np.abs(half - g) > b2) & (np.abs(whole - half) <= b2)
              & (outside | curved))
-    settled = idx[wrong]
+    settled, value, b = idx[wrong], whole[wrong], b1[wrong]
+    if settled.size and ev.spare() >= 2 * settled.size:  # a step across stairs measures them
+        keep = ~np.any(constant_aside(ev, job.t, f.stepper, settled, value, abs(job.j0),
+                                      job.j0)[0], axis=0)
+        settled, value, b = settled[keep], value[keep], b[keep]
     numeric, bound, flags = out
-    numeric[settled], bound[settled], flags[settled] = whole[wrong], b1[wrong], MISMATCH
+    numeric[settled], bound[settled], flags[settled] = value, b, MISMATCH
 
 
 HALF = (-0.5, 0.5)  # ``settle``'s nodes, in units of the entry's own step

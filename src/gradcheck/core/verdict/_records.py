@@ -80,6 +80,7 @@ class Facts:
     reads: np.dtype | None = None  # J reads this tensor in that coarser dtype
     rough: np.ndarray | None = None  # per entry: a kink seen in its second opinion's window
     quantum: float | None = None  # J's values step by this much (float32 rounding), not stairs
+    finer: np.ndarray | None = None  # mismatches left unjudged: stairs finer than the steps?
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from gradcheck.core.verdict._first_pass import (
     footing,
 )
 from gradcheck.core.verdict._flat import (
+    finer_than_steps,
     flat_below,
     flat_entries,
+    near_zero,
     quantized,
     read_as,
     reads_confirmed,
@@ -158,6 +160,7 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     """Judge the entries ``job.idx`` of tensor ``job.t`` (None: all), after a directional
     search if asked: the first pass, the domain edges, the second opinion, the flat entries."""
     f = footing(ev, setup, job, facts)
+    facts.finer = None  # (a second judgement finds them again)
     idx = entries(ev, setup, job, f, facts)
     first = first_pass(ev, setup, job, f, idx, facts)
     out, values, edge = first.out, first.values, first.edge
@@ -170,14 +173,14 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
-        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=True)
+        stopped = across_stairs(ev, setup, job, f, facts, suspicious, out, flat_step, True)
         suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
         stopped = stopped or second_opinion(ev, setup, job, f, facts, suspicious, values, out,
                                             flat_step)
         if stopped is not None:
             return stopped
     if setup.refine and not setup.complex and len(idx):
-        stopped = across_stairs(ev, job, f, suspicious, out, flat_step, before=False)
+        stopped = across_stairs(ev, setup, job, f, facts, suspicious, out, flat_step, False)
         if stopped is not None:
             return stopped
         stopped = flat_stage(ev, setup, job, f, facts, idx, values, out, flat_step)
@@ -196,8 +199,9 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     found = facts.located
     vouched = found is not None and not found.failed and found.complete
     unsettled = sum(1 for i in (facts.edges or {}) if out[2][i] == UNCHECKED)  # no step judged
+    finer = 0 if facts.finer is None else int(facts.finer.size)  # stairs or rounding: unjudged
     return f.result(out, steps=f.stepper.h, unconfirmed=unsettled + unsampled(found, f, idx)
-                    + (0 if vouched else (facts.unrefined or 0)))
+                    + finer + (0 if vouched else (facts.unrefined or 0)))
 
 
 def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
@@ -210,20 +214,36 @@ def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
 
 
 def across_stairs(
-    ev: Capped, job: TensorJob, f: Footing, suspicious: np.ndarray, out: Out,
-    flat_step: np.ndarray, before: bool,
+    ev: Capped, setup: Setup, job: TensorJob, f: Footing, facts: Facts,
+    suspicious: np.ndarray, out: Out, flat_step: np.ndarray, before: bool,
 ) -> TensorResult | None:
     """A step that crosses stairs measures the stairs, not the derivative. Before the second
     opinion, a float64 tensor's mismatches that a float32 read would explain are looked at
-    inside θᵢ's float32 cell (``_flat.within_cells``); after it, a low-precision J's are
-    looked at where their estimate says J moves by 8σ (``_flat.flat_below``). Either marks
-    the entries J did not move along for the flat stage. A Ctrl-C returns the result so far
-    (a mismatch without its second opinion is left unjudged), else None."""
+    inside θᵢ's float32 cell (``_flat.within_cells``), and those whose analytic value is a
+    staircase's 0 where their estimate says J moves by 8σ (``_flat.flat_below``: judged
+    there) and where float64 would first show their slope (``_flat.finer_than_steps``: left
+    unjudged if their second opinion still finds a mismatch); after it, a low-precision J's
+    are looked at where their estimate says J moves by 8σ. Entries J did not move along are
+    marked for the flat stage. A Ctrl-C returns the result so far (a mismatch without its
+    second opinion is left unjudged), else None."""
     try:
-        if before and job.dtype == np.float64:
-            within_cells(ev, job.t, f.stepper, out, f.g, f.sigma, job.j0, flat_step)
-        elif not before and f.low:
-            flat_below(ev, job.t, f.stepper, out, f.g, f.a, f.sigma, job.j0, flat_step)
+        if before:
+            if job.dtype == np.float64:
+                within_cells(ev, job.t, f.stepper, out, f.g, f.sigma, job.j0, flat_step)
+            zero = near_zero(out, f.g, f.a, flat_step)
+            flat_below(ev, job.t, f.stepper, out, f.g, f.a, f.sigma, job.j0, flat_step, zero)
+            probes = setup.probes
+            scale = max(abs(job.j0), probes[job.t].scale if job.t < len(probes) else 0.0)
+            finer = finer_than_steps(ev, job.t, f.stepper, out, f.g, f.a, scale, job.j0,
+                                     flat_step)
+            facts.finer = finer if finer.size else None
+        else:
+            if f.low:
+                flat_below(ev, job.t, f.stepper, out, f.g, f.a, f.sigma, job.j0, flat_step)
+            if facts.finer is not None:  # still a mismatch: from steps across stairs?
+                finer = facts.finer[out[2][facts.finer] == MISMATCH]
+                out[2][finer], out[0][finer], out[1][finer] = UNCHECKED, np.nan, np.nan
+                facts.finer = finer if finer.size else None
     except KeyboardInterrupt:
         if before:
             out[2][suspicious], out[0][suspicious] = UNCHECKED, np.nan

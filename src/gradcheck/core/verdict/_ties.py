@@ -29,7 +29,7 @@ from gradcheck.core._tree import Params, Tree
 from gradcheck.core.verdict._records import Facts, Setup, TensorResult
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED
 
-DIRECTIONS = 6  # generic rays tried per entry at most (the first that shows a tie ends it)
+DIRECTIONS = 12  # generic rays tried per entry at most (the first that shows a tie ends it)
 SAMPLE = 4  # mismatches screened per tensor at first (those with a kink on their line first)
 SCREEN_MAX = 64  # entries screened per tensor at most; the rest stand, or are left unjudged
 STENCIL = 1 / 64  # the step at a generic point and at θ, in units of the entry's step
@@ -41,6 +41,8 @@ class Ties(NamedTuple):
     where: tuple[np.ndarray, ...]
     screened: int  # mismatches screened
     calls: int  # loss calls it made
+    unpaid: tuple[np.ndarray, ...] = ()  # of ``where``: kinked mismatches the calls left
+    # unscreened (not blamed on the spot either)
 
     @property
     def tied(self) -> int:
@@ -104,7 +106,8 @@ def screen(
             r.flags[w], r.numeric[w], r.bound[w] = UNCHECKED, np.nan, np.nan
             r = dataclasses.replace(r, unconfirmed=r.unconfirmed + int(w.size))
         out.append(r)
-    return out, Ties(tuple(where), screen_.screened, screen_.j.calls)
+    unpaid = tuple(screen_.unpaid.get(t, np.array([], np.int64)) for t in range(len(results)))
+    return out, Ties(tuple(where), screen_.screened, screen_.j.calls, unpaid)
 
 
 class _Screen:
@@ -119,6 +122,7 @@ class _Screen:
         self.rays: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
         self.j0: float | None = None
         self.screened = 0
+        self.unpaid: dict[int, np.ndarray] = {}  # per tensor: kinked mismatches not screened
 
     def _ray(self, k: int, wide: float = 1.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The k-th generic ray: the points θ + δ and θ + δ/2 (the same for every entry;
@@ -165,19 +169,27 @@ class _Screen:
         wrong = np.flatnonzero(r.flags == MISMATCH)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
         order = np.concatenate([self.rng.permutation(kinked), self.rng.permutation(smooth)])
-        ties = [i for i in order[:SAMPLE] if self._tie(t, int(i))]
+        found = [self._tie(t, int(i)) for i in order[:SAMPLE]]
+        ties = [i for i, tie in zip(order, found, strict=False) if tie]
         if not ties:
-            return np.array([], dtype=np.int64)
-        ties += [i for i in order[SAMPLE:SCREEN_MAX] if self._tie(t, int(i))]
+            # None: the calls ran out before the screen could tell. A mismatch whose second
+            # opinion saw a kink on its line is then not blamed on the spot either.
+            if all(tie is not None for tie in found):
+                return np.array([], dtype=np.int64)
+            unscreened = order[[tie is None for tie in found] + [True] * (order.size - len(found))]
+            self.unpaid[t] = unscreened[rough[unscreened]]
+            return self.unpaid[t]
+        ties += [i for i in order[SAMPLE:SCREEN_MAX] if self._tie(t, int(i)) is not False]
         return np.union1d(np.array(ties, dtype=np.int64), order[SCREEN_MAX:]).astype(np.int64)
 
-    def _tie(self, t: int, i: int) -> bool:
+    def _tie(self, t: int, i: int) -> bool | None:
         """Whether entry i sits on ties of mixed sign and g is explained by them: J's derivative
         along it at a nearby generic point lies outside the one-sided slopes at θ (beyond
         rounding and curvature), and g within the derivatives seen near θ (a value no piece
-        of J near θ has, such as another tensor's gradient, stays a mismatch)."""
+        of J near θ has, such as another tensor's gradient, stays a mismatch). None: the
+        calls ran out before every ray was tried."""
         if not self._affords(4 + 6):
-            return False
+            return None
         self.screened += 1
         r, th, dt = self.results[t], self.theta, self.dtypes[t]
         sigma = self.setup.noise[t] if t < len(self.setup.noise) else 0.0
@@ -201,7 +213,7 @@ class _Screen:
         mixed, low, high = False, lo, hi  # the derivatives seen near θ, and their span
         for k in range(DIRECTIONS):
             if not self._affords(4):
-                return False
+                return None
             far, near = self._ray(k, wide)
             n_far = self._central(far, t, i, h, dt)
             n_near = self._central(near, t, i, h, dt)
