@@ -126,9 +126,15 @@ def _check_one(
         with torch.no_grad():
             return float(objective(problem.call(tensors(p), cast)))
 
-    batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss, vectorize)
-    batched = _adapters.choose_path(batched, loss, params, CHUNK, "torch.func.vmap", vectorize)
-    notes = [precision_note, _adapters.evaluation_note(batched, reason, "torch.func.vmap")]
+    tool = "torch.func.vmap"
+    if (entries := _adapters.small(params, vectorize)) is not None:  # every call by the loop
+        batched, evaluation = None, _adapters.small_note(tool, entries)
+    else:
+        batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss,
+                                   vectorize)
+        batched = _adapters.choose_path(batched, loss, params, CHUNK, tool, vectorize)
+        evaluation = _adapters.evaluation_note(batched, reason, tool)
+    notes = [precision_note, evaluation]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
