@@ -6,7 +6,7 @@ calls are timed apart ("loss calls": the adapter's J, plain or batched, what any
 so every other row is our fixed cost. ``--profile`` prints cProfile's top functions too.
 
     PYTHONPATH=src .venv/bin/python benchmarks/speed_profile.py [--torch 30] [--jax 10]
-        [--profile] [--xla]
+        [--ops NAME,...] [--profile] [--xla]
 
 ``--xla`` counts XLA compilations per JAX check (``jax.monitoring`` duration events of
 backend compiles).
@@ -97,7 +97,8 @@ class Timers:
             setattr(target, name, self.wrap(label, getattr(target, name)))
 
 
-def torch_pairs(n: int) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+def torch_pairs(n: int, names: list[str] | None = None
+                ) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
     import torch
     from torch.testing._internal.common_methods_invocations import op_db
 
@@ -106,7 +107,7 @@ def torch_pairs(n: int) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]
 
     by_name = {f"{op.name}.{op.variant_test_name}".rstrip("."): op for op in op_db}
     out = []
-    for name in TORCH_OPS[:n]:
+    for name in names or TORCH_OPS[:n]:
         op = by_name[name]
         torch.manual_seed(0)
         sample = next(iter(op.sample_inputs("cpu", torch.float64, requires_grad=True)))
@@ -154,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--torch", type=int, default=30, help="OpInfo pairs (of 30)")
     parser.add_argument("--jax", type=int, default=10, help="jax_ops functions (of 10)")
+    parser.add_argument("--ops", default="", help="OpInfo names, comma-separated (else the 30)")
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions")
     parser.add_argument("--xla", action="store_true", help="count XLA compiles per JAX check")
     parser.add_argument("--sort", default="tottime", help="cProfile's sort key")
@@ -168,7 +170,7 @@ def main() -> None:
 
         jax.config.update("jax_enable_x64", True)
     compiles = Compiles() if args.xla and args.jax else None
-    for suite, cases in (("torch", torch_pairs(args.torch)), ("jax", jax_funcs(args.jax))):
+    for suite, cases in (("torch", torch_pairs(args.torch, [o for o in args.ops.split(",") if o])), ("jax", jax_funcs(args.jax))):
         if not cases:
             continue
         cold = []
