@@ -108,3 +108,24 @@ def test_the_by_tensor_reference_is_the_j_of_theta_already_asked() -> None:
     assert b(b.theta[None, :]).tolist() == [5.0]
     assert b.by_tensor(0, np.array([[3.0]])).tolist() == [13.0]
     assert calls == [1] and b.trusted == {0: True}
+
+
+def test_vmap_without_its_argument_checks_gives_the_same_values() -> None:
+    """The later calls of a vmap pattern skip torch.func.vmap's checks of the arguments'
+    structure (done on the first call): the same batched run, bit for bit."""
+    torch = pytest.importorskip("torch")
+    from gradcheck.frameworks._torch_run import _unchecked_vmap
+
+    fast = _unchecked_vmap(2)
+    if fast is None:
+        pytest.skip("this torch has no _flat_vmap")
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(5, 7, generator=gen, dtype=torch.float64) for _ in range(2))
+    w = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+
+    def one(x: object, y: object) -> object:
+        return (torch.tanh(x @ w).sum() * y.exp().mean()).reshape(())
+
+    for dims, args in (((0, 0), [a, b]), ((0, None), [a, b[0]])):
+        want = torch.func.vmap(one, in_dims=dims)(*args)
+        assert torch.equal(fast(one, 5, list(dims), args), want)
