@@ -7,6 +7,7 @@ requests (a loop here; batches, pools and Dask elsewhere), so they give identica
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -169,7 +170,7 @@ class SerialEvaluator:
             old = flat[i]
             flat[i] = v
             try:
-                out[k] = self._call(lambda i=i, v=v: _entry(name, shape, i, v), finite=False)
+                out[k] = self._call(functools.partial(_entry, name, shape, i, v), finite=False)
             finally:
                 flat[i] = old
         return out
