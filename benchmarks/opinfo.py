@@ -33,6 +33,7 @@ from collections import Counter
 from itertools import chain
 from typing import Any
 
+import numpy as np
 import torch
 
 import gradcheck.torch as gt
@@ -196,6 +197,14 @@ def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float
         row["notes"] = [
             n[:160] for n in value.notes if "Evaluated" not in n and "Perturbed" not in n
         ]
+        # what each entry was judged (flag: count) and the findings: what the verdict rests
+        # on, for comparing two runs pair by pair (numbers may differ in their last bits)
+        row["states"] = {
+            name: {int(k): int(v) for k, v in zip(*np.unique(c.flags, return_counts=True),
+                                                   strict=True)}
+            for name, c in value.components.items()
+        }
+        row["findings"] = [f"{f.param}: {f.kind}" for f in value.findings]
     else:
         row["ours"] = "timeout" if status == "timeout" else "error"
         row["cause"] = "timeout" if status == "timeout" else cause(value)

@@ -6,7 +6,7 @@ calls are timed apart ("loss calls": the adapter's J, plain or batched, what any
 so every other row is our fixed cost. ``--profile`` prints cProfile's top functions too.
 
     PYTHONPATH=src .venv/bin/python benchmarks/speed_profile.py [--torch 30] [--jax 10]
-        [--profile] [--xla]
+        [--ops NAME,...] [--profile] [--xla]
 
 ``--xla`` counts XLA compilations per JAX check (``jax.monitoring`` duration events of
 backend compiles).
@@ -30,21 +30,24 @@ from typing import Any
 STAGES: list[tuple[str, str, str]] = [
     ("loss calls", "gradcheck.core._evaluate", "SerialEvaluator._call"),
     ("loss calls", "gradcheck.core._evaluate", "BatchedEvaluator._batch"),
-    ("plan + evaluator", "gradcheck.core.verdict._run", "make_plan"),
-    ("plan + evaluator", "gradcheck.core.verdict._run", "open_evaluator"),
+    ("loss calls", "gradcheck.core.verdict._ties", "_J.at"),
+    ("loss calls", "gradcheck.core.verdict._kinks", "_Counted.at"),
+    ("plan + evaluator", "gradcheck.core.verdict._run", "open_check"),
     ("inputs (validate)", "gradcheck.core.verdict._run", "inputs"),
-    ("J(θ) twice", "gradcheck.core.verdict._run", "base_value"),
-    ("noise probe", "gradcheck.core.verdict._run", "measure_noise"),
+    ("J(θ) twice", "gradcheck.core.verdict._probe", "base_value"),
+    ("noise probe", "gradcheck.core.verdict._probe", "measure_noise"),
     ("steps (footing)", "gradcheck.core.verdict._tensor", "footing"),
     ("directional test", "gradcheck.core.verdict._tensor", "locate"),
-    ("first pass", "gradcheck.core.verdict._tensor", "evaluate_nodes"),
-    ("first pass", "gradcheck.core.verdict._tensor", "judge"),
+    ("first pass", "gradcheck.core.verdict._tensor", "first_pass"),
     ("second opinion", "gradcheck.core.verdict._tensor", "second_opinion"),
+    ("stairs (float32 cells)", "gradcheck.core.verdict._tensor", "across_stairs"),
     ("flat stage", "gradcheck.core.verdict._tensor", "flat_stage"),
+    ("own scale", "gradcheck.core.verdict._tensor", "own_scale"),
     ("J(θ) again + far look", "gradcheck.core.verdict._run", "same_again"),
     ("J(θ) again + far look", "gradcheck.core.verdict._run", "far_look"),
+    ("ties screen", "gradcheck.core.verdict._run", "screen_ties"),
     ("assembly + notes", "gradcheck.core.verdict._run", "assemble"),
-    ("assembly + notes", "gradcheck.core.verdict._run", "engine_notes"),
+    ("assembly + notes", "gradcheck.core.verdict._run", "engine_records"),
     ("diagnosis", "gradcheck.checks._check", "diagnose"),
     ("diagnosis", "gradcheck.checks._check", "finish"),
     ("engine run (rest)", "gradcheck.checks._check", "run"),
@@ -94,7 +97,8 @@ class Timers:
             setattr(target, name, self.wrap(label, getattr(target, name)))
 
 
-def torch_pairs(n: int) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+def torch_pairs(n: int, names: list[str] | None = None
+                ) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
     import torch
     from torch.testing._internal.common_methods_invocations import op_db
 
@@ -103,7 +107,7 @@ def torch_pairs(n: int) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]
 
     by_name = {f"{op.name}.{op.variant_test_name}".rstrip("."): op for op in op_db}
     out = []
-    for name in TORCH_OPS[:n]:
+    for name in names or TORCH_OPS[:n]:
         op = by_name[name]
         torch.manual_seed(0)
         sample = next(iter(op.sample_inputs("cpu", torch.float64, requires_grad=True)))
@@ -151,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--torch", type=int, default=30, help="OpInfo pairs (of 30)")
     parser.add_argument("--jax", type=int, default=10, help="jax_ops functions (of 10)")
+    parser.add_argument("--ops", default="", help="OpInfo names, comma-separated (else the 30)")
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions")
     parser.add_argument("--xla", action="store_true", help="count XLA compiles per JAX check")
     parser.add_argument("--sort", default="tottime", help="cProfile's sort key")
@@ -165,7 +170,7 @@ def main() -> None:
 
         jax.config.update("jax_enable_x64", True)
     compiles = Compiles() if args.xla and args.jax else None
-    for suite, cases in (("torch", torch_pairs(args.torch)), ("jax", jax_funcs(args.jax))):
+    for suite, cases in (("torch", torch_pairs(args.torch, [o for o in args.ops.split(",") if o])), ("jax", jax_funcs(args.jax))):
         if not cases:
             continue
         cold = []

@@ -68,3 +68,64 @@ def test_one_tensor_stacks_run_through_the_loop_as_full_rows() -> None:
     out = chosen.by_tensor(1, rows)
     assert chosen.path == "loop"
     np.testing.assert_allclose(out, 1.0 + (rows**2).sum(1), rtol=1e-15)
+
+
+def test_a_small_check_runs_every_loss_call_through_the_loop() -> None:
+    """Up to SMALL entries (all tensors together) and vectorize="auto": the loop, by a size
+    rule (the same path on every run), and the note says so; above it, or with
+    vectorize="vmap", the batched path. The verdict is the same on both paths."""
+    torch = pytest.importorskip("torch")
+    import gradcheck.torch as gt
+    from gradcheck.frameworks._shared import SMALL
+
+    def paths(*xs: object, **kw: object) -> tuple[list[str], bool | None]:
+        report = gt.check_function(lambda a, b: torch.sin(a) * b.sum(), *xs, **kw)
+        said = [n.numbers["path"] for n in report.notes if n.code is NoteCode.EVALUATION]
+        return said, report.passed
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, generator=gen, dtype=torch.float64, requires_grad=True)
+            for n in (SMALL - 3, 3))
+    wide = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert paths(a, b) == (["small"], True)
+    assert paths(a, wide) == (["batched"], True)  # SMALL + 1 entries
+    assert paths(a, b, vectorize="vmap") == (["batched"], True)
+    assert paths(a, b, vectorize="loop")[0] == ["fallback"]
+
+
+def test_the_by_tensor_reference_is_the_j_of_theta_already_asked() -> None:
+    """J(θ) through the full path, asked once by the engine, is the reference the by-tensor
+    path is trusted against: no second full call for it (same call, same row, same bits)."""
+    from gradcheck.frameworks._shared import Batched
+
+    calls: list[int] = []
+
+    def full(thetas: np.ndarray) -> np.ndarray:
+        calls.append(len(thetas))
+        return (thetas**2).sum(1)
+
+    b = Batched(full, lambda t, rows: (rows**2).sum(1) + 4.0, np.array([1.0, 2.0]), [1, 1])
+    assert b(b.theta[None, :]).tolist() == [5.0]
+    assert b.by_tensor(0, np.array([[3.0]])).tolist() == [13.0]
+    assert calls == [1] and b.trusted == {0: True}
+
+
+def test_vmap_without_its_argument_checks_gives_the_same_values() -> None:
+    """The later calls of a vmap pattern skip torch.func.vmap's checks of the arguments'
+    structure (done on the first call): the same batched run, bit for bit."""
+    torch = pytest.importorskip("torch")
+    from gradcheck.frameworks._torch_run import _unchecked_vmap
+
+    fast = _unchecked_vmap(2)
+    if fast is None:
+        pytest.skip("this torch has no _flat_vmap")
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(5, 7, generator=gen, dtype=torch.float64) for _ in range(2))
+    w = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+
+    def one(x: object, y: object) -> object:
+        return (torch.tanh(x @ w).sum() * y.exp().mean()).reshape(())
+
+    for dims, args in (((0, 0), [a, b]), ((0, None), [a, b[0]])):
+        want = torch.func.vmap(one, in_dims=dims)(*args)
+        assert torch.equal(fast(one, 5, list(dims), args), want)

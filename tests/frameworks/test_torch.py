@@ -330,7 +330,7 @@ def test_vmapped_values_equal_the_loop() -> None:
 
 @needs_hook
 def test_notes_say_how_losses_were_evaluated() -> None:
-    (x,) = _inputs(5, n=1)
+    (x,) = _inputs(17, n=1)  # above SMALL entries: the batched path is tried
     assert not any(n.code is NoteCode.EVALUATION and n.numbers["path"] == "fallback" for n in gt.check_function(VmappableCube.apply, x).notes)
     looped = gt.check_function(ExpWrongSign.apply, x).notes
     assert any(n.code is NoteCode.EVALUATION and n.numbers["path"] == "fallback" and "vmap" in n.numbers["tool"] for n in looped)

@@ -7,6 +7,7 @@ requests (a loop here; batches, pools and Dask elsewhere), so they give identica
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -136,21 +137,22 @@ class SerialEvaluator:
         self.complex_step = complex_step
         self.calls = 0
 
-    def _call(self, where: str, finite: bool = True) -> float | complex:
+    def _call(self, where: str | Callable[[], str], finite: bool = True) -> float | complex:
         """J at the workspace; ``finite=False`` (perturbed points) returns a NaN/inf J for the
-        verdict to handle (a step that leaves the loss's domain) instead of raising."""
+        verdict to handle (a step that leaves the loss's domain) instead of raising. ``where``:
+        the point, for an error message (a function: worded only when one is raised)."""
         self.calls += 1
         try:
             value = self.loss(self.ws.struct)
         except Exception as error:  # the user's code: keep the cause, say where it happened
             raise LossRaisedError(
-                f"loss(params) raised {type(error).__name__}: {error} ({where}). "
+                f"loss(params) raised {type(error).__name__}: {error} ({_said(where)}). "
                 "Your parameters are untouched."
             ) from error
         out = to_scalar(value, complex_ok=self.complex_step)
         if finite and not np.isfinite(out):
             raise NonFiniteError(
-                f"loss(params) returned {out} ({where}). Is the loss at a singularity "
+                f"loss(params) returned {out} ({_said(where)}). Is the loss at a singularity "
                 "(log(0), division by zero)? Try a smaller eps or check the loss there."
             )
         return out
@@ -168,8 +170,7 @@ class SerialEvaluator:
             old = flat[i]
             flat[i] = v
             try:
-                where = f"with {name}[{', '.join(map(str, np.unravel_index(i, shape)))}] set to {v!r}"
-                out[k] = self._call(where, finite=False)
+                out[k] = self._call(functools.partial(_entry, name, shape, i, v), finite=False)
             finally:
                 flat[i] = old
         return out
@@ -289,6 +290,15 @@ class BatchedEvaluator(SerialEvaluator):
             rows[k, a:b] = original + s * direction
         where = f"moving {self.ws.names[t]} along a direction"
         return self._batch(rows, where, finite=False, t=which)
+
+
+def _said(where: str | Callable[[], str]) -> str:
+    return where() if callable(where) else where
+
+
+def _entry(name: str, shape: tuple[int, ...], i: int, v: float) -> str:
+    """Where a coordinate request was, for an error message: ``with W[0, 2] set to 0.5``."""
+    return f"with {name}[{', '.join(map(str, np.unravel_index(i, shape)))}] set to {v!r}"
 
 
 def _batch_values(out: Any, where: str) -> np.ndarray:

@@ -158,6 +158,31 @@ def evaluation_note(
     return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "fallback", "reason": reason})
 
 
+# A check of at most SMALL entries (all checked tensors together) runs every loss call through
+# the adapter's own loop: it makes a few dozen calls, and one at a time they cost less than the
+# batched path's fixed cost per call (torch.func.vmap: 0.2-0.5 ms a call however few rows, about
+# nine calls per check, where a plain call of a small op costs tens of microseconds; measured
+# break-even near 16-25 entries, BENCHMARKS.md "Small checks through the loop"). A rule on the
+# size, not a timing: the path, and so J's last bits, are the same on every run.
+SMALL = 16
+
+
+def small(params: Mapping[str, np.ndarray], vectorize: str) -> int | None:
+    """The number of entries when ``vectorize="auto"`` and the check is small enough to run
+    through the loop (see ``SMALL``); None: the batched path is tried as usual.
+
+    >>> small({"x": np.zeros(3), "y": np.zeros((2, 2))}, "auto"), small({"x": np.zeros(3)}, "vmap")
+    (7, None)
+    """
+    n = sum(int(np.size(p)) for p in params.values())
+    return n if vectorize == "auto" and n <= SMALL else None
+
+
+def small_note(tool: str, entries: int) -> Note:
+    """The evaluation note of a check run through the loop because it is small."""
+    return Note(NoteCode.EVALUATION, None, {"tool": tool, "path": "small", "entries": entries})
+
+
 # The loop takes over only where it measured clearly faster (a fifth): near a tie, timings on a
 # loaded machine would flip the path (and its note) from run to run.
 MARGIN = 0.8
@@ -339,7 +364,12 @@ class Batched:
         self._reference: float | None = None
 
     def __call__(self, thetas: np.ndarray) -> np.ndarray:
-        return self.full(thetas)
+        js = self.full(thetas)
+        if self._reference is None and len(thetas) == 1 and np.array_equal(thetas[0], self.theta):
+            # J(θ) through the full path (the engine asks it first): the by-tensor reference,
+            # the same call on the same row, so it is not made again
+            self._reference = float(np.asarray(js).reshape(-1)[0])
+        return js
 
     def by_tensor(self, t: int, rows: np.ndarray) -> np.ndarray:
         """J for each row of tensor t's entries, every other tensor at its given value."""

@@ -22,12 +22,17 @@ def precision(_: None, evaluated: str, native: str, how: str, why: str = "") -> 
 
 def evaluation(
     _: None, tool: str, path: str, reason: str = "", batched_us: float = 0.0,
-    loop_us: float = 0.0,
+    loop_us: float = 0.0, entries: int = 0,
 ) -> str:
-    """How the perturbed losses were evaluated: ``path`` "batched", "loop" (measured faster)
-    or "fallback" (batching refused or failed, ``reason``)."""
+    """How the perturbed losses were evaluated: ``path`` "batched", "loop" (measured faster),
+    "small" (a check of few ``entries``: the loop) or "fallback" (batching refused or failed,
+    ``reason``)."""
     if path == "fallback":
         return f"{LOOP}: {reason}"
+    if path == "small":
+        return (f"Perturbed losses were evaluated one by one: {entries} entries make a check "
+                f"of a few dozen loss calls, where {tool}'s cost per call would outweigh "
+                "batching.")
     if path == "loop":
         return (f"Perturbed losses were evaluated one by one: the loop measured faster than "
                 f"{tool} on the first stack ({loop_us:.3g} µs per row against "
