@@ -76,7 +76,7 @@ def rounded(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def screen(
     loss: Callable[[Params], Any], tree: Tree, results: list[TensorResult], setup: Setup,
-    facts: list[Facts], max_calls: float = np.inf,
+    facts: list[Facts], max_calls: float = np.inf, judged_later: bool = False,
 ) -> tuple[list[TensorResult], Ties]:
     """Leave unjudged the mismatches that sit on ties of mixed sign (see the module).
 
@@ -84,7 +84,9 @@ def screen(
     or a noise probe whose line crossed one): a smooth model costs nothing. A tensor's
     mismatches with a kink on their line are all screened (up to ``SCREEN_MAX``); of the others
     a sample first, and more only if the sample shows ties. Where ties were found, the
-    mismatches left unscreened are not blamed either.
+    mismatches left unscreened are not blamed either. ``judged_later`` (callable grads): the
+    entries found on ties are judged at nearby generic points next, so a tie of mixed sign
+    suffices; otherwise g must also be one of J's derivatives near θ (it stays unjudged).
     """
     rough = [f.rough if f.rough is not None else np.zeros(r.flags.size, bool)
              for f, r in zip(facts, results, strict=True)]
@@ -95,7 +97,7 @@ def screen(
         return results, NO_TIES
     if any(r.flags.size != leaf.size for r, leaf in zip(results, tree.leaves, strict=True)):
         return results, NO_TIES
-    screen_ = _Screen(loss, tree, results, setup, max_calls)
+    screen_ = _Screen(loss, tree, results, setup, max_calls, judged_later)
     try:
         where = [screen_.tensor(t, rough[t]) for t in range(len(results))]
     except (Exception, KeyboardInterrupt):  # never turns a finished check into an error:
@@ -114,8 +116,9 @@ class _Screen:
     """The generic rays (shared by every entry) and the per-entry test."""
 
     def __init__(self, loss: Callable[[Params], Any], tree: Tree, results: list[TensorResult],
-                 setup: Setup, max_calls: float) -> None:
+                 setup: Setup, max_calls: float, judged_later: bool = False) -> None:
         self.j, self.results, self.setup, self.max_calls = _J(loss, tree), results, setup, max_calls
+        self.judged_later = judged_later  # callable grads: the ties are judged off them next
         self.dtypes = [np.dtype(x.dtype) for x in tree.leaves]
         self.theta = [np.real(np.asarray(x)).reshape(-1).astype(np.float64) for x in tree.leaves]
         self.rng = np.random.default_rng([setup.config.seed, 5])
@@ -225,7 +228,9 @@ class _Screen:
             # The piece opposite (every tie of the entry flipped) has left + right − v.
             low = min(low, v - slack, left + right - v - slack)
             high = max(high, v + slack, left + right - v + slack)
-            if mixed and low <= g <= high:  # g is what J's derivative is near θ: not blamed
+            # g is what J's derivative is near θ (or is judged off the ties next): not blamed.
+            # A tie of m entries (a sort's) gives m derivatives near θ, a few rays see some.
+            if mixed and (self.judged_later or low <= g <= high):
                 return True
         return False
 
