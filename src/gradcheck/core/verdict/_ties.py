@@ -29,7 +29,10 @@ from gradcheck.core._tree import Params, Tree
 from gradcheck.core.verdict._records import Facts, Setup, TensorResult
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED
 
-DIRECTIONS = 12  # generic rays tried per entry at most (the first that shows a tie ends it)
+DIRECTIONS = 12  # generic rays tried per entry (the first that shows a tie and explains g
+# ends it); on ties of mixed sign, more while new derivatives still turn up (``AFTER_NEW``)
+DIRECTIONS_MAX = 48  # a tie of m entries (a sort's) has m derivatives near θ: g is one of them
+AFTER_NEW = 6  # rays per derivative seen since the last new one: m values, each 1/m of rays
 SAMPLE = 4  # mismatches screened per tensor at first (those with a kink on their line first)
 SCREEN_MAX = 64  # entries screened per tensor at most; the rest stand, or are left unjudged
 STENCIL = 1 / 64  # the step at a generic point and at θ, in units of the entry's step
@@ -214,7 +217,11 @@ class _Screen:
         a = float(analytic_bound(np.array([g]), dt, self.setup.config.rtol,
                                  self.setup.config.atol, self.setup.grad_scale)[0])
         mixed, low, high = False, lo, hi  # the derivatives seen near θ, and their span
-        for k in range(DIRECTIONS):
+        seen: list[float] = []  # the distinct derivatives, and the ray of the last new one
+        last = 0
+        for k in range(DIRECTIONS_MAX):
+            if k >= DIRECTIONS and (not mixed or k - last >= AFTER_NEW * len(seen)):
+                break  # no new derivative for long: g is none of J's near θ
             if not self._affords(4):
                 return None
             far, near = self._ray(k, wide)
@@ -226,10 +233,11 @@ class _Screen:
             slack = SAFETY * 6 * sigma / h + 2 * abs(n_far - n_near) + a
             mixed |= v < lo - slack or v > hi + slack
             # The piece opposite (every tie of the entry flipped) has left + right − v.
+            if all(abs(v - u) > slack for u in seen):
+                seen, last = [*seen, v], k
             low = min(low, v - slack, left + right - v - slack)
             high = max(high, v + slack, left + right - v + slack)
             # g is what J's derivative is near θ (or is judged off the ties next): not blamed.
-            # A tie of m entries (a sort's) gives m derivatives near θ, a few rays see some.
             if mixed and (self.judged_later or low <= g <= high):
                 return True
         return False
