@@ -29,10 +29,10 @@ from gradcheck.core._tree import Params, Tree
 from gradcheck.core.verdict._records import Facts, Setup, TensorResult
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED
 
-DIRECTIONS = 12  # generic rays tried per entry (the first that shows a tie and explains g
-# ends it); on ties of mixed sign, more while new derivatives still turn up (``AFTER_NEW``)
-DIRECTIONS_MAX = 48  # a tie of m entries (a sort's) has m derivatives near θ: g is one of them
-AFTER_NEW = 6  # rays per derivative seen since the last new one: m values, each 1/m of rays
+DIRECTIONS = 12  # generic rays tried per entry at least (unless one shows a tie explaining g)
+DIRECTIONS_MAX = 64  # and at most: more while new derivatives still turn up (``AFTER_NEW``)
+AFTER_NEW = 6  # rays per derivative (seen + 1) since the last new one: a tie of m entries (a
+# sort's) has m derivatives near θ, each on ~1/m of the rays; (1 - 1/m)^(6m) < e^-6
 SAMPLE = 4  # mismatches screened per tensor at first (those with a kink on their line first)
 SCREEN_MAX = 64  # entries screened per tensor at most; the rest stand, or are left unjudged
 STENCIL = 1 / 64  # the step at a generic point and at θ, in units of the entry's step
@@ -170,8 +170,8 @@ class _Screen:
         mismatches are real and stand. Otherwise more are screened (up to ``SCREEN_MAX``), and
         the rest, unscreened, are not blamed either."""
         r = self.results[t]
-        if r.steps is None or r.low_precision:  # steps widened by J's noise span neighbouring
-            return np.array([], dtype=np.int64)  # kinks (a float32 sort): ties not told apart
+        if r.steps is None:  # a tensor not judged
+            return np.array([], dtype=np.int64)
         wrong = np.flatnonzero(r.flags == MISMATCH)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
         order = np.concatenate([self.rng.permutation(kinked), self.rng.permutation(smooth)])
@@ -220,7 +220,7 @@ class _Screen:
         seen: list[float] = []  # the distinct derivatives, and the ray of the last new one
         last = 0
         for k in range(DIRECTIONS_MAX):
-            if k >= DIRECTIONS and (not mixed or k - last >= AFTER_NEW * len(seen)):
+            if k >= DIRECTIONS and k - last >= AFTER_NEW * (len(seen) + 1):
                 break  # no new derivative for long: g is none of J's near θ
             if not self._affords(4):
                 return None
