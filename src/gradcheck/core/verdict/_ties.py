@@ -170,7 +170,10 @@ class _Screen:
         mismatches are real and stand. Otherwise more are screened (up to ``SCREEN_MAX``), and
         the rest, unscreened, are not blamed either."""
         r = self.results[t]
-        if r.steps is None:  # a tensor not judged
+        if r.steps is None or (r.low_precision and not self.judged_later):
+            # Steps widened by J's noise span neighbouring kinks (a float32 sort of a
+            # permutation) and widen the slack: a scaled g passes for a derivative near θ.
+            # Screened only where the ties are then judged off them (callable grads).
             return np.array([], dtype=np.int64)
         wrong = np.flatnonzero(r.flags == MISMATCH)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
