@@ -19,6 +19,7 @@ import numpy as np
 from gradcheck.report import _sentences_adapters as adapters
 from gradcheck.report import _sentences_against as against
 from gradcheck.report import _sentences_checks as checks
+from gradcheck.report import _sentences_edges as edges
 from gradcheck.report import _sentences_tools as tools
 from gradcheck.report._format import index_text
 
@@ -302,15 +303,6 @@ def _surrogate(
     )
 
 
-def _finer_stairs(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
-    return (
-        f"J does not change on one side of {_many(name, shape, entries)} at the smallest step "
-        "at which their slope would show, while the steps J's noise allows cross that: stairs "
-        "finer than the steps (derivative 0, as the analytic value says) cannot be told from "
-        "J's own rounding there (derivative the slope across), so they are left unjudged."
-    )
-
-
 def _locally_constant(
     name: str, shape: tuple[int, ...], entries: np.ndarray, value: float, reach: float,
     still: bool, order: int, flat: int,
@@ -382,23 +374,6 @@ def _rechecked_off_kink(_: None, entries: int, bad: int) -> str:
     )
 
 
-def _ties_unscreened(
-    name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray,
-    callable_grads: bool,
-) -> str:
-    text = (
-        f"{name}: J is not smooth along {_many(name, shape, entries)} (a kink on the line of "
-        "each mismatch) and the budget left no calls to screen them for ties of mixed sign, "
-        "whose derivatives lie outside the one-sided slopes although the code is right: the "
-        "mismatches there are not blamed on the spot."
-    )
-    if not callable_grads or left.size:
-        return text + (f" {left.size if callable_grads else entries.size:,} left unjudged: a "
-                       "larger budget screens them; grads as a function judges them at a "
-                       "nearby point off the ties.")
-    return text + " Judged at a nearby point off the ties with grads(θ + δ)."
-
-
 def _ties(
     name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray, wrong: int,
     callable_grads: bool,
@@ -423,8 +398,8 @@ def _ties(
 
 
 TABLE: dict[NoteCode, Callable[..., str]] = {
-    # the adapters' renderers are named after their codes (NoteCode.BY_OUTPUT: by_output)
-    **{code: getattr(module, code.name.lower()) for module in (adapters, against)
+    # these modules' renderers are named after their codes (NoteCode.BY_OUTPUT: by_output)
+    **{code: getattr(module, code.name.lower()) for module in (adapters, against, edges)
        for code in NoteCode if hasattr(module, code.name.lower())},
     NoteCode.TEXT: _text,
     NoteCode.MONITOR_FOUND: tools.monitor_found,
@@ -464,12 +439,10 @@ TABLE: dict[NoteCode, Callable[..., str]] = {
     NoteCode.STAIRS: _stairs,
     NoteCode.SURROGATE: _surrogate,
     NoteCode.LOCALLY_CONSTANT: _locally_constant,
-    NoteCode.FINER_STAIRS: _finer_stairs,
     NoteCode.READS_COARSER: _reads_coarser,
     NoteCode.FLOAT16_GRADIENT: _float16_gradient,
     NoteCode.SUBGRADIENTS: _subgradients,
     NoteCode.RECHECKED_OFF_KINK: _rechecked_off_kink,
     NoteCode.TIES: _ties,
-    NoteCode.TIES_UNSCREENED: _ties_unscreened,
     NoteCode.QUANTIZED: _quantized,
 }
