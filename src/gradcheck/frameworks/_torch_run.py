@@ -134,7 +134,7 @@ def _check_one(
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
         given: Any = grads
         if reduced is None and mode == "reverse":  # autograd again at a point off the kinks
-            given = _adapters.GradsAt(params, grads,
+            given = _higher.GradsAt(params, grads,
                                       lambda q: _analytic(problem, objective, tensors(q), cast))
         try:
             return _adapters.run_check(fn, p, given, options, b, notes)

@@ -325,7 +325,7 @@ def _check(
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
         given: Any = grads
         if reduced is None and mode == "reverse":  # judged off kinks and ties with jax.grad
-            given = _adapters.GradsAt(params, grads, again)
+            given = _higher.GradsAt(params, grads, again)
         try:
             report = _adapters.run_check(fn, p, given, options, b, [])
         except NonFiniteError as error:
