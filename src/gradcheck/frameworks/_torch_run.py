@@ -141,8 +141,12 @@ def _check_one(
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
         fn, p, b = (loss, params, batched) if reduced is None else (*reduced, None)
+        given: Any = grads
+        if reduced is None and mode == "reverse":  # autograd again at a point off the kinks
+            given = _higher.GradsAt(params, grads,
+                                      lambda q: _analytic(problem, objective, tensors(q), cast))
         try:
-            return _adapters.run_check(fn, p, grads, options, b, notes, native)
+            return _adapters.run_check(fn, p, given, options, b, notes, native)
         except StochasticLossError as error:
             raise StochasticLossError(
                 f"{error} For a torch module, call module.eval() (or set the dropout p=0) "

@@ -166,12 +166,14 @@ def _moved_point(
     """Move the entries ``where`` by a random δ each (a quarter to a half of its step) and judge
     each there: per entry 1 (wrong), 0 (agrees) or -1 (still on a kink, or not judged)."""
     thetas = [np.real(np.asarray(x)).reshape(-1).astype(np.float64) for x in tree.leaves]
-    moved, deltas = [th.copy() for th in thetas], []
+    moved, deltas, spans = [th.copy() for th in thetas], [], []
     for t, w in enumerate(where):
         steps = cast(np.ndarray, results[t].steps)  # none is None (checked by the caller)
         d = rng.choice([-1.0, 1.0], w.size) * rng.uniform(0.25, 0.5, w.size) * steps[w]
-        moved[t][w] = (thetas[t][w] + d).astype(tree.leaves[t].dtype).astype(np.float64)
+        spread = np.where(np.isin(w, tied[t]), tie_spread(tied[t].size), 1.0)
+        moved[t][w] = (thetas[t][w] + spread * d).astype(tree.leaves[t].dtype).astype(np.float64)
         deltas.append(np.abs(moved[t][w] - thetas[t][w]))
+        spans.append(deltas[-1] / spread)
     leaves = [m.reshape(x.shape).astype(x.dtype) for m, x in zip(moved, tree.leaves, strict=True)]
     _, shifted = inputs(tree.rebuild([x.copy() for x in leaves]), grads)
     base = j.at([x.copy() for x in leaves])
@@ -181,13 +183,25 @@ def _moved_point(
         a2 = analytic_bound(g2, np.dtype(tree.leaves[t].dtype), setup.config.rtol,
                             setup.config.atol, setup.grad_scale)
         out = np.full(w.size, -1, dtype=np.int8)
-        for k, (i, delta) in enumerate(zip(w, deltas[t], strict=True)):
+        for k, (i, delta) in enumerate(zip(w, spans[t], strict=True)):
             if delta != 0.0:
                 f = _off_kink(j, leaves, moved[t], t, int(i), delta, base, g2[i], a2[i],
                               setup.noise[t], results[t], bool(np.isin(i, tied[t])))
                 out[k] = -1 if f is None else int(f)
         found.append(out)
     return found
+
+
+def tie_spread(n: int) -> float:
+    """How much farther than a kinked entry an entry on ties moves (its stencil stays): the n
+    entries on ties of a tensor may all be tied together (a sort's tie group); moved within
+    one span they would lie ~span/n apart and the stencil would straddle their kinks, which,
+    dense, look like a smooth curve of another slope. 2n spans keep them ~2 stencils apart.
+
+    >>> tie_spread(1), tie_spread(200)
+    (2.0, 400.0)
+    """
+    return float(max(2 * n, 1))
 
 
 def _off_kink(

@@ -54,7 +54,8 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
                 sweep, results=judge_still(sweep.results, analytic, tree.leaves, sweep.far[0]))
     rechecked, ties = Recheck(0, 0, 0), NO_TIES
     if sweep.finished and not setup.complex and config.refine:  # 6. ties of mixed sign
-        results, ties = screen_ties(loss, tree, sweep.results, sweep.setup, facts, sweep.spare)
+        results, ties = screen_ties(loss, tree, sweep.results, sweep.setup, facts, sweep.spare,
+                                    callable(grads))
         sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,

@@ -278,6 +278,10 @@ def second_opinion(
                                       flat_step=flat_step, rough=facts.rough)
             if weaker.size < rest.size:
                 facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
+                if np.any(confirmed) and np.all(facts.rough[probe[confirmed]]):
+                    # confirmed only on lines with a kink (a sort's ties): the rest stand
+                    # on that evidence, kinked too (``_ties`` screens or spares them)
+                    facts.rough[rest[excess[rest] >= stand]] = True
         found = facts.located
         if facts.unrefined and found is not None and found.failed and found.worst > 4:
             # The tensor's Richardson test already failed: its first-pass mismatches that

@@ -29,7 +29,10 @@ from gradcheck.core._tree import Params, Tree
 from gradcheck.core.verdict._records import Facts, Setup, TensorResult
 from gradcheck.report._model import KINK, MISMATCH, UNCHECKED
 
-DIRECTIONS = 12  # generic rays tried per entry at most (the first that shows a tie ends it)
+DIRECTIONS = 12  # generic rays tried per entry at least (unless one shows a tie explaining g)
+DIRECTIONS_MAX = 64  # and at most: more while new derivatives still turn up (``AFTER_NEW``)
+AFTER_NEW = 6  # rays per derivative (seen + 1) since the last new one: a tie of m entries (a
+# sort's) has m derivatives near θ, each on ~1/m of the rays; (1 - 1/m)^(6m) < e^-6
 SAMPLE = 4  # mismatches screened per tensor at first (those with a kink on their line first)
 SCREEN_MAX = 64  # entries screened per tensor at most; the rest stand, or are left unjudged
 STENCIL = 1 / 64  # the step at a generic point and at θ, in units of the entry's step
@@ -76,7 +79,7 @@ def rounded(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def screen(
     loss: Callable[[Params], Any], tree: Tree, results: list[TensorResult], setup: Setup,
-    facts: list[Facts], max_calls: float = np.inf,
+    facts: list[Facts], max_calls: float = np.inf, judged_later: bool = False,
 ) -> tuple[list[TensorResult], Ties]:
     """Leave unjudged the mismatches that sit on ties of mixed sign (see the module).
 
@@ -84,7 +87,9 @@ def screen(
     or a noise probe whose line crossed one): a smooth model costs nothing. A tensor's
     mismatches with a kink on their line are all screened (up to ``SCREEN_MAX``); of the others
     a sample first, and more only if the sample shows ties. Where ties were found, the
-    mismatches left unscreened are not blamed either.
+    mismatches left unscreened are not blamed either. ``judged_later`` (callable grads): the
+    entries found on ties are judged at nearby generic points next, so a tie of mixed sign
+    suffices; otherwise g must also be one of J's derivatives near θ (it stays unjudged).
     """
     rough = [f.rough if f.rough is not None else np.zeros(r.flags.size, bool)
              for f, r in zip(facts, results, strict=True)]
@@ -95,7 +100,7 @@ def screen(
         return results, NO_TIES
     if any(r.flags.size != leaf.size for r, leaf in zip(results, tree.leaves, strict=True)):
         return results, NO_TIES
-    screen_ = _Screen(loss, tree, results, setup, max_calls)
+    screen_ = _Screen(loss, tree, results, setup, max_calls, judged_later)
     try:
         where = [screen_.tensor(t, rough[t]) for t in range(len(results))]
     except (Exception, KeyboardInterrupt):  # never turns a finished check into an error:
@@ -114,8 +119,9 @@ class _Screen:
     """The generic rays (shared by every entry) and the per-entry test."""
 
     def __init__(self, loss: Callable[[Params], Any], tree: Tree, results: list[TensorResult],
-                 setup: Setup, max_calls: float) -> None:
+                 setup: Setup, max_calls: float, judged_later: bool = False) -> None:
         self.j, self.results, self.setup, self.max_calls = _J(loss, tree), results, setup, max_calls
+        self.judged_later = judged_later  # callable grads: the ties are judged off them next
         self.dtypes = [np.dtype(x.dtype) for x in tree.leaves]
         self.theta = [np.real(np.asarray(x)).reshape(-1).astype(np.float64) for x in tree.leaves]
         self.rng = np.random.default_rng([setup.config.seed, 5])
@@ -164,8 +170,11 @@ class _Screen:
         mismatches are real and stand. Otherwise more are screened (up to ``SCREEN_MAX``), and
         the rest, unscreened, are not blamed either."""
         r = self.results[t]
-        if r.steps is None or r.low_precision:  # steps widened by J's noise span neighbouring
-            return np.array([], dtype=np.int64)  # kinks (a float32 sort): ties not told apart
+        if r.steps is None or (r.low_precision and not self.judged_later):
+            # Steps widened by J's noise span neighbouring kinks (a float32 sort of a
+            # permutation) and widen the slack: a scaled g passes for a derivative near θ.
+            # Screened only where the ties are then judged off them (callable grads).
+            return np.array([], dtype=np.int64)
         wrong = np.flatnonzero(r.flags == MISMATCH)
         kinked, smooth = wrong[rough[wrong]], wrong[~rough[wrong]]
         order = np.concatenate([self.rng.permutation(kinked), self.rng.permutation(smooth)])
@@ -211,7 +220,11 @@ class _Screen:
         a = float(analytic_bound(np.array([g]), dt, self.setup.config.rtol,
                                  self.setup.config.atol, self.setup.grad_scale)[0])
         mixed, low, high = False, lo, hi  # the derivatives seen near θ, and their span
-        for k in range(DIRECTIONS):
+        seen: list[float] = []  # the distinct derivatives, and the ray of the last new one
+        last = 0
+        for k in range(DIRECTIONS_MAX):
+            if k >= DIRECTIONS and k - last >= AFTER_NEW * (len(seen) + 1):
+                break  # no new derivative for long: g is none of J's near θ
             if not self._affords(4):
                 return None
             far, near = self._ray(k, wide)
@@ -223,9 +236,12 @@ class _Screen:
             slack = SAFETY * 6 * sigma / h + 2 * abs(n_far - n_near) + a
             mixed |= v < lo - slack or v > hi + slack
             # The piece opposite (every tie of the entry flipped) has left + right − v.
+            if all(abs(v - u) > slack for u in seen):
+                seen, last = [*seen, v], k
             low = min(low, v - slack, left + right - v - slack)
             high = max(high, v + slack, left + right - v + slack)
-            if mixed and low <= g <= high:  # g is what J's derivative is near θ: not blamed
+            # g is what J's derivative is near θ (or is judged off the ties next): not blamed.
+            if mixed and (self.judged_later or low <= g <= high):
                 return True
         return False
 
