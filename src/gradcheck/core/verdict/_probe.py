@@ -169,8 +169,10 @@ def probe(
             sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
             if sigma <= 4 * EPS64 * scale:
                 break  # down to float64's own rounding: what was seen was all kink
-        else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
-            sigma /= SHRINK if rough else 1.0
+        else:  # still shrinking at the last re-probe (16^6x): none of it was rounding, which
+            # would have stopped it; the line would have been followed down to float64's
+            # (a kink at θ itself, max-pool ties: ∝ δ at any step)
+            sigma = min(sigma / SHRINK, 4 * EPS64 * scale) if rough else sigma
     elif (moved and not trusted and not rough and sigma > CURVED * EPS64 * scale and resolvable
           and ev.spare() >= CURVED_CALLS):
         sigma = uncurved(ev, t, direction, j0, delta, sigma)
