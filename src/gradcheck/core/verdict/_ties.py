@@ -182,11 +182,13 @@ class _Screen:
         ties = [i for i, tie in zip(order, found, strict=False) if tie]
         if not ties:
             # None: the calls ran out before the screen could tell. A mismatch whose second
-            # opinion saw a kink on its line is then not blamed on the spot either.
+            # opinion saw a kink on its line is then not blamed on the spot either; in low
+            # precision none is (the steps J's noise widened, and the noise in the kink test,
+            # hide a tie's kink from the second opinion: seeing none there proves nothing).
             if all(tie is not None for tie in found):
                 return np.array([], dtype=np.int64)
             unscreened = order[[tie is None for tie in found] + [True] * (order.size - len(found))]
-            self.unpaid[t] = unscreened[rough[unscreened]]
+            self.unpaid[t] = unscreened if r.low_precision else unscreened[rough[unscreened]]
             return self.unpaid[t]
         ties += [i for i in order[SAMPLE:SCREEN_MAX] if self._tie(t, int(i)) is not False]
         return np.union1d(np.array(ties, dtype=np.int64), order[SCREEN_MAX:]).astype(np.int64)
@@ -236,7 +238,11 @@ class _Screen:
             slack = SAFETY * 6 * sigma / h + 2 * abs(n_far - n_near) + a
             mixed |= v < lo - slack or v > hi + slack
             # The piece opposite (every tie of the entry flipped) has left + right − v.
-            if all(abs(v - u) > slack for u in seen):
+            # A new derivative: apart from those seen by more than v's own error (J's noise,
+            # ~4 standard deviations, and the curvature). Telling them apart with the safety
+            # factor and g's allowance merges a tie's pieces in float32, and the search stops
+            # before the piece g is on turns up; one told apart wrongly only costs more rays.
+            if all(abs(v - u) > 6 * sigma / h + 2 * abs(n_far - n_near) for u in seen):
                 seen, last = [*seen, v], k
             low = min(low, v - slack, left + right - v - slack)
             high = max(high, v + slack, left + right - v + slack)
