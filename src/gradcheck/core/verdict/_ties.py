@@ -190,6 +190,8 @@ class _Screen:
             unscreened = order[[tie is None for tie in found] + [True] * (order.size - len(found))]
             self.unpaid[t] = unscreened if r.low_precision else unscreened[rough[unscreened]]
             return self.unpaid[t]
+        # Those the calls left unscreened (None) are not blamed, in the sample as after it.
+        ties += [i for i, tie in zip(order, found, strict=False) if tie is None]
         ties += [i for i in order[SAMPLE:SCREEN_MAX] if self._tie(t, int(i)) is not False]
         return np.union1d(np.array(ties, dtype=np.int64), order[SCREEN_MAX:]).astype(np.int64)
 
@@ -232,6 +234,13 @@ class _Screen:
             far, near = self._ray(k, wide)
             n_far = self._central(far, t, i, h, dt)
             n_near = self._central(near, t, i, h, dt)
+            if 2 * abs(n_far - n_near) > SAFETY * 6 * sigma / h + a and self._affords(2 + 4):
+                # The pair disagrees beyond the rest of the slack: at the nearer point the tied
+                # entries lie half as far apart, and its stencil may straddle one's kink. The
+                # same ray twice as far out (the same piece) gives the pair at s = 1 and 2.
+                n_out = self._central(self._farther(far), t, i, h, dt)
+                if abs(n_out - n_far) < abs(n_far - n_near):
+                    n_near, n_far = n_far, n_out
             v = 2 * n_near - n_far  # the derivative of the piece the ray enters, at s → 0
             if not np.isfinite(v):
                 continue
@@ -250,6 +259,11 @@ class _Screen:
             if mixed and (self.judged_later or low <= g <= high):
                 return True
         return False
+
+    def _farther(self, far: list[np.ndarray]) -> list[np.ndarray]:
+        """The point of the ray through ``far`` twice as far from θ."""
+        return [rounded(th + 2 * (f - th), dt) for th, f, dt in
+                zip(self.theta, far, self.dtypes, strict=True)]
 
     def _moved(self, base: list[np.ndarray], t: int, i: int, c: float, dt: np.dtype
                ) -> tuple[list[np.ndarray], float]:
