@@ -251,7 +251,8 @@ def _jax():
 
 
 @needs_hook
-def test_jax_cache_reuses_per_function_and_never_across_functions() -> None:
+def test_jax_cache_reuses_per_function_and_never_across_functions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     jax, jnp, gj, gfj = _jax()
 
     def f(p, x):
@@ -262,6 +263,8 @@ def test_jax_cache_reuses_per_function_and_never_across_functions() -> None:
 
     from gradcheck.frameworks import _jit
 
+    # An empty cache: one the earlier tests filled to MAX_PROGRAMS evicts its oldest here.
+    monkeypatch.setattr(_jit, "_PROGRAMS", {})
     rng = np.random.default_rng(0)
     p, x1, x2 = {"W": rng.standard_normal((3, 2))}, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     before = dict(_jit._PROGRAMS)
