@@ -66,6 +66,54 @@ def test_native_float32_sort_with_ties_passes() -> None:
     assert gt.check_function(sort_values, x, precision="native").passed is True
 
 
+@pytest.mark.parametrize(("shape", "k"), [((5, 5, 5), 2), ((20,), 3), ((1000,), 5)])
+def test_native_float32_sort_with_ties_is_never_failed(shape: tuple[int, ...], k: int) -> None:
+    """A right sort in float32 passes, or is incomplete where the budget or float32's
+    resolution cannot judge its ties: never failed (seeds 1 and 16 of (5, 5, 5) were, by a
+    re-check whose tied kinked entries moved within a stencil of each other, and by a screen
+    that merged a tie's pieces within float32's wide slack; (1000,) seed 4 by a screen the
+    budget left no calls, whose second opinions could not see the ties' kinks)."""
+    for seed in (0, 1, 2, 3, 4, 16):
+        x = tied(seed, shape, k).float().requires_grad_()
+        report = gt.check_function(sort_values, x, precision="native")
+        assert report.verdict in ("passed", "incomplete"), (seed, report.suspects)
+
+
+@pytest.mark.parametrize("seed", [9, 10])
+def test_native_float32_budget_starved_ties_are_unjudged(seed: int) -> None:
+    """Groups of ~7 tied entries in float32 that use up the budget: the mismatches the tie
+    screen had no calls for are left unjudged, not blamed (their second opinions could not
+    see the ties' kinks under float32's noise)."""
+    x = tied(seed, (20, 20), 3).float().requires_grad_()
+    report = gt.check_function(sort_values, x, precision="native")
+    assert report.verdict == "incomplete" and not report.suspects
+
+
+def test_the_issue_float32_reproduction_is_not_failed() -> None:
+    # torch.manual_seed(0); torch.randint(0, 5, (1000,)), without touching the global RNG
+    x = torch.randint(0, 5, (1000,), generator=torch.Generator().manual_seed(0)).float()
+    report = gt.check_function(sort_values, x.requires_grad_(), precision="native")
+    assert report.verdict in ("passed", "incomplete") and not report.suspects
+
+
+def test_a_wrong_sort_backward_fails_in_native_float32() -> None:
+    """x1.01 is resolvable here in float32 (bounds ~0.3% of g at the untied entries)."""
+    x = tied(1).float().requires_grad_()
+    report = gt.check_function(lambda t: _Sort.apply(t, 1.01, False), x, precision="native")
+    assert report.passed is False
+    assert report.suspects == ("input0",)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit: a float32 tie of 16 entries; the screen's generic points lie ~step/16 apart "
+    "per entry, its stencil (step/64, no narrower under float32's noise) straddles a "
+    "neighbour's kink at one point of nearly every ray, and the piece g is on never shows "
+    "cleanly: the mismatch stands (main fails it too)"))
+def test_native_float32_sort_with_a_sixteen_entry_tie() -> None:
+    x = tied(30, (20,), 2).float().requires_grad_()
+    assert gt.check_function(sort_values, x, precision="native").passed is not False
+
+
 @pytest.mark.parametrize(("scale", "shift"), [(1.01, False), (1.0, True)])
 def test_a_wrong_sort_backward_still_fails(scale: float, shift: bool) -> None:
     x = tied(0).requires_grad_()
@@ -119,3 +167,17 @@ def test_jax_sort_with_ties_passes() -> None:
     report = gj.check(lambda t: jnp.sort(t, axis=-1), x)
     assert report.passed is True
     assert NoteCode.TIES in report.note_codes
+
+
+@pytest.mark.parametrize(("shape", "k", "seed"), [((5, 5, 5), 2, 0), ((20,), 3, 6)])
+def test_jax_native_float32_sort_with_ties_is_never_failed(
+        shape: tuple[int, ...], k: int, seed: int) -> None:
+    """Two seeds that were failed before the screen and re-check changes of this round."""
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import gradcheck.jax as gj
+
+    x = np.random.default_rng(seed).integers(0, k, shape).astype(np.float32)
+    report = gj.check(lambda t: jnp.sort(t, axis=-1), x, precision="native")
+    assert report.verdict in ("passed", "incomplete") and not report.suspects

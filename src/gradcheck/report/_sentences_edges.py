@@ -37,7 +37,7 @@ def ties_unscreened(
 ) -> str:
     text = (
         f"{name}: J is not smooth along {_many(name, shape, entries)} (a kink on the line of "
-        "each mismatch) and the budget left no calls to screen them for ties of mixed sign, "
+        "each mismatch, or kinks nearby that J's low precision hides from it) and the budget left no calls to screen them for ties of mixed sign, "
         "whose derivatives lie outside the one-sided slopes although the code is right: the "
         "mismatches there are not blamed on the spot."
     )

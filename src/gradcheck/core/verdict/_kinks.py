@@ -170,7 +170,7 @@ def _moved_point(
     for t, w in enumerate(where):
         steps = cast(np.ndarray, results[t].steps)  # none is None (checked by the caller)
         d = rng.choice([-1.0, 1.0], w.size) * rng.uniform(0.25, 0.5, w.size) * steps[w]
-        spread = np.where(np.isin(w, tied[t]), tie_spread(tied[t].size), 1.0)
+        spread = spreads(thetas[t][w], np.isin(w, tied[t]), tied[t].size)
         moved[t][w] = (thetas[t][w] + spread * d).astype(tree.leaves[t].dtype).astype(np.float64)
         deltas.append(np.abs(moved[t][w] - thetas[t][w]))
         spans.append(deltas[-1] / spread)
@@ -190,6 +190,24 @@ def _moved_point(
                 out[k] = -1 if f is None else int(f)
         found.append(out)
     return found
+
+
+def spreads(values: np.ndarray, on_ties: np.ndarray, n_ties: int) -> np.ndarray:
+    """How much farther than its own span each moved entry moves (``tie_spread``), given the
+    entries' values and which of them are on ties of mixed sign (``n_ties`` of them).
+
+    Entries that may be tied to each other move apart: those on ties of mixed sign (they may
+    share units), and kinked entries holding the same value (a sort's or a max's tie group:
+    their kinks are where they cross each other). A kinked entry alone with its value moves
+    within its own span.
+
+    >>> spreads(np.array([0.0, 0.0, 0.0, 1.0, 2.0]), np.array([0, 0, 0, 0, 1], bool), 1)
+    array([6., 6., 6., 1., 2.])
+    """
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    same = counts[group.reshape(-1)]
+    return np.where(on_ties, np.maximum(tie_spread(n_ties), [tie_spread(n) for n in same]),
+                    np.where(same > 1, [tie_spread(n) for n in same], 1.0)).astype(np.float64)
 
 
 def tie_spread(n: int) -> float:

@@ -182,12 +182,16 @@ class _Screen:
         ties = [i for i, tie in zip(order, found, strict=False) if tie]
         if not ties:
             # None: the calls ran out before the screen could tell. A mismatch whose second
-            # opinion saw a kink on its line is then not blamed on the spot either.
+            # opinion saw a kink on its line is then not blamed on the spot either; in low
+            # precision none is (the steps J's noise widened, and the noise in the kink test,
+            # hide a tie's kink from the second opinion: seeing none there proves nothing).
             if all(tie is not None for tie in found):
                 return np.array([], dtype=np.int64)
             unscreened = order[[tie is None for tie in found] + [True] * (order.size - len(found))]
-            self.unpaid[t] = unscreened[rough[unscreened]]
+            self.unpaid[t] = unscreened if r.low_precision else unscreened[rough[unscreened]]
             return self.unpaid[t]
+        # Those the calls left unscreened (None) are not blamed, in the sample as after it.
+        ties += [i for i, tie in zip(order, found, strict=False) if tie is None]
         ties += [i for i in order[SAMPLE:SCREEN_MAX] if self._tie(t, int(i)) is not False]
         return np.union1d(np.array(ties, dtype=np.int64), order[SCREEN_MAX:]).astype(np.int64)
 
@@ -230,13 +234,24 @@ class _Screen:
             far, near = self._ray(k, wide)
             n_far = self._central(far, t, i, h, dt)
             n_near = self._central(near, t, i, h, dt)
+            if 2 * abs(n_far - n_near) > SAFETY * 6 * sigma / h + a and self._affords(2 + 4):
+                # The pair disagrees beyond the rest of the slack: at the nearer point the tied
+                # entries lie half as far apart, and its stencil may straddle one's kink. The
+                # same ray twice as far out (the same piece) gives the pair at s = 1 and 2.
+                n_out = self._central(self._farther(far), t, i, h, dt)
+                if abs(n_out - n_far) < abs(n_far - n_near):
+                    n_near, n_far = n_far, n_out
             v = 2 * n_near - n_far  # the derivative of the piece the ray enters, at s → 0
             if not np.isfinite(v):
                 continue
             slack = SAFETY * 6 * sigma / h + 2 * abs(n_far - n_near) + a
             mixed |= v < lo - slack or v > hi + slack
             # The piece opposite (every tie of the entry flipped) has left + right − v.
-            if all(abs(v - u) > slack for u in seen):
+            # A new derivative: apart from those seen by more than v's own error (J's noise,
+            # ~4 standard deviations, and the curvature). Telling them apart with the safety
+            # factor and g's allowance merges a tie's pieces in float32, and the search stops
+            # before the piece g is on turns up; one told apart wrongly only costs more rays.
+            if all(abs(v - u) > 6 * sigma / h + 2 * abs(n_far - n_near) for u in seen):
                 seen, last = [*seen, v], k
             low = min(low, v - slack, left + right - v - slack)
             high = max(high, v + slack, left + right - v + slack)
@@ -244,6 +259,11 @@ class _Screen:
             if mixed and (self.judged_later or low <= g <= high):
                 return True
         return False
+
+    def _farther(self, far: list[np.ndarray]) -> list[np.ndarray]:
+        """The point of the ray through ``far`` twice as far from θ."""
+        return [rounded(th + 2 * (f - th), dt) for th, f, dt in
+                zip(self.theta, far, self.dtypes, strict=True)]
 
     def _moved(self, base: list[np.ndarray], t: int, i: int, c: float, dt: np.dtype
                ) -> tuple[list[np.ndarray], float]:
