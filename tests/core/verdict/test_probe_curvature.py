@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,14 +58,19 @@ STAIRS_ELSEWHERE = Loss(
 )
 
 
-@pytest.mark.xfail(strict=True, reason=CURVATURE)
-def test_the_probe_does_not_read_a_smooth_pieces_curvature_as_noise() -> None:
-    loss = STAIRS_ELSEWHERE
+def _noise(loss: Any) -> tuple[Any, Any, float]:
+    """The noise probe's sigmas and probes, and J, for ``loss`` at its theta (seed 0)."""
     config = validate(eps=None, scheme="central", seed=0)
     tree = flatten({"x": loss.theta.copy()}, what="params")
     ev = open_evaluator(loss, tree, make_plan(config, tree), config)
     j0 = base_value(ev, tree, complex_step=False)
     sigmas, probes = measure_noise(ev, tree, j0, np.random.default_rng(0), 0)
+    return sigmas, probes, j0
+
+
+@pytest.mark.xfail(strict=True, reason=CURVATURE)
+def test_the_probe_does_not_read_a_smooth_pieces_curvature_as_noise() -> None:
+    sigmas, probes, j0 = _noise(STAIRS_ELSEWHERE)
     # the line's estimate is 2.4e-7 (4.6e-12 of J: curvature); the held fix's re-probe at a
     # 16x smaller step sees ~6e-11 (1e-15 of J: float64's rounding plus what curvature is left),
     # and no kink either (no ties screen for it).
@@ -162,12 +168,7 @@ KINKED_AT_THETA = Loss(
 
 @pytest.mark.xfail(strict=True, reason=KINK_AT_THETA)
 def test_a_line_kinked_at_theta_through_every_reprobe_leaves_float64s_rounding() -> None:
-    loss = KINKED_AT_THETA
-    config = validate(eps=None, scheme="central", seed=0)
-    tree = flatten({"x": loss.theta.copy()}, what="params")
-    ev = open_evaluator(loss, tree, make_plan(config, tree), config)
-    j0 = base_value(ev, tree, complex_step=False)
-    sigmas, probes = measure_noise(ev, tree, j0, np.random.default_rng(0), 0)
+    sigmas, probes, _ = _noise(KINKED_AT_THETA)
     assert probes[0].rough and sigmas[0] <= 4 * EPS64 * probes[0].scale
 
 
