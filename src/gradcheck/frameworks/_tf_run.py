@@ -190,26 +190,41 @@ def _adds_up(
     def screen() -> bool:
         if len(outputs) < 2:
             return True
-        wide = all(d == np.float64 for d in dtypes.values()) and any(
-            a.dtype != np.float64 for a in originals.values()
-        )
-        cast = _cast64 if wide else _identity
+        cast = _caster(originals, dtypes)
 
         def gradient(obj: _protocol.Objective) -> dict[str, np.ndarray]:
             leaves = {n: tf.constant(a.astype(dtypes[n])) for n, a in originals.items()}
-            with tf.GradientTape() as tape:
-                tape.watch(list(leaves.values()))
-                j = obj(call(leaves, cast))
-            got = tape.gradient(j, list(leaves.values()))
-            return {n: np.zeros(originals[n].shape) if g is None
-                    else np.asarray(tf.convert_to_tensor(g), np.float64)
-                    for n, g in zip(leaves, got, strict=True)}
+            return _as_arrays(tf, _taped(tf, call, obj, leaves, cast)[1], originals)
 
         alone = [gradient(objective.alone(k)) for k in outputs]
         eps = max(float(np.finfo(d).eps) for d in dtypes.values())
         return _protocol.gradients_add_up(gradient(objective), alone, eps)
 
     return screen
+
+
+def _caster(originals: dict[str, np.ndarray], dtypes: dict[str, Any]) -> Callable[[Any], Any]:
+    """How constants are cast: to float64 where float64 copies stand in for narrower tensors."""
+    wide = all(d == np.float64 for d in dtypes.values()) and any(
+        a.dtype != np.float64 for a in originals.values()
+    )
+    return _cast64 if wide else _identity
+
+
+def _taped(tf: Any, call: Callable, objective: Callable, leaves: dict[str, Any],
+           cast: Callable) -> tuple[Any, list[Any]]:
+    """J at ``leaves`` and GradientTape's gradient of it (None where J does not depend)."""
+    with tf.GradientTape() as tape:
+        tape.watch(list(leaves.values()))
+        j = objective(call(leaves, cast))
+    return j, tape.gradient(j, list(leaves.values()))
+
+
+def _as_arrays(tf: Any, got: list[Any], like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Tape gradients as float64 arrays, a zero array for each None (no dependence)."""
+    return {n: np.zeros(like[n].shape) if g is None
+            else np.asarray(tf.convert_to_tensor(g), np.float64)
+            for n, g in zip(like, got, strict=True)}
 
 
 def _identity(x: Any) -> Any:
@@ -300,10 +315,7 @@ def _check_one(
     precision_note: str,
 ) -> Report:
     names = list(originals)
-    wide = all(d == np.float64 for d in dtypes.values()) and any(
-        a.dtype != np.float64 for a in originals.values()
-    )
-    cast = _cast64 if wide else _identity
+    cast = _caster(originals, dtypes)
     params = {n: originals[n].astype(dtypes[n]) for n in names}
 
     def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -312,20 +324,13 @@ def _check_one(
     def loss(p: dict[str, np.ndarray]) -> float:
         return float(objective(call(tensors(p), cast)))
 
-    leaves = tensors(params)
-    with tf.GradientTape() as tape:
-        tape.watch(list(leaves.values()))
-        j = objective(call(leaves, cast))
+    j, got = _taped(tf, call, objective, tensors(params), cast)
     if not (isinstance(j, tf.Tensor) and j.shape.num_elements() == 1):
         raise GradCheckError(
             "loss_fn(output) must return a scalar tensor J; it returned "
             f"{type(j).__name__}. Reduce it, e.g. with tf.reduce_mean."
         )
-    got = tape.gradient(j, list(leaves.values()))
-    grads = {
-        n: np.zeros(params[n].shape) if g is None else np.asarray(tf.convert_to_tensor(g), np.float64)
-        for n, g in zip(names, got, strict=True)
-    }
+    grads = _as_arrays(tf, got, params)
     unconnected = [n for n, g in zip(names, got, strict=True) if g is None]
     batched, reason = _batched(tf, call, objective, params, dtypes, cast, loss, vectorize)
     batched = _adapters.choose_path(batched, loss, params, CHUNK, TOOL, vectorize)
