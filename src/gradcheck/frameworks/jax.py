@@ -425,8 +425,9 @@ def _check(
         _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
     ]
 
-    def again(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # jax.grad at another point
-        g = jax.grad(j_of)(values_of(q))
+    def again(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # the gradient at another point
+        # the check's compiled program where fn traced (the gradient judged at θ), else op by op
+        g = gradient[0](values_of(q))[1] if gradient else jax.grad(j_of)(values_of(q))
         return {n: np.asarray(v, dtype=np.float64) for n, v in zip(problem.names, g, strict=True)}
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
