@@ -206,8 +206,9 @@ def spreads(values: np.ndarray, on_ties: np.ndarray, n_ties: int) -> np.ndarray:
     """
     _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
     same = counts[group.reshape(-1)]
-    return np.where(on_ties, np.maximum(tie_spread(n_ties), [tie_spread(n) for n in same]),
-                    np.where(same > 1, [tie_spread(n) for n in same], 1.0)).astype(np.float64)
+    by_value = np.array([tie_spread(n) for n in same], dtype=np.float64)
+    return np.where(on_ties, np.maximum(tie_spread(n_ties), by_value),
+                    np.where(same > 1, by_value, 1.0))
 
 
 def tie_spread(n: int) -> float:
