@@ -97,18 +97,27 @@ def entry_figures(
     >>> f["worst_index"], f["max_abs_error"], f["checked"], f["skipped"]
     ((1,), 0.5, 2, 0)
     """
-    numeric, analytic = np.ravel(numeric), np.ravel(analytic)
-    bound, flags = np.ravel(bound), np.ravel(flags)
-    # ufuncs and methods, not np.sum / np.argmax / np.any: the same reductions without their
-    # Python wrappers (a few microseconds each, on the few entries of a small check)
+    flags = _flat(flags)
     checked = (flags == AGREES) | (flags == MISMATCH)
+    return checked_figures(_flat(numeric), _flat(analytic), _flat(bound), checked, shape)
+
+
+def checked_figures(
+    numeric: np.ndarray, analytic: np.ndarray, bound: np.ndarray, checked: np.ndarray,
+    shape: tuple[int, ...],
+) -> dict[str, Any]:
+    """``entry_figures`` of flat entries whose judged ones (agree or mismatch) are ``checked``.
+
+    Ufuncs and methods, not np.sum / np.argmax / np.any: the same reductions without their
+    Python wrappers (a few microseconds each, on the few entries of a small check).
+    """
     count = int(np.count_nonzero(checked))
     diff = np.abs(numeric - analytic)
     excess = np.where(checked, diff / np.maximum(bound, _TINY), -1.0)
     worst = int(excess.argmax()) if excess.size else 0
     return {
         "max_abs_error": float(np.maximum.reduce(diff[checked])) if count else 0.0,
-        "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
+        "worst_index": _index(worst, shape),
         "numeric": float(numeric[worst]),
         "analytic": float(analytic[worst]),
         "tolerance": float(bound[worst]),
@@ -118,6 +127,18 @@ def entry_figures(
 
 
 _TINY = np.finfo(np.float64).tiny  # np.float64: a float32 bound is compared in float64, as before
+
+
+def _flat(x: Any) -> np.ndarray:
+    """``np.ravel(x)``; an ndarray's own method where it is one (the same view, no wrapper)."""
+    return x.ravel() if type(x) is np.ndarray else np.ravel(x)
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``np.unravel_index(flat, shape)`` as a tuple of ints (written out for 0 or 1 axes)."""
+    if len(shape) <= 1 and 0 <= flat < (shape[0] if shape else 1):
+        return (flat,) if shape else ()
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
 
 
 # The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
@@ -166,7 +187,7 @@ def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
 
 def _float64(x: np.ndarray) -> np.ndarray:
     """``x`` flat as contiguous float64 (a copy only where it is not already)."""
-    flat = np.ravel(x)
+    flat = _flat(x)
     if flat.dtype == np.float64 and flat.flags.c_contiguous:
         return flat
     return flat.astype(np.float64)

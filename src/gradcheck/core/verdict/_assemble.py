@@ -13,7 +13,7 @@ from gradcheck.report._model import (
     MISMATCH,
     UNCHECKED,
     Component,
-    entry_figures,
+    checked_figures,
     relative_error,
     verdict,
 )
@@ -67,20 +67,21 @@ def component(
     name: str, leaf: np.ndarray, r: TensorResult, planned: int | None = None
 ) -> Component:
     """The component of one tensor: its figures, its worst entry and its verdict."""
-    wrong = r.flags == MISMATCH
-    checked = (r.flags == AGREES) | wrong
+    flags, numeric, analytic = r.flags.ravel(), r.numeric.ravel(), r.analytic.ravel()
+    wrong = flags == MISMATCH
+    checked = (flags == AGREES) | wrong
     mismatches = int(np.count_nonzero(wrong))
-    judged = int(np.count_nonzero(r.flags))  # every state but UNCHECKED (0)
+    judged = int(np.count_nonzero(flags))  # every state but UNCHECKED (0)
     unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
     unjudged += r.unconfirmed  # a first-pass mismatch without its second opinion: not "ok"
     return Component(
         name=name,
         shape=tuple(leaf.shape),
         relative_error=(
-            relative_error(r.numeric[checked], r.analytic[checked])
+            relative_error(numeric[checked], analytic[checked])
             if judged else None
         ),
-        **entry_figures(r.numeric, r.analytic, r.bound, r.flags, tuple(leaf.shape)),
+        **checked_figures(numeric, analytic, r.bound.ravel(), checked, tuple(leaf.shape)),
         passed=verdict(mismatches=mismatches, unjudged=unjudged),
         unjudged=unjudged,
         eps=r.eps,
