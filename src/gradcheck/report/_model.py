@@ -89,6 +89,7 @@ def verdict(
 def _is_false(part: Any) -> Any:
     return part is False
 
+
 def entry_figures(
     numeric: np.ndarray, analytic: np.ndarray, bound: np.ndarray, flags: np.ndarray,
     shape: tuple[int, ...],
