@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _figures
 from gradcheck.report._format import version
 from gradcheck.report._sentences import Note, NoteCode, as_note
 
@@ -102,48 +103,10 @@ def entry_figures(
     >>> f["worst_index"], f["max_abs_error"], f["checked"], f["skipped"]
     ((1,), 0.5, 2, 0)
     """
-    flags = _flat(flags)
+    flat = _figures.flat
+    flags = flat(flags)
     checked = (flags == AGREES) | (flags == MISMATCH)
-    return checked_figures(_flat(numeric), _flat(analytic), _flat(bound), checked, shape)
-
-
-def checked_figures(
-    numeric: np.ndarray, analytic: np.ndarray, bound: np.ndarray, checked: np.ndarray,
-    shape: tuple[int, ...],
-) -> dict[str, Any]:
-    """``entry_figures`` of flat entries whose judged ones (agree or mismatch) are ``checked``.
-
-    Ufuncs and methods, not np.sum / np.argmax / np.any: the same reductions without their
-    Python wrappers (a few microseconds each, on the few entries of a small check).
-    """
-    count = int(np.count_nonzero(checked))
-    diff = np.abs(numeric - analytic)
-    excess = np.where(checked, diff / np.maximum(bound, _TINY), -1.0)
-    worst = int(excess.argmax()) if excess.size else 0
-    return {
-        "max_abs_error": float(np.maximum.reduce(diff[checked])) if count else 0.0,
-        "worst_index": _index(worst, shape),
-        "numeric": float(numeric[worst]),
-        "analytic": float(analytic[worst]),
-        "tolerance": float(bound[worst]),
-        "checked": count,
-        "skipped": int(checked.size - count),
-    }
-
-
-_TINY = np.finfo(np.float64).tiny  # np.float64: a float32 bound is compared in float64, as before
-
-
-def _flat(x: Any) -> np.ndarray:
-    """``np.ravel(x)``; an ndarray's own method where it is one (the same view, no wrapper)."""
-    return x.ravel() if type(x) is np.ndarray else np.ravel(x)
-
-
-def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """``np.unravel_index(flat, shape)`` as a tuple of ints (written out for 0 or 1 axes)."""
-    if len(shape) <= 1 and 0 <= flat < (shape[0] if shape else 1):
-        return (flat,) if shape else ()
-    return tuple(int(i) for i in np.unravel_index(flat, shape))
+    return _figures.checked_figures(flat(numeric), flat(analytic), flat(bound), checked, shape)
 
 
 # The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
@@ -185,23 +148,10 @@ def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
     >>> relative_error(np.array([3.0001]), np.array([3.0]))  # doctest: +ELLIPSIS
     1.66...e-05
     """
-    n, g = _float64(numeric), _float64(analytic)
-    denominator = _norm(n) + _norm(g)
-    return 0.0 if denominator == 0.0 else _norm(n - g) / denominator
-
-
-def _float64(x: np.ndarray) -> np.ndarray:
-    """``x`` flat as contiguous float64 (a copy only where it is not already)."""
-    flat = _flat(x)
-    if flat.dtype == np.float64 and flat.flags.c_contiguous:
-        return flat
-    return flat.astype(np.float64)
-
-
-def _norm(x: np.ndarray) -> float:
-    """``np.linalg.norm`` of a flat contiguous float64 array, as it computes it (the square
-    root of ``x.dot(x)``) without its Python wrapper."""
-    return math.sqrt(x.dot(x))
+    n, g = _figures.float64(numeric), _figures.float64(analytic)
+    norm = _figures.norm
+    denominator = norm(n) + norm(g)
+    return 0.0 if denominator == 0.0 else norm(n - g) / denominator
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ import numpy as np
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import TensorResult
 from gradcheck.report import _notes
+from gradcheck.report._figures import checked_figures
 from gradcheck.report._model import (
     AGREES,
     MISMATCH,
     UNCHECKED,
     Component,
-    checked_figures,
     relative_error,
     verdict,
 )
