@@ -113,20 +113,21 @@ def check(
         raise OptionError(f"on_interrupt={on_interrupt!r} must be 'raise' or 'report'.")
     forms = prepare(loss, params, grads, layout=layout, args=args, batched_loss=batched_loss)
     loss, params, grads = forms.loss, forms.params, forms.grads
-    config = dataclasses.replace(config, batched_loss=forms.batched_loss)
+    if forms.batched_loss is not batched_loss:  # read through a layout
+        config = dataclasses.replace(config, batched_loss=forms.batched_loss)
     report = run(loss, params, grads, config)
-    report = dataclasses.replace(report, notes=(*forms.notes(), *report.notes))
+    report = _replaced(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
-    report = dataclasses.replace(report, findings=findings, origin=origin,
+    report = _replaced(report, findings=findings, origin=origin,
                                  layers=None if layers is None else tuple(layers))
     extras = () if callable(grads) else course_extras(params, grads)
     shared = shared_memory(params)
     if shared:
         pairs = ", ".join(f"{a} and {b}" for a, b in shared)
-        report = dataclasses.replace(report, notes=(
+        report = _replaced(report, notes=(
             *report.notes, Note(NoteCode.SHARED_MEMORY, None, {"pairs": pairs})))
     if extras:
-        report = dataclasses.replace(report, notes=(
+        report = _replaced(report, notes=(
             *report.notes, Note(NoteCode.EXTRA_GRADS, None, {"extras": list(extras)})))
     if report.interrupted:
         if on_interrupt == "raise":
@@ -143,14 +144,13 @@ def check(
         extra += 1
         return loss(p)
 
-    # The diagnosis's re-checks judge a candidate correction of one tensor (``name``) as the
-    # check judged it: the user's eps, scheme, seed, rtol and atol, on every coordinate, here.
-    rechecks = dataclasses.replace(config, coords="all", budget=DEFAULT_BUDGET,
-                                   batched_loss=None, executor=None, progress=False)
-
     def recheck(fn: Callable[[Params], Any], p: Params, corrected: Params, name: str) -> bool:
+        # A candidate correction of one tensor (``name``) is judged as the check judged it:
+        # the user's eps, scheme, seed, rtol and atol, on every coordinate, here.
         eps = config.eps_value(name)  # the tensor alone is "theta": its own forced step
-        again = run(fn, p, corrected, dataclasses.replace(rechecks, eps=eps))
+        rechecks = dataclasses.replace(config, coords="all", budget=DEFAULT_BUDGET,
+                                       batched_loss=None, executor=None, progress=False, eps=eps)
+        again = run(fn, p, corrected, rechecks)
         if again.interrupted:  # Ctrl-C in a re-check: not a "no", a stop
             raise KeyboardInterrupt
         return bool(again.passed)
@@ -162,10 +162,10 @@ def check(
         )
     except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
         note = Note(NoteCode.DIAGNOSIS_INTERRUPTED)
-        report = dataclasses.replace(report, notes=(*report.notes, note))
+        report = _replaced(report, notes=(*report.notes, note))
         if on_interrupt == "raise":
             raise CheckInterrupted(report) from None
-    return dataclasses.replace(report, evaluations=report.evaluations + extra)
+    return _replaced(report, evaluations=report.evaluations + extra)
 
 
 def validate_layers(layers: Any) -> list[str] | None:
@@ -192,3 +192,10 @@ def validate_order(order: Any) -> None:
             f"order={order!r} is the derivative order and must be 1 here.{hint} To name the "
             "parameters from input to output, use layers=[...]."
         )
+
+
+def _replaced(report: Report, **changes: Any) -> Report:
+    """``dataclasses.replace(report, **changes)`` for a ``Report`` (every field is an init field,
+    none is derived), built from its ``__dict__`` without replace's walk over the fields: a new
+    report, the same as replace's (``benchmarks/engine_equality.py`` compares every one)."""
+    return type(report)(**{**vars(report), **changes})

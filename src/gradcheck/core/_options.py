@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,10 +53,11 @@ class CheckConfig:
     ) -> CheckConfig:
         """This config with the coordinates and the evaluation chosen (``coords`` and
         ``budget`` validated here, as ``validate`` does)."""
-        return dataclasses.replace(
-            self, coords=_check_coords(coords, budget, self.scheme), budget=budget,
-            batched_loss=batched_loss, executor=executor, progress=progress,
-        )
+        coords = _check_coords(coords, budget, self.scheme)
+        # ``dataclasses.replace`` without its walk over the fields (every field is an init field)
+        return type(self)(**{**vars(self), "coords": coords, "budget": budget,
+                             "batched_loss": batched_loss, "executor": executor,
+                             "progress": progress})
 
     def options(self) -> dict[str, Any]:
         """The options a report records (JSON-ready): ``check``'s own keywords, which with the

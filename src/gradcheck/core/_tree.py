@@ -30,6 +30,11 @@ def flatten(params: Params, *, what: str = "params") -> Tree:
     """
     if isinstance(params, np.ndarray):
         return Tree(("theta",), (_as_leaf(params, "theta", what),), lambda leaves: leaves[0])
+    if type(params) is dict and params:
+        if all(type(v) is np.ndarray for v in params.values()):  # no isinstance of an ABC
+            return _flat_dict(params, what, arrays=True)
+        if not any(isinstance(v, Mapping | list | tuple) for v in params.values()):
+            return _flat_dict(params, what, arrays=False)
     names: list[str] = []
     leaves: list[Any] = []
     build = _walk(params, "", names, leaves, what)
@@ -44,15 +49,25 @@ def flatten(params: Params, *, what: str = "params") -> Tree:
     def rebuild(values: list[Any]) -> Params:
         return build(iter(values))
 
-    flat = type(params) is dict and not any(isinstance(v, Mapping | list | tuple)
-                                            for v in params.values())
-    if flat:  # the common case, rebuilt on every loss call: keep it cheap
-        keys = list(params)
-
-        def rebuild(values: list[Any]) -> Params:  # noqa: F811 - the fast path of the above
-            return dict(zip(keys, values, strict=True))
-
     return Tree(tuple(names), tuple(leaves), rebuild)
+
+
+def _flat_dict(params: dict[Any, Any], what: str, arrays: bool) -> Tree:
+    """``flatten`` of a plain dict of leaves, the common case, without the recursive walk:
+    the same names (``str`` of each key, "theta" for ""), leaves, errors and order; its
+    ``rebuild``, called on every loss call, is one ``dict(zip(...))``. ``arrays``: every value
+    is a plain ndarray, which ``_as_leaf`` would return as it is."""
+    keys = list(params)
+    names = [str(k) or "theta" for k in keys]
+    values = params.values()
+    leaves = tuple(values) if arrays else tuple(
+        _as_leaf(v, n, what) for n, v in zip(names, values, strict=True))
+    _require_unique(names, what)
+
+    def rebuild(values: list[Any]) -> Params:
+        return dict(zip(keys, values, strict=True))
+
+    return Tree(tuple(names), leaves, rebuild)
 
 
 def _walk(node: Any, prefix: str, names: list[str], leaves: list[Any], what: str) -> Any:

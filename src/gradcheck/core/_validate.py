@@ -188,8 +188,10 @@ def _check_leaf(leaf: np.ndarray, what: str, finite: bool = True) -> None:
         raise DTypeError(f"{what} has dtype {leaf.dtype}, not a floating dtype. {fix}")
     if leaf.size == 0:
         raise StructureError(f"{what} is empty (shape {leaf.shape}); drop it or give it entries.")
+    if not finite or np.isfinite(leaf).all():  # params may hold ±inf/NaN: not looked at
+        return
     bad = ~np.isfinite(leaf)
-    if finite and bad.any():
+    if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise NonFiniteError(
             f"{what} holds {leaf[index]} at index {index} ({int(bad.sum())} non-finite entries). "

@@ -80,8 +80,10 @@ def output_delta(
     confirmed).
     """
     wrong = set(findings)
+    if len(wrong) < 2:  # before the chain: building it reads every tensor's entries
+        return {}
     groups = layer_chain(components, layers)
-    if len(wrong) < 2 or not groups or not wrong <= {n for g in groups for n in g}:
+    if not groups or not wrong <= {n for g in groups for n in g}:
         return {}
     # Only a network has an output delta: without layers=, the names must show one (a layer
     # holding a weight and its bias, W2 and b2). input0, input1 of a function are no layers.

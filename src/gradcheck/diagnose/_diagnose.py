@@ -54,6 +54,8 @@ def diagnose(
     >>> [(f.param, f.kind) for f in r.findings]
     [('w', 'sign')]
     """
+    if not suspects:  # nothing wrong: no finding and no origin (nothing below is needed)
+        return (), None
     found = {name: evidence(components[name], batch_size) for name in suspects}
     findings: dict[str, Finding] = {}
     for i, a in enumerate(suspects):
@@ -83,9 +85,11 @@ def with_context(
     The layer order comes from ``layers=`` or the numbers in the names, never from the order
     of the arguments: without either, a tensor has no layer and no next layer.
     """
+    out = dict(findings)
+    if all(f.kind is not FindingKind.UNEXPLAINED for f in findings.values()):
+        return out  # nothing to word: the layers and the kinks are not needed
     chain = _ordered_layers(components, layers)
     kinks = any(np.any(np.asarray(c.flags) == KINK) for c in components.values())
-    out = dict(findings)
     for name, f in findings.items():
         if f.kind is not FindingKind.UNEXPLAINED:
             continue

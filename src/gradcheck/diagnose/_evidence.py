@@ -65,7 +65,8 @@ class Evidence:
 
 def evidence(c: Component, batch_size: int | None = None) -> Evidence:
     """The checked entries of a component as flat float64 arrays."""
-    mask = np.isin(c.flags.ravel(), (AGREES, MISMATCH))
+    flags = c.flags.ravel()
+    mask = (flags == AGREES) | (flags == MISMATCH)  # np.isin's answer, without its cost
     flat = lambda a: np.asarray(a, dtype=np.float64).ravel()[mask]  # noqa: E731
     return Evidence(
         c, mask, flat(c.numeric_array), flat(c.analytic_array), flat(c.value_array),

@@ -140,11 +140,11 @@ def borderline(report: Any) -> tuple[str, ...]:
     """Parameters whose worst difference lies within ``BORDER`` of its tolerance, either side."""
     out = []
     for name, c in report.components.items():
-        checked = np.isin(c.flags, (AGREES, MISMATCH))
-        if not checked.any():
+        checked = (c.flags == AGREES) | (c.flags == MISMATCH)  # np.isin's answer, cheaper
+        if not np.count_nonzero(checked):
             continue
         diff = np.abs(c.numeric_array - c.analytic_array)[checked]
-        worst = float(np.max(diff / np.maximum(c.bound_array[checked], 1e-300)))
+        worst = float(np.maximum.reduce(diff / np.maximum(c.bound_array[checked], 1e-300)))
         if 1.0 / BORDER <= worst <= BORDER:
             out.append(name)
     return tuple(out)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.report import _figures
 from gradcheck.report._format import version
 from gradcheck.report._sentences import Note, NoteCode, as_note
 
@@ -36,6 +37,13 @@ class EntryState(IntEnum):
     AGREES = 1  # the analytic value agrees with the finite differences
     MISMATCH = 2  # it does not: judged wrong
     KINK = 3  # J has a kink there and the analytic value is a valid subgradient
+
+    # NumPy asks an operand's type for these on every call (``flags == MISMATCH``,
+    # ``np.where(..., KINK, ...)``); on Python 3.11 a missing one goes through ``EnumType``'s
+    # Python ``__getattr__`` (3-4 µs a call). ndarray's own are what NumPy reads as "no
+    # override", as for a plain int: the same results, without the lookup.
+    __array_ufunc__ = np.ndarray.__array_ufunc__
+    __array_function__ = np.ndarray.__array_function__
 
 
 UNCHECKED, AGREES, MISMATCH, KINK = EntryState
@@ -72,11 +80,16 @@ def verdict(
     (None, False, None)
     """
     parts = list(parts)
-    if mismatches or any(p is False for p in parts):
+    if mismatches or True in map(_is_false, parts):  # identity, not ==: np.False_ is no part
         return False
-    if unjudged or interrupted or not judged or any(p is None for p in parts):
+    if unjudged or interrupted or not judged or None in parts:
         return None
     return True
+
+
+def _is_false(part: Any) -> Any:
+    return part is False
+
 
 def entry_figures(
     numeric: np.ndarray, analytic: np.ndarray, bound: np.ndarray, flags: np.ndarray,
@@ -90,21 +103,10 @@ def entry_figures(
     >>> f["worst_index"], f["max_abs_error"], f["checked"], f["skipped"]
     ((1,), 0.5, 2, 0)
     """
-    numeric, analytic = np.ravel(numeric), np.ravel(analytic)
-    bound, flags = np.ravel(bound), np.ravel(flags)
+    flat = _figures.flat
+    flags = flat(flags)
     checked = (flags == AGREES) | (flags == MISMATCH)
-    diff = np.abs(numeric - analytic)
-    excess = np.where(checked, diff / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
-    worst = int(np.argmax(excess)) if excess.size else 0
-    return {
-        "max_abs_error": float(diff[checked].max()) if checked.any() else 0.0,
-        "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
-        "numeric": float(numeric[worst]),
-        "analytic": float(analytic[worst]),
-        "tolerance": float(bound[worst]),
-        "checked": int(checked.sum()),
-        "skipped": int(checked.size - checked.sum()),
-    }
+    return _figures.checked_figures(flat(numeric), flat(analytic), flat(bound), checked, shape)
 
 
 # The textbook reading of the relative error (deeplearning.ai, "Gradient checking", eps = 1e-7).
@@ -146,9 +148,10 @@ def relative_error(numeric: np.ndarray, analytic: np.ndarray) -> float:
     >>> relative_error(np.array([3.0001]), np.array([3.0]))  # doctest: +ELLIPSIS
     1.66...e-05
     """
-    n, g = np.ravel(numeric).astype(np.float64), np.ravel(analytic).astype(np.float64)
-    denominator = float(np.linalg.norm(n) + np.linalg.norm(g))
-    return 0.0 if denominator == 0.0 else float(np.linalg.norm(n - g) / denominator)
+    n, g = _figures.float64(numeric), _figures.float64(analytic)
+    norm = _figures.norm
+    denominator = norm(n) + norm(g)
+    return 0.0 if denominator == 0.0 else norm(n - g) / denominator
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,10 @@ def collect(
 
 
 def _kinks(name: str, c: Component) -> list[Note]:
-    where = np.argwhere(c.flags == KINK)
-    if not len(where):
+    kinks = c.flags == KINK
+    if not np.count_nonzero(kinks):  # the usual case: no argwhere (a Python function)
         return []
+    where = np.argwhere(kinks)
     first = [tuple(int(i) for i in w) for w in where[:3]]
     return [Note(NoteCode.KINKS_SKIPPED, name, {"where": first, "count": len(where)})]
 

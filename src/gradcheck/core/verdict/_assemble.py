@@ -8,12 +8,12 @@ import numpy as np
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import TensorResult
 from gradcheck.report import _notes
+from gradcheck.report._figures import checked_figures
 from gradcheck.report._model import (
     AGREES,
     MISMATCH,
     UNCHECKED,
     Component,
-    entry_figures,
     relative_error,
     verdict,
 )
@@ -43,7 +43,7 @@ def assemble(
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
-    ) if any(m.any() for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
+    ) if any(np.count_nonzero(m) for m in masks) else None  # nothing checked: no ratio, never "0 (great)"
     # Nothing judged wrong, but not everything judged (interrupted, nothing checked at all, or
     # first-pass mismatches the budget left unconfirmed): no verdict ("incomplete", passed
     # None), never a pass.
@@ -67,24 +67,26 @@ def component(
     name: str, leaf: np.ndarray, r: TensorResult, planned: int | None = None
 ) -> Component:
     """The component of one tensor: its figures, its worst entry and its verdict."""
-    checked = (r.flags == AGREES) | (r.flags == MISMATCH)
-    mismatches = int(np.sum(r.flags == MISMATCH))
-    judged = int(np.sum(r.flags != UNCHECKED))
+    flags, numeric, analytic = r.flags.ravel(), r.numeric.ravel(), r.analytic.ravel()
+    wrong = flags == MISMATCH
+    checked = (flags == AGREES) | wrong
+    mismatches = int(np.count_nonzero(wrong))
+    judged = int(np.count_nonzero(flags))  # every state but UNCHECKED (0)
     unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
     unjudged += r.unconfirmed  # a first-pass mismatch without its second opinion: not "ok"
     return Component(
         name=name,
         shape=tuple(leaf.shape),
         relative_error=(
-            relative_error(r.numeric[checked], r.analytic[checked])
+            relative_error(numeric[checked], analytic[checked])
             if judged else None
         ),
-        **entry_figures(r.numeric, r.analytic, r.bound, r.flags, tuple(leaf.shape)),
+        **checked_figures(numeric, analytic, r.bound.ravel(), checked, tuple(leaf.shape)),
         passed=verdict(mismatches=mismatches, unjudged=unjudged),
         unjudged=unjudged,
         eps=r.eps,
         noise=r.noise,
-        dtype=str(leaf.dtype),
+        dtype=_DTYPE_NAMES.get(leaf.dtype) or str(leaf.dtype),
         evaluated_dtype="float64",  # the loss gets float64 copies (complex128 for the complex step)
         mismatches=mismatches,
         value_array=np.array(leaf, copy=True),
@@ -93,3 +95,8 @@ def component(
         bound_array=r.bound.reshape(leaf.shape),
         flags=r.flags.reshape(leaf.shape),
     )
+
+
+# The names of the usual dtypes (``str(dtype)`` is a Python method; '>f8' and the like still
+# get it).
+_DTYPE_NAMES = {np.dtype(t): str(np.dtype(t)) for t in (np.float16, np.float32, np.float64)}

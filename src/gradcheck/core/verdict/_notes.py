@@ -86,7 +86,7 @@ def step_notes(
         if f.widened is not None and t < len(results)
     ]
     for name, leaf, g in zip(tree.names, tree.leaves, analytic, strict=True):
-        if coarser(leaf.dtype, g.dtype) != np.dtype(leaf.dtype):
+        if _judged_in(leaf, g) != leaf.dtype:
             notes.append(Note(NoteCode.GRAD_DTYPE, name,
                               {"dtype": str(g.dtype), "param_dtype": str(leaf.dtype)}))
     return notes
@@ -123,7 +123,7 @@ def half_notes(tree: Tree, analytic: list[np.ndarray], results: list[TensorResul
     """
     notes = []
     for t, (name, leaf, g) in enumerate(zip(tree.names, tree.leaves, analytic, strict=True)):
-        if t >= len(results) or coarser(leaf.dtype, g.dtype) != np.dtype(np.float16):
+        if t >= len(results) or _judged_in(leaf, g) != np.float16:
             continue
         r = results[t]
         wrong = r.flags == MISMATCH
@@ -163,7 +163,7 @@ def edge_notes(tree: Tree, facts: list[Facts]) -> list[Note]:
     """Non-finite parameter entries (left alone) and entries judged near a domain edge."""
     notes = []
     for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
-        bad = int(np.sum(~np.isfinite(leaf)))
+        bad = leaf.size - int(np.count_nonzero(np.isfinite(leaf)))
         if bad:
             notes.append(Note(NoteCode.NONFINITE, name, {"count": bad}))
         edges = facts[t].edges
@@ -181,3 +181,9 @@ def located_note(name: str, found: Located) -> Note:
     return Note(NoteCode.DIRECTION_FAILED, name, {
         **calls, "worst": found.worst, "culprits": found.culprits, "complete": found.complete,
         "unresolved": found.unresolved})
+
+
+def _judged_in(leaf: np.ndarray, g: np.ndarray) -> np.dtype:
+    """The dtype a gradient is judged in: the coarser of the parameter's and its own
+    (``coarser``, asked only when they differ: of one dtype, that dtype)."""
+    return leaf.dtype if g.dtype == leaf.dtype else coarser(leaf.dtype, g.dtype)
