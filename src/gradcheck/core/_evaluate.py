@@ -47,7 +47,9 @@ class Workspace:
         return self._rebuild(self.arrays)
 
     def unchanged(self) -> bool:
-        return all(np.array_equal(a, o, equal_nan=True) for a, o in zip(self.arrays, self.originals, strict=True))
+        # equal everywhere settles it at once; else NaN = NaN counts as unchanged
+        return all(bool((a == o).all()) or np.array_equal(a, o, equal_nan=True)
+                   for a, o in zip(self.arrays, self.originals, strict=True))
 
 
 def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
@@ -180,11 +182,11 @@ class SerialEvaluator:
         flat = self.ws.flats[t]
         original = flat.copy()
         out = np.empty(len(steps), dtype=np.float64)
+        where = f"moving {self.ws.names[t]} along a direction"
         try:
             for k, s in enumerate(steps.tolist()):
                 flat[:] = original + s * direction
-                where = f"moving {self.ws.names[t]} along a direction"
-                out[k] = float(np.real(self._call(where, finite=False)))
+                out[k] = float(self._call(where, finite=False).real)
         finally:
             flat[:] = original
         return out

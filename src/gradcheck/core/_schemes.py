@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,24 @@ def typical_scale(theta: np.ndarray) -> float:
     1.0
     """
     nonzero = np.abs(theta[theta != 0])
-    return float(np.median(nonzero)) if nonzero.size else 1.0
+    return median(nonzero) if nonzero.size else 1.0
+
+
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))``, bit for bit, sorted in Python for a few finite values.
+
+    np.median of an even count is np.mean of the middle two: their sum (from 0) halved.
+
+    >>> median(np.array([3.0, 1.0, 2.0, 10.0]))
+    2.5
+    """
+    if 0 < values.size <= 64:
+        v = values.tolist()
+        if math.isfinite(sum(v)):  # (a NaN or an inf in v makes the sum one)
+            v.sort()
+            n = len(v)
+            return v[n // 2] if n % 2 else (0.0 + (v[n // 2 - 1] + v[n // 2])) / 2
+    return float(np.median(values))
 
 
 def entry_steps(scheme: Scheme, relative_noise: float, theta: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ the stages found about it, and its per-entry result."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,7 @@ class Stepper:
         return self.point(idx, c) - self.theta[idx] if c != 0 else np.zeros(len(idx))
 
 
+@functools.lru_cache(maxsize=64)
 def coarser(a: Any, b: Any) -> np.dtype:
     """The less precise of two floating dtypes.
 

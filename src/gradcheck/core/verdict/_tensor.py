@@ -66,7 +66,7 @@ def judge_tensor(
         coarse = read_as(facts.flat, leaf)
         t = job.t
         again = 2 * plan.first[t] + plan.search[t]  # what judging it again may cost
-        theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+        theta = ev.ws.originals[t].real.reshape(-1).astype(np.float64)
         if (coarse is not None and facts.flat is not None and ev.spare() >= again + 15
                 and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
@@ -170,7 +170,9 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
             out[2][unrefined], out[0][unrefined] = UNCHECKED, np.nan
         return f.result(out, partial=True, stopped=True)
     size = f.theta.size
-    suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
+    suspicious = np.flatnonzero(out[2] == MISMATCH)  # sorted, unique: setdiff1d keeps it
+    if suspicious.size and edge.size:
+        suspicious = np.setdiff1d(suspicious, edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
         stopped = across_stairs(ev, setup, job, f, facts, suspicious, out, flat_step, True)
@@ -370,8 +372,11 @@ def flat_stage(
     """Follow the entries J did not move along; a Ctrl-C returns the result (else None)."""
     moving = [c for c in setup.scheme.nodes if c != 0]
     h = f.stepper.h
-    still = np.all([np.real(values[c][idx]) == job.j0 for c in moving], axis=0)
-    flat_step[idx[still]] = h[idx[still]]
+    still = values[moving[0]][idx].real == job.j0  # J the same at every node
+    for c in moving[1:]:
+        still &= values[c][idx].real == job.j0
+    if still.any():
+        flat_step[idx[still]] = h[idx[still]]
     flat = idx[np.isfinite(flat_step[idx]) & (out[2][idx] != UNCHECKED)]
     if flat.size:
         phase(setup, "flat entries")
