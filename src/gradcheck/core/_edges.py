@@ -35,8 +35,13 @@ STENCILS = (
 
 def outside(values: dict[float, np.ndarray]) -> np.ndarray:
     """Positions (into the evaluated entries) where some node's J is not finite."""
-    stacked = np.stack([np.real(v) for c, v in values.items() if c != 0])
-    return np.flatnonzero(~np.all(np.isfinite(stacked), axis=0))
+    finite = None  # finite at every node: np.all over the stacked nodes, one node at a time
+    for c, v in values.items():
+        if c != 0:
+            finite = np.isfinite(v.real) if finite is None else finite & np.isfinite(v.real)
+    if finite is None:  # (no node moves: np.stack of nothing)
+        raise ValueError("need at least one array to stack")
+    return np.flatnonzero(~finite)
 
 
 def repair(

@@ -48,6 +48,8 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     """
     t = np.asarray(offsets, dtype=np.float64)
     k = t.shape[0]
+    if k == 2:  # the loop below for two nodes: each weight 0 + 1/(its offset − the other's)
+        return np.stack([0.0 + 1.0 / (t[0] - t[1]), 0.0 + 1.0 / (t[1] - t[0])])
     weights = np.zeros_like(t)
     for a in range(k):
         others = [b for b in range(k) if b != a]
@@ -76,7 +78,8 @@ def typical_scale(theta: np.ndarray) -> float:
 def median(values: np.ndarray) -> float:
     """``float(np.median(values))``, bit for bit, sorted in Python for a few finite values.
 
-    np.median of an even count is np.mean of the middle two: their sum (from 0) halved.
+    np.median is np.mean of the middle one or two: their sum from 0 (so -0.0 gives 0.0), over
+    their count.
 
     >>> median(np.array([3.0, 1.0, 2.0, 10.0]))
     2.5
@@ -86,7 +89,11 @@ def median(values: np.ndarray) -> float:
         if math.isfinite(sum(v)):  # (a NaN or an inf in v makes the sum one)
             v.sort()
             n = len(v)
-            return v[n // 2] if n % 2 else (0.0 + (v[n // 2 - 1] + v[n // 2])) / 2
+            if n % 2:
+                return 0.0 + v[n // 2]
+            middle = v[n // 2 - 1] + v[n // 2]
+            if math.isfinite(middle):  # (an overflow is NumPy's to warn of)
+                return (0.0 + middle) / 2
     return float(np.median(values))
 
 

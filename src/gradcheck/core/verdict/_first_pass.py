@@ -259,7 +259,7 @@ def evaluate_nodes(
         else:
             x = [stepper.point(sub, c) for c in moving]
         try:  # one request for every node of the block: fewer round trips to workers
-            js = ev.coordinates(t, np.tile(sub, len(moving)), np.concatenate(x))
+            js = ev.coordinates(t, np.concatenate([sub] * len(moving)), np.concatenate(x))
         except KeyboardInterrupt:
             return Nodes(values, lo, stopped=True)
         for k, c in enumerate(moving):
@@ -292,10 +292,10 @@ def estimate(
         numeric = np.imag(values[1.0][: len(idx)]) / stepper.h[idx]
         return numeric, 4 * EPS64 * np.abs(numeric)
     nodes = scheme.nodes if nodes is None else nodes
-    offsets = np.stack([stepper.offset(idx, c) for c in nodes])
+    offsets = np.array([stepper.offset(idx, c) for c in nodes])  # (np.stack's rows)
     weights = derivative_weights(offsets)
-    numeric = sum(w * np.real(values[c][: len(idx)]) for w, c in zip(weights, nodes, strict=True))
-    return np.asarray(numeric), sigma * np.sqrt(np.sum(weights**2, axis=0))
+    numeric = sum(w * values[c][: len(idx)].real for w, c in zip(weights, nodes, strict=True))
+    return np.asarray(numeric), sigma * np.sqrt(np.add.reduce(weights**2, axis=0))
 
 
 def judge(

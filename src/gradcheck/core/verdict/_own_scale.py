@@ -37,12 +37,14 @@ def own_scale(
     h, size = f.stepper.h, abs(job.j0)
     if not size or f.sigma > 4 * EPS64_ * size:  # J's noise is not (only) float64's rounding
         return
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.cbrt(size * EPS64_ ** (1 / 3) / (np.abs(numeric) * h))
     rounding = bound - f.a
     weak = idx[(flags[idx] == AGREES) & (rounding[idx] > 4 * f.a[idx])
-               & (rounding[idx] > COARSE * np.abs(numeric[idx]))
-               & np.isfinite(gain[idx]) & (gain[idx] >= GAIN) & np.isnan(flat_step[idx])]
+               & (rounding[idx] > COARSE * np.abs(numeric[idx])) & np.isnan(flat_step[idx])]
+    if not weak.size:  # (the usual case: no entry's bound is mostly J's rounding)
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.cbrt(size * EPS64_ ** (1 / 3) / (np.abs(numeric) * h))
+    weak = weak[np.isfinite(gain[weak]) & (gain[weak] >= GAIN)]
     if not weak.size or ev.spare() < 4 * weak.size:
         return
     wide = h.copy()

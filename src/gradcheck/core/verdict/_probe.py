@@ -195,18 +195,30 @@ def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> floa
     >>> magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 1e-7)  # σ is not float64's: as it was
     1e-13
     """
-    variation = 0.0  # the largest finite |J(θ + k·δ·v) − J(θ)| / (|k|·δ), k ≠ 0
-    for i, value in enumerate(values.tolist()):
-        k = abs(i - values.size // 2)
-        if k:
-            moved = abs(value - j0) / (k * delta)
-            if math.isfinite(moved) and moved > variation:
-                variation = moved
-    variation /= CANCELLED
+    variation = _variation(values, j0, delta) / CANCELLED
     cancelled = variation > abs(j0) and sigma <= LOW_PRECISION * variation
     # A J exactly 0 at θ (float32(1 + f) - 1 at f = 0) gives no reference at all: its variation
     # is the only one (else a low-precision J of 0 would be stepped as float64's).
     return variation if cancelled or j0 == 0 else abs(j0)
+
+
+def _variation(values: np.ndarray, j0: float, delta: float) -> float:
+    """The largest finite |J(θ + k·δ·v) − J(θ)| / (|k|·δ), k ≠ 0, on Python floats where
+    every one is finite (else NumPy's, which warns of an overflow)."""
+    variation = 0.0
+    if 0 < delta < math.inf:
+        for i, value in enumerate(values.tolist()):
+            k = abs(i - values.size // 2)
+            if k:
+                moved = abs(value - j0) / (k * delta)
+                if not math.isfinite(moved):
+                    break
+                variation = max(variation, moved)
+        else:
+            return variation
+    ks = np.arange(values.size) - values.size // 2
+    moved = np.abs(values - j0)[ks != 0] / (np.abs(ks[ks != 0]) * delta)
+    return float(np.max(moved[np.isfinite(moved)], initial=0.0))
 
 
 def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
