@@ -152,7 +152,7 @@ class SerialEvaluator:
                 "Your parameters are untouched."
             ) from error
         out = to_scalar(value, complex_ok=self.complex_step)
-        if finite and not np.isfinite(out):
+        if finite and not (math.isfinite(out) if type(out) is float else np.isfinite(out)):
             raise NonFiniteError(
                 f"loss(params) returned {out} ({_said(where)}). Is the loss at a singularity "
                 "(log(0), division by zero)? Try a smaller eps or check the loss there."

@@ -49,7 +49,7 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     t = np.asarray(offsets, dtype=np.float64)
     k = t.shape[0]
     if k == 2:  # the loop below for two nodes: each weight 0 + 1/(its offset − the other's)
-        return np.stack([0.0 + 1.0 / (t[0] - t[1]), 0.0 + 1.0 / (t[1] - t[0])])
+        return 0.0 + 1.0 / (t - t[::-1])
     weights = np.zeros_like(t)
     for a in range(k):
         others = [b for b in range(k) if b != a]

@@ -53,8 +53,8 @@ def _twice(evaluator: Capped, complex_step: bool) -> float:
             "J (no abs(), np.real or float() inside); this loss returned a real number. Use "
             "scheme='central' instead."
         )
-    a = float(np.real(first))
-    same_again(a, float(np.real(second)), "and then")
+    a = float(first.real)
+    same_again(a, float(second.real), "and then")
     return a
 
 

@@ -292,7 +292,7 @@ def estimate(
         numeric = np.imag(values[1.0][: len(idx)]) / stepper.h[idx]
         return numeric, 4 * EPS64 * np.abs(numeric)
     nodes = scheme.nodes if nodes is None else nodes
-    offsets = np.array([stepper.offset(idx, c) for c in nodes])  # (np.stack's rows)
+    offsets = stepper.offsets(idx, nodes)
     weights = derivative_weights(offsets)
     numeric = sum(w * values[c][: len(idx)].real for w, c in zip(weights, nodes, strict=True))
     return np.asarray(numeric), sigma * np.sqrt(np.add.reduce(weights**2, axis=0))

@@ -4,6 +4,7 @@ the stages found about it, and its per-entry result."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,11 +145,21 @@ class Stepper:
         self.theta, self.h, self.dtype = theta, np.asarray(h, dtype=np.float64), dtype
 
     def point(self, idx: np.ndarray, c: float) -> np.ndarray:
-        x = self.theta[idx] + c * self.h[idx]
-        return x.astype(self.dtype).astype(np.float64)
+        return self._rounded(self.theta[idx] + c * self.h[idx])
 
     def offset(self, idx: np.ndarray, c: float) -> np.ndarray:
         return self.point(idx, c) - self.theta[idx] if c != 0 else np.zeros(len(idx))
+
+    def offsets(self, idx: np.ndarray, nodes: Sequence[float]) -> np.ndarray:
+        """``offset`` of every node, one row each (θ and h read once)."""
+        theta, h = self.theta[idx], self.h[idx]
+        return np.array([self._rounded(theta + c * h) - theta if c != 0 else np.zeros(len(idx))
+                         for c in nodes])
+
+    def _rounded(self, x: np.ndarray) -> np.ndarray:
+        if self.dtype == np.float64 and x.dtype == np.float64:  # float64 stays as it is
+            return x
+        return x.astype(self.dtype).astype(np.float64)
 
 
 @functools.lru_cache(maxsize=64)
