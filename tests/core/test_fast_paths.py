@@ -21,7 +21,8 @@ from gradcheck.core import _edges
 from gradcheck.core._noise import _small_noise_level, distinct, noise_level, resolution
 from gradcheck.core._schemes import derivative_weights, median
 from gradcheck.core._tolerance import analytic_bound
-from gradcheck.core.verdict._probe import _centred, direction_of, magnitude
+from gradcheck.core._tree import flatten
+from gradcheck.core.verdict._probe import _centred, direction_of, magnitude, normals
 
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
 ANY = st.one_of(FLOATS, st.sampled_from([0.0, -0.0, 1e16, -1e16, 3.3, math.inf, math.nan]))
@@ -143,7 +144,8 @@ def test_analytic_bound_rms_matches_numpy(g: list[float]) -> None:
     assert same(analytic_bound(x, np.dtype(np.float64), rtol, {}, 2.0), expected)
 
 
-@given(st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(0.0)), min_size=0, max_size=50),
+@given(st.lists(st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, math.inf, math.nan])),
+                min_size=1, max_size=50),
        st.integers(0, 2**32 - 1))
 def test_direction_matches_numpy(theta: list[float], seed: int) -> None:
     x = np.array(theta, dtype=np.float64)
@@ -151,14 +153,24 @@ def test_direction_matches_numpy(theta: list[float], seed: int) -> None:
     rng = np.random.default_rng(seed)
     finite = np.isfinite(x)
     direction = np.where(finite, rng.standard_normal(x.size), 0.0)
-    nonzero = np.abs(x[x != 0])
+    inside = x[finite]
+    nonzero = np.abs(inside[inside != 0])
     floor = max(1.0, float(np.median(nonzero)) if nonzero.size else 1.0)
     scale = np.maximum(np.abs(np.where(finite, x, 0.0)), floor)
-    if x.size:
-        norm = float(np.sqrt(np.mean(direction**2)))
-        assert same(ours, direction * scale / max(norm, np.finfo(np.float64).tiny))
-    else:
-        assert ours.size == 0
+    norm = float(np.sqrt(np.mean(direction**2)))
+    assert same(ours, direction * scale / max(norm, np.finfo(np.float64).tiny))
+
+
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=4), st.integers(0, 2**32 - 1))
+def test_replayed_draws_are_the_generators(sizes: list[int], seed: int) -> None:
+    tree = flatten({f"p{i}": np.ones(n) for i, n in enumerate(sizes)}, what="params")
+    rng, replayed = np.random.default_rng(seed), normals(seed, tree)
+    for n in sizes:
+        assert same(replayed.standard_normal(n), rng.standard_normal(n))
+    again = normals(seed, tree)  # from the cache: the same numbers, not to be written into
+    first = again.standard_normal(sizes[0])
+    assert same(first, np.random.default_rng(seed).standard_normal(sizes[0]))
+    assert not first.flags.writeable
 
 
 @given(st.lists(ANY, min_size=7, max_size=7), FLOATS, st.floats(1e-12, 1.0), st.floats(0, 1))

@@ -9,9 +9,10 @@ its apparent noise shrinks with the step, rounding does not.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,14 +36,55 @@ def base_and_noise(evaluator: Capped, setup: Setup, tree: Tree) -> tuple[float, 
     j0 = base_value(evaluator, tree, setup.complex)
     if not setup.complex:
         setup.progress.set_phase("noise probe")
-        noise, probes = measure_noise(evaluator, tree, j0,
-                                      np.random.default_rng(setup.config.seed), setup.config.seed)
+        noise, probes = measure_noise(evaluator, tree, j0, normals(setup.config.seed, tree),
+                                      setup.config.seed)
         setup = replace(setup, noise=tuple(noise), probes=tuple(probes))
     return j0, setup
 
 
+class Normals(Protocol):
+    """Where the probe's directions are drawn from: a generator, or its draws replayed."""
+
+    def standard_normal(self, size: int) -> np.ndarray: ...
+
+
+REMEMBERED = 4096  # a check of at most this many entries replays its probe's draws
+
+
+def normals(seed: int, tree: Tree) -> Normals:
+    """``np.random.default_rng(seed)`` for the probe's draws (one standard normal vector per
+    tensor, in order); for a small check, those draws made once per seed and tensor sizes and
+    replayed (the same numbers; making a generator costs more than a small check's probe)."""
+    sizes = tuple(int(leaf.size) for leaf in tree.leaves)
+    if sum(sizes) > REMEMBERED:
+        return np.random.default_rng(seed)
+    return _Replay(_draws(int(seed), sizes))
+
+
+@functools.lru_cache(maxsize=64)
+def _draws(seed: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    drawn = tuple(rng.standard_normal(n) for n in sizes)
+    for d in drawn:
+        d.flags.writeable = False  # shared by every check that replays them
+    return drawn
+
+
+class _Replay:
+    """The draws of ``_draws``, handed out in order as ``standard_normal`` would give them."""
+
+    def __init__(self, drawn: tuple[np.ndarray, ...]) -> None:
+        self._next = iter(drawn)
+
+    def standard_normal(self, size: int) -> np.ndarray:
+        drawn = next(self._next)
+        if drawn.size != size:  # (the probe draws one vector per tensor, in order)
+            raise ValueError(f"replayed draw of {drawn.size} numbers, {size} asked")
+        return drawn
+
+
 def measure_noise(
-    ev: Capped, tree: Tree, j0: float, rng: np.random.Generator, seed: int = 0
+    ev: Capped, tree: Tree, j0: float, rng: Normals, seed: int = 0
 ) -> tuple[list[float], list[Probe]]:
     """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
     that tensor, floored by the precision J's values reveal (one property of the loss, so the
@@ -120,7 +162,7 @@ def probe(
     t: int,
     theta: np.ndarray,
     j0: float,
-    rng: np.random.Generator,
+    rng: Normals,
     dtype: Any,
 ) -> Probe:
     """ECnoise σ and J's resolution from J at θ + k·δ·v, k = -3..3, for one tensor.
@@ -221,7 +263,7 @@ def _variation(values: np.ndarray, j0: float, delta: float) -> float:
     return float(np.max(moved[np.isfinite(moved)], initial=0.0))
 
 
-def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def direction_of(theta: np.ndarray, rng: Normals) -> np.ndarray:
     """A random direction that moves each entry by about its own scale, as its step does
     (±inf/NaN entries are not moved)."""
     finite = np.isfinite(theta)
@@ -232,10 +274,10 @@ def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         inside, moved = theta[finite], np.where(finite, theta, 0.0)
     floor = max(1.0, typical_scale(inside)) if inside.size else 1.0
     scale = np.maximum(np.abs(moved), floor)
-    if not direction.size:
-        return direction
-    # np.mean of a 1-d float64 array: its add.reduce divided by the count, as here
-    norm = math.sqrt(float(np.add.reduce(direction * direction)) / direction.size)
+    if direction.size:  # np.mean of a 1-d float64 array: its add.reduce over the count
+        norm = math.sqrt(float(np.add.reduce(direction * direction)) / direction.size)
+    else:  # (NaN, and NumPy's warning of an empty mean)
+        norm = float(np.sqrt(np.mean(direction**2)))
     return direction * scale / max(norm, TINY)
 
 

@@ -70,9 +70,8 @@ def judge_tensor(
         coarse = read_as(facts.flat, leaf)
         t = job.t
         again = 2 * plan.first[t] + plan.search[t]  # what judging it again may cost
-        theta = ev.ws.originals[t].real.reshape(-1).astype(np.float64)
         if (coarse is not None and facts.flat is not None and ev.spare() >= again + 15
-                and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
+                and reads_confirmed(ev, t, _theta(ev, t), coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
@@ -83,7 +82,8 @@ def judge_tensor(
         blamed = blamed_stairs(facts.flat, result.flags)
         partly = read_as(blamed, leaf) if coarse is None and blamed is not None else None
         if (partly is not None and blamed is not None and facts.flat is not None
-                and ev.spare() >= 15 and reads_confirmed(ev, t, theta, partly, blamed, job.j0)):
+                and ev.spare() >= 15 and reads_confirmed(ev, t, _theta(ev, t), partly, blamed,
+                                                         job.j0)):
             # The blamed "stairs" are a coarse read's cells, other stairs are wider: J reads
             # part of this tensor coarsely. Those entries' slope across cells is untested.
             result, facts.flat = unread(result, facts.flat, blamed.stairs)
@@ -97,6 +97,11 @@ def judge_tensor(
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
+
+
+def _theta(ev: Capped, t: int) -> np.ndarray:
+    """θ of tensor t as J is given it, flat float64 (only a coarse read's test needs it)."""
+    return ev.ws.originals[t].real.reshape(-1).astype(np.float64)
 
 
 def _cell16(theta: np.ndarray) -> np.ndarray:
