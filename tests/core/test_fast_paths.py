@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcheck.core import _edges
+from gradcheck.core._evaluate import SerialEvaluator, Workspace
 from gradcheck.core._noise import _small_noise_level, distinct, noise_level, resolution
 from gradcheck.core._schemes import derivative_weights, median
 from gradcheck.core._tolerance import analytic_bound
@@ -190,3 +191,19 @@ def test_magnitude_matches_numpy(values: list[float], j0: float, delta: float,
 def test_centred_is_insert() -> None:
     js = np.arange(6.0) + 0.5
     assert same(_centred(js, -7.25), np.insert(js, 3, -7.25))
+
+
+def test_along_hands_the_loss_the_same_points() -> None:
+    # θ + s·d made for all steps at once (small tensors) or one at a time: the same bits
+    for n in (5, 5000):
+        rng = np.random.default_rng(n)
+        theta, direction = rng.standard_normal(n), rng.standard_normal(n) * 1e-3
+        steps = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]) * 1e-5
+        seen: list[np.ndarray] = []
+        tree = flatten({"w": theta}, what="params")
+        ev = SerialEvaluator(lambda p, seen=seen: seen.append(p["w"].copy()) or 0.0,
+                             Workspace(tree))
+        ev.along(0, direction, steps)
+        assert all(same(x, theta + s * direction) for x, s in zip(seen, steps.tolist(),
+                                                                   strict=True))
+        assert same(ev.ws.arrays[0], theta)  # put back

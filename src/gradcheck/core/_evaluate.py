@@ -184,8 +184,8 @@ class SerialEvaluator:
         out = np.empty(len(steps), dtype=np.float64)
         where = f"moving {self.ws.names[t]} along a direction"
         try:
-            for k, s in enumerate(steps.tolist()):
-                flat[:] = original + s * direction
+            for k, row in enumerate(_moved(original, direction, steps)):
+                flat[:] = row
                 out[k] = float(self._call(where, finite=False).real)
         finally:
             flat[:] = original
@@ -292,6 +292,13 @@ class BatchedEvaluator(SerialEvaluator):
             rows[k, a:b] = original + s * direction
         where = f"moving {self.ws.names[t]} along a direction"
         return self._batch(rows, where, finite=False, t=which)
+
+
+def _moved(original: np.ndarray, direction: np.ndarray, steps: np.ndarray) -> Any:
+    """θ + s·d for each step s, in order: one array for a small tensor, else one at a time."""
+    if original.size <= 4096:
+        return original + np.multiply.outer(steps, direction)
+    return (original + s * direction for s in steps.tolist())
 
 
 def _said(where: str | Callable[[], str]) -> str:

@@ -28,11 +28,12 @@ def noise_level(values: np.ndarray) -> tuple[float, bool]:
     >>> 2e-10 < sigma < 5e-9
     True
     """
-    f = np.asarray(values, dtype=np.float64).copy()
+    f = np.asarray(values, dtype=np.float64)
     if 4 <= f.size <= 8:  # the probe's 7 points: the same arithmetic on Python floats
         fast = _small_noise_level(f.tolist())
         if fast is not None:
             return fast
+    f = f.copy()
     m = f.size - 1
     levels, sign_change = np.zeros(m), np.zeros(m, dtype=bool)
     gamma = 1.0
@@ -108,6 +109,8 @@ def resolution(values: np.ndarray) -> float:
         return 0.0
     own = 0.0
     top = np.abs(v).max()
+    if top <= _MAX[np.float32] and not (v.astype(np.float32).astype(np.float64) == v).all():
+        return 0.0  # off float32's grid, so off float16's too (the usual float64 J)
     for dtype in (np.float16, np.float32):
         if top > _MAX[dtype]:
             continue
