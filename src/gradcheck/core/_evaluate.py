@@ -7,7 +7,6 @@ requests (a loop here; batches, pools and Dask elsewhere), so they give identica
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,10 @@ from gradcheck._errors import (
     NonFiniteError,
 )
 from gradcheck.core._tree import Tree
+
+# Where a loss call was, for an error message: the words, a function that words them, or a
+# coordinate request's (name, shape, flat index, value), worded only when an error is raised.
+Where = str | Callable[[], str] | tuple[str, tuple[int, ...], int, float]
 
 
 class Workspace:
@@ -139,10 +142,11 @@ class SerialEvaluator:
         self.complex_step = complex_step
         self.calls = 0
 
-    def _call(self, where: str | Callable[[], str], finite: bool = True) -> float | complex:
+    def _call(self, where: Where, finite: bool = True) -> float | complex:
         """J at the workspace; ``finite=False`` (perturbed points) returns a NaN/inf J for the
         verdict to handle (a step that leaves the loss's domain) instead of raising. ``where``:
-        the point, for an error message (a function: worded only when one is raised)."""
+        the point, for an error message (a function, or a coordinate's (name, shape, index,
+        value): worded only when one is raised)."""
         self.calls += 1
         try:
             value = self.loss(self.ws.struct)
@@ -172,7 +176,7 @@ class SerialEvaluator:
             old = flat[i]
             flat[i] = v
             try:
-                out[k] = self._call(functools.partial(_entry, name, shape, i, v), finite=False)
+                out[k] = self._call((name, shape, i, v), finite=False)  # worded on an error
             finally:
                 flat[i] = old
         return out
@@ -301,7 +305,9 @@ def _moved(original: np.ndarray, direction: np.ndarray, steps: np.ndarray) -> An
     return (original + s * direction for s in steps.tolist())
 
 
-def _said(where: str | Callable[[], str]) -> str:
+def _said(where: Where) -> str:
+    if isinstance(where, tuple):  # a coordinate: (name, shape, flat index, value)
+        return _entry(*where)
     return where() if callable(where) else where
 
 
