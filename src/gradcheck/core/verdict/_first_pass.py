@@ -114,7 +114,9 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     every = bool(finite.all())
     inside = theta if every else np.where(finite, theta, 0.0)  # ±inf/NaN entries never move
     h = np.full(theta.size, float(step)) if step else entry_steps(setup.scheme, relative, inside)
-    spacing = np.spacing(np.abs(inside).astype(dtype)).astype(np.float64)
+    size_of = np.abs(inside)  # (a float64 tensor's spacing needs no casts)
+    spacing = (np.spacing(size_of) if dtype == np.float64 and size_of.dtype == np.float64
+               else np.spacing(size_of.astype(dtype)).astype(np.float64))
     if low or reads is not None:  # J rounds the parameters to ``dtype``: keep every step
         h = np.maximum(h, 16 * spacing)  # representable there
     # An adapter hands J the parameters in their own dtype (float32 native): step to points
