@@ -9,7 +9,7 @@ its own verdict, however large the others are.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,8 @@ MODES = ("all", "auto", "directional")
 DEFAULT_BUDGET = 4_000
 BASES = 3  # J(θ) twice at the start (a stochastic loss answers differently) and once at the end
 NOISE_CALLS = 6  # the noise probe of one tensor (ECnoise on 7 points, J(θ) known)
+# The sample's generator, or a function that makes it (only a check that samples needs one).
+Rng = np.random.Generator | Callable[[], np.random.Generator]
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def select(
     sizes: Sequence[int],
     nodes: int,
     budget: int,
-    rng: np.random.Generator,
+    rng: Rng,
     second: int = 2,
 ) -> Selection:
     """The coordinates a check will evaluate, given ``coords`` and the loss-call ``budget``.
@@ -114,7 +116,8 @@ def select(
       sizes: entries per tensor.
       nodes: loss calls per coordinate (2 for the central difference).
       budget: loss calls allowed ("auto" checks everything when nodes·N fits in it).
-      rng: the generator that draws the sample.
+      rng: the generator that draws the sample (or a function that makes it, called only if
+        a sample is drawn).
       second: calls a first-pass mismatch's second opinion takes ("auto" keeps them).
 
     Returns:
@@ -160,7 +163,7 @@ def minimum_budget(sizes: Sequence[int], nodes: int) -> int:
 
 
 def plan_auto(
-    sizes: Sequence[int], nodes: int, budget: int, rng: np.random.Generator, second: int = 2
+    sizes: Sequence[int], nodes: int, budget: int, rng: Rng, second: int = 2
 ) -> Selection:
     """``coords="auto"`` within ``budget`` loss calls, every phase counted.
 
@@ -241,12 +244,14 @@ class Capped:
 
 
 def _sample(
-    sizes: Sequence[int], k: int, rng: np.random.Generator
+    sizes: Sequence[int], k: int, rng: Rng
 ) -> tuple[np.ndarray | None, ...]:
     out: list[np.ndarray | None] = []
     for size, q in zip(sizes, quotas(sizes, k), strict=True):
         if q >= size:
             out.append(None)
         else:
+            if not isinstance(rng, np.random.Generator):  # made at its first draw
+                rng = rng()
             out.append(np.sort(rng.choice(size, size=q, replace=False)).astype(np.int64))
     return tuple(out)

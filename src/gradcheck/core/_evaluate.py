@@ -7,7 +7,6 @@ requests (a loop here; batches, pools and Dask elsewhere), so they give identica
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,10 @@ from gradcheck._errors import (
     NonFiniteError,
 )
 from gradcheck.core._tree import Tree
+
+# Where a loss call was, for an error message: the words, a function that words them, or a
+# coordinate request's (name, shape, flat index, value), worded only when an error is raised.
+Where = str | Callable[[], str] | tuple[str, tuple[int, ...], int, float]
 
 
 class Workspace:
@@ -47,7 +50,9 @@ class Workspace:
         return self._rebuild(self.arrays)
 
     def unchanged(self) -> bool:
-        return all(np.array_equal(a, o, equal_nan=True) for a, o in zip(self.arrays, self.originals, strict=True))
+        # equal everywhere settles it at once; else NaN = NaN counts as unchanged
+        return all(bool((a == o).all()) or np.array_equal(a, o, equal_nan=True)
+                   for a, o in zip(self.arrays, self.originals, strict=True))
 
 
 def to_scalar(value: Any, *, complex_ok: bool = False) -> float | complex:
@@ -137,10 +142,11 @@ class SerialEvaluator:
         self.complex_step = complex_step
         self.calls = 0
 
-    def _call(self, where: str | Callable[[], str], finite: bool = True) -> float | complex:
+    def _call(self, where: Where, finite: bool = True) -> float | complex:
         """J at the workspace; ``finite=False`` (perturbed points) returns a NaN/inf J for the
         verdict to handle (a step that leaves the loss's domain) instead of raising. ``where``:
-        the point, for an error message (a function: worded only when one is raised)."""
+        the point, for an error message (a function, or a coordinate's (name, shape, index,
+        value): worded only when one is raised)."""
         self.calls += 1
         try:
             value = self.loss(self.ws.struct)
@@ -150,7 +156,7 @@ class SerialEvaluator:
                 "Your parameters are untouched."
             ) from error
         out = to_scalar(value, complex_ok=self.complex_step)
-        if finite and not np.isfinite(out):
+        if finite and not (math.isfinite(out) if type(out) is float else np.isfinite(out)):
             raise NonFiniteError(
                 f"loss(params) returned {out} ({_said(where)}). Is the loss at a singularity "
                 "(log(0), division by zero)? Try a smaller eps or check the loss there."
@@ -170,7 +176,7 @@ class SerialEvaluator:
             old = flat[i]
             flat[i] = v
             try:
-                out[k] = self._call(functools.partial(_entry, name, shape, i, v), finite=False)
+                out[k] = self._call((name, shape, i, v), finite=False)  # worded on an error
             finally:
                 flat[i] = old
         return out
@@ -180,11 +186,11 @@ class SerialEvaluator:
         flat = self.ws.flats[t]
         original = flat.copy()
         out = np.empty(len(steps), dtype=np.float64)
+        where = f"moving {self.ws.names[t]} along a direction"
         try:
-            for k, s in enumerate(steps.tolist()):
-                flat[:] = original + s * direction
-                where = f"moving {self.ws.names[t]} along a direction"
-                out[k] = float(np.real(self._call(where, finite=False)))
+            for k, row in enumerate(_moved(original, direction, steps)):
+                flat[:] = row
+                out[k] = float(self._call(where, finite=False).real)
         finally:
             flat[:] = original
         return out
@@ -292,7 +298,16 @@ class BatchedEvaluator(SerialEvaluator):
         return self._batch(rows, where, finite=False, t=which)
 
 
-def _said(where: str | Callable[[], str]) -> str:
+def _moved(original: np.ndarray, direction: np.ndarray, steps: np.ndarray) -> Any:
+    """θ + s·d for each step s, in order: one array for a small tensor, else one at a time."""
+    if original.size <= 4096:
+        return original + np.multiply.outer(steps, direction)
+    return (original + s * direction for s in steps.tolist())
+
+
+def _said(where: Where) -> str:
+    if isinstance(where, tuple):  # a coordinate: (name, shape, flat index, value)
+        return _entry(*where)
     return where() if callable(where) else where
 
 

@@ -28,7 +28,12 @@ def noise_level(values: np.ndarray) -> tuple[float, bool]:
     >>> 2e-10 < sigma < 5e-9
     True
     """
-    f = np.asarray(values, dtype=np.float64).copy()
+    f = np.asarray(values, dtype=np.float64)
+    if 4 <= f.size <= 8:  # the probe's 7 points: the same arithmetic on Python floats
+        fast = _small_noise_level(f.tolist())
+        if fast is not None:
+            return fast
+    f = f.copy()
     m = f.size - 1
     levels, sign_change = np.zeros(m), np.zeros(m, dtype=bool)
     gamma = 1.0
@@ -43,6 +48,45 @@ def noise_level(values: np.ndarray) -> tuple[float, bool]:
         if window.max() <= 4 * window.min() and sign_change[k]:
             return float(levels[k]), True
     return float(np.max(levels[2:])), False
+
+
+def _small_noise_level(f: list[float]) -> tuple[float, bool] | None:
+    """``noise_level`` of 4 to 8 values, bit for bit, without NumPy calls (None: a value or a
+    level is not finite; the caller's NumPy path decides then). NumPy sums fewer than 8 values
+    one after the other, from 0, which is what the loop below does."""
+    m = len(f) - 1
+    levels, sign_change = [], []
+    gamma = 1.0
+    d = f
+    for j in range(1, m + 1):
+        d = [b - a for a, b in zip(d, d[1:], strict=False)]
+        gamma *= 0.5 * j / (2 * j - 1)
+        total = 0.0
+        for x in d:
+            total += x * x
+        level = math.sqrt(gamma * (total / len(d)))
+        if not math.isfinite(level):
+            return None
+        levels.append(level)
+        sign_change.append(min(d) * max(d) < 0)
+    for k in range(m - 2):
+        window = levels[k : k + 3]
+        if max(window) <= 4 * min(window) and sign_change[k]:
+            return levels[k], True
+    return max(levels[2:]), False
+
+
+def distinct(values: np.ndarray) -> bool:
+    """Whether ``values`` hold two different numbers (``np.unique(values).size > 1``).
+
+    >>> distinct(np.array([0.0, -0.0])), distinct(np.array([1.0, 2.0]))
+    (False, True)
+    """
+    if values.size <= 16:
+        v = values.tolist()
+        if math.isfinite(sum(v)):  # (a NaN or an inf in v makes the sum one)
+            return min(v) < max(v)
+    return bool(np.unique(values).size > 1)
 
 
 def resolution(values: np.ndarray) -> float:
@@ -61,14 +105,17 @@ def resolution(values: np.ndarray) -> float:
     True
     """
     v = np.asarray(values, dtype=np.float64)
-    if np.unique(v).size < 2:
+    if not distinct(v):
         return 0.0
     own = 0.0
+    top = np.abs(v).max()
+    if top <= _MAX[np.float32] and not (v.astype(np.float32).astype(np.float64) == v).all():
+        return 0.0  # off float32's grid, so off float16's too (the usual float64 J)
     for dtype in (np.float16, np.float32):
-        if np.abs(v).max() > np.finfo(dtype).max:
+        if top > _MAX[dtype]:
             continue
         narrow = v.astype(dtype)
-        if np.array_equal(narrow.astype(np.float64), v):
+        if (narrow.astype(np.float64) == v).all():
             own = 0.5 * float(np.spacing(np.abs(narrow).max()))
             break
     if not own or dtype == np.float16:
@@ -79,6 +126,9 @@ def resolution(values: np.ndarray) -> float:
     # only): an intermediate of J's size or 1 rounds no coarser than float32 does there.
     coarse = 0.5 * min(quantum(v - v[v.size // 2]), _spacing32(np.abs(v).max()))
     return coarse if coarse > 2 * own else own
+
+
+_MAX = {np.float16: float(np.finfo(np.float16).max), np.float32: float(np.finfo(np.float32).max)}
 
 
 def quantum(differences: np.ndarray) -> float:

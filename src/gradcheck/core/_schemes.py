@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,8 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     """
     t = np.asarray(offsets, dtype=np.float64)
     k = t.shape[0]
+    if k == 2:  # the loop below for two nodes: each weight 0 + 1/(its offset − the other's)
+        return 0.0 + 1.0 / (t - t[::-1])
     weights = np.zeros_like(t)
     for a in range(k):
         others = [b for b in range(k) if b != a]
@@ -69,7 +72,29 @@ def typical_scale(theta: np.ndarray) -> float:
     1.0
     """
     nonzero = np.abs(theta[theta != 0])
-    return float(np.median(nonzero)) if nonzero.size else 1.0
+    return median(nonzero) if nonzero.size else 1.0
+
+
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))``, bit for bit, sorted in Python for a few finite values.
+
+    np.median is np.mean of the middle one or two: their sum from 0 (so -0.0 gives 0.0), over
+    their count.
+
+    >>> median(np.array([3.0, 1.0, 2.0, 10.0]))
+    2.5
+    """
+    if 0 < values.size <= 64:
+        v = values.tolist()
+        if math.isfinite(sum(v)):  # (a NaN or an inf in v makes the sum one)
+            v.sort()
+            n = len(v)
+            if n % 2:
+                return 0.0 + v[n // 2]
+            middle = v[n // 2 - 1] + v[n // 2]
+            if math.isfinite(middle):  # (an overflow is NumPy's to warn of)
+                return (0.0 + middle) / 2
+    return float(np.median(values))
 
 
 def entry_steps(scheme: Scheme, relative_noise: float, theta: np.ndarray) -> np.ndarray:

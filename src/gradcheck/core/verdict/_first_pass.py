@@ -21,7 +21,7 @@ from gradcheck.core import _edges
 from gradcheck.core._coords import BudgetSpent, Capped
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._progress import Progress
-from gradcheck.core._schemes import Scheme, derivative_weights, entry_steps
+from gradcheck.core._schemes import Scheme, derivative_weights, entry_steps, median
 from gradcheck.core._tolerance import LOW_PRECISION, SAFETY, analytic_bound
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core.verdict._base import require_unchanged, same_again
@@ -90,7 +90,7 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     ``job.reads``: J reads this tensor in that coarser dtype: the entries are moved from their
     values in it, by steps of at least 16 of its spacings, and judged in it."""
     t, j0, reads, dtype = job.t, job.j0, job.reads, job.dtype
-    theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+    theta = ev.ws.originals[t].real.reshape(-1).astype(np.float64)
     if reads is not None:  # what J sees of θ: offsets from there are the ones J sees
         dtype = reads
         theta = np.where(np.isfinite(theta), theta.astype(reads).astype(np.float64), theta)
@@ -104,25 +104,30 @@ def footing(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Footing:
     # (A J that is exactly 0 and flat says nothing: fall back to float64's.)
     probe = setup.probes[t] if setup.probes else None
     size = max(abs(j0), probe.scale if probe is not None else 0.0)
-    relative = float(np.clip(sigma / size, EPS64, 1e-2)) if size else EPS64
+    relative = min(max(sigma / size, EPS64), 1e-2) if size else EPS64  # (np.clip's)
     low = relative > LOW_PRECISION
     name = ev.ws.names[t]
     literal = setup.complex or not setup.refine or facts.widened is not None  # no verdict on it
-    forced = None if literal else setup.config.eps_value(name)
-    step = None if facts.widened is not None else setup.config.eps_value(name)
-    inside = np.where(finite, theta, 0.0)  # ±inf/NaN entries are never moved
+    given = setup.config.eps_value(name)
+    forced = None if literal else given
+    step = None if facts.widened is not None else given
+    every = bool(finite.all())
+    inside = theta if every else np.where(finite, theta, 0.0)  # ±inf/NaN entries never move
     h = np.full(theta.size, float(step)) if step else entry_steps(setup.scheme, relative, inside)
-    spacing = np.spacing(np.abs(inside).astype(dtype)).astype(np.float64)
+    size_of = np.abs(inside)  # (a float64 tensor's spacing needs no casts)
+    spacing = (np.spacing(size_of) if dtype == np.float64 and size_of.dtype == np.float64
+               else np.spacing(size_of.astype(dtype)).astype(np.float64))
     if low or reads is not None:  # J rounds the parameters to ``dtype``: keep every step
         h = np.maximum(h, 16 * spacing)  # representable there
     # An adapter hands J the parameters in their own dtype (float32 native): step to points
     # representable there, so that the offsets used are the ones J sees (exact for any J).
-    representable = low or reads is not None or bool(np.all(h[finite] >= 16 * spacing[finite]))
+    representable = low or reads is not None or bool(
+        (h >= 16 * spacing).all() if every else np.all(h[finite] >= 16 * spacing[finite]))
     stepper = Stepper(theta, h, dtype if representable else np.dtype(np.float64))
     if forced is not None and any(np.any(stepper.offset(np.flatnonzero(finite), c) == 0)
                                   for c in setup.scheme.nodes if c):
         raise Swamped("does not move every entry (θ ± eps rounds back to θ)")
-    typical = float(np.median(h[finite])) if finite.any() else float(np.median(h))
+    typical = median(h if every else h[finite] if finite.any() else h)
     a = analytic_bound(g, judged_as, setup.config.rtol, setup.config.atol, setup.grad_scale)
     return Footing(theta, finite, g, a, stepper, sigma, low, typical, forced)
 
@@ -256,7 +261,7 @@ def evaluate_nodes(
         else:
             x = [stepper.point(sub, c) for c in moving]
         try:  # one request for every node of the block: fewer round trips to workers
-            js = ev.coordinates(t, np.tile(sub, len(moving)), np.concatenate(x))
+            js = ev.coordinates(t, np.concatenate([sub] * len(moving)), np.concatenate(x))
         except KeyboardInterrupt:
             return Nodes(values, lo, stopped=True)
         for k, c in enumerate(moving):
@@ -289,10 +294,10 @@ def estimate(
         numeric = np.imag(values[1.0][: len(idx)]) / stepper.h[idx]
         return numeric, 4 * EPS64 * np.abs(numeric)
     nodes = scheme.nodes if nodes is None else nodes
-    offsets = np.stack([stepper.offset(idx, c) for c in nodes])
+    offsets = stepper.offsets(idx, nodes)
     weights = derivative_weights(offsets)
-    numeric = sum(w * np.real(values[c][: len(idx)]) for w, c in zip(weights, nodes, strict=True))
-    return np.asarray(numeric), sigma * np.sqrt(np.sum(weights**2, axis=0))
+    numeric = sum(w * values[c][: len(idx)].real for w, c in zip(weights, nodes, strict=True))
+    return np.asarray(numeric), sigma * np.sqrt(np.add.reduce(weights**2, axis=0))
 
 
 def judge(

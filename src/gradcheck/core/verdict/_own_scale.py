@@ -16,7 +16,11 @@ from gradcheck.core._tolerance import DEFAULT_RTOL, SAFETY
 from gradcheck.core.verdict._first_pass import Footing, Out, estimate, evaluate_nodes
 from gradcheck.core.verdict._flat import constant_aside
 from gradcheck.core.verdict._records import Stepper, TensorJob
-from gradcheck.report._model import AGREES, MISMATCH
+from gradcheck.report import _model
+
+# The entry states as plain ints in array operations: NumPy converts an IntEnum member
+# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
+AGREES, MISMATCH = int(_model.AGREES), int(_model.MISMATCH)
 
 GAIN = 4.0  # an entry's own step is used only where it is this many times the tensor's
 COARSE = DEFAULT_RTOL[np.dtype(np.float32)]  # ... and only where its bound is this coarse
@@ -37,12 +41,14 @@ def own_scale(
     h, size = f.stepper.h, abs(job.j0)
     if not size or f.sigma > 4 * EPS64_ * size:  # J's noise is not (only) float64's rounding
         return
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.cbrt(size * EPS64_ ** (1 / 3) / (np.abs(numeric) * h))
     rounding = bound - f.a
     weak = idx[(flags[idx] == AGREES) & (rounding[idx] > 4 * f.a[idx])
-               & (rounding[idx] > COARSE * np.abs(numeric[idx]))
-               & np.isfinite(gain[idx]) & (gain[idx] >= GAIN) & np.isnan(flat_step[idx])]
+               & (rounding[idx] > COARSE * np.abs(numeric[idx])) & np.isnan(flat_step[idx])]
+    if not weak.size:  # (the usual case: no entry's bound is mostly J's rounding)
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.cbrt(size * EPS64_ ** (1 / 3) / (np.abs(numeric) * h))
+    weak = weak[np.isfinite(gain[weak]) & (gain[weak] >= GAIN)]
     if not weak.size or ev.spare() < 4 * weak.size:
         return
     wide = h.copy()

@@ -67,8 +67,8 @@ def make_plan(config: CheckConfig, tree: Tree) -> Plan:
     sizes = [leaf.size for leaf in tree.leaves]
     nodes = sum(1 for c in scheme.nodes if c != 0)
     selection = select(
-        config.coords, sizes, nodes, config.budget, np.random.default_rng([config.seed, 1]),
-        second_calls(scheme.nodes),
+        config.coords, sizes, nodes, config.budget,
+        lambda: np.random.default_rng([config.seed, 1]), second_calls(scheme.nodes),
     )
     first = selection.first_pass(sizes, nodes)
     search = selection.locate_calls or [TOP_CALLS if selection.directional else 0] * len(sizes)
@@ -151,7 +151,7 @@ def open_check(
     every later stage reads (its noise filled in by the probe)."""
     plan = make_plan(config, tree)
     evaluator = open_evaluator(loss, tree, plan, config)
-    setup = Setup(plan.scheme, config, max(float(np.max(np.abs(g), initial=0.0)) for g in analytic),
+    setup = Setup(plan.scheme, config, max(float(np.abs(g).max(initial=0.0)) for g in analytic),
                   Progress(plan.calls(), enabled=config.progress))
     evaluator.progress = setup.progress
     return plan, evaluator, setup

@@ -9,15 +9,17 @@ its apparent noise shrinks with the step, rounding does not.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gradcheck._errors import LossRaisedError
 from gradcheck.core import _edges
 from gradcheck.core._coords import Capped
-from gradcheck.core._noise import POINTS, noise_level, one_jump, resolution
+from gradcheck.core._noise import POINTS, distinct, noise_level, one_jump, resolution
 from gradcheck.core._schemes import typical_scale
 from gradcheck.core._tolerance import LOW_PRECISION
 from gradcheck.core._tree import Tree
@@ -34,20 +36,61 @@ def base_and_noise(evaluator: Capped, setup: Setup, tree: Tree) -> tuple[float, 
     j0 = base_value(evaluator, tree, setup.complex)
     if not setup.complex:
         setup.progress.set_phase("noise probe")
-        noise, probes = measure_noise(evaluator, tree, j0,
-                                      np.random.default_rng(setup.config.seed), setup.config.seed)
+        noise, probes = measure_noise(evaluator, tree, j0, normals(setup.config.seed, tree),
+                                      setup.config.seed)
         setup = replace(setup, noise=tuple(noise), probes=tuple(probes))
     return j0, setup
 
 
+class Normals(Protocol):
+    """Where the probe's directions are drawn from: a generator, or its draws replayed."""
+
+    def standard_normal(self, size: int) -> np.ndarray: ...
+
+
+REMEMBERED = 4096  # a check of at most this many entries replays its probe's draws
+
+
+def normals(seed: int, tree: Tree) -> Normals:
+    """``np.random.default_rng(seed)`` for the probe's draws (one standard normal vector per
+    tensor, in order); for a small check, those draws made once per seed and tensor sizes and
+    replayed (the same numbers; making a generator costs more than a small check's probe)."""
+    sizes = tuple(int(leaf.size) for leaf in tree.leaves)
+    if sum(sizes) > REMEMBERED:
+        return np.random.default_rng(seed)
+    return _Replay(_draws(int(seed), sizes))
+
+
+@functools.lru_cache(maxsize=64)
+def _draws(seed: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    drawn = tuple(rng.standard_normal(n) for n in sizes)
+    for d in drawn:
+        d.flags.writeable = False  # shared by every check that replays them
+    return drawn
+
+
+class _Replay:
+    """The draws of ``_draws``, handed out in order as ``standard_normal`` would give them."""
+
+    def __init__(self, drawn: tuple[np.ndarray, ...]) -> None:
+        self._next = iter(drawn)
+
+    def standard_normal(self, size: int) -> np.ndarray:
+        drawn = next(self._next)
+        if drawn.size != size:  # (the probe draws one vector per tensor, in order)
+            raise ValueError(f"replayed draw of {drawn.size} numbers, {size} asked")
+        return drawn
+
+
 def measure_noise(
-    ev: Capped, tree: Tree, j0: float, rng: np.random.Generator, seed: int = 0
+    ev: Capped, tree: Tree, j0: float, rng: Normals, seed: int = 0
 ) -> tuple[list[float], list[Probe]]:
     """σ of J's rounding noise near θ for each tensor: ECnoise along a random direction in
     that tensor, floored by the precision J's values reveal (one property of the loss, so the
     coarsest grid seen on any tensor applies to all) and by float64's own."""
     probes = [
-        probe(ev, t, np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
+        probe(ev, t, ev.ws.originals[t].real.reshape(-1).astype(np.float64), j0, rng, leaf.dtype)
         for t, leaf in enumerate(tree.leaves)
     ]
     floor = max([EPS64 * abs(j0)] + [p.grid for p in probes])
@@ -58,7 +101,7 @@ def measure_noise(
         # differences see is measured on coordinate lines too, and the smaller one is used if
         # it is clearly smaller (a float32 sum of 8,000 terms: 6x less along one entry).
         if sigmas[t] > LOW_PRECISION * probes[t].scale and probes[t].moved:
-            theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
+            theta = ev.ws.originals[t].real.reshape(-1).astype(np.float64)
             along = coordinate_noise(ev, t, theta, j0, np.random.default_rng([seed, 5, t]),
                                       leaf.dtype)
             if along is not None and max(along, floor) < sigmas[t] / 4:
@@ -119,7 +162,7 @@ def probe(
     t: int,
     theta: np.ndarray,
     j0: float,
-    rng: np.random.Generator,
+    rng: Normals,
     dtype: Any,
 ) -> Probe:
     """ECnoise σ and J's resolution from J at θ + k·δ·v, k = -3..3, for one tensor.
@@ -136,7 +179,7 @@ def probe(
     delta = NOISE_STEP
     direction = direction_of(theta, rng)
     values, delta = line(ev, t, direction, j0, delta, RETRIES_IF_FLAT)
-    moved = np.unique(values).size > 1
+    moved = distinct(values)
     sigma, _ = noise_level(values)
     grid = resolution(values)
     scale = magnitude(values, j0, delta, sigma)
@@ -155,7 +198,7 @@ def probe(
         for _ in range(REPROBES):
             delta /= SHRINK
             again, _ = line(ev, t, direction, j0, delta, 0)
-            if np.unique(again).size == 1 or one_jump(again, 4 * grid, scale):
+            if not distinct(again) or one_jump(again, 4 * grid, scale):
                 # flat at the smaller step, or a stair still inside it: J moves by stairs
                 sigma, rough = 0.0, True
                 break
@@ -194,25 +237,48 @@ def magnitude(values: np.ndarray, j0: float, delta: float, sigma: float) -> floa
     >>> magnitude(1e-13 - 16 * 1e-5 * k, 1e-13, 1e-5, 1e-7)  # σ is not float64's: as it was
     1e-13
     """
-    k = np.arange(values.size) - values.size // 2
-    moved = np.abs(values - j0)[k != 0] / (np.abs(k[k != 0]) * delta)
-    variation = float(np.max(moved[np.isfinite(moved)], initial=0.0)) / CANCELLED
+    variation = _variation(values, j0, delta) / CANCELLED
     cancelled = variation > abs(j0) and sigma <= LOW_PRECISION * variation
     # A J exactly 0 at θ (float32(1 + f) - 1 at f = 0) gives no reference at all: its variation
     # is the only one (else a low-precision J of 0 would be stepped as float64's).
     return variation if cancelled or j0 == 0 else abs(j0)
 
 
-def direction_of(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _variation(values: np.ndarray, j0: float, delta: float) -> float:
+    """The largest finite |J(θ + k·δ·v) − J(θ)| / (|k|·δ), k ≠ 0, on Python floats where
+    every one is finite (else NumPy's, which warns of an overflow)."""
+    variation = 0.0
+    if 0 < delta < math.inf:
+        for i, value in enumerate(values.tolist()):
+            k = abs(i - values.size // 2)
+            if k:
+                moved = abs(value - j0) / (k * delta)
+                if not math.isfinite(moved):
+                    break
+                variation = max(variation, moved)
+        else:
+            return variation
+    ks = np.arange(values.size) - values.size // 2
+    moved = np.abs(values - j0)[ks != 0] / (np.abs(ks[ks != 0]) * delta)
+    return float(np.max(moved[np.isfinite(moved)], initial=0.0))
+
+
+def direction_of(theta: np.ndarray, rng: Normals) -> np.ndarray:
     """A random direction that moves each entry by about its own scale, as its step does
     (±inf/NaN entries are not moved)."""
     finite = np.isfinite(theta)
-    direction = np.where(finite, rng.standard_normal(theta.size), 0.0)
-    inside = theta[finite]
+    if finite.all():  # the common case: np.where would copy θ and the draws unchanged
+        direction, inside, moved = rng.standard_normal(theta.size), theta, theta
+    else:
+        direction = np.where(finite, rng.standard_normal(theta.size), 0.0)
+        inside, moved = theta[finite], np.where(finite, theta, 0.0)
     floor = max(1.0, typical_scale(inside)) if inside.size else 1.0
-    scale = np.maximum(np.abs(np.where(finite, theta, 0.0)), floor)
-    norm = float(np.sqrt(np.mean(direction**2)))
-    return direction * scale / max(norm, np.finfo(np.float64).tiny)
+    scale = np.maximum(np.abs(moved), floor)
+    if direction.size:  # np.mean of a 1-d float64 array: its add.reduce over the count
+        norm = math.sqrt(float(np.add.reduce(direction * direction)) / direction.size)
+    else:  # (NaN, and NumPy's warning of an empty mean)
+        norm = float(np.sqrt(np.mean(direction**2)))
+    return direction * scale / max(norm, TINY)
 
 
 def line(
@@ -225,10 +291,9 @@ def line(
 ) -> tuple[np.ndarray, float]:
     """J at θ + k·δ·v (k = -3..3); while J stays constant, up to ``retries`` more tries with a
     16x larger δ (a low-precision J hides small steps)."""
-    k = np.arange(POINTS) - POINTS // 2
     for attempt in range(retries + 1):
         try:
-            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
+            values = _centred(ev.along(t, direction, delta * STEPS), j0)
         except LossRaisedError:
             if not attempt:
                 raise
@@ -236,14 +301,26 @@ def line(
             # stops growing; J stayed constant at every step it could take.
             return np.full(POINTS, j0), delta / 16
         for _ in range(_edges.LEVELS):  # the probe left the loss's domain: come closer
-            if np.all(np.isfinite(values)):
+            if np.isfinite(values).all():
                 break
             delta /= 4
-            values = np.insert(ev.along(t, direction, delta * k[k != 0]), POINTS // 2, j0)
-        if not np.all(np.isfinite(values)):
+            values = _centred(ev.along(t, direction, delta * STEPS), j0)
+        if not np.isfinite(values).all():
             values = np.full(POINTS, j0)  # no noise seen: σ falls back to the float64 floor
             break
-        if np.unique(values).size > 1:
+        if distinct(values):
             break
         delta *= 16
     return values, delta
+
+
+STEPS = (np.arange(POINTS) - POINTS // 2)[np.arange(POINTS) != POINTS // 2].astype(np.float64)
+TINY = float(np.finfo(np.float64).tiny)
+
+
+def _centred(js: np.ndarray, j0: float) -> np.ndarray:
+    """J along the line with J(θ) in the middle (``np.insert(js, POINTS // 2, j0)``)."""
+    values = np.empty(POINTS)
+    values[: POINTS // 2], values[POINTS // 2], values[POINTS // 2 + 1 :] = (
+        js[: POINTS // 2], j0, js[POINTS // 2 :])
+    return values

@@ -3,6 +3,8 @@ the stages found about it, and its per-entry result."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,11 @@ import numpy as np
 from gradcheck.core._directional import Located
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._schemes import Scheme
-from gradcheck.report._model import UNCHECKED
+from gradcheck.report import _model
+
+# The entry states as plain ints in array operations: NumPy converts an IntEnum member
+# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
+UNCHECKED = int(_model.UNCHECKED)
 
 EPS64 = float(np.finfo(np.float64).eps)
 EPS32 = float(np.finfo(np.float32).eps)
@@ -139,13 +145,24 @@ class Stepper:
         self.theta, self.h, self.dtype = theta, np.asarray(h, dtype=np.float64), dtype
 
     def point(self, idx: np.ndarray, c: float) -> np.ndarray:
-        x = self.theta[idx] + c * self.h[idx]
-        return x.astype(self.dtype).astype(np.float64)
+        return self._rounded(self.theta[idx] + c * self.h[idx])
 
     def offset(self, idx: np.ndarray, c: float) -> np.ndarray:
         return self.point(idx, c) - self.theta[idx] if c != 0 else np.zeros(len(idx))
 
+    def offsets(self, idx: np.ndarray, nodes: Sequence[float]) -> np.ndarray:
+        """``offset`` of every node, one row each (θ and h read once)."""
+        theta, h = self.theta[idx], self.h[idx]
+        return np.array([self._rounded(theta + c * h) - theta if c != 0 else np.zeros(len(idx))
+                         for c in nodes])
 
+    def _rounded(self, x: np.ndarray) -> np.ndarray:
+        if self.dtype == np.float64 and x.dtype == np.float64:  # float64 stays as it is
+            return x
+        return x.astype(self.dtype).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=64)
 def coarser(a: Any, b: Any) -> np.dtype:
     """The less precise of two floating dtypes.
 

@@ -114,7 +114,7 @@ def measure(
                 evaluator.reserved = 0
                 setup.progress.set_phase("J(θ) again")
                 try:
-                    same_again(j0, float(np.real(evaluator.base())), "at the start and")
+                    same_again(j0, float(evaluator.base().real), "at the start and")
                     if still(results):  # J's scale where J is flat at θ: a far look
                         far = far_look(evaluator, j0, setup.config.seed)
                 except KeyboardInterrupt:

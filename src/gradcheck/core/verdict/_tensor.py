@@ -42,7 +42,11 @@ from gradcheck.core.verdict._records import (
     unchecked,
 )
 from gradcheck.core.verdict._refine import refine
-from gradcheck.report._model import MISMATCH, UNCHECKED
+from gradcheck.report import _model
+
+# The entry states as plain ints in array operations: NumPy converts an IntEnum member
+# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
+MISMATCH, UNCHECKED = int(_model.MISMATCH), int(_model.UNCHECKED)
 
 # A tensor with more first-pass mismatches than SAMPLE_FROM gets second opinions on a sample
 # first (1 in SAMPLE_EVERY, from SAMPLE_MIN to SAMPLE_MAX entries); the rest as strong as its
@@ -66,9 +70,8 @@ def judge_tensor(
         coarse = read_as(facts.flat, leaf)
         t = job.t
         again = 2 * plan.first[t] + plan.search[t]  # what judging it again may cost
-        theta = np.real(ev.ws.originals[t]).reshape(-1).astype(np.float64)
         if (coarse is not None and facts.flat is not None and ev.spare() >= again + 15
-                and reads_confirmed(ev, t, theta, coarse, facts.flat, job.j0)):
+                and reads_confirmed(ev, t, _theta(ev, t), coarse, facts.flat, job.j0)):
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
@@ -79,7 +82,8 @@ def judge_tensor(
         blamed = blamed_stairs(facts.flat, result.flags)
         partly = read_as(blamed, leaf) if coarse is None and blamed is not None else None
         if (partly is not None and blamed is not None and facts.flat is not None
-                and ev.spare() >= 15 and reads_confirmed(ev, t, theta, partly, blamed, job.j0)):
+                and ev.spare() >= 15 and reads_confirmed(ev, t, _theta(ev, t), partly, blamed,
+                                                         job.j0)):
             # The blamed "stairs" are a coarse read's cells, other stairs are wider: J reads
             # part of this tensor coarsely. Those entries' slope across cells is untested.
             result, facts.flat = unread(result, facts.flat, blamed.stairs)
@@ -93,6 +97,11 @@ def judge_tensor(
         return result
     except KeyboardInterrupt:  # before anything of it was judged
         return unchecked(job.g, stopped=True)
+
+
+def _theta(ev: Capped, t: int) -> np.ndarray:
+    """θ of tensor t as J is given it, flat float64 (only a coarse read's test needs it)."""
+    return ev.ws.originals[t].real.reshape(-1).astype(np.float64)
 
 
 def _cell16(theta: np.ndarray) -> np.ndarray:
@@ -170,7 +179,9 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
             out[2][unrefined], out[0][unrefined] = UNCHECKED, np.nan
         return f.result(out, partial=True, stopped=True)
     size = f.theta.size
-    suspicious = np.setdiff1d(np.flatnonzero(out[2] == MISMATCH), edge)
+    suspicious = np.flatnonzero(out[2] == MISMATCH)  # sorted, unique: setdiff1d keeps it
+    if suspicious.size and edge.size:
+        suspicious = np.setdiff1d(suspicious, edge)
     flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
         stopped = across_stairs(ev, setup, job, f, facts, suspicious, out, flat_step, True)
@@ -370,8 +381,11 @@ def flat_stage(
     """Follow the entries J did not move along; a Ctrl-C returns the result (else None)."""
     moving = [c for c in setup.scheme.nodes if c != 0]
     h = f.stepper.h
-    still = np.all([np.real(values[c][idx]) == job.j0 for c in moving], axis=0)
-    flat_step[idx[still]] = h[idx[still]]
+    still = values[moving[0]][idx].real == job.j0  # J the same at every node
+    for c in moving[1:]:
+        still &= values[c][idx].real == job.j0
+    if still.any():
+        flat_step[idx[still]] = h[idx[still]]
     flat = idx[np.isfinite(flat_step[idx]) & (out[2][idx] != UNCHECKED)]
     if flat.size:
         phase(setup, "flat entries")
