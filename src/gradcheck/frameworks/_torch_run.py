@@ -50,16 +50,17 @@ def _run(
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     dtypes, precision_note = _precision(problem, objective, precision, api)
+    placed = _placer(problem, dtypes)  # one for every check below (the arrays are only read)
 
     def first(obj: _protocol.Objective) -> Report:
-        report = _check_one(problem, obj, dtypes, options, vectorize, precision_note, higher[1], api)
+        report = _check_one(problem, obj, dtypes, options, vectorize, precision_note, higher[1],
+                            api, placed)
         report = _adapters.leave_unchecked(report, problem.unchecked)
         report = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
         conjugation = higher[1] == "reverse" and obj.loss_fn is None
         if conjugation and _adapters.wants_conjugation_probe(report, problem.complex):
-            again = _check_one(
-                problem, obj.probe(), dtypes, options, vectorize, precision_note, higher[1], api
-            )
+            again = _check_one(problem, obj.probe(), dtypes, options, vectorize, precision_note,
+                               higher[1], api, placed)
             again = _adapters.complex_findings(again, problem.complex, _adapters.TORCH)
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.TORCH)
         return report
@@ -75,7 +76,7 @@ def _run(
 
     screen = None  # the linearity screen: reverse mode, outputs combined by the rule, real
     if higher[1] == "reverse" and objective.loss_fn is None and not problem.complex:
-        screen = _adds_up(problem, objective, dtypes)
+        screen = _adds_up(problem, objective, dtypes, placed)
     first_order = _protocol.by_output(
         first(objective), every_output if outputs is None else outputs,
         lambda k: first(objective.alone(k)), screen,
@@ -100,9 +101,11 @@ def _rows(
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     dtypes, note = _precision(problem, next(iter(objectives.values())), precision, api)
+    placed = _placer(problem, dtypes)
     return {
         label: _adapters.leave_unchecked(
-            _check_one(problem, obj, dtypes, options, vectorize, note), problem.unchecked
+            _check_one(problem, obj, dtypes, options, vectorize, note, placed=placed),
+            problem.unchecked,
         )
         for label, obj in objectives.items()
     }
@@ -117,11 +120,13 @@ def _check_one(
     precision_note: str,
     mode: str = "reverse",
     api: str = "check_function",
+    placed: tuple[dict[str, np.ndarray], Callable] | None = None,
 ) -> Report:
+    """One check of J (``placed``: ``_placer``'s arrays and tensors, when the caller has them)."""
     import torch
 
     device = next(iter(problem.tensors.values())).device
-    params, tensors = _placer(problem, dtypes)
+    params, tensors = _placer(problem, dtypes) if placed is None else placed
     cast = _caster(dtypes)
     native = {n: _adapters.dtype_name(t.dtype, n in problem.complex)  # the report's dtype
               for n, t in problem.tensors.items()}
@@ -206,11 +211,13 @@ def _placer(
 
 
 def _adds_up(
-    problem: _Problem, objective: _Objective, dtypes: dict[str, Any]
+    problem: _Problem, objective: _Objective, dtypes: dict[str, Any],
+    placed: tuple[dict[str, np.ndarray], Callable],
 ) -> Callable[[], bool]:
     """The protocol's linearity screen of several outputs: autograd's gradient of each output
     alone against the combined one (one backward each, no loss call). The outputs are the
-    leaves the check drew a cotangent for (none for a scalar J): no forward to count them."""
+    leaves the check drew a cotangent for (none for a scalar J): no forward to count them.
+    ``placed``: the check's own arrays and tensors (``_placer``)."""
 
     def screen() -> bool:
         import torch
@@ -218,7 +225,7 @@ def _adds_up(
         outputs = sorted(objective.cotangents)
         if len(outputs) < 2:
             return True
-        params, tensors = _placer(problem, dtypes)
+        params, tensors = placed
         cast = _caster(dtypes)
         combined = _analytic(problem, objective, tensors(params), cast)
         alone = [_analytic(problem, objective.alone(k), tensors(params), cast) for k in outputs]
@@ -391,6 +398,7 @@ def _vmapped(
     # against 1.7 ms for 3 rows of 25), with the same operations on the same rows.
     maps: dict[tuple[tuple[int | None, ...], bool], Callable] = {}
     fast = _unchecked_vmap(len(names))
+    grad_enabled, set_grad = torch.is_grad_enabled, torch._C._set_grad_enabled
 
     def run(flat: list[Any], dims: tuple[int | None, ...]) -> np.ndarray:
         rows = max(f.shape[0] for f, d in zip(flat, dims, strict=True) if d == 0)
@@ -398,20 +406,24 @@ def _vmapped(
         seen = key in maps
         if not seen:
             maps[key] = torch.func.vmap(one, in_dims=dims, chunk_size=None if key[1] else CHUNK)
-        with torch.no_grad():
+        was = grad_enabled()
+        set_grad(False)  # torch.no_grad() by hand, as in _check_one's loss
+        try:
             if seen and key[1] and fast is not None:  # the same call, its checks done once
                 out = fast(one, rows, list(dims), flat)
             else:
                 out = maps[key](*flat)
             return out.detach().cpu().double().numpy().reshape(-1)
+        finally:
+            set_grad(was)
 
     def full(thetas: np.ndarray) -> np.ndarray:
         # One tensor over the rows as they are (no copy on the CPU in float64), then views per
         # parameter: the columns are never copied out one by one.
         whole = torch.from_numpy(np.ascontiguousarray(thetas, dtype=np.float64))
-        flat = [
+        flat = [  # split_with_sizes: what torch.split(whole, sizes, 1) runs, minus its wrappers
             c.to(dtype=dtypes[n], device=device)
-            for n, c in zip(names, torch.split(whole, sizes, dim=1), strict=True)
+            for n, c in zip(names, whole.split_with_sizes(sizes, 1), strict=True)
         ]
         return run(flat, (0,) * len(names))
 
