@@ -389,8 +389,12 @@ def _vmapped(
         torch.tensor(params[n].reshape(-1), dtype=dtypes[n], device=device) for n in names
     ]
 
+    # A one-dimensional tensor is its own row: no reshape (a view of the same shape) under vmap.
+    shaped = [(n, s, s == (size,)) for n, s, size in zip(names, shapes, sizes, strict=True)]
+
     def one(*flat: Any) -> Any:
-        tensors = {n: f.reshape(s) for n, f, s in zip(names, flat, shapes, strict=True)}
+        tensors = {n: f if same else f.reshape(s)
+                   for (n, s, same), f in zip(shaped, flat, strict=True)}
         return objective(problem.call(tensors, cast))
 
     # One vmap per in_dims pattern, and per whether the stack fits one chunk: a stack of up to
