@@ -44,6 +44,8 @@ def keyword_of_fn(fn: Callable, options: dict[str, Any], api: str) -> None:
     import inspect
 
     unknown = sorted(set(options) - set(_adapters.FORWARDED))
+    if not unknown:  # nothing to name (fn's signature costs more than a small op's loss call)
+        return
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin or C function without a signature

@@ -142,7 +142,9 @@ def with_dtypes(report: Report, native: Mapping[str, str]) -> Report:
     for name, c in report.components.items():
         own = native.get(name, c.dtype)
         evaluated = _COMPLEX.get(c.dtype, c.dtype) if own.startswith("complex") else c.dtype
-        components[name] = dataclasses.replace(c, dtype=own, evaluated_dtype=evaluated)
+        same = (c.dtype, c.evaluated_dtype) == (own, evaluated)  # already so: no copy to make
+        components[name] = c if same else dataclasses.replace(
+            c, dtype=own, evaluated_dtype=evaluated)
     return dataclasses.replace(report, components=components)
 
 

@@ -86,6 +86,8 @@ class _FunctionProblem(_Problem):
                 "check. Create the inputs to check with requires_grad=True."
             )
         by_path = {path: name for name, path in checked.items()}
+        # An input that is itself a checked tensor (the common case): its name, found once.
+        direct = [by_path.get((i,)) for i in range(len(inputs))]
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
             def rebuild(x: Any, path: tuple[Any, ...]) -> Any:
@@ -96,7 +98,8 @@ class _FunctionProblem(_Problem):
                 # fresh copies on every call: an in-place write never reaches the user's
                 return _cast_tree(x, lambda t: _fresh(t, cast))
 
-            return fn(*(rebuild(x, (i,)) for i, x in enumerate(inputs)))
+            return fn(*(rebuild(x, (i,)) if name is None else tensors[name]
+                        for i, (x, name) in enumerate(zip(inputs, direct, strict=True))))
 
         tensors = {name: _at(inputs, path) for name, path in checked.items()}
         super().__init__(list(checked), tensors, call)

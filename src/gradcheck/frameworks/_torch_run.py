@@ -4,6 +4,7 @@ evaluation through ``torch.func.vmap``) and leaving the module, the RNG and grad
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,16 +50,17 @@ def _run(
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     dtypes, precision_note = _precision(problem, objective, precision, api)
+    placed = _placer(problem, dtypes)  # one for every check below (the arrays are only read)
 
     def first(obj: _protocol.Objective) -> Report:
-        report = _check_one(problem, obj, dtypes, options, vectorize, precision_note, higher[1], api)
+        report = _check_one(problem, obj, dtypes, options, vectorize, precision_note, higher[1],
+                            api, placed)
         report = _adapters.leave_unchecked(report, problem.unchecked)
         report = _adapters.complex_findings(report, problem.complex, _adapters.TORCH)
         conjugation = higher[1] == "reverse" and obj.loss_fn is None
         if conjugation and _adapters.wants_conjugation_probe(report, problem.complex):
-            again = _check_one(
-                problem, obj.probe(), dtypes, options, vectorize, precision_note, higher[1], api
-            )
+            again = _check_one(problem, obj.probe(), dtypes, options, vectorize, precision_note,
+                               higher[1], api, placed)
             again = _adapters.complex_findings(again, problem.complex, _adapters.TORCH)
             report = _adapters.conjugation_probe(report, again, problem.complex, _adapters.TORCH)
         return report
@@ -74,7 +76,7 @@ def _run(
 
     screen = None  # the linearity screen: reverse mode, outputs combined by the rule, real
     if higher[1] == "reverse" and objective.loss_fn is None and not problem.complex:
-        screen = _adds_up(problem, objective, dtypes)
+        screen = _adds_up(problem, objective, dtypes, placed)
     first_order = _protocol.by_output(
         first(objective), every_output if outputs is None else outputs,
         lambda k: first(objective.alone(k)), screen,
@@ -99,9 +101,11 @@ def _rows(
     precision = _adapters.choose(api, "precision", precision, _adapters.PRECISIONS)
     vectorize = _adapters.choose(api, "vectorize", vectorize, _adapters.VECTORIZE)
     dtypes, note = _precision(problem, next(iter(objectives.values())), precision, api)
+    placed = _placer(problem, dtypes)
     return {
         label: _adapters.leave_unchecked(
-            _check_one(problem, obj, dtypes, options, vectorize, note), problem.unchecked
+            _check_one(problem, obj, dtypes, options, vectorize, note, placed=placed),
+            problem.unchecked,
         )
         for label, obj in objectives.items()
     }
@@ -116,18 +120,27 @@ def _check_one(
     precision_note: str,
     mode: str = "reverse",
     api: str = "check_function",
+    placed: tuple[dict[str, np.ndarray], Callable] | None = None,
 ) -> Report:
+    """One check of J (``placed``: ``_placer``'s arrays and tensors, when the caller has them)."""
     import torch
 
     device = next(iter(problem.tensors.values())).device
-    params, tensors = _placer(problem, dtypes)
+    params, tensors = _placer(problem, dtypes) if placed is None else placed
     cast = _caster(dtypes)
     native = {n: _adapters.dtype_name(t.dtype, n in problem.complex)  # the report's dtype
               for n, t in problem.tensors.items()}
 
+    grad_enabled, set_grad = torch.is_grad_enabled, torch._C._set_grad_enabled
+
     def loss(p: dict[str, np.ndarray]) -> float:
-        with torch.no_grad():
+        # torch.no_grad() by hand (what its __enter__/__exit__ do): a fifth of a small op's cost
+        was = grad_enabled()
+        set_grad(False)
+        try:
             return float(objective(problem.call(tensors(p), cast)))
+        finally:
+            set_grad(was)
 
     tool = "torch.func.vmap"
     if (entries := _adapters.small(params, vectorize)) is not None:  # every call by the loop
@@ -172,20 +185,39 @@ def _placer(
     device = next(iter(problem.tensors.values())).device
     params = {n: _to_numpy(problem.tensors[n], dtypes[n]) for n in problem.names}
     layouts = {n: _Layout.of(problem.tensors[n], lambda t, d=dtypes[n]: t.to(d)) for n in problem.names}
+    # Per tensor, once: its name, dtype, layout, and the NumPy dtype torch.from_numpy reads as
+    # that dtype (its params' own). torch.tensor(a, dtype) of a NumPy array on the CPU is
+    # torch.from_numpy(a) copied by .to(dtype, copy=True): a fresh storage of torch's own,
+    # NumPy's strides kept. So an array of that dtype (or float64, the engine's, cast by
+    # .to(dtype)), C-contiguous and writeable (every engine call's), takes that path
+    # directly, at a third less per call; anything else goes through torch.tensor.
+    cpu, wide = device.type == "cpu", np.dtype(np.float64)
+    plan = [(n, dtypes[n], layouts[n], params[n].dtype) for n in problem.names]
 
     def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
-        out = {n: torch.tensor(p[n], dtype=dtypes[n], device=device) for n in problem.names}
-        return {n: t if layouts[n] is None else layouts[n].place(t) for n, t in out.items()}
+        out = {}
+        for n, dtype, layout, own in plan:
+            a = p[n]
+            if cpu and type(a) is np.ndarray and (a.dtype == own or a.dtype == wide) \
+                    and a.flags.c_contiguous and a.flags.writeable:
+                t = torch.from_numpy(a)
+                t = t.clone() if a.dtype == own else t.to(dtype)
+            else:
+                t = torch.tensor(a, dtype=dtype, device=device)
+            out[n] = t if layout is None else layout.place(t)
+        return out
 
     return params, tensors
 
 
 def _adds_up(
-    problem: _Problem, objective: _Objective, dtypes: dict[str, Any]
+    problem: _Problem, objective: _Objective, dtypes: dict[str, Any],
+    placed: tuple[dict[str, np.ndarray], Callable],
 ) -> Callable[[], bool]:
     """The protocol's linearity screen of several outputs: autograd's gradient of each output
     alone against the combined one (one backward each, no loss call). The outputs are the
-    leaves the check drew a cotangent for (none for a scalar J): no forward to count them."""
+    leaves the check drew a cotangent for (none for a scalar J): no forward to count them.
+    ``placed``: the check's own arrays and tensors (``_placer``)."""
 
     def screen() -> bool:
         import torch
@@ -193,7 +225,7 @@ def _adds_up(
         outputs = sorted(objective.cotangents)
         if len(outputs) < 2:
             return True
-        params, tensors = _placer(problem, dtypes)
+        params, tensors = placed
         cast = _caster(dtypes)
         combined = _analytic(problem, objective, tensors(params), cast)
         alone = [_analytic(problem, objective.alone(k), tensors(params), cast) for k in outputs]
@@ -357,8 +389,12 @@ def _vmapped(
         torch.tensor(params[n].reshape(-1), dtype=dtypes[n], device=device) for n in names
     ]
 
+    # A one-dimensional tensor is its own row: no reshape (a view of the same shape) under vmap.
+    shaped = [(n, s, s == (size,)) for n, s, size in zip(names, shapes, sizes, strict=True)]
+
     def one(*flat: Any) -> Any:
-        tensors = {n: f.reshape(s) for n, f, s in zip(names, flat, shapes, strict=True)}
+        tensors = {n: f if same else f.reshape(s)
+                   for (n, s, same), f in zip(shaped, flat, strict=True)}
         return objective(problem.call(tensors, cast))
 
     # One vmap per in_dims pattern, and per whether the stack fits one chunk: a stack of up to
@@ -366,6 +402,7 @@ def _vmapped(
     # against 1.7 ms for 3 rows of 25), with the same operations on the same rows.
     maps: dict[tuple[tuple[int | None, ...], bool], Callable] = {}
     fast = _unchecked_vmap(len(names))
+    grad_enabled, set_grad = torch.is_grad_enabled, torch._C._set_grad_enabled
 
     def run(flat: list[Any], dims: tuple[int | None, ...]) -> np.ndarray:
         rows = max(f.shape[0] for f, d in zip(flat, dims, strict=True) if d == 0)
@@ -373,20 +410,24 @@ def _vmapped(
         seen = key in maps
         if not seen:
             maps[key] = torch.func.vmap(one, in_dims=dims, chunk_size=None if key[1] else CHUNK)
-        with torch.no_grad():
+        was = grad_enabled()
+        set_grad(False)  # torch.no_grad() by hand, as in _check_one's loss
+        try:
             if seen and key[1] and fast is not None:  # the same call, its checks done once
                 out = fast(one, rows, list(dims), flat)
             else:
                 out = maps[key](*flat)
             return out.detach().cpu().double().numpy().reshape(-1)
+        finally:
+            set_grad(was)
 
     def full(thetas: np.ndarray) -> np.ndarray:
         # One tensor over the rows as they are (no copy on the CPU in float64), then views per
         # parameter: the columns are never copied out one by one.
         whole = torch.from_numpy(np.ascontiguousarray(thetas, dtype=np.float64))
-        flat = [
+        flat = [  # split_with_sizes: what torch.split(whole, sizes, 1) runs, minus its wrappers
             c.to(dtype=dtypes[n], device=device)
-            for n, c in zip(names, torch.split(whole, sizes, dim=1), strict=True)
+            for n, c in zip(names, whole.split_with_sizes(sizes, 1), strict=True)
         ]
         return run(flat, (0,) * len(names))
 
@@ -404,6 +445,7 @@ def _vmapped(
     return _adapters.Batched(full, moving, theta, sizes)
 
 
+@functools.cache
 def _unchecked_vmap(arity: int) -> Callable | None:
     """``fn(one, rows, in_dims, flat_args)``: torch.func.vmap of one chunk without its checks
     of the arguments' structure, or None where this torch has no such entry point.
@@ -414,7 +456,7 @@ def _unchecked_vmap(arity: int) -> Callable | None:
     structure every time (``arity`` tensors, the same ``in_dims`` per pattern), so the checks
     are done on the first call of each pattern (the public vmap) and the later calls go
     straight to the batched run: the same function on the same batched inputs, the same
-    values bit for bit."""
+    values bit for bit. Made once per arity (its signature test costs a small loss call)."""
     try:
         from torch._functorch.vmap import _flat_vmap
         from torch.utils._pytree import tree_flatten

@@ -142,7 +142,8 @@ class _Torch:
         return leaf.numel()
 
     def scalar(self, leaf: Any) -> Any:
-        return _real_view(leaf).reshape(())
+        view = _real_view(leaf)
+        return view if view.dim() == 0 else view.reshape(())  # a 0-d J as it is: no view of it
 
     def constant(self, view: Any, r: np.ndarray) -> Any:
         import torch
