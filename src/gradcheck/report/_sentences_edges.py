@@ -31,6 +31,16 @@ def finer_stairs(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
     )
 
 
+def kinks_in_stencil(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
+    return (
+        f"{name}: the mismatches at {_many(name, shape, entries)} are explained by kinks inside "
+        "the stencils J's noise forces (the one-sided slopes change from one step to the next "
+        "as no smooth side's do), and the smaller steps that agree with the gradient are too "
+        "noisy to confirm it: left unjudged, neither blamed nor passed. A loss computed in a "
+        "higher precision (its noise allows steps between the kinks) judges them."
+    )
+
+
 def ties_unscreened(
     name: str, shape: tuple[int, ...], entries: np.ndarray, left: np.ndarray,
     callable_grads: bool,

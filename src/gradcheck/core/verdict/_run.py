@@ -60,7 +60,8 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,
                                   ties.where)
-        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties))
+        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties,
+                                                                      rechecked.blurred))
     report = assemble(  # 8. the components, the verdict, the report
         tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
         sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,
