@@ -16,13 +16,14 @@ import numpy as np
 from gradcheck.core._tolerance import KINK_SAFETY, SAFETY, analytic_bound
 from gradcheck.core._tree import Params, Tree
 from gradcheck.core._validate import inputs
-from gradcheck.core.verdict._records import Setup, Stepper, TensorResult
+from gradcheck.core.verdict._records import Facts, Setup, Stepper, TensorResult
 from gradcheck.report._model import AGREES, KINK, MISMATCH, UNCHECKED
 
 RECHECK_MAX = 2000  # kinked entries re-checked off the kink (4 loss calls each)
 TIE_ROUNDS = 3  # fresh moved points for entries on ties of mixed sign that one did not leave
 AWAY = 4.0  # standard deviations of J's noise: one-sided slopes that no smooth side explains
 BLURRED = 2  # ``_off_kink``: a mismatch explained by kinks inside its stencil (unjudged)
+DOUBTED = 64  # low-precision mismatches next to kinks re-checked off θ per tensor, at most
 
 
 def one_sided(
@@ -119,7 +120,7 @@ def kinks_away(secants: np.ndarray, steps: np.ndarray, sigma: float) -> np.ndarr
     >>> at_theta = seen(lambda t: np.maximum(t, 0.0))  # one kink, at θ
     >>> away = seen(lambda t: np.maximum(t - 1.5, 0.0))  # a kink inside the larger stencil
     >>> [round(float(kinks_away(s, steps, 1e-3)[0])) for s in (smooth, at_theta)], float(
-    ...     kinks_away(away, steps, 1e-3)[0]) > 20
+    ...     kinks_away(away, steps, 1e-3)[0]) > AWAY
     ([0, 0], True)
     """
     worst = np.zeros(secants.shape[2])
@@ -132,13 +133,17 @@ def kinks_away(secants: np.ndarray, steps: np.ndarray, sigma: float) -> np.ndarr
             r = float(np.nanmedian(c2[seen] / c1[seen]))  # the levels' ratio (1/2, 1/4, ...)
             ext = _spread(((2.0, r / 2), (-1.0, r), (-2.0, 0.5), (1.0, 1.0))) * r  # in units of σ/c2
             scale = _spread(((1.0, r), (-1.0, r / 2), (-r, 1.0), (r, 0.5))) * r
+            # A smooth side's third derivative moves both by a part of the coarser level's
+            # Richardson difference d = n(c) − n(c/2) = c²·J'''/8: (2/3)(1 − r²)·d and r(1 − r)·d.
+            d = np.abs(secants[a, 3] + secants[a, 0] - secants[a, 2] - secants[a, 1]) / 2
             for far, near in ((3, 2), (0, 1)):  # the right side, the left side
                 s1, h1 = secants[a, far], secants[a, near]
                 s2, h2 = secants[b, far], secants[b, near]
                 noise = sigma / c2
-                moved = np.abs((2 * h2 - s2) - (2 * h1 - s1)) / (ext * noise)
-                broken = (np.abs((s2 - h2) - r * (s1 - h1)) - 0.01 * r * np.abs(s1 - h1)) / (
-                    scale * noise)
+                moved = (np.abs((2 * h2 - s2) - (2 * h1 - s1)) - 2 / 3 * (1 - r * r) * d) / (
+                    ext * noise)
+                broken = (np.abs((s2 - h2) - r * (s1 - h1)) - 0.01 * r * np.abs(s1 - h1)
+                          - r * (1 - r) * d) / (scale * noise)
                 worst = np.where(seen, np.fmax(worst, np.fmax(moved, broken)), worst)
     return worst
 
@@ -174,8 +179,13 @@ def recheck_kinks(
     setup: Setup,
     max_calls: float = np.inf,
     ties: tuple[np.ndarray, ...] = (),
+    facts: tuple[Facts, ...] = (),
 ) -> Recheck:
     """Re-check kinked entries at θ + δ, off the kink, against grads(θ + δ).
+
+    ``facts``: per tensor, what the stages found. In a tensor whose steps J's low precision
+    widened, a mismatch a run of its second opinion settled next to kinks is re-checked too
+    (``doubted``): it stands only where points off θ reproduce it (``_reproduced``).
 
     ``ties``: per tensor, the entries left unjudged on ties of mixed sign (``_ties``): they
     move and are judged there too; one that agrees there is judged right, one that disagrees
@@ -189,10 +199,17 @@ def recheck_kinks(
     kink, instead of raising an alarm. An entry that disagrees there is judged wrong in place.
     """
     tied = [ties[t] if t < len(ties) else np.array([], np.int64) for t in range(len(results))]
+    doubt = doubted(results, facts)
     where = [np.union1d(np.flatnonzero(r.flags == KINK), w).astype(np.int64)
              for r, w in zip(results, tied, strict=True)]
+    if sum(w.size for w in where) > RECHECK_MAX:
+        return Recheck(0, 0, 0)
+    kinked = [w[~np.isin(w, k)] for w, k in zip(where, tied, strict=True)]
+    if 4 * sum(w.size + d.size for w, d in zip(where, doubt, strict=True)) + 1 > max_calls:
+        doubt = [d[:0] for d in doubt]  # the budget keeps those mismatches as judged at θ
+    where = [np.union1d(w, d).astype(np.int64) for w, d in zip(where, doubt, strict=True)]
     total = sum(w.size for w in where)
-    if not total or total > RECHECK_MAX or any(r.steps is None for r in results):
+    if not total or any(r.steps is None for r in results):
         return Recheck(0, 0, 0)
     if 4 * total + 1 > max_calls:  # what "auto" has left of its budget cannot pay for it
         return Recheck(0, 0, 0)
@@ -211,13 +228,13 @@ def recheck_kinks(
             more = _moved_point(j, tree, grads, results, setup, rng, again, tied)
             for f, w, a, m in zip(found, where, again, more, strict=True):
                 f[np.isin(w, a)] = m
-        _reproduced(j, tree, grads, results, setup, rng, where, tied, found, max_calls)
+        _reproduced(j, tree, grads, results, setup, rng, where, tied, found, max_calls, doubt)
     except Exception:  # the stronger test must never turn a finished check into an error
         return Recheck(0, 0, j.calls)
-    bad = sum(int(np.sum((f == 1) & ~np.isin(w, k)))
-              for f, w, k in zip(found, where, tied, strict=True))
+    bad = sum(int(np.sum((f == 1) & np.isin(w, k)))
+              for f, w, k in zip(found, where, kinked, strict=True))
     on_ties = [f[np.isin(w, k)] for f, w, k in zip(found, where, tied, strict=True)]
-    return Recheck(total - sum(w.size for w in tied), bad, j.calls,
+    return Recheck(sum(k.size for k in kinked), bad, j.calls,
                    sum(int(np.sum((f == 0) | (f == 1))) for f in on_ties),
                    sum(int(np.sum(f == 1)) for f in on_ties),
                    tuple(w[(f == BLURRED) & ~np.isin(w, k)]
@@ -227,7 +244,7 @@ def recheck_kinks(
 def _reproduced(
     j: _Counted, tree: Tree, grads: Callable[[Params], Any], results: list[TensorResult],
     setup: Setup, rng: np.random.Generator, where: list[np.ndarray], tied: list[np.ndarray],
-    found: list[np.ndarray], max_calls: float,
+    found: list[np.ndarray], max_calls: float, doubt: list[np.ndarray],
 ) -> None:
     """Mismatches off the kink of tensors whose steps J's low precision widened, seen again.
 
@@ -237,9 +254,16 @@ def _reproduced(
     there, or its stencil is blurred by kinks) is no judgement: left unjudged (``BLURRED``).
     A fresh point still on a kink is tried again (``TIE_ROUNDS`` in all); one no fresh point
     judges is not reproduced either (kinks on every side of it: a stencil anywhere near
-    straddles them)."""
-    pending = [w[(f == 1) & ~np.isin(w, k)] if r.low_precision else w[:0]
-               for f, w, k, r in zip(found, where, tied, results, strict=True)]
+    straddles them). A ``doubt``ed mismatch at θ (see ``doubted``) that the first point off θ
+    did not reproduce is left unjudged at once; one that point did not judge is pending."""
+    for t, (f, w, d) in enumerate(zip(found, where, doubt, strict=True)):
+        lost = w[np.isin(w, d) & ((f == 0) | (f == BLURRED))]
+        r = results[t]
+        r.flags[lost], r.numeric[lost], r.bound[lost] = UNCHECKED, np.nan, np.nan
+        f[np.isin(w, lost)] = BLURRED
+    pending = [w[((f == 1) | ((f == -1) & np.isin(w, d))) & ~np.isin(w, k)]
+               if r.low_precision else w[:0]
+               for f, w, k, d, r in zip(found, where, tied, doubt, results, strict=True)]
     for last in range(TIE_ROUNDS):
         n = sum(p.size for p in pending)
         if not n or 4 * n + 1 > max_calls - j.calls:
@@ -251,6 +275,32 @@ def _reproduced(
             r.flags[lost], r.numeric[lost], r.bound[lost] = UNCHECKED, np.nan, np.nan
             f[np.isin(w, lost)] = BLURRED
             pending[t] = p[m == -1]
+
+
+def doubted(results: list[TensorResult], facts: tuple[Facts, ...]) -> list[np.ndarray]:
+    """Per tensor, the mismatches at θ that points off θ must reproduce: in a tensor whose
+    steps J's low precision widened, those a run of smooth-looking levels settled while a kink
+    was seen in the window at another level (``Facts.doubted``); the noise hides kinks from
+    the smoothness tests there, so the run may have averaged the slopes of kinks inside the
+    stencil. (Not a mismatch outside the slopes of a kink at θ: a wrong value at the kink is
+    right off it.) Not in a tensor where J was found piecewise constant (stairs: their own
+    rules judge them), and at most ``DOUBTED`` per tensor (more are no such accident).
+
+    >>> from gradcheck.core.verdict._records import TensorResult
+    >>> r = TensorResult(*[np.zeros(3)] * 3, np.array([2, 2, 1], np.int8), 1.0, 0.1, True)
+    >>> doubted([r], (Facts(doubted=np.array([True, False, True])),))[0].tolist()
+    [0]
+    """
+    out = []
+    for t, r in enumerate(results):
+        f = facts[t] if t < len(facts) else Facts()
+        k = f.doubted
+        stairs = f.flat is not None and f.flat.stairs.size > 0
+        w = np.flatnonzero((r.flags == MISMATCH) & k) if (
+            r.low_precision and not stairs and f.quantum is None and f.reads is None
+            and k is not None and k.size == r.flags.size) else np.array([], int)
+        out.append(w.astype(np.int64) if w.size <= DOUBTED else w[:0].astype(np.int64))
+    return out
 
 
 def _moved_point(

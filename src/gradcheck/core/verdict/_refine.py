@@ -22,7 +22,7 @@ from gradcheck.core.verdict._first_pass import estimate, evaluate_nodes
 from gradcheck.core.verdict._kinks import AWAY, kink, kinks_away, slopes
 from gradcheck.core.verdict._plan import RUN
 from gradcheck.core.verdict._records import Stepper
-from gradcheck.report._model import entry_states
+from gradcheck.report._model import MISMATCH, entry_states
 
 MAX_LEVELS = 12  # halvings of the step tried on an ambiguous (kinked) entry: down to h/2048
 FAR = 8.0  # a disagreement this many times its bound, outside every slope: settled at once
@@ -44,6 +44,7 @@ def refine(
     flat_step: np.ndarray | None = None,
     rough: np.ndarray | None = None,
     blurred: np.ndarray | None = None,
+    doubted: np.ndarray | None = None,
 ) -> int:
     """Second opinion on the entries ``idx``, written into ``out`` = (numeric, bound, flags).
 
@@ -58,7 +59,9 @@ def refine(
     whose window showed a kink at some level (``_ties`` screens their mismatches). Entries the
     evaluator's spare calls cannot pay for are left unjudged (NaN); returns how many.
     ``blurred`` marks the mismatches left unjudged because kinks inside the larger steps'
-    stencils explain them (``_refuted``): not counted in what this returns.
+    stencils explain them (``_refuted``): not counted in what this returns. ``doubted`` marks
+    the mismatches a low-precision run settled next to kinks (seen in the window at some
+    level): with callable grads, points off θ must reproduce them (``_kinks.recheck_kinks``).
     """
     n = len(idx)
     chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step, rough,
@@ -66,7 +69,9 @@ def refine(
                    np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
                    np.full((2, n), np.nan), np.full((MAX_LEVELS, 4, n), np.nan),
                    np.full((MAX_LEVELS, n), np.nan),
-                   np.zeros(len(g), dtype=bool) if blurred is None else blurred)
+                   np.zeros(len(g), dtype=bool) if blurred is None else blurred,
+                   np.zeros(len(g), dtype=bool) if doubted is None else doubted,
+                   np.zeros(n, dtype=bool))
     todo = np.arange(n)
     while todo.size:  # depth first: only the second opinions the spare calls can finish
         active, todo = chase.affordable(todo)
@@ -130,6 +135,8 @@ class _Chase:
     secants: np.ndarray  # (levels, 4, n): each level's one-sided secants (``kinks_away``)
     steps: np.ndarray  # (levels, n): each level's step
     blurred: np.ndarray  # per entry of the tensor: a mismatch kinks in the stencil explain
+    doubted: np.ndarray  # per entry: a mismatch a low-precision run settled next to kinks
+    kinked: np.ndarray  # per position: a kink seen in its window at some level
 
     def unjudged(self) -> int:
         """The entries left unjudged by the budget (not those kinks in the stencil blur)."""
@@ -186,6 +193,7 @@ class _Chase:
         opinion, blurred = self._refuted(active, level, opinion)
         if self.rough is not None:
             self.rough[sub[opinion.nonsmooth]] = True
+        self.kinked[active] |= opinion.nonsmooth
         numeric, bound, flags = self.out
         seen = ~opinion.blind  # a blind level keeps the mismatch a larger step resolved
         numeric[sub[seen]], bound[sub[seen]] = opinion.n_star[seen], opinion.bound[seen]
@@ -311,6 +319,9 @@ class _Chase:
             self.blur(active[blurred])
             settled &= ~blurred
         self.settle(active[settled])
+        if self.low:  # a run next to kinks the noise may hide: points off θ must reproduce it
+            near = active[settled & self.kinked[active]]
+            self.doubted[self.idx[near]] = self.out[2][self.idx[near]] == MISMATCH
         # Agreement counts where the estimate is new (level 0, or it changed past a kink) and J
         # looks smooth (a bound widened by kinks inside the window proves nothing); a smooth
         # estimate repeated with more rounding is no new evidence.

@@ -72,7 +72,7 @@ def judge_tensor(
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
-            facts.blurred = None
+            facts.blurred, facts.doubted = None, None
             return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
         if coarse is not None and facts.flat is not None and ev.spare() < again + 15:
             result, facts.flat = unread(result, facts.flat, read_flats(result, facts.flat))
@@ -90,7 +90,7 @@ def judge_tensor(
             # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
             # judge it again as a smooth J whose noise is that rounding.
             facts.quantum, facts.flat, facts.unrefined, facts.rough = quantum, None, None, None
-            facts.blurred = None
+            facts.blurred, facts.doubted = None, None
             return check_tensor(ev, setup, dataclasses.replace(job, quantum=quantum), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
@@ -266,9 +266,11 @@ def second_opinion(
         probe, rest = confirm_sample(suspicious, excess, setup.config.seed, job.t)
         facts.rough = np.zeros(f.theta.size, dtype=bool)
         facts.blurred = np.zeros(f.theta.size, dtype=bool)
+        facts.doubted = np.zeros(f.theta.size, dtype=bool)
         facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
                                  f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step,
-                                 rough=facts.rough, blurred=facts.blurred)
+                                 rough=facts.rough, blurred=facts.blurred,
+                                 doubted=facts.doubted)
         if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
             # confirmed: judged wrong again, by an estimate near the first pass's (a step
             # across a stair or a kink gives a first-pass number that is no derivative)
@@ -280,7 +282,7 @@ def second_opinion(
             facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
                                       job.j0, f.sigma, f.g, f.a, out, low=f.low,
                                       flat_step=flat_step, rough=facts.rough,
-                                      blurred=facts.blurred)
+                                      blurred=facts.blurred, doubted=facts.doubted)
             if weaker.size < rest.size:
                 facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
                 if np.any(confirmed) and np.all(facts.rough[probe[confirmed]]):
