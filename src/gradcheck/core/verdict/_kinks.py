@@ -3,7 +3,10 @@
 For a smooth J the gap between the right and left slopes is ≈ s·J'' and halves with the step;
 a kink inside the window breaks that scaling (``gap_breaks_scaling``). At a kink any value
 between the one-sided slopes is a valid subgradient (``kink``); with callable grads the kinked
-entries are judged again at a nearby point θ + δ off the kink (``recheck_kinks``).
+entries are judged again at a nearby point θ + δ off the kink (``recheck_kinks``). Where J's
+noise forces steps wider than the spacing of its kinks (a float32 sort of integers one apart),
+the slopes of several steps tell kinks inside a stencil from a smooth side or a kink at θ
+(``kinks_away``); a mismatch they explain is left unjudged, never blamed.
 """
 
 from __future__ import annotations
