@@ -54,6 +54,7 @@ SAMPLES: dict[NoteCode, dict] = {
     NoteCode.SURROGATE: {**ENTRIES, "value": 0.5},
     NoteCode.LOCALLY_CONSTANT: {**ENTRIES, "value": 0.5, "reach": 1.0, "still": True},
     NoteCode.FINER_STAIRS: {"shape": ENTRIES["shape"], "entries": ENTRIES["entries"]},
+    NoteCode.KINKS_IN_STENCIL: {"shape": ENTRIES["shape"], "entries": ENTRIES["entries"]},
     NoteCode.READS_COARSER: {"dtype": "float32"},
     NoteCode.FLOAT16_GRADIENT: {"ulps": 40.0},
     NoteCode.SUBGRADIENTS: {"kinks": 2, "callable_grads": False},

@@ -72,6 +72,8 @@ class NoteCode(Enum):
     FLOAT16_GRADIENT = "float16-gradient"  # mismatches within float16's own accuracy
     SUBGRADIENTS = "subgradients"  # entries judged as kinks
     RECHECKED_OFF_KINK = "rechecked-off-kink"  # kinked entries re-checked at θ + δ
+    KINKS_IN_STENCIL = "kinks-in-stencil"  # mismatches that kinks inside the stencils explain,
+    # seen only at steps J's noise forces across them: unjudged
     # adapters (_sentences_adapters)
     PRECISION = "precision"  # the dtype evaluated: float64 copies or the tensors' own
     EVALUATION = "evaluation"  # batched, the loop (measured faster) or the loop fallback

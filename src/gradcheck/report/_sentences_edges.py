@@ -1,6 +1,7 @@
 """The wording of the engine's notes at the edges of stairs and ties (issue 22 item 3): entries
-left unjudged where stairs finer than the steps cannot be told from rounding, and kinked
-mismatches the budget left unscreened for ties of mixed sign. Each renderer is named after its
+left unjudged where stairs finer than the steps cannot be told from rounding, or where kinks
+inside the stencils explain a mismatch, and kinked mismatches the budget left unscreened for
+ties of mixed sign. Each renderer is named after its
 ``NoteCode`` (``_sentences.TABLE`` finds it by that name).
 
 >>> finer_stairs("x", (4,), np.array([1, 2]))[:37]
@@ -28,6 +29,17 @@ def finer_stairs(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
         "at which their slope would show, while the steps J's noise allows cross that: stairs "
         "finer than the steps (derivative 0, as the analytic value says) cannot be told from "
         "J's own rounding there (derivative the slope across), so they are left unjudged."
+    )
+
+
+def kinks_in_stencil(name: str, shape: tuple[int, ...], entries: np.ndarray) -> str:
+    return (
+        f"{name}: the mismatches at {_many(name, shape, entries)} are explained by kinks inside "
+        "the stencils J's noise forces (the one-sided slopes of the steps tried are no smooth "
+        "side's, or a point off θ does not repeat the mismatch), and the steps small enough to "
+        "see past the kinks are too noisy to judge them: left unjudged, neither blamed nor "
+        "passed. A loss computed in a higher precision (its noise allows steps between the "
+        "kinks) judges them."
     )
 
 

@@ -51,7 +51,22 @@ def engine_records(
     if rechecked.entries:
         notes.append(Note(NoteCode.RECHECKED_OFF_KINK, None,
                           {"entries": rechecked.entries, "bad": rechecked.bad}))
+    notes += blurred_notes(tree, facts, rechecked)
     notes += tie_notes(tree, results, ties, callable_grads)
+    return notes
+
+
+def blurred_notes(tree: Tree, facts: list[Facts], rechecked: Recheck) -> list[Note]:
+    """Mismatches left unjudged because kinks inside their stencils explain them (the second
+    opinion's, ``_refine``, and the re-check's off the kink, ``_kinks``)."""
+    notes = []
+    for t, f in enumerate(facts):
+        off = rechecked.blurred[t] if t < len(rechecked.blurred) else np.array([], np.int64)
+        mine = np.flatnonzero(f.blurred) if f.blurred is not None else off[:0]
+        entries = np.union1d(mine, off).astype(np.int64)
+        if entries.size:
+            notes.append(Note(NoteCode.KINKS_IN_STENCIL, tree.names[t],
+                              {"shape": tuple(tree.leaves[t].shape), "entries": entries}))
     return notes
 
 

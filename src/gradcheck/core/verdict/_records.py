@@ -87,6 +87,10 @@ class Facts:
     rough: np.ndarray | None = None  # per entry: a kink seen in its second opinion's window
     quantum: float | None = None  # J's values step by this much (float32 rounding), not stairs
     finer: np.ndarray | None = None  # mismatches left unjudged: stairs finer than the steps?
+    blurred: np.ndarray | None = None  # per entry: a mismatch kinks inside its stencils explain
+    # (left unjudged by the second opinion, ``_refine``)
+    doubted: np.ndarray | None = None  # per entry: a mismatch a low-precision run settled next
+    # to kinks (points off θ must reproduce it, with callable grads: ``_kinks.recheck_kinks``)
 
 
 @dataclass(frozen=True)

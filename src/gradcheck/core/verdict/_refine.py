@@ -19,10 +19,10 @@ from gradcheck.core._coords import Capped
 from gradcheck.core._schemes import Scheme
 from gradcheck.core._tolerance import SAFETY
 from gradcheck.core.verdict._first_pass import estimate, evaluate_nodes
-from gradcheck.core.verdict._kinks import kink, slopes
+from gradcheck.core.verdict._kinks import AWAY, kink, kinks_away, slopes
 from gradcheck.core.verdict._plan import RUN
 from gradcheck.core.verdict._records import Stepper
-from gradcheck.report._model import entry_states
+from gradcheck.report._model import MISMATCH, entry_states
 
 MAX_LEVELS = 12  # halvings of the step tried on an ambiguous (kinked) entry: down to h/2048
 FAR = 8.0  # a disagreement this many times its bound, outside every slope: settled at once
@@ -43,6 +43,8 @@ def refine(
     low: bool = False,
     flat_step: np.ndarray | None = None,
     rough: np.ndarray | None = None,
+    blurred: np.ndarray | None = None,
+    doubted: np.ndarray | None = None,
 ) -> int:
     """Second opinion on the entries ``idx``, written into ``out`` = (numeric, bound, flags).
 
@@ -56,12 +58,20 @@ def refine(
     step. ``flat_step`` records the step at which J did not move at all, ``rough`` the entries
     whose window showed a kink at some level (``_ties`` screens their mismatches). Entries the
     evaluator's spare calls cannot pay for are left unjudged (NaN); returns how many.
+    ``blurred`` marks the mismatches left unjudged because kinks inside the larger steps'
+    stencils explain them (``_refuted``): not counted in what this returns. ``doubted`` marks
+    the mismatches a low-precision run settled next to kinks (seen in the window at some
+    level): with callable grads, points off θ must reproduce them (``_kinks.recheck_kinks``).
     """
     n = len(idx)
     chase = _Chase(ev, t, idx, stepper, scheme, j0, sigma, g, a, out, low, flat_step, rough,
                    {c: v[idx] for c, v in first.items()}, np.zeros(n, dtype=np.int64),
                    np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
-                   np.full((2, n), np.nan))
+                   np.full((2, n), np.nan), np.full((MAX_LEVELS, 4, n), np.nan),
+                   np.full((MAX_LEVELS, n), np.nan),
+                   np.zeros(len(g), dtype=bool) if blurred is None else blurred,
+                   np.zeros(len(g), dtype=bool) if doubted is None else doubted,
+                   np.zeros(n, dtype=bool))
     todo = np.arange(n)
     while todo.size:  # depth first: only the second opinions the spare calls can finish
         active, todo = chase.affordable(todo)
@@ -94,6 +104,8 @@ class _Opinion(NamedTuple):
     rounding: np.ndarray  # the half-step estimate's rounding
     clear: np.ndarray  # a disagreement settled at once
     blind: np.ndarray  # the slopes' noise here hides what a larger step resolved: a mismatch
+    within: np.ndarray  # g between the slopes, within their allowance (blind or not)
+    secants: np.ndarray  # (4, n): S(−c), S(−c/2), S(c/2), S(c) at this level's step c
 
 
 @dataclass
@@ -120,9 +132,15 @@ class _Chase:
     previous: np.ndarray  # the extrapolated estimate one level up
     outside_by: np.ndarray  # how far outside a kink's slopes g was, beyond their noise (0: never)
     bounds: np.ndarray  # (2, n): the lowest and highest slope one level up
+    secants: np.ndarray  # (levels, 4, n): each level's one-sided secants (``kinks_away``)
+    steps: np.ndarray  # (levels, n): each level's step
+    blurred: np.ndarray  # per entry of the tensor: a mismatch kinks in the stencil explain
+    doubted: np.ndarray  # per entry: a mismatch a low-precision run settled next to kinks
+    kinked: np.ndarray  # per position: a kink seen in its window at some level
 
     def unjudged(self) -> int:
-        return int(np.sum(self.out[2][self.idx] == 0))
+        """The entries left unjudged by the budget (not those kinks in the stencil blur)."""
+        return int(np.sum((self.out[2][self.idx] == 0) & ~self.blurred[self.idx]))
 
     def affordable(self, todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The positions whose whole second opinion (``RUN`` levels) the spare calls pay for,
@@ -170,13 +188,44 @@ class _Chase:
         resolved, bounds = self.outside_by[active], self.bounds[:, active]
         opinion = self._opinion(sub, vals, s, nodes, half, level, resolved, bounds)
         self.outside_by[active], self.bounds[:, active] = resolved, bounds
+        self.secants[level][:, active], self.steps[level, active] = opinion.secants, s * (
+            self.stepper.h[sub])
+        opinion, blurred = self._refuted(active, level, opinion)
         if self.rough is not None:
             self.rough[sub[opinion.nonsmooth]] = True
+        self.kinked[active] |= opinion.nonsmooth
         numeric, bound, flags = self.out
         seen = ~opinion.blind  # a blind level keeps the mismatch a larger step resolved
         numeric[sub[seen]], bound[sub[seen]] = opinion.n_star[seen], opinion.bound[seen]
         flags[sub[seen]] = entry_states(opinion.agrees, opinion.nonsmooth & opinion.inside)[seen]
-        return self._track(active, sub, opinion)
+        self.blur(active[blurred])
+        return self._track(active, sub, opinion, level)
+
+    def _refuted(self, active: np.ndarray, level: int, o: _Opinion) -> tuple[_Opinion, np.ndarray]:
+        """Blind levels whose recorded kink at θ the slopes of all levels refute.
+
+        The blind rule rests on the slopes of a kink at θ with smooth sides. Where the slopes
+        seen from level 0 down to this one are no smooth side's beyond AWAY standard deviations
+        of J's noise (``kinks_away``: kinks away from θ inside the larger stencils, which the
+        single-level tests' padded allowances let pass), the recorded mismatch was slopes
+        averaged over those kinks. If g lies between this level's slopes within their
+        allowance, nothing judges it (blurred: left unjudged); if not, this level judges as any.
+        Returns the opinion with those levels no longer blind, and the blurred positions."""
+        away = np.zeros(active.size, dtype=bool)
+        if o.blind.any():
+            pos = active[o.blind]
+            away[o.blind] = kinks_away(self.secants[:level + 1][:, :, pos],
+                                       self.steps[:level + 1, pos], self.sigma) > AWAY
+        self.outside_by[active[away & ~o.within]] = 0.0  # recorded on averaged slopes
+        return o._replace(blind=o.blind & ~(away & ~o.within)), away & o.within
+
+    def blur(self, which: np.ndarray) -> None:
+        """Leave positions unjudged: their mismatch is explained by kinks in the stencil."""
+        sub = self.idx[which]
+        numeric, bound, flags = self.out
+        flags[sub], numeric[sub], bound[sub] = 0, np.nan, np.nan
+        self.blurred[sub] = True
+        self.run[which] = 0
 
     def _afford(self, active: np.ndarray, wanted: set[float]) -> np.ndarray:
         """The active positions the spare calls pay for; the rest are left unjudged."""
@@ -224,6 +273,7 @@ class _Chase:
         slack = SAFETY * 6 * sigma / (s * stepper.h[sub]) + a
         outside = np.maximum(lo - g, g - hi)
         blind = (outside_by > 0) & (slack >= outside_by)
+        within = inside.copy()
         inside &= ~blind
         same = (np.abs(lo - bounds[0]) <= slack) & (np.abs(hi - bounds[1]) <= slack)
         outside_by[:] = np.where(nonsmooth & sided & same & (outside > slack) & ~blind, outside,
@@ -243,9 +293,11 @@ class _Chase:
             clear = (~nonsmooth & (np.abs(n_star - g) > FAR * smooth_bound)
                      & (outside > FAR * (hi - lo + slack)))
         n_star = np.where(nonsmooth & ~inside, nearest, n_star)
-        return _Opinion(n_star, smooth_bound, agrees, nonsmooth, inside, sided, r_2, clear, blind)
+        return _Opinion(n_star, smooth_bound, agrees, nonsmooth, inside, sided, r_2, clear, blind,
+                        within, stacked[:4])
 
-    def _track(self, active: np.ndarray, sub: np.ndarray, o: _Opinion) -> np.ndarray:
+    def _track(self, active: np.ndarray, sub: np.ndarray, o: _Opinion,
+               level: int) -> np.ndarray:
         """Runs of smooth, consistent levels: settle those long enough; the rest go on."""
         # The same estimate again: within this level's bound of the last one, and within the
         # precision the run's first (anchor) level claimed; estimates that wander (windows
@@ -259,16 +311,37 @@ class _Chase:
         self.anchor_b[active] = np.where(fresh, o.bound, self.anchor_b[active])
         self.previous[active] = o.n_star
         settled = (self.run[active] >= RUN) | o.clear
+        blurred = np.zeros(active.size, dtype=bool)
         if self.low:  # steps widened by the noise may average many kinks into a smooth-looking
             # slope: settle only where a halved step could no longer resolve the disagreement
             settled &= 4 * SAFETY * o.rounding >= np.abs(self.anchor_n[active] - self.g[sub])
+            blurred = settled & self._blurred_run(active, sub, o, level)
+            self.blur(active[blurred])
+            settled &= ~blurred
         self.settle(active[settled])
+        if self.low:  # a run next to kinks the noise may hide: points off θ must reproduce it
+            near = active[settled & self.kinked[active]]
+            self.doubted[self.idx[near]] = self.out[2][self.idx[near]] == MISMATCH
         # Agreement counts where the estimate is new (level 0, or it changed past a kink) and J
         # looks smooth (a bound widened by kinks inside the window proves nothing); a smooth
         # estimate repeated with more rounding is no new evidence.
-        done = (settled | o.blind | (o.agrees & ~going & ~o.nonsmooth)
+        done = (settled | blurred | o.blind | (o.agrees & ~going & ~o.nonsmooth)
                 | (o.nonsmooth & o.inside & o.sided))
         return active[~done]
+
+    def _blurred_run(self, active: np.ndarray, sub: np.ndarray, o: _Opinion,
+                     level: int) -> np.ndarray:
+        """Runs about to settle a mismatch that their own levels refute: this level's estimate
+        agrees with g within its bound, and the run's slopes are no smooth side's (kinks inside
+        the anchor's stencil, whose truncation bound made wandering estimates look the same)."""
+        out = np.zeros(active.size, dtype=bool)
+        wrong = np.abs(self.anchor_n[active] - self.g[sub]) > self.anchor_b[active]
+        for length in np.unique(self.run[active][wrong & o.agrees]):
+            pick = wrong & o.agrees & (self.run[active] == length)
+            first, pos = level - int(length) + 1, active[pick]
+            out[pick] = kinks_away(self.secants[first:level + 1][:, :, pos],
+                                   self.steps[first:level + 1, pos], self.sigma) > AWAY
+        return out
 
     def settle(self, which: np.ndarray) -> None:
         """Judge positions at the first level of their smooth run, if they have one."""

@@ -59,8 +59,9 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
         sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,
-                                  ties.where)
-        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties))
+                                  ties.where, tuple(facts))
+        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties,
+                                                                      rechecked.blurred))
     report = assemble(  # 8. the components, the verdict, the report
         tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
         sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,

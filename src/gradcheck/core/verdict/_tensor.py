@@ -75,6 +75,7 @@ def judge_tensor(
             # J reads this float64 tensor in float32 (or float16): its "stairs" are that
             # dtype's grid. Check it again as a parameter of that dtype.
             facts.reads, facts.flat, facts.unrefined, facts.rough = coarse, None, None, None
+            facts.blurred, facts.doubted = None, None
             return check_tensor(ev, setup, dataclasses.replace(job, reads=coarse), facts)
         if coarse is not None and facts.flat is not None and ev.spare() < again + 15:
             result, facts.flat = unread(result, facts.flat, read_flats(result, facts.flat))
@@ -93,6 +94,7 @@ def judge_tensor(
             # J's values step by float32 rounding (a quantized but smooth J), not by stairs:
             # judge it again as a smooth J whose noise is that rounding.
             facts.quantum, facts.flat, facts.unrefined, facts.rough = quantum, None, None, None
+            facts.blurred, facts.doubted = None, None
             return check_tensor(ev, setup, dataclasses.replace(job, quantum=quantum), facts)
         return result
     except KeyboardInterrupt:  # before anything of it was judged
@@ -211,8 +213,9 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
     vouched = found is not None and not found.failed and found.complete
     unsettled = sum(1 for i in (facts.edges or {}) if out[2][i] == UNCHECKED)  # no step judged
     finer = 0 if facts.finer is None else int(facts.finer.size)  # stairs or rounding: unjudged
+    blurred = 0 if facts.blurred is None else int(np.count_nonzero(facts.blurred))
     return f.result(out, steps=f.stepper.h, unconfirmed=unsettled + unsampled(found, f, idx)
-                    + finer + (0 if vouched else (facts.unrefined or 0)))
+                    + finer + blurred + (0 if vouched else (facts.unrefined or 0)))
 
 
 def unsampled(found: Located | None, f: Footing, idx: np.ndarray) -> int:
@@ -273,9 +276,12 @@ def second_opinion(
         excess = np.abs(out[0] - f.g) / np.maximum(out[1], 1e-300)  # the first pass's
         probe, rest = confirm_sample(suspicious, excess, setup.config.seed, job.t)
         facts.rough = np.zeros(f.theta.size, dtype=bool)
+        facts.blurred = np.zeros(f.theta.size, dtype=bool)
+        facts.doubted = np.zeros(f.theta.size, dtype=bool)
         facts.unrefined = refine(ev, job.t, probe, f.stepper, setup.scheme, values, job.j0,
                                  f.sigma, f.g, f.a, out, low=f.low, flat_step=flat_step,
-                                 rough=facts.rough)
+                                 rough=facts.rough, blurred=facts.blurred,
+                                 doubted=facts.doubted)
         if rest.size:  # the rest as strong as a confirmed stratum stand; the others refined
             # confirmed: judged wrong again, by an estimate near the first pass's (a step
             # across a stair or a kink gives a first-pass number that is no derivative)
@@ -286,7 +292,8 @@ def second_opinion(
             weaker = rest[excess[rest] < stand]
             facts.unrefined += refine(ev, job.t, weaker, f.stepper, setup.scheme, values,
                                       job.j0, f.sigma, f.g, f.a, out, low=f.low,
-                                      flat_step=flat_step, rough=facts.rough)
+                                      flat_step=flat_step, rough=facts.rough,
+                                      blurred=facts.blurred, doubted=facts.doubted)
             if weaker.size < rest.size:
                 facts.sampled = (probe.size, suspicious.size, rest.size - weaker.size)
                 if np.any(confirmed) and np.all(facts.rough[probe[confirmed]]):
@@ -299,7 +306,7 @@ def second_opinion(
             # the budget could not re-check stand as evidence rather than vanish.
             # Not one whose g lies between its first-pass one-sided slopes: its line may
             # have a kink (a central difference between them is no derivative): unjudged.
-            kept = (out[2] == 0) & (first_pass[2] == MISMATCH)
+            kept = (out[2] == 0) & (first_pass[2] == MISMATCH) & ~facts.blurred
             kept[kept] &= ~between_slopes(f, setup, values, job.j0, np.flatnonzero(kept),
                                           first_pass[1])
             for array, old in zip(out, first_pass, strict=True):

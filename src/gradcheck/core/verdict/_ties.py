@@ -296,13 +296,16 @@ def widening(sigma: float, h: float, excess: float) -> float:
     return float(np.clip(2 * SAFETY * 6 * sigma / (excess * h), 1.0, 1 / STENCIL))
 
 
-def settle(results: list[TensorResult], ties: Ties) -> list[TensorResult]:
+def settle(results: list[TensorResult], ties: Ties,
+           blurred: tuple[np.ndarray, ...] = ()) -> list[TensorResult]:
     """The results once the re-check off the ties judged some of them: those no longer count
-    as unjudged."""
+    as unjudged; and the kinked entries it left unjudged (``blurred``, per tensor: a mismatch
+    off the kink that kinks inside the stencil explain) now do."""
     out = []
     for t, r in enumerate(results):
         w = ties.where[t] if t < len(ties.where) else np.array([], np.int64)
-        judged = int(np.count_nonzero(r.flags[w] != UNCHECKED))
+        more = int(blurred[t].size) if t < len(blurred) else 0
+        judged = int(np.count_nonzero(r.flags[w] != UNCHECKED)) - more
         out.append(dataclasses.replace(r, unconfirmed=r.unconfirmed - judged) if judged else r)
     return out
 
