@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from gradcheck.core._tree import Tree
@@ -18,6 +21,7 @@ from gradcheck.report._model import (
     verdict,
 )
 from gradcheck.report._report import Report
+from gradcheck.report._sentences import Note
 
 
 def assemble(
@@ -30,8 +34,12 @@ def assemble(
     seconds: float,
     planned: list[int] | None = None,
     interrupted: bool = False,
+    *,
+    more_notes: Sequence[Note] = (),
+    options: dict[str, Any] | None = None,
 ) -> Report:
-    """The report of the results (``located``: a directional search judged some tensor)."""
+    """The report of the results (``located``: a directional search judged some tensor), its
+    notes followed by ``more_notes`` (the engine's), with the check's ``options``."""
     components: dict[str, Component] = {}
     planned = planned or [leaf.size for leaf in tree.leaves]
     for t, (name, leaf) in enumerate(zip(tree.names, tree.leaves, strict=True)):
@@ -58,8 +66,10 @@ def assemble(
         scheme=scheme,
         components=components,
         suspects=suspects,
-        notes=notes,
+        notes=(*notes, *more_notes),
+        interrupted=interrupted,
         seconds=seconds,
+        options=options,
     )
 
 

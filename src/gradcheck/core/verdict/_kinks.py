@@ -201,8 +201,11 @@ def recheck_kinks(
     widens that bound, and one-sided slopes that do not scale as a smooth J's leave the entry a
     kink, instead of raising an alarm. An entry that disagrees there is judged wrong in place.
     """
-    tied = [ties[t] if t < len(ties) else np.array([], np.int64) for t in range(len(results))]
     doubt = doubted(results, facts)
+    if not (any(w.size for w in ties) or any(d.size for d in doubt)
+            or any((r.flags == KINK).any() for r in results)):
+        return Recheck(0, 0, 0)  # nothing to re-check (what the sets below would find)
+    tied = [ties[t] if t < len(ties) else np.array([], np.int64) for t in range(len(results))]
     where = [np.union1d(np.flatnonzero(r.flags == KINK), w).astype(np.int64)
              for r, w in zip(results, tied, strict=True)]
     if sum(w.size for w in where) > RECHECK_MAX:

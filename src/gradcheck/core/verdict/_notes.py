@@ -62,6 +62,8 @@ def blurred_notes(tree: Tree, facts: list[Facts], rechecked: Recheck) -> list[No
     notes = []
     for t, f in enumerate(facts):
         off = rechecked.blurred[t] if t < len(rechecked.blurred) else np.array([], np.int64)
+        if not off.size and (f.blurred is None or not f.blurred.any()):
+            continue  # no entry: no note (the union below would be empty)
         mine = np.flatnonzero(f.blurred) if f.blurred is not None else off[:0]
         entries = np.union1d(mine, off).astype(np.int64)
         if entries.size:

@@ -56,21 +56,21 @@ def run(loss: Callable[[Params], Any], params: Params, grads: Any, config: Check
     if sweep.finished and not setup.complex and config.refine:  # 6. ties of mixed sign
         results, ties = screen_ties(loss, tree, sweep.results, sweep.setup, facts, sweep.spare,
                                     callable(grads))
-        sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
+        if results is not sweep.results or ties.calls:  # (nothing screened: as it was)
+            sweep = dataclasses.replace(sweep, results=results, spare=sweep.spare - ties.calls)
     if callable(grads) and sweep.finished and not setup.complex:  # 6. off the kinks and ties
         rechecked = recheck_kinks(loss, tree, grads, sweep.results, sweep.setup, sweep.spare,
                                   ties.where, tuple(facts))
-        sweep = dataclasses.replace(sweep, results=settle_ties(sweep.results, ties,
-                                                                      rechecked.blurred))
-    report = assemble(  # 8. the components, the verdict, the report
-        tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
-        sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,
-        plan.planned(), sweep.interrupted,
-    )
+        settled = settle_ties(sweep.results, ties, rechecked.blurred)
+        if settled is not sweep.results:  # (nothing settled: the same results)
+            sweep = dataclasses.replace(sweep, results=settled)
     notes = engine_records(tree, analytic, config, plan, facts, sweep.results, sweep.interrupted,
                            sweep.spent, rechecked, callable(grads), ties)
-    return dataclasses.replace(report, notes=(*report.notes, *notes),
-                               interrupted=sweep.interrupted, options=config.options())
+    return assemble(  # 8. the components, the verdict, the report (its notes, then the engine's)
+        tree, sweep.results, config.scheme, any(f.located is not None for f in facts),
+        sweep.calls + ties.calls + rechecked.calls, sweep.j0, time.perf_counter() - start,
+        plan.planned(), sweep.interrupted, more_notes=notes, options=config.options(),
+    )
 
 
 @dataclass(frozen=True)

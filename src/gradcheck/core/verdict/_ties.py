@@ -91,12 +91,14 @@ def screen(
     entries found on ties are judged at nearby generic points next, so a tie of mixed sign
     suffices; otherwise g must also be one of J's derivatives near θ (it stays unjudged).
     """
+    if not any((r.flags == MISMATCH).any() for r in results):
+        return results, NO_TIES  # no mismatch: nothing to screen (checked first: the cheapest)
     rough = [f.rough if f.rough is not None else np.zeros(r.flags.size, bool)
              for f, r in zip(facts, results, strict=True)]
     seen = (any(np.any(r.flags == KINK) for r in results)
             or any(np.any(k & (r.flags == MISMATCH)) for k, r in zip(rough, results, strict=True))
             or any(p.rough for p in setup.probes))  # a probe's line crossed a kink
-    if not seen or not any(np.any(r.flags == MISMATCH) for r in results):
+    if not seen:
         return results, NO_TIES
     if any(r.flags.size != leaf.size for r, leaf in zip(results, tree.leaves, strict=True)):
         return results, NO_TIES
@@ -301,6 +303,8 @@ def settle(results: list[TensorResult], ties: Ties,
     """The results once the re-check off the ties judged some of them: those no longer count
     as unjudged; and the kinked entries it left unjudged (``blurred``, per tensor: a mismatch
     off the kink that kinks inside the stencil explain) now do."""
+    if not ties.where and not any(b.size for b in blurred):
+        return results  # nothing judged off the ties, nothing blurred: the same results
     out = []
     for t, r in enumerate(results):
         w = ties.where[t] if t < len(ties.where) else np.array([], np.int64)
