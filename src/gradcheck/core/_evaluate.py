@@ -257,7 +257,7 @@ class BatchedEvaluator(SerialEvaluator):
                 f"batched_loss(thetas) must return one J per row, shape ({len(rows)},), for "
                 f"thetas of shape {rows.shape}; it returned shape {js.shape}."
             )
-        if finite and not np.all(np.isfinite(js)):
+        if finite and not np.isfinite(js).all():
             raise NonFiniteError(
                 f"batched_loss(thetas) returned a non-finite J ({where}). Is the loss at a "
                 "singularity (log(0), division by zero)? Try a smaller eps."
@@ -336,5 +336,7 @@ def _batch_values(out: Any, where: str) -> np.ndarray:
             f"batched_loss(thetas) returned an array of dtype {js.dtype} ({where}); it must "
             "return one real float J per row."
         )
-    with np.errstate(over="ignore"):
+    if js.dtype.itemsize <= 8:  # float64 and narrower, and ints: the cast never overflows
+        return js.astype(np.float64)
+    with np.errstate(over="ignore"):  # a longdouble J beyond float64's range
         return js.astype(np.float64)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,7 +37,8 @@ def base_and_noise(evaluator: Capped, setup: Setup, tree: Tree) -> tuple[float, 
         setup.progress.set_phase("noise probe")
         noise, probes = measure_noise(evaluator, tree, j0, normals(setup.config.seed, tree),
                                       setup.config.seed)
-        setup = replace(setup, noise=tuple(noise), probes=tuple(probes))
+        setup = Setup(setup.scheme, setup.config, setup.grad_scale, setup.progress,
+                      tuple(noise), tuple(probes))  # (``replace``'s field walk, written out)
     return j0, setup
 
 
