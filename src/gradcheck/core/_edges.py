@@ -45,7 +45,7 @@ def outside(values: dict[float, np.ndarray]) -> np.ndarray:
             finite = np.isfinite(v.real) if finite is None else finite & np.isfinite(v.real)
     if finite is None:  # (no node moves: np.stack of nothing)
         raise ValueError("need at least one array to stack")
-    return np.flatnonzero(~finite)
+    return (~finite).nonzero()[0]  # (np.flatnonzero of a 1-d mask)
 
 
 def repair(

@@ -35,6 +35,7 @@ from gradcheck.core.verdict._records import (
     TensorJob,
     TensorResult,
     coarser,
+    nans,
     unchecked,
 )
 from gradcheck.report._model import entry_states
@@ -152,7 +153,7 @@ def first_pass(
     its rounding; entries whose J(θ ± h) left the loss's domain judged with smaller or
     one-sided steps (``facts.edges``)."""
     t, j0, size = job.t, job.j0, f.theta.size
-    out: Out = (np.full(size, np.nan), np.full(size, np.nan), np.zeros(size, dtype=np.int8))
+    out: Out = (nans(size), nans(size), np.zeros(size, dtype=np.int8))
     nodes = evaluate_nodes(ev, t, idx, f.stepper, setup.scheme.nodes, j0, setup.complex,
                            setup.progress)
     if nodes.stopped:  # judge the coordinates done so far

@@ -127,6 +127,17 @@ class TensorResult:
     stopped: bool = False  # Ctrl-C while judging it: the check stops after this tensor
 
 
+def nans(n: int) -> np.ndarray:
+    """``np.full(n, np.nan)`` (float64), without its Python wrapper: the same array.
+
+    >>> nans(2)
+    array([nan, nan])
+    """
+    out = np.empty(n)
+    out.fill(np.nan)
+    return out
+
+
 def unchecked(g: np.ndarray, stopped: bool = False) -> TensorResult:
     """The result of a tensor none of whose entries was judged."""
     n = g.size

@@ -39,6 +39,7 @@ from gradcheck.core.verdict._records import (
     Setup,
     TensorJob,
     TensorResult,
+    nans,
     unchecked,
 )
 from gradcheck.core.verdict._refine import refine
@@ -181,10 +182,10 @@ def check_tensor(ev: Capped, setup: Setup, job: TensorJob, facts: Facts) -> Tens
             out[2][unrefined], out[0][unrefined] = UNCHECKED, np.nan
         return f.result(out, partial=True, stopped=True)
     size = f.theta.size
-    suspicious = np.flatnonzero(out[2] == MISMATCH)  # sorted, unique: setdiff1d keeps it
+    suspicious = (out[2] == MISMATCH).nonzero()[0]  # sorted, unique: setdiff1d keeps it
     if suspicious.size and edge.size:
         suspicious = np.setdiff1d(suspicious, edge)
-    flat_step = np.full(size, np.nan)  # the step at which J did not move at all, if any
+    flat_step = nans(size)  # the step at which J did not move at all, if any
     if suspicious.size and setup.refine and not setup.complex:
         stopped = across_stairs(ev, setup, job, f, facts, suspicious, out, flat_step, True)
         suspicious = suspicious[np.isnan(flat_step[suspicious])]  # the flat stage's now
