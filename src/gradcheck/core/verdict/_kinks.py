@@ -202,8 +202,7 @@ def recheck_kinks(
     kink, instead of raising an alarm. An entry that disagrees there is judged wrong in place.
     """
     doubt = doubted(results, facts)
-    if not (any(w.size for w in ties) or any(d.size for d in doubt)
-            or any((r.flags == KINK).any() for r in results)):
+    if not _any_entry(results, ties, doubt):
         return Recheck(0, 0, 0)  # nothing to re-check (what the sets below would find)
     tied = [ties[t] if t < len(ties) else np.array([], np.int64) for t in range(len(results))]
     where = [np.union1d(np.flatnonzero(r.flags == KINK), w).astype(np.int64)
@@ -245,6 +244,13 @@ def recheck_kinks(
                    sum(int(np.sum(f == 1)) for f in on_ties),
                    tuple(w[(f == BLURRED) & ~np.isin(w, k)]
                          for f, w, k in zip(found, where, tied, strict=True)))
+
+
+def _any_entry(results: list[TensorResult], ties: tuple[np.ndarray, ...],
+               doubt: list[np.ndarray]) -> bool:
+    """Whether any entry is kinked, on a tie or doubted: else ``recheck_kinks`` has none."""
+    return (any(w.size for w in ties) or any(d.size for d in doubt)
+            or any((r.flags == KINK).any() for r in results))
 
 
 def _reproduced(
