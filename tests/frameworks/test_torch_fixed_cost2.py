@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -137,3 +139,21 @@ def test_run_check_builds_what_with_notes_then_with_dtypes_built() -> None:
     strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "seconds"}  # noqa: E731
     assert strip(got) == strip(want) and got.note_codes == want.note_codes
     assert got.components["y"].dtype == "float32" and got.components["x"].dtype == "float64"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(0, 5),
+       shape=st.lists(st.integers(0, 3), max_size=3).map(tuple), real=st.booleans())
+def test_cotangents_drawn_once_are_the_generators_bits_and_each_callers_own(
+        seed, k, shape, real) -> None:
+    from gradcheck.frameworks._protocol import cotangent
+
+    shape = (*shape, 2) if real else shape
+    want = np.random.default_rng([seed, k]).standard_normal(shape)
+    if real:
+        want[..., 1] = 0.0
+    first = cotangent(seed, k, shape, real)
+    assert first.tobytes() == want.tobytes() and first.shape == want.shape
+    first[...] = 7.0  # a caller writing into its copy reaches no later caller
+    again = cotangent(seed, k, shape, real)
+    assert again.tobytes() == want.tobytes() and again.flags.writeable
