@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -109,7 +110,10 @@ def run_check(
         report = check(loss, params, grads, batched_loss=batched, **options)
     else:
         report = check(loss, params, grads, **options)
-    return with_dtypes(with_notes(report, notes), native or {})
+    # with_dtypes(with_notes(report, notes), native) as one new report, not two
+    said = tuple(n() if callable(n) else n for n in notes)
+    return _updated(report, components=_dtyped(report, native or {}),
+                    notes=(*report.notes, *said))
 
 
 _COMPLEX = {"float64": "complex128", "float32": "complex64", "float16": "complex32"}
@@ -138,6 +142,11 @@ def with_dtypes(report: Report, native: Mapping[str, str]) -> Report:
     >>> c.dtype, c.evaluated_dtype
     ('float32', 'float64')
     """
+    return _updated(report, components=_dtyped(report, native))
+
+
+def _dtyped(report: Report, native: Mapping[str, str]) -> dict[str, Any]:
+    """``with_dtypes``' components (a component copied only where its dtypes change)."""
     components = {}
     for name, c in report.components.items():
         own = native.get(name, c.dtype)
@@ -145,7 +154,13 @@ def with_dtypes(report: Report, native: Mapping[str, str]) -> Report:
         same = (c.dtype, c.evaluated_dtype) == (own, evaluated)  # already so: no copy to make
         components[name] = c if same else dataclasses.replace(
             c, dtype=own, evaluated_dtype=evaluated)
-    return dataclasses.replace(report, components=components)
+    return components
+
+
+def _updated(report: Report, **changes: Any) -> Report:
+    """``dataclasses.replace(report, **changes)`` for a ``Report`` (every field an init field,
+    none derived), built from its fields without replace's walk over them."""
+    return type(report)(**{**vars(report), **changes})
 
 
 def evaluation_note(
@@ -176,7 +191,7 @@ def small(params: Mapping[str, np.ndarray], vectorize: str) -> int | None:
     >>> small({"x": np.zeros(3), "y": np.zeros((2, 2))}, "auto"), small({"x": np.zeros(3)}, "vmap")
     (7, None)
     """
-    n = sum(int(np.size(p)) for p in params.values())
+    n = sum(p.size if type(p) is np.ndarray else int(np.size(p)) for p in params.values())
     return n if vectorize == "auto" and n <= SMALL else None
 
 
@@ -288,7 +303,8 @@ def choose_path(
         return batched
     names = list(params)
     shapes = [params[n].shape for n in names]
-    cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+    sizes = [math.prod(s) for s in shapes]
+    cuts = np.cumsum(sizes)[:-1]
 
     def row_loss(row: np.ndarray) -> float:
         parts = np.split(row, cuts)
@@ -296,7 +312,6 @@ def choose_path(
                            for n, p, s in zip(names, parts, shapes, strict=True)}))
 
     theta = np.concatenate([np.asarray(params[n], dtype=np.float64).reshape(-1) for n in names])
-    sizes = [int(np.prod(s)) for s in shapes]
     return Chosen(batched, row_loss, chunk, tool, theta, sizes)
 
 
@@ -436,7 +451,9 @@ def short(error: BaseException, limit: int = 160) -> str:
 def with_notes(report: Report, notes: Sequence[str | Callable[[], str]]) -> Report:
     """``report`` with ``notes`` added (a function: the note it returns now, after the check)."""
     said = tuple(n() if callable(n) else n for n in notes)
-    return dataclasses.replace(report, notes=tuple(report.notes) + said)
+    if not said:  # nothing to add: the report as it is
+        return report
+    return _updated(report, notes=tuple(report.notes) + said)
 
 
 def merge(reports: Mapping[str, Report], label: Callable[[str, str], str]) -> Report:

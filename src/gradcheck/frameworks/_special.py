@@ -135,6 +135,8 @@ def complex_findings(
     """For complex tensors (a last axis of 2: real, imaginary): a note with the worst entry's
     numeric and analytic values as complex numbers, and a ``conjugated`` finding when the
     analytic gradient is the conjugate of the numeric one (the commonest complex bug)."""
+    if not names:  # no complex tensor: nothing to add, the report as it is
+        return report
     from gradcheck.report._model import Finding
 
     notes, findings = list(report.notes), list(report.findings)

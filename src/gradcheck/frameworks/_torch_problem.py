@@ -98,8 +98,8 @@ class _FunctionProblem(_Problem):
                 # fresh copies on every call: an in-place write never reaches the user's
                 return _cast_tree(x, lambda t: _fresh(t, cast))
 
-            return fn(*(rebuild(x, (i,)) if name is None else tensors[name]
-                        for i, (x, name) in enumerate(zip(inputs, direct, strict=True))))
+            return fn(*[rebuild(x, (i,)) if name is None else tensors[name]
+                        for i, (x, name) in enumerate(zip(inputs, direct, strict=True))])
 
         tensors = {name: _at(inputs, path) for name, path in checked.items()}
         super().__init__(list(checked), tensors, call)
