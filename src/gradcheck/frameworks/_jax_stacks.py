@@ -69,7 +69,8 @@ class _Stacks:
         assert merged is not None
         if pattern == "full":  # its seconds: the program's compilation, whichever check paid it
             first = merged.fn.seconds() if hasattr(merged.fn, "seconds") else merged.seconds
-            return _Compiled(lambda rows, _: merged(rows)[0], first)
+            rows_of = getattr(merged.fn, "rows", None) or (lambda rows: merged(rows)[0])
+            return _Compiled(lambda rows, _: rows_of(rows), first)
         t, j = pattern, self.traced.baked()
         shape, dtype = self.traced.shapes[t], self.traced.dtypes[t]
 
@@ -100,6 +101,7 @@ class _Stacks:
         import jax.numpy as jnp
 
         rows = np.asarray(rows, dtype=np.float64)
+        kind = jnp.result_type(float)  # the rows' dtype: float64, or float32 where x64 is off
         out = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
@@ -112,7 +114,7 @@ class _Stacks:
                 padded = chunk if len(chunk) == CHUNK else np.concatenate(
                     [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
                 )
-            rows_in = np.asarray(padded, dtype=jnp.result_type(float))  # NumPy: no conversion compiled
+            rows_in = np.asarray(padded, dtype=kind)  # NumPy: no conversion compiled
             js = f(rows_in, *fixed, self.traced.dynamic)
             out.append(np.asarray(js)[: len(chunk)])  # done before the buffer is written again
         return np.concatenate(out).astype(np.float64)

@@ -377,6 +377,14 @@ def _check(
         merged = merged_program(j_of, list(params.values()), dtypes, vectorize)
     if merged is not None:
         gradient.append(lambda values: merged(_padded(values))[1])
+
+    def at(p: dict[str, np.ndarray]) -> list[Any]:
+        """The point as the gradient program takes it: the check's one program reads NumPy
+        rows (cast to the leaves' dtypes here), so nothing is put on the device and back."""
+        if merged is None:
+            return values_of(p)
+        return [np.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
+
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
@@ -386,7 +394,7 @@ def _check(
         # Beside the batched path, the few plain Js (the diagnosis') come from the compiled
         # gradient program (its forward pass), so the plain J is not compiled on its own.
         if batching and batching[0] and gradient:
-            return float(gradient[0](values_of(p))[0])
+            return float(gradient[0](at(p))[0])
         return own(p)
 
     def own(p: dict[str, np.ndarray]) -> float:  # the plain J, compiled on its first call
@@ -398,7 +406,7 @@ def _check(
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
             if gradient:  # the check's one program (traced afresh above)
-                value, grad_values = gradient[0](values_of(params))
+                value, grad_values = gradient[0](at(params))
             else:
                 value, grad_values = _gradient(j_of, values_of(params), gradient)
             at_theta.append(float(value))
@@ -427,7 +435,7 @@ def _check(
 
     def again(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # the gradient at another point
         # the check's compiled program where fn traced (the gradient judged at θ), else op by op
-        g = gradient[0](values_of(q))[1] if gradient else jax.grad(j_of)(values_of(q))
+        g = gradient[0](at(q))[1] if gradient else jax.grad(j_of)(values_of(q))
         return {n: np.asarray(v, dtype=np.float64) for n, v in zip(problem.names, g, strict=True)}
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
