@@ -29,6 +29,7 @@ from gradcheck.frameworks._jax_problem import (
     _x64,
 )
 from gradcheck.frameworks._jax_stacks import (  # noqa: F401 - _Stacks: for tests
+    _AtTheta,
     _batched,
     _Stacks,
     merged_program,
@@ -401,11 +402,14 @@ def _check(
         return float(plain(values_of(p)))
 
     at_theta: list[float] = []  # J at θ from the gradient's own forward pass
+    theta_rows = _AtTheta(merged)  # and the one program's J of θ's rows, from the same call
 
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            if gradient:  # the check's one program (traced afresh above)
+            if merged is not None:  # the check's one program (traced afresh above)
+                value, grad_values = theta_rows.gradient(_padded(at(params)))
+            elif gradient:
                 value, grad_values = gradient[0](at(params))
             else:
                 value, grad_values = _gradient(j_of, values_of(params), gradient)
@@ -425,7 +429,7 @@ def _check(
     early = reverse() if mode == "reverse" else None
     batched, reason = _batched(
         traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of,
-        merged,
+        merged, theta_rows,
     )
     batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
     batching.append(batched is not None)
