@@ -84,8 +84,13 @@ class _Problem:
         """``fn`` with the checked leaves replaced by ``values`` and the rest cast."""
         import jax
 
-        args = [jax.tree_util.tree_map(cast, a) for a in self.args]
-        fresh = {a: [cast(x) for x in self.leaves[a]] for a in self.argnums}
+        # A checked argument is rebuilt from its leaves, and a checked leaf is replaced by its
+        # value: neither is cast first (a copy put on the device, then dropped).
+        checked = set(self.slots)
+        args = [a if k in self.argnums else jax.tree_util.tree_map(cast, a)
+                for k, a in enumerate(self.args)]
+        fresh = {a: [x if (a, i) in checked else cast(x) for i, x in enumerate(self.leaves[a])]
+                 for a in self.argnums}
         for (a, i), v in zip(self.slots, values, strict=True):
             fresh[a][i] = self.views[(a, i)].decode(v)
         for a in self.argnums:

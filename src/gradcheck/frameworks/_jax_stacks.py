@@ -69,7 +69,8 @@ class _Stacks:
         assert merged is not None
         if pattern == "full":  # its seconds: the program's compilation, whichever check paid it
             first = merged.fn.seconds() if hasattr(merged.fn, "seconds") else merged.seconds
-            return _Compiled(lambda rows, _: merged(rows)[0], first)
+            rows_of = getattr(merged.fn, "rows", None) or (lambda rows: merged(rows)[0])
+            return _Compiled(lambda rows, _: rows_of(rows), first)
         t, j = pattern, self.traced.baked()
         shape, dtype = self.traced.shapes[t], self.traced.dtypes[t]
 
@@ -100,6 +101,7 @@ class _Stacks:
         import jax.numpy as jnp
 
         rows = np.asarray(rows, dtype=np.float64)
+        kind = jnp.result_type(float)  # the rows' dtype: float64, or float32 where x64 is off
         out = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
@@ -112,7 +114,7 @@ class _Stacks:
                 padded = chunk if len(chunk) == CHUNK else np.concatenate(
                     [chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)]
                 )
-            rows_in = np.asarray(padded, dtype=jnp.result_type(float))  # NumPy: no conversion compiled
+            rows_in = np.asarray(padded, dtype=kind)  # NumPy: no conversion compiled
             js = f(rows_in, *fixed, self.traced.dynamic)
             out.append(np.asarray(js)[: len(chunk)])  # done before the buffer is written again
         return np.concatenate(out).astype(np.float64)
@@ -160,6 +162,45 @@ class _Stacks:
         return rows * self.row_seconds > full.seconds
 
 
+class _AtTheta:
+    """The gradient at θ through the check's one program (``merged``), and the Js of θ's rows
+    that the same call gives: the batched probe's answer (J of θ through ``jax.vmap``), which
+    a second call of the same program on the same rows would give again.
+
+    >>> _AtTheta(None).probe(lambda rows: rows.sum(1))(np.ones((1, 2))).tolist()
+    [2.0]
+    """
+
+    def __init__(self, merged: _Compiled | None) -> None:
+        self.merged = merged
+        self.js: Any = None  # the Js of θ's rows, once the gradient at θ was computed
+        self.seconds: float | None = None  # that call's time, where nothing was compiled
+
+    def gradient(self, rows: np.ndarray) -> Any:
+        """``(J, gradient leaves)`` at θ, ``rows`` being CHUNK copies of θ's flat row."""
+        assert self.merged is not None
+        warm = self.merged.fn.seconds() is not None
+        start = time.perf_counter()
+        js, out = self.merged(rows)
+        self.js = np.asarray(js)
+        self.seconds = time.perf_counter() - start if warm else None
+        return out
+
+    def probe(self, full: Callable[[np.ndarray], np.ndarray], stacks: _Stacks | None = None
+              ) -> Callable[[np.ndarray], np.ndarray]:
+        """``full`` for the probe's one row θ: the Js of the gradient's call where it was made
+        (``stacks.row_seconds`` from its time, as ``full`` would measure it)."""
+        if self.js is None:
+            return full
+
+        def answered(thetas: np.ndarray) -> np.ndarray:
+            if stacks is not None and self.seconds is not None:
+                stacks.row_seconds = self.seconds / CHUNK
+            return self.js[: len(thetas)].astype(np.float64)
+
+        return answered
+
+
 def merged_program(
     j_of: Callable, leaves: Sequence[np.ndarray], dtypes: Sequence[Any], vectorize: str
 ) -> _Compiled | None:
@@ -186,10 +227,12 @@ def _batched(
     vectorize: str,
     j_of: Callable[[Sequence[Any]], Any],
     merged: _Compiled | None = None,
+    at_theta: _AtTheta | None = None,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``jax.vmap`` (chunked, jitted), or None and why.
 
-    ``merged``: the check's one program (rows and gradient), traced afresh: its J of the rows.
+    ``merged``: the check's one program (rows and gradient), traced afresh: its J of the rows
+    (``at_theta``: its Js of θ's rows where the gradient at θ computed them, the probe's).
     Else the other array leaves of the arguments are inputs of the compiled functions (reused
     by the next check of the same function); where ``fn`` cannot trace them, they are baked
     in."""
@@ -198,8 +241,9 @@ def _batched(
     if merged is not None:
         theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
         stacks = _Stacks(traced, True, theta, merged)
+        probe = stacks.full if at_theta is None else at_theta.probe(stacks.full, stacks)
         fn, reason = _adapters.probe_batched(
-            stacks.full, theta[None, :], plain, vectorize, "jax.vmap"
+            probe, theta[None, :], plain, vectorize, "jax.vmap"
         )
         if fn is None:
             return None, reason

@@ -198,6 +198,7 @@ def rows_and_gradient(
     gradient at the first row (``jax.value_and_grad``, split into leaves of ``shapes``). A
     check compiles it once at most: the gradient is asked with θ in the rows, every stack of
     rows with its own (the gradient then is one backward beside ``chunk`` forwards).
+    ``.rows(rows)``: the Js alone (the gradient computed, not split into leaves).
 
     J of one row is traced afresh (what ``fn`` reads now). Where its program holds no Python
     callable (no custom rule, no callback), both parts are built from that program and kept
@@ -232,6 +233,7 @@ def rows_and_gradient(
             return js, (value, leaves(grad))
 
         call_traced.seconds = traced.seconds  # type: ignore[attr-defined]
+        call_traced.rows = lambda rows: traced(rows)[0]  # type: ignore[attr-defined]
         call_traced.dtype = closed.out_avals[0].dtype  # type: ignore[attr-defined]
         return call_traced
     jaxpr = closed.jaxpr
@@ -253,5 +255,6 @@ def rows_and_gradient(
         return js, (value, leaves(grad))
 
     call.seconds = lambda: run.seconds  # type: ignore[attr-defined]
+    call.rows = lambda rows: run(consts, rows)[0]  # type: ignore[attr-defined]  # J's alone
     call.dtype = closed.out_avals[0].dtype  # type: ignore[attr-defined]  # J's
     return call

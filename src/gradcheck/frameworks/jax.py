@@ -29,6 +29,7 @@ from gradcheck.frameworks._jax_problem import (
     _x64,
 )
 from gradcheck.frameworks._jax_stacks import (  # noqa: F401 - _Stacks: for tests
+    _AtTheta,
     _batched,
     _Stacks,
     merged_program,
@@ -377,6 +378,14 @@ def _check(
         merged = merged_program(j_of, list(params.values()), dtypes, vectorize)
     if merged is not None:
         gradient.append(lambda values: merged(_padded(values))[1])
+
+    def at(p: dict[str, np.ndarray]) -> list[Any]:
+        """The point as the gradient program takes it: the check's one program reads NumPy
+        rows (cast to the leaves' dtypes here), so nothing is put on the device and back."""
+        if merged is None:
+            return values_of(p)
+        return [np.asarray(p[n], dtype=d) for n, d in zip(problem.names, dtypes, strict=True)]
+
     jit_note: list[Note] = []  # filled when the plain loss is first called and cannot be jitted
     plain = _PlainLoss(traced, j_of, jit_note)
 
@@ -386,19 +395,22 @@ def _check(
         # Beside the batched path, the few plain Js (the diagnosis') come from the compiled
         # gradient program (its forward pass), so the plain J is not compiled on its own.
         if batching and batching[0] and gradient:
-            return float(gradient[0](values_of(p))[0])
+            return float(gradient[0](at(p))[0])
         return own(p)
 
     def own(p: dict[str, np.ndarray]) -> float:  # the plain J, compiled on its first call
         return float(plain(values_of(p)))
 
     at_theta: list[float] = []  # J at θ from the gradient's own forward pass
+    theta_rows = _AtTheta(merged)  # and the one program's J of θ's rows, from the same call
 
     def reverse() -> dict[str, np.ndarray]:
         # Traced afresh on every check (never a cached trace): the backward is what is judged.
         try:
-            if gradient:  # the check's one program (traced afresh above)
-                value, grad_values = gradient[0](values_of(params))
+            if merged is not None:  # the check's one program (traced afresh above)
+                value, grad_values = theta_rows.gradient(_padded(at(params)))
+            elif gradient:
+                value, grad_values = gradient[0](at(params))
             else:
                 value, grad_values = _gradient(j_of, values_of(params), gradient)
             at_theta.append(float(value))
@@ -417,7 +429,7 @@ def _check(
     early = reverse() if mode == "reverse" else None
     batched, reason = _batched(
         traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of,
-        merged,
+        merged, theta_rows,
     )
     batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
     batching.append(batched is not None)
@@ -427,7 +439,7 @@ def _check(
 
     def again(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # the gradient at another point
         # the check's compiled program where fn traced (the gradient judged at θ), else op by op
-        g = gradient[0](values_of(q))[1] if gradient else jax.grad(j_of)(values_of(q))
+        g = gradient[0](at(q))[1] if gradient else jax.grad(j_of)(values_of(q))
         return {n: np.asarray(v, dtype=np.float64) for n, v in zip(problem.names, g, strict=True)}
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
