@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 import gradcheck.frameworks.torch as gt  # noqa: E402
 from gradcheck.frameworks import _shared as _adapters  # noqa: E402
-from gradcheck.frameworks import _torch_run  # noqa: E402
+from gradcheck.frameworks import _torch_run, _torch_vmap  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -94,13 +94,13 @@ def test_a_pattern_checked_once_per_process_gives_the_same_report(monkeypatch) -
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch.func, "vmap", counted)
-    monkeypatch.setattr(_torch_run, "_CHECKED", set())  # as in a fresh process
+    monkeypatch.setattr(_torch_vmap, "_CHECKED", set())  # as in a fresh process
     first = gt.check_function(fn, x, w)
     assert public  # the first check's first call of each pattern: the public vmap
     public.clear()
     again = gt.check_function(fn, x, w)
     assert public == []  # every pattern seen: no public vmap call at all
-    monkeypatch.setattr(_torch_run, "_CHECKED", set())
+    monkeypatch.setattr(_torch_vmap, "_CHECKED", set())
     fresh = gt.check_function(fn, x, w)
 
     def same(r):
