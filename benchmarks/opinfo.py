@@ -188,7 +188,8 @@ def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float
     )
     row["ours_s"] = seconds
     if status == "ok":
-        row["ours"] = "pass" if value.passed else "fail"
+        # incomplete (None): neither a pass nor a failure (the report judged too little)
+        row["ours"] = {True: "pass", None: "incomplete"}.get(value.passed, "fail")
         if not value.components:  # every input empty: not a pass
             row["ours"] = "nothing"
         if not value.passed:
@@ -242,7 +243,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
         ]
         counts = Counter(r["ours"] for r in rs)
         torch_counts = Counter(r["torch"] for r in rs)
-        both = [r for r in rs if r["ours"] in ("pass", "fail", "nothing")
+        both = [r for r in rs if r["ours"] in ("pass", "fail", "incomplete", "nothing")
                 and r["torch"] in ("pass", "fail")]
         ours_t = statistics.median(r["ours_s"] for r in both) if both else float("nan")
         torch_t = statistics.median(r["torch_s"] for r in both) if both else float("nan")
@@ -254,7 +255,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"### {dtype}: {n} pairs ({len({r['op'] for r in rs})} ops)",
             "",
             f"gradcheck: {counts['pass']} pass, {counts['nothing']} nothing to check (every input "
-            f"empty), {counts['fail']} fail, "
+            f"empty), {counts['fail']} fail, {counts['incomplete']} incomplete, "
             f"{counts['error']} adapter errors ({100 * counts['error'] / max(n, 1):.1f}%), "
             f"{counts['timeout']} timeouts.",
             f"torch.autograd.gradcheck: {torch_counts['pass']} pass, {torch_counts['fail']} fail, "
