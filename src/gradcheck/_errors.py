@@ -1,4 +1,5 @@
-"""One family of exceptions: every error gradcheck raises is a ``GradCheckError``.
+"""One family of exceptions: every error gradcheck raises is a ``GradCheckError`` (and ``short``,
+an exception in one line for a note).
 
 Layer 0: imports nothing of gradcheck, and every layer may import it. (``GradientMismatchError``
 carries a ``Report``, so it lives with the report, in ``gradcheck.report._report``.)
@@ -157,3 +158,10 @@ def _not_installed(module: str, extra: str, needed_for: str) -> ImportError:
         f"{needed_for} needs {module}, which is not installed: pip install \"gradcheck[{extra}]\"",
         name=module,
     )
+
+
+def short(error: BaseException, limit: int = 160) -> str:
+    """``Type: first sentence`` of an exception, for a one-line note."""
+    text = str(error).strip().split("\n")[0]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(error).__name__}: {text}"

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from gradcheck.frameworks._shared import Chosen, choose_path
+from gradcheck.frameworks._batching import Chosen, choose_path
 from gradcheck.report._sentences import NoteCode
 
 ROWS = np.random.default_rng(0).standard_normal((40, 3))
@@ -76,7 +76,7 @@ def test_a_small_check_runs_every_loss_call_through_the_loop() -> None:
     vectorize="vmap", the batched path. The verdict is the same on both paths."""
     torch = pytest.importorskip("torch")
     import gradcheck.torch as gt
-    from gradcheck.frameworks._shared import SMALL
+    from gradcheck.frameworks._batching import SMALL
 
     def paths(*xs: object, **kw: object) -> tuple[list[str], bool | None]:
         report = gt.check_function(lambda a, b: torch.sin(a) * b.sum(), *xs, **kw)
@@ -96,7 +96,7 @@ def test_a_small_check_runs_every_loss_call_through_the_loop() -> None:
 def test_the_by_tensor_reference_is_the_j_of_theta_already_asked() -> None:
     """J(θ) through the full path, asked once by the engine, is the reference the by-tensor
     path is trusted against: no second full call for it (same call, same row, same bits)."""
-    from gradcheck.frameworks._shared import Batched
+    from gradcheck.frameworks._batching import Batched
 
     calls: list[int] = []
 

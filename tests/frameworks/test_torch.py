@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import gradcheck  # noqa: E402
 import gradcheck.frameworks.torch as gt  # noqa: E402
-from gradcheck.frameworks._shared import accepts_batched  # noqa: E402
+from gradcheck.frameworks._batching import accepts_batched  # noqa: E402
 
 needs_hook = pytest.mark.skipif(
     not accepts_batched(), reason="this gradcheck.check has no batched_loss hook"

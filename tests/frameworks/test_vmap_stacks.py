@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.frameworks._shared import Batched, accepts_batched
+from gradcheck.frameworks._batching import Batched, accepts_batched
 from gradcheck.report._sentences import NoteCode
 
 needs_hook = pytest.mark.skipif(not accepts_batched(), reason="no batched_loss hook")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError
+from gradcheck._errors import GradCheckError, short
 from gradcheck.report._sentences import Note, NoteCode
 
 
@@ -283,9 +283,3 @@ class Batched:
             self._reference = float(np.asarray(self.full(self.theta[None, :]))[0])
         return self._reference
 
-
-def short(error: BaseException, limit: int = 160) -> str:
-    """``Type: first sentence`` of an exception, for a one-line note."""
-    text = str(error).strip().split("\n")[0]
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(error).__name__}: {text}"

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError
-from gradcheck.frameworks import _shared as _adapters
+from gradcheck._errors import GradCheckError, short
 from gradcheck.frameworks._higher import Second
 from gradcheck.report._report import Report
 
@@ -60,7 +59,7 @@ def jax_jvps(
             if "custom_vjp" in str(error):
                 raise GradCheckError(
                     f"{api}(mode='forward' or 'both'): jax.jvp failed on {name} "
-                    f"({_adapters.short(error)}). A jax.custom_vjp function has no forward-mode "
+                    f"({short(error)}). A jax.custom_vjp function has no forward-mode "
                     "rule; give it a custom_jvp, or use mode='reverse'."
                 ) from error
             return np.array([float(along(row)) for row in batch])

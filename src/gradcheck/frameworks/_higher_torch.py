@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError
+from gradcheck._errors import GradCheckError, short
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._higher import Second
 from gradcheck.report._report import Report
@@ -42,7 +42,7 @@ def torch_jvps(
                     except (NotImplementedError, RuntimeError) as error:
                         raise GradCheckError(
                             f"{api}(mode='forward'): forward-mode AD failed on {name} "
-                            f"({_adapters.short(error)}). A custom autograd.Function needs a "
+                            f"({short(error)}). A custom autograd.Function needs a "
                             "jvp staticmethod for forward mode; use mode='reverse' otherwise."
                         ) from error
                     d = fwAD.unpack_dual(j).tangent
@@ -119,7 +119,7 @@ def torch_second(
                 second = [None] * len(wrt)
     except RuntimeError as error:  # @once_differentiable, a backward that breaks create_graph
         raise GradCheckError(
-            f"order=2: the backward could not be differentiated ({_adapters.short(error)}). "
+            f"order=2: the backward could not be differentiated ({short(error)}). "
             "A custom Function's backward must be built from differentiable torch operations "
             "(no @once_differentiable, no .numpy() round trip) for double backward; check it "
             "with order=1 otherwise."

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradcheck._errors import short
 from gradcheck.frameworks import _jit
-from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_problem import (
     _Problem,
     _View,
@@ -312,5 +312,5 @@ class _PlainLoss:
             baked(values, dynamic)
             return lambda v: baked(v, dynamic)
         except Exception as error:  # Python control flow on values, host callbacks, ...
-            self.note.append(Note(NoteCode.JIT_FALLBACK, None, {"error": _adapters.short(error)}))
+            self.note.append(Note(NoteCode.JIT_FALLBACK, None, {"error": short(error)}))
             return self.j_of

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.frameworks import _jit
-from gradcheck.frameworks import _shared as _adapters
+from gradcheck.frameworks import _batching, _jit
 from gradcheck.frameworks._jax_compiled import CHUNK, _Compiled, _Traced, _values_function
 
 
@@ -208,7 +207,7 @@ def merged_program(
     at the first; J's dtype as ``.fn.dtype``) at the checked ``leaves`` (real views) in
     ``dtypes``, or None where it is not used (``vectorize="loop"``, a core without the
     batched hook) or ``fn`` does not trace so (then the separate paths and their fallbacks)."""
-    if _adapters.batched_refusal(vectorize) is not None:
+    if _batching.batched_refusal(vectorize) is not None:
         return None
     shapes = [np.shape(a) for a in leaves]
     sizes = [int(np.prod(s)) for s in shapes]
@@ -236,18 +235,18 @@ def _batched(
     Else the other array leaves of the arguments are inputs of the compiled functions (reused
     by the next check of the same function); where ``fn`` cannot trace them, they are baked
     in."""
-    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+    if (refused := _batching.batched_refusal(vectorize)) is not None:
         return None, refused
     if merged is not None:
         theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
         stacks = _Stacks(traced, True, theta, merged)
         probe = stacks.full if at_theta is None else at_theta.probe(stacks.full, stacks)
-        fn, reason = _adapters.probe_batched(
+        fn, reason = _batching.probe_batched(
             probe, theta[None, :], plain, vectorize, "jax.vmap"
         )
         if fn is None:
             return None, reason
-        return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
+        return _batching.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
     known: list[float] = []  # the plain J at θ: one op-by-op call for every probe and check
 
     def plain_once() -> float:
@@ -258,7 +257,7 @@ def _batched(
     theta = np.concatenate([a.reshape(-1).astype(np.float64) for a in params.values()])
     for _ in range(2 if traced.key is not None else 0):
         stacks = _Stacks(traced, True, theta)
-        fn, _ = _adapters.probe_batched(
+        fn, _ = _batching.probe_batched(
             stacks.full, theta[None, :], plain_once, "auto", "jax.vmap"
         )
         if fn is not None and "full" in traced.hits and not traced.fresh(
@@ -267,16 +266,16 @@ def _batched(
             traced.forget()  # stale: fn reads something that changed since; trace again
             continue
         if fn is not None:
-            return _adapters.Batched(
+            return _batching.Batched(
                 stacks.full, stacks.moving, theta, traced.sizes, stacks.block
             ), ""
         traced.forget("full")
         break
     stacks = _Stacks(traced, False, theta)
-    fn, reason = _adapters.probe_batched(
+    fn, reason = _batching.probe_batched(
         stacks.full, theta[None, :], plain_once, vectorize, "jax.vmap"
     )
     if fn is None:
         return None, reason
-    return _adapters.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
+    return _batching.Batched(stacks.full, stacks.moving, theta, traced.sizes, stacks.block), ""
 

@@ -13,21 +13,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck._errors import OptionError
-from gradcheck.frameworks._batching import (  # noqa: F401 - the adapters' _adapters.<name>
-    MARGIN,
-    NO_HOOK,
-    SMALL,
-    Batched,
-    Chosen,
-    accepts_batched,
-    batched_refusal,
-    choose_path,
-    evaluation_note,
-    probe_batched,
-    short,
-    small,
-    small_note,
-)
+from gradcheck.frameworks._batching import accepts_batched
 from gradcheck.report._model import (
     AGREES,
     MISMATCH,

@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, NonFiniteError, OptionError, StochasticLossError
-from gradcheck.frameworks import _protocol
+from gradcheck._errors import (
+    GradCheckError,
+    NonFiniteError,
+    OptionError,
+    StochasticLossError,
+    short,
+)
+from gradcheck.frameworks import _batching, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._sentences import Note, NoteCode
 
@@ -288,7 +294,7 @@ def _precision(
         ok = j.dtype == tf.float64 and all(t.dtype == tf.float64 for t in _leaves(tf, out))
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel or mixed-dtype constants inside fn
-        ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
+        ok, why = False, f"it raised in float64 ({short(error)})"
     if ok:
         wide = dict.fromkeys(native, np.dtype(np.float64))
         return wide, _protocol.precision_note([kinds], "float64", "GradientTape")
@@ -333,8 +339,8 @@ def _check_one(
     grads = _as_arrays(tf, got, params)
     unconnected = [n for n, g in zip(names, got, strict=True) if g is None]
     batched, reason = _batched(tf, call, objective, params, dtypes, cast, loss, vectorize)
-    batched = _adapters.choose_path(batched, loss, params, CHUNK, TOOL, vectorize)
-    notes = [precision_note, _adapters.evaluation_note(batched, reason, TOOL)]
+    batched = _batching.choose_path(batched, loss, params, CHUNK, TOOL, vectorize)
+    notes = [precision_note, _batching.evaluation_note(batched, reason, TOOL)]
     try:
         native = {n: str(a.dtype) for n, a in originals.items()}
         report = _adapters.run_check(loss, params, grads, options, batched, notes, native)
@@ -373,7 +379,7 @@ def _batched(
     vectorize: str,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``tf.vectorized_map`` (chunked), or None and why."""
-    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+    if (refused := _batching.batched_refusal(vectorize)) is not None:
         return None, refused
     names = list(params)
     shapes = [params[n].shape for n in names]
@@ -400,5 +406,5 @@ def _batched(
         return np.concatenate(out).reshape(-1).astype(np.float64)
 
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in names])
-    return _adapters.probe_batched(fn, np.stack([theta, theta]), lambda: loss(params), vectorize, TOOL)
+    return _batching.probe_batched(fn, np.stack([theta, theta]), lambda: loss(params), vectorize, TOOL)
 

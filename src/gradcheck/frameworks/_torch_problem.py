@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, LossRaisedError, OptionError
+from gradcheck._errors import GradCheckError, LossRaisedError, OptionError, short
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.report._sentences import Note, NoteCode
 
@@ -171,7 +171,7 @@ def _refuse_inplace(fn: Callable, inputs: tuple[Any, ...], names: Sequence[str] 
                 grad_inside = True
             except Exception:
                 raise LossRaisedError(
-                    f"check_function: fn(*inputs) raised {_adapters.short(error)}. Fix the "
+                    f"check_function: fn(*inputs) raised {short(error)}. Fix the "
                     "forward (shapes, devices, dtypes) first; your tensors are untouched."
                 ) from error
     for i, label in enumerate(labels):

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, LossRaisedError, StochasticLossError
-from gradcheck.frameworks import _higher, _higher_torch, _protocol
+from gradcheck._errors import GradCheckError, LossRaisedError, StochasticLossError, short
+from gradcheck.frameworks import _batching, _higher, _higher_torch, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._torch_problem import (
     _Layout,
@@ -142,13 +142,13 @@ def _check_one(
             set_grad(was)
 
     tool = "torch.func.vmap"
-    if (entries := _adapters.small(params, vectorize)) is not None:  # every call by the loop
-        batched, evaluation = None, _adapters.small_note(tool, entries)
+    if (entries := _batching.small(params, vectorize)) is not None:  # every call by the loop
+        batched, evaluation = None, _batching.small_note(tool, entries)
     else:
         batched, reason = _batched(problem, objective, params, dtypes, device, cast, loss,
                                    vectorize)
-        batched = _adapters.choose_path(batched, loss, params, CHUNK, tool, vectorize)
-        evaluation = _adapters.evaluation_note(batched, reason, tool)
+        batched = _batching.choose_path(batched, loss, params, CHUNK, tool, vectorize)
+        evaluation = _batching.evaluation_note(batched, reason, tool)
     notes = [precision_note, evaluation]
 
     def run(grads: dict[str, np.ndarray], reduced: tuple | None = None) -> Report:
@@ -244,7 +244,7 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
             out = problem.call(leaves, cast)
         except Exception as error:  # shape mismatch, .cuda() without CUDA, ...: the user's forward
             raise LossRaisedError(
-                f"the forward raised {_adapters.short(error)}. Fix the "
+                f"the forward raised {short(error)}. Fix the "
                 "forward (shapes, devices, dtypes) first; your tensors and module are untouched."
             ) from error
         j = objective(out)
@@ -260,7 +260,7 @@ def _analytic(problem: _Problem, objective: _Objective, leaves: dict, cast: Call
                 )
             except Exception as error:  # a custom backward that raises, an op without one
                 raise GradCheckError(
-                    f"the backward raised {_adapters.short(error)}. There is no analytic "
+                    f"the backward raised {short(error)}. There is no analytic "
                     "gradient to compare: fix the backward (or check a function autograd can "
                     "differentiate); your tensors and module are untouched."
                 ) from error
@@ -294,7 +294,7 @@ def _precision(
         ok = all(t.dtype in wide64 for t in _leaves(out)) and j.dtype == torch.float64
         why = "its output is not float64"
     except Exception as error:  # a kernel without a float64 version: evaluate in the real dtype
-        ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
+        ok, why = False, f"it raised in float64 ({short(error)})"
     if ok:
         return wide, _precision_note(native, wide)
     if precision == "float64":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.frameworks import _shared as _adapters
+from gradcheck.frameworks import _batching
 from gradcheck.frameworks._torch_problem import _Problem
 from gradcheck.frameworks._torch_views import _Objective
 
@@ -33,11 +33,11 @@ def _batched(
     vectorize: str,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """``fn(thetas (B, N)) -> J (B,)`` through ``torch.func.vmap``, or None and the reason."""
-    if (refused := _adapters.batched_refusal(vectorize)) is not None:
+    if (refused := _batching.batched_refusal(vectorize)) is not None:
         return None, refused
     fn = _vmapped(problem, objective, params, dtypes, device, cast)
     rows = np.stack([fn.theta, fn.theta])
-    return _adapters.probe_batched(fn, rows, lambda: loss(params), vectorize, "torch.func.vmap")
+    return _batching.probe_batched(fn, rows, lambda: loss(params), vectorize, "torch.func.vmap")
 
 
 def _vmapped(
@@ -47,7 +47,7 @@ def _vmapped(
     dtypes: dict[str, Any],
     device: Any,
     cast: Callable,
-) -> _adapters.Batched:
+) -> _batching.Batched:
     """J of a stack of rows through ``torch.func.vmap``: full rows (every tensor batched), or
     ``by_tensor`` stacks that move one tensor, the others passed unbatched (``in_dims=None``):
     everything upstream of the moving tensor is computed once per chunk, and products with the
@@ -119,7 +119,7 @@ def _vmapped(
         return run(flat, alone[t], block.shape[0])
 
     theta = np.concatenate([params[n].reshape(-1).astype(np.float64) for n in names])
-    return _adapters.Batched(full, moving, theta, sizes)
+    return _batching.Batched(full, moving, theta, sizes)
 
 
 # The in_dims patterns (0 for a batched tensor, None for a fixed one) whose one-chunk call

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from gradcheck._errors import GradCheckError, NonFiniteError
-from gradcheck.frameworks import _higher, _higher_jax, _jit, _protocol
+from gradcheck._errors import GradCheckError, NonFiniteError, short
+from gradcheck.frameworks import _batching, _higher, _higher_jax, _jit, _protocol
 from gradcheck.frameworks import _shared as _adapters
 from gradcheck.frameworks._jax_compiled import (  # noqa: F401 - CHUNK, _COMPILED: for tests
     _COMPILED,
@@ -329,7 +329,7 @@ def _wants_x64(
                 ok = np.dtype(out.dtype) == np.float64
         why = "its output is not float64"
     except Exception as error:  # a float32-only kernel: check it in its own dtype
-        ok, why = False, f"it raised in float64 ({_adapters.short(error)})"
+        ok, why = False, f"it raised in float64 ({short(error)})"
     if not ok and precision == "float64":
         raise GradCheckError(
             f"gradcheck.jax.check(precision='float64'): fn cannot run in float64 ({why}). "
@@ -431,10 +431,10 @@ def _check(
         traced, params, lambda: at_theta[0] if at_theta else loss(params), vectorize, j_of,
         merged, theta_rows,
     )
-    batched = _adapters.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
+    batched = _batching.choose_path(batched, own, params, CHUNK, "jax.vmap", vectorize)
     batching.append(batched is not None)
     notes = [
-        _precision_note(problem, wide, why), _adapters.evaluation_note(batched, reason, "jax.vmap")
+        _precision_note(problem, wide, why), _batching.evaluation_note(batched, reason, "jax.vmap")
     ]
 
     def again(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # the gradient at another point

@@ -80,15 +80,11 @@ def verdict(
     (None, False, None)
     """
     parts = list(parts)
-    if mismatches or True in map(_is_false, parts):  # identity, not ==: np.False_ is no part
+    if mismatches or any(p is False for p in parts):  # identity: np.False_ is no part
         return False
     if unjudged or interrupted or not judged or None in parts:
         return None
     return True
-
-
-def _is_false(part: Any) -> Any:
-    return part is False
 
 
 def entry_figures(
