@@ -114,7 +114,7 @@ def test_vmap_without_its_argument_checks_gives_the_same_values() -> None:
     """The later calls of a vmap pattern skip torch.func.vmap's checks of the arguments'
     structure (done on the first call): the same batched run, bit for bit."""
     torch = pytest.importorskip("torch")
-    from gradcheck.frameworks._torch_run import _unchecked_vmap
+    from gradcheck.frameworks._torch_vmap import _unchecked_vmap
 
     fast = _unchecked_vmap(2)
     if fast is None:

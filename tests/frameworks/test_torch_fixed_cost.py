@@ -15,8 +15,9 @@ torch = pytest.importorskip("torch")
 import gradcheck.frameworks.torch as gt  # noqa: E402
 from gradcheck.frameworks import _shared as _adapters  # noqa: E402
 from gradcheck.frameworks._torch_problem import _FunctionProblem  # noqa: E402
-from gradcheck.frameworks._torch_run import _placer, _unchecked_vmap  # noqa: E402
+from gradcheck.frameworks._torch_run import _placer  # noqa: E402
 from gradcheck.frameworks._torch_views import TORCH  # noqa: E402
+from gradcheck.frameworks._torch_vmap import _unchecked_vmap  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

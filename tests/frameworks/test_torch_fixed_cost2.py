@@ -14,13 +14,13 @@ torch = pytest.importorskip("torch")
 
 import gradcheck.frameworks.torch as gt  # noqa: E402
 from gradcheck.frameworks import _shared as _adapters  # noqa: E402
-from gradcheck.frameworks import _torch_run, _torch_vmap  # noqa: E402
+from gradcheck.frameworks import _torch_vmap  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _fast(arity: int):
-    fast = _torch_run._unchecked_vmap(arity)
+    fast = _torch_vmap._unchecked_vmap(arity)
     if fast is None:
         pytest.skip("this torch has no _flat_vmap with the steps the fast path runs")
     return fast

@@ -20,12 +20,7 @@ from gradcheck.frameworks._torch_problem import (
 from gradcheck.frameworks._torch_views import (
     _Objective,
 )
-from gradcheck.frameworks._torch_vmap import (  # noqa: F401 - _unchecked_vmap, _vmapped: for tests
-    CHUNK,
-    _batched,
-    _unchecked_vmap,
-    _vmapped,
-)
+from gradcheck.frameworks._torch_vmap import CHUNK, _batched
 
 if TYPE_CHECKING:
     from gradcheck.report._report import Report

@@ -26,14 +26,13 @@ from gradcheck.frameworks._torch_problem import (
     _with_grad_inside,
     _written_buffers_note,
 )
-from gradcheck.frameworks._torch_run import (  # noqa: F401 - _cast64, _vmapped: for tests
+from gradcheck.frameworks._torch_run import (  # noqa: F401 - _cast64: for tests
     _cast64,
     _devices,
     _rng_kept,
     _rows,
     _run,
     _untouched,
-    _vmapped,
 )
 from gradcheck.frameworks._torch_views import (
     TORCH,
@@ -44,6 +43,7 @@ from gradcheck.frameworks._torch_views import (
     _present,
     _probe_outputs,
 )
+from gradcheck.frameworks._torch_vmap import _vmapped  # noqa: F401 - for tests
 from gradcheck.report._sentences import Note, NoteCode
 
 if TYPE_CHECKING:
