@@ -15,7 +15,11 @@ pass, fail (gradcheck says a gradient is wrong), error (gradcheck raised: an ada
 grouped by cause), timeout. torch's own verdict on the same pair is recorded next to ours.
 
     PYTHONPATH=src .venv/bin/python benchmarks/opinfo.py [--samples 2] [--dtypes float64,float32]
-        [--limit 20] [--ops REGEX] [--json out.json]
+        [--limit 20] [--ops REGEX] [--json out.json] [--warm]
+
+``--warm`` runs each op once, forward and backward, before its pair is timed. Otherwise the
+checker timed first (ours) also pays the op's first-call costs (kernel and dispatcher set-up);
+the warm-up touches neither checker's caches.
 
 Needs ``pip install "gradcheck[torch,bench]"`` (OpInfo imports expecttest).
 """
@@ -134,7 +138,8 @@ def cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:90]}"
 
 
-def run(dtypes: list[str], samples: int, limit: float, ops: str | None) -> list[dict[str, Any]]:
+def run(dtypes: list[str], samples: int, limit: float, ops: str | None,
+        warm: bool = False) -> list[dict[str, Any]]:
     from torch.testing._internal.common_methods_invocations import op_db
 
     rows = []
@@ -162,7 +167,7 @@ def run(dtypes: list[str], samples: int, limit: float, ops: str | None) -> list[
                 )
                 continue
             for k, sample in enumerate(drawn):
-                rows.append(_pair(op, sample, k, dtype_name, precision, limit))
+                rows.append(_pair(op, sample, k, dtype_name, precision, limit, warm))
     return rows
 
 
@@ -173,7 +178,24 @@ def _first(it: Any, n: int) -> Any:
         yield x
 
 
-def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float) -> dict:
+def _warm_op(fn: Any, inputs: tuple[torch.Tensor, ...]) -> None:
+    """One forward and backward of the op itself, untimed: the op's first-call costs (kernel
+    and dispatcher set-up) are then paid by neither checker, whichever is timed first. Neither
+    checker's own caches are touched."""
+    try:
+        with torch.enable_grad():
+            out = fn(*inputs)
+            leaves = [t for t in (out if isinstance(out, list | tuple) else [out])
+                      if isinstance(t, torch.Tensor) and t.requires_grad]
+            if leaves:
+                total = sum(t.real.sum() if t.is_complex() else t.sum() for t in leaves)
+                torch.autograd.grad(total, inputs, allow_unused=True)
+    except Exception:  # the checkers will say what is wrong with this pair
+        pass
+
+
+def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float,
+          warm: bool = False) -> dict:
     name = f"{op.name}.{op.variant_test_name}".rstrip(".")
     row: dict[str, Any] = {"op": name, "dtype": dtype, "sample": k}
     inputs = _tensors_requiring_grad(sample)
@@ -181,6 +203,8 @@ def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, limit: float
     if not inputs:
         row.update(ours="no-input", torch="no-input")
         return row
+    if warm:
+        _warm_op(fn, inputs)
     # Where PyTorch's suite runs gradcheck in fast mode (large inputs), ours samples too.
     coords = "auto" if op.gradcheck_fast_mode else "all"
     status, value, seconds = _limited(
@@ -298,6 +322,8 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=20.0, help="seconds per check")
     parser.add_argument("--ops", default=None, help="regex on op names")
     parser.add_argument("--json", default=None, help="write every pair's row here")
+    parser.add_argument("--warm", action="store_true",
+                        help="run each op once (forward and backward) before timing its pair")
     parser.add_argument("--summarize", nargs="+", default=None, help="only summarize JSON files")
     args = parser.parse_args()
     if args.summarize:
@@ -309,7 +335,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    rows = run(args.dtypes.split(","), args.samples, args.limit, args.ops)
+    rows = run(args.dtypes.split(","), args.samples, args.limit, args.ops, args.warm)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -129,6 +129,15 @@ class Objective:
             )
         return sum(terms[1:], terms[0])
 
+    def plain(self) -> bool:
+        """Whether J of an output that is one leaf is ⟨leaf, R₀⟩ (or the leaf itself, a real
+        scalar): no loss_fn, no entry, and the picks (if any) are that leaf."""
+        return self.loss_fn is None and self.entry is None and self.picks in (None, (0,))
+
+    def constant(self, k: int, view: Any, is_complex: bool) -> Any:
+        """R_k as the framework's constant for output leaf k's real view ``view``."""
+        return self._constant(k, view, is_complex)
+
     def _constant(self, k: int, view: Any, is_complex: bool) -> Any:
         """R_k as the framework's constant (drawn once; made once per dtype where it can be)."""
         a = self.adapter

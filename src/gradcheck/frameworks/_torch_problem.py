@@ -88,8 +88,12 @@ class _FunctionProblem(_Problem):
         by_path = {path: name for name, path in checked.items()}
         # An input that is itself a checked tensor (the common case): its name, found once.
         direct = [by_path.get((i,)) for i in range(len(inputs))]
+        every_direct = None not in direct
 
         def call(tensors: dict[str, Any], cast: Callable[[Any], Any]) -> Any:
+            if every_direct:  # (the common case: fn(*tensors), nothing else to copy)
+                return fn(*[tensors[name] for name in direct])  # type: ignore[index]
+
             def rebuild(x: Any, path: tuple[Any, ...]) -> Any:
                 if path in by_path:
                     return tensors[by_path[path]]

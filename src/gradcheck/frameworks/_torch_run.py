@@ -126,13 +126,16 @@ def _check_one(
               for n, t in problem.tensors.items()}
 
     grad_enabled, set_grad = torch.is_grad_enabled, torch._C._set_grad_enabled
+    lone = _lone_leaf(objective)
 
     def loss(p: dict[str, np.ndarray]) -> float:
         # torch.no_grad() by hand (what its __enter__/__exit__ do): a fifth of a small op's cost
         was = grad_enabled()
         set_grad(False)
         try:
-            return float(objective(problem.call(tensors(p), cast)))
+            out = problem.call(tensors(p), cast)
+            j = None if lone is None else lone(out)
+            return float(objective(out)) if j is None else j
         finally:
             set_grad(was)
 
@@ -169,6 +172,27 @@ def _check_one(
     )
 
 
+def _lone_leaf(objective: _Objective) -> Callable[[Any], float | None] | None:
+    """J of an output that is one real dense tensor, the common case, by the objective's own
+    arithmetic without its walk over the output (one element: J itself, else ⟨out, R₀⟩ as
+    ``(out * R₀).sum()``); None for any other output (the objective then walks it). None where
+    the objective is not ⟨leaf, R⟩ of one leaf (a loss_fn, an entry, other picks)."""
+    import torch
+
+    if not objective.plain():
+        return None
+    tensor, strided = torch.Tensor, torch.strided
+
+    def j(out: Any) -> float | None:
+        if type(out) is not tensor or out.layout is not strided or not out.is_floating_point():
+            return None
+        if out.numel() == 1:
+            return float(out)
+        return float((out * objective.constant(0, out, False)).sum())
+
+    return j
+
+
 def _placer(
     problem: _Problem, dtypes: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], Callable[[dict[str, np.ndarray]], dict[str, Any]]]:
@@ -185,17 +209,28 @@ def _placer(
     # NumPy's strides kept. So an array of that dtype (or float64, the engine's, cast by
     # .to(dtype)), C-contiguous and writeable (every engine call's), takes that path
     # directly, at a third less per call; anything else goes through torch.tensor.
+    # The evaluator passes the same workspace arrays on every call (their values change in
+    # place): the last array seen per tensor keeps its torch.from_numpy view, which reads the
+    # array's current values, so a call makes only the copy.
     cpu, wide = device.type == "cpu", np.dtype(np.float64)
     plan = [(n, dtypes[n], layouts[n], params[n].dtype) for n in problem.names]
+    seen: dict[str, tuple[np.ndarray, Any]] = {}
 
     def tensors(p: dict[str, np.ndarray]) -> dict[str, Any]:
         out = {}
         for n, dtype, layout, own in plan:
             a = p[n]
-            if cpu and type(a) is np.ndarray and (a.dtype == own or a.dtype == wide) \
+            last = seen.get(n)
+            if last is not None and last[0] is a:
+                view = last[1]
+            elif cpu and type(a) is np.ndarray and (a.dtype == own or a.dtype == wide) \
                     and a.flags.c_contiguous and a.flags.writeable:
-                t = torch.from_numpy(a)
-                t = t.clone() if a.dtype == own else t.to(dtype)
+                view = torch.from_numpy(a)
+                seen[n] = (a, view)
+            else:
+                view = None
+            if view is not None:
+                t = view.clone() if a.dtype == own else view.to(dtype)
             else:
                 t = torch.tensor(a, dtype=dtype, device=device)
             out[n] = t if layout is None else layout.place(t)
