@@ -18,11 +18,8 @@ import numpy as np
 from gradcheck._errors import NonFiniteError
 from gradcheck.core._schemes import derivative_weights
 from gradcheck.core._tolerance import SAFETY
-from gradcheck.report import _model
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-AGREES, MISMATCH = int(_model.AGREES), int(_model.MISMATCH)
+from gradcheck.report._model import AGREES_INT as AGREES
+from gradcheck.report._model import MISMATCH_INT as MISMATCH
 
 LEVELS = 10  # steps h, h/4, ..., h/4**9
 # ... and, while no stencil has reached its asymptotic regime (an entry far closer to the edge

@@ -48,6 +48,11 @@ class EntryState(IntEnum):
 
 UNCHECKED, AGREES, MISMATCH, KINK = EntryState
 
+# The states as plain ints, for NumPy operations on the int8 flags in the engine's hot paths:
+# the same values, and an int operand still costs NumPy less than a member (about 0.6 against
+# 1.0 µs a comparison, with the array protocols above).
+UNCHECKED_INT, AGREES_INT, MISMATCH_INT, KINK_INT = (int(s) for s in EntryState)
+
 
 def entry_states(agrees: Any, kink: Any = None) -> np.ndarray:
     """The one rule for a judged entry's state: AGREES where it agrees; otherwise KINK where
@@ -56,8 +61,8 @@ def entry_states(agrees: Any, kink: Any = None) -> np.ndarray:
     >>> entry_states(np.array([True, False, False]), np.array([False, True, False]))
     array([1, 3, 2])
     """
-    wrong = int(MISMATCH) if kink is None else np.where(kink, int(KINK), int(MISMATCH))
-    return np.where(agrees, int(AGREES), wrong)
+    wrong = MISMATCH_INT if kink is None else np.where(kink, KINK_INT, MISMATCH_INT)
+    return np.where(agrees, AGREES_INT, wrong)
 
 
 def verdict(

@@ -13,9 +13,9 @@ from gradcheck.core.verdict._records import TensorResult
 from gradcheck.report import _notes
 from gradcheck.report._figures import checked_figures
 from gradcheck.report._model import (
-    AGREES,
-    MISMATCH,
-    UNCHECKED,
+    AGREES_INT,
+    MISMATCH_INT,
+    UNCHECKED_INT,
     Component,
     relative_error,
     verdict,
@@ -47,7 +47,7 @@ def assemble(
     suspects = tuple(n for n, c in components.items() if c.passed is False)
     # The textbook ratio over every entry that was checked, kinks included (as the notes define
     # it); how many were judged as kinks is said in a note.
-    masks = [r.flags != _UNCHECKED for r in results]  # agrees, mismatch or kink
+    masks = [r.flags != UNCHECKED_INT for r in results]  # agrees, mismatch or kink
     rel = relative_error(
         np.concatenate([r.numeric[m] for r, m in zip(results, masks, strict=True)]),
         np.concatenate([r.analytic[m] for r, m in zip(results, masks, strict=True)]),
@@ -78,8 +78,8 @@ def component(
 ) -> Component:
     """The component of one tensor: its figures, its worst entry and its verdict."""
     flags, numeric, analytic = r.flags.ravel(), r.numeric.ravel(), r.analytic.ravel()
-    wrong = flags == _MISMATCH
-    checked = (flags == _AGREES) | wrong
+    wrong = flags == MISMATCH_INT
+    checked = (flags == AGREES_INT) | wrong
     mismatches = int(np.count_nonzero(wrong))
     judged = int(np.count_nonzero(flags))  # every state but UNCHECKED (0)
     unjudged = max(0, (leaf.size if planned is None else planned) - judged) if r.partial else 0
@@ -106,9 +106,6 @@ def component(
         flags=r.flags.reshape(leaf.shape),
     )
 
-
-# The states as plain ints for the array comparisons (the same values; no enum to convert).
-_UNCHECKED, _AGREES, _MISMATCH = int(UNCHECKED), int(AGREES), int(MISMATCH)
 
 # The names of the usual dtypes (``str(dtype)`` is a Python method; '>f8' and the like still
 # get it).

@@ -30,11 +30,8 @@ from gradcheck.core._evaluate import Workspace
 from gradcheck.core._tolerance import FLOOR_ULPS
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import EPS32, EPS64, Setup, TensorResult, coarser
-from gradcheck.report import _model
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-AGREES, MISMATCH = int(_model.AGREES), int(_model.MISMATCH)
+from gradcheck.report._model import AGREES_INT as AGREES
+from gradcheck.report._model import MISMATCH_INT as MISMATCH
 
 
 def base_value(evaluator: Capped, tree: Tree, complex_step: bool) -> float:

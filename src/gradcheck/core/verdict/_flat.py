@@ -16,12 +16,9 @@ from gradcheck.core._coords import Capped
 from gradcheck.core._tolerance import SAFETY
 from gradcheck.core._tree import Tree
 from gradcheck.core.verdict._records import EPS64, Flat, Stepper, TensorResult
-from gradcheck.report import _model
+from gradcheck.report._model import AGREES_INT as AGREES
+from gradcheck.report._model import MISMATCH_INT as MISMATCH
 from gradcheck.report._sentences import Note, NoteCode
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-AGREES, MISMATCH = int(_model.AGREES), int(_model.MISMATCH)
 
 FLAT_TRIED = 32  # flat entries of a tensor whose J is followed farther (about 16 calls each)
 FLAT_SAMPLE = 2  # agreeing flat entries tried before giving up if none is a stair

@@ -16,11 +16,8 @@ from gradcheck.core._tolerance import DEFAULT_RTOL, SAFETY
 from gradcheck.core.verdict._first_pass import Footing, Out, estimate, evaluate_nodes
 from gradcheck.core.verdict._flat import constant_aside
 from gradcheck.core.verdict._records import Stepper, TensorJob
-from gradcheck.report import _model
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-AGREES, MISMATCH = int(_model.AGREES), int(_model.MISMATCH)
+from gradcheck.report._model import AGREES_INT as AGREES
+from gradcheck.report._model import MISMATCH_INT as MISMATCH
 
 GAIN = 4.0  # an entry's own step is used only where it is this many times the tensor's
 COARSE = DEFAULT_RTOL[np.dtype(np.float32)]  # ... and only where its bound is this coarse

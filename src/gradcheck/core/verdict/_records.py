@@ -13,11 +13,7 @@ import numpy as np
 from gradcheck.core._directional import Located
 from gradcheck.core._options import CheckConfig
 from gradcheck.core._schemes import Scheme
-from gradcheck.report import _model
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-UNCHECKED = int(_model.UNCHECKED)
+from gradcheck.report._model import UNCHECKED_INT as UNCHECKED
 
 EPS64 = float(np.finfo(np.float64).eps)
 EPS32 = float(np.finfo(np.float32).eps)

@@ -43,11 +43,8 @@ from gradcheck.core.verdict._records import (
     unchecked,
 )
 from gradcheck.core.verdict._refine import refine
-from gradcheck.report import _model
-
-# The entry states as plain ints in array operations: NumPy converts an IntEnum member
-# through its array protocols (some 10 µs a comparison); the int8 flags are the same.
-MISMATCH, UNCHECKED = int(_model.MISMATCH), int(_model.UNCHECKED)
+from gradcheck.report._model import MISMATCH_INT as MISMATCH
+from gradcheck.report._model import UNCHECKED_INT as UNCHECKED
 
 # A tensor with more first-pass mismatches than SAMPLE_FROM gets second opinions on a sample
 # first (1 in SAMPLE_EVERY, from SAMPLE_MIN to SAMPLE_MAX entries); the rest as strong as its
