@@ -16,7 +16,7 @@ from gradcheck._errors import OptionError
 from gradcheck.checks._forms import prepare
 from gradcheck.core._coords import DEFAULT_BUDGET, BudgetSpent
 from gradcheck.core._layout import Layout
-from gradcheck.core._options import validate
+from gradcheck.core._options import replaced, validate
 from gradcheck.core._progress import CheckInterrupted
 from gradcheck.core._tree import Params
 from gradcheck.core._validate import course_extras, shared_memory
@@ -116,18 +116,18 @@ def check(
     if forms.batched_loss is not batched_loss:  # read through a layout
         config = dataclasses.replace(config, batched_loss=forms.batched_loss)
     report = run(loss, params, grads, config)
-    report = _replaced(report, notes=(*forms.notes(), *report.notes))
+    report = replaced(report, notes=(*forms.notes(), *report.notes))
     findings, origin = diagnose(report.components, report.suspects, layers)
-    report = _replaced(report, findings=findings, origin=origin,
+    report = replaced(report, findings=findings, origin=origin,
                                  layers=None if layers is None else tuple(layers))
     extras = () if callable(grads) else course_extras(params, grads)
     shared = shared_memory(params)
     if shared:
         pairs = ", ".join(f"{a} and {b}" for a, b in shared)
-        report = _replaced(report, notes=(
+        report = replaced(report, notes=(
             *report.notes, Note(NoteCode.SHARED_MEMORY, None, {"pairs": pairs})))
     if extras:
-        report = _replaced(report, notes=(
+        report = replaced(report, notes=(
             *report.notes, Note(NoteCode.EXTRA_GRADS, None, {"extras": list(extras)})))
     if report.interrupted:
         if on_interrupt == "raise":
@@ -162,10 +162,10 @@ def check(
         )
     except KeyboardInterrupt:  # the verdict is complete; only the diagnosis was cut short
         note = Note(NoteCode.DIAGNOSIS_INTERRUPTED)
-        report = _replaced(report, notes=(*report.notes, note))
+        report = replaced(report, notes=(*report.notes, note))
         if on_interrupt == "raise":
             raise CheckInterrupted(report) from None
-    return _replaced(report, evaluations=report.evaluations + extra)
+    return replaced(report, evaluations=report.evaluations + extra)
 
 
 def validate_layers(layers: Any) -> list[str] | None:
@@ -193,9 +193,3 @@ def validate_order(order: Any) -> None:
             "parameters from input to output, use layers=[...]."
         )
 
-
-def _replaced(report: Report, **changes: Any) -> Report:
-    """``dataclasses.replace(report, **changes)`` for a ``Report`` (every field is an init field,
-    none is derived), built from its ``__dict__`` without replace's walk over the fields: a new
-    report, the same as replace's (``benchmarks/engine_equality.py`` compares every one)."""
-    return type(report)(**{**vars(report), **changes})

@@ -6,12 +6,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from gradcheck._errors import OptionError
 from gradcheck.core._coords import DEFAULT_BUDGET, validate_coords
+
+R = TypeVar("R")
+
+
+def replaced(record: R, **changes: Any) -> R:
+    """``dataclasses.replace(record, **changes)`` for a dataclass whose fields are all init
+    fields, built from its ``__dict__`` without replace's walk over the fields (a few µs, paid
+    on every small check): the same new record.
+
+    >>> replaced(CheckConfig(seed=1), budget=10).seed, replaced(CheckConfig(), budget=10).budget
+    (1, 10)
+    """
+    return type(record)(**{**vars(record), **changes})
+
 
 SCHEMES = ("central", "forward", "backward", "richardson", "complex")
 SchemeName = Literal["central", "forward", "backward", "richardson", "complex"]
@@ -54,10 +68,8 @@ class CheckConfig:
         """This config with the coordinates and the evaluation chosen (``coords`` and
         ``budget`` validated here, as ``validate`` does)."""
         coords = _check_coords(coords, budget, self.scheme)
-        # ``dataclasses.replace`` without its walk over the fields (every field is an init field)
-        return type(self)(**{**vars(self), "coords": coords, "budget": budget,
-                             "batched_loss": batched_loss, "executor": executor,
-                             "progress": progress})
+        return replaced(self, coords=coords, budget=budget, batched_loss=batched_loss,
+                        executor=executor, progress=progress)
 
     def options(self) -> dict[str, Any]:
         """The options a report records (JSON-ready): ``check``'s own keywords, which with the

@@ -19,6 +19,7 @@ from gradcheck._errors import LossRaisedError
 from gradcheck.core import _edges
 from gradcheck.core._coords import Capped
 from gradcheck.core._noise import POINTS, distinct, noise_level, one_jump, resolution
+from gradcheck.core._options import replaced
 from gradcheck.core._schemes import typical_scale
 from gradcheck.core._tolerance import LOW_PRECISION
 from gradcheck.core._tree import Tree
@@ -37,8 +38,7 @@ def base_and_noise(evaluator: Capped, setup: Setup, tree: Tree) -> tuple[float, 
         setup.progress.set_phase("noise probe")
         noise, probes = measure_noise(evaluator, tree, j0, normals(setup.config.seed, tree),
                                       setup.config.seed)
-        setup = Setup(setup.scheme, setup.config, setup.grad_scale, setup.progress,
-                      tuple(noise), tuple(probes))  # (``replace``'s field walk, written out)
+        setup = replaced(setup, noise=tuple(noise), probes=tuple(probes))
     return j0, setup
 
 
