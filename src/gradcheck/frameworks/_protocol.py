@@ -121,7 +121,7 @@ class Objective:
             view = a.real_view(leaves[k])
             if self.entry is not None:
                 return a.entry(view, self.entry)
-            terms.append(a.dot(view, self._constant(k, view, a.is_complex(leaves[k]))))
+            terms.append(a.dot(view, self.constant(k, view, a.is_complex(leaves[k]))))
         if not terms:
             raise GradCheckError(
                 "fn returned no floating-point output, so there is no gradient to check; "
@@ -135,11 +135,8 @@ class Objective:
         return self.loss_fn is None and self.entry is None and self.picks in (None, (0,))
 
     def constant(self, k: int, view: Any, is_complex: bool) -> Any:
-        """R_k as the framework's constant for output leaf k's real view ``view``."""
-        return self._constant(k, view, is_complex)
-
-    def _constant(self, k: int, view: Any, is_complex: bool) -> Any:
-        """R_k as the framework's constant (drawn once; made once per dtype where it can be)."""
+        """R_k as the framework's constant for output leaf k's real view ``view`` (drawn once;
+        made once per dtype where it can be)."""
         a = self.adapter
         if k not in self.cotangents:
             real = is_complex and self.real_cotangent
