@@ -1,8 +1,8 @@
 """The wording of the engine's notes at the edges of stairs and ties (issue 22 item 3): entries
 left unjudged where stairs finer than the steps cannot be told from rounding, or where kinks
 inside the stencils explain a mismatch, and kinked mismatches the budget left unscreened for
-ties of mixed sign. Each renderer is named after its
-``NoteCode`` (``_sentences.TABLE`` finds it by that name).
+ties of mixed sign. Each renderer is named after its ``NoteCode`` (``_sentences.TABLE`` finds
+it by that name).
 
 >>> finer_stairs("x", (4,), np.array([1, 2]))[:37]
 'J does not change on one side of x[1]'
@@ -49,7 +49,8 @@ def ties_unscreened(
 ) -> str:
     text = (
         f"{name}: J is not smooth along {_many(name, shape, entries)} (a kink on the line of "
-        "each mismatch, or kinks nearby that J's low precision hides from it) and the budget left no calls to screen them for ties of mixed sign, "
+        "each mismatch, or kinks nearby that J's low precision hides from it) and the budget "
+        "left no calls to screen them for ties of mixed sign, "
         "whose derivatives lie outside the one-sided slopes although the code is right: the "
         "mismatches there are not blamed on the spot."
     )

@@ -269,10 +269,7 @@ def _reproduced(
     straddles them). A ``doubt``ed mismatch at θ (see ``doubted``) that the first point off θ
     did not reproduce is left unjudged at once; one that point did not judge is pending."""
     for t, (f, w, d) in enumerate(zip(found, where, doubt, strict=True)):
-        lost = w[np.isin(w, d) & ((f == 0) | (f == BLURRED))]
-        r = results[t]
-        r.flags[lost], r.numeric[lost], r.bound[lost] = UNCHECKED, np.nan, np.nan
-        f[np.isin(w, lost)] = BLURRED
+        _blur(results[t], f, w, w[np.isin(w, d) & ((f == 0) | (f == BLURRED))])
     pending = [w[((f == 1) | ((f == -1) & np.isin(w, d))) & ~np.isin(w, k)]
                if r.low_precision else w[:0]
                for f, w, k, d, r in zip(found, where, tied, doubt, results, strict=True)]
@@ -282,11 +279,16 @@ def _reproduced(
             break  # the budget keeps the first point's judgement
         more = _moved_point(j, tree, grads, results, setup, rng, pending, tied)
         for t, (f, w, p, m) in enumerate(zip(found, where, pending, more, strict=True)):
-            lost = p[(m == 0) | (m == BLURRED) | ((m == -1) & (last == TIE_ROUNDS - 1))]
-            r = results[t]
-            r.flags[lost], r.numeric[lost], r.bound[lost] = UNCHECKED, np.nan, np.nan
-            f[np.isin(w, lost)] = BLURRED
+            _blur(results[t], f, w, p[(m == 0) | (m == BLURRED)
+                                      | ((m == -1) & (last == TIE_ROUNDS - 1))])
             pending[t] = p[m == -1]
+
+
+def _blur(r: TensorResult, found: np.ndarray, where: np.ndarray, lost: np.ndarray) -> None:
+    """Leave the entries ``lost`` unjudged in ``r`` and mark them ``BLURRED`` in ``found``
+    (the judgements of the entries ``where``)."""
+    r.flags[lost], r.numeric[lost], r.bound[lost] = UNCHECKED, np.nan, np.nan
+    found[np.isin(where, lost)] = BLURRED
 
 
 def doubted(results: list[TensorResult], facts: tuple[Facts, ...]) -> list[np.ndarray]:
