@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck.core._evaluate import _batch_values
+from gradcheck.core._options import replaced, validate
+from gradcheck.core._schemes import SCHEMES
 from gradcheck.core._tree import flatten
 from gradcheck.core.verdict import _assemble, _kinks, _notes, _ties
 from gradcheck.core.verdict._kinks import Recheck
@@ -120,10 +122,17 @@ def test_blurred_notes_are_the_unions(blurred: list[list[bool]], off: bool) -> N
     assert [(n.tensor, n.numbers["entries"].tolist()) for n in notes] == expected
 
 
-def test_setup_fields_are_the_ones_the_probe_passes() -> None:
-    # base_and_noise builds the Setup after the probe from its fields, in this order
-    assert [f.name for f in dataclasses.fields(Setup)] == [
-        "scheme", "config", "grad_scale", "progress", "noise", "probes"]
+def test_replaced_is_dataclasses_replace_for_the_engines_records() -> None:
+    # the probe's Setup, the config and the report are copied by ``replaced``
+    config = validate(eps=1e-6, scheme="central", seed=3)
+    setup = Setup(SCHEMES["central"], config, 2.0, None)
+    changes = {"noise": (1e-9,), "probes": ()}
+    assert replaced(setup, **changes) == dataclasses.replace(setup, **changes)
+    assert replaced(config, budget=9) == dataclasses.replace(config, budget=9)
+    report = gradcheck.check(lambda p: float((p["w"] ** 2).sum()), {"w": np.ones(2)},
+                             {"w": np.full(2, 2.0)})
+    again = replaced(report, evaluations=1)
+    assert again.to_json() == dataclasses.replace(report, evaluations=1).to_json()
 
 
 @pytest.mark.parametrize("interrupted", [False, True])
