@@ -248,28 +248,7 @@ def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, timing: Timi
 
     status, value, seconds = _limited(timing.limit, ours)
     row["ours_s"] = seconds
-    if status == "ok":
-        # incomplete (None): neither a pass nor a failure (the report judged too little)
-        row["ours"] = {True: "pass", None: "incomplete"}.get(value.passed, "fail")
-        if not value.components:  # every input empty: not a pass
-            row["ours"] = "nothing"
-        if not value.passed:
-            row["suspects"] = list(value.suspects)
-            row["detail"] = value.explain().split("\n")[1][:300] if "\n" in value.explain() else ""
-        row["notes"] = [
-            n[:160] for n in value.notes if "Evaluated" not in n and "Perturbed" not in n
-        ]
-        # what each entry was judged (flag: count) and the findings: what the verdict rests
-        # on, for comparing two runs pair by pair (numbers may differ in their last bits)
-        row["states"] = {
-            name: {int(k): int(v) for k, v in zip(*np.unique(c.flags, return_counts=True),
-                                                   strict=True)}
-            for name, c in value.components.items()
-        }
-        row["findings"] = [f"{f.param}: {f.kind}" for f in value.findings]
-    else:
-        row["ours"] = "timeout" if status == "timeout" else "error"
-        row["cause"] = "timeout" if status == "timeout" else cause(value)
+    row.update(_our_fields(status, value))
     atol = 1e-5 if dtype == "float64" else 1e-3
     rtol = 1e-3 if dtype == "float64" else 1e-2
 
@@ -297,6 +276,33 @@ def _pair(op: Any, sample: Any, k: int, dtype: str, precision: str, timing: Timi
         best = _steady((ours, theirs), (row["ours_s"], seconds), timing)
         if best is not None:
             row["ours_min_s"], row["torch_min_s"] = best
+    return row
+
+
+def _our_fields(status: str, value: Any) -> dict[str, Any]:
+    """Our outcome on a pair and what it rests on, from ``_limited``'s status and value."""
+    row: dict[str, Any] = {}
+    if status != "ok":
+        return {"ours": "timeout" if status == "timeout" else "error",
+                "cause": "timeout" if status == "timeout" else cause(value)}
+    # incomplete (None): neither a pass nor a failure (the report judged too little)
+    row["ours"] = {True: "pass", None: "incomplete"}.get(value.passed, "fail")
+    if not value.components:  # every input empty: not a pass
+        row["ours"] = "nothing"
+    if not value.passed:
+        row["suspects"] = list(value.suspects)
+        row["detail"] = value.explain().split("\n")[1][:300] if "\n" in value.explain() else ""
+    row["notes"] = [
+        n[:160] for n in value.notes if "Evaluated" not in n and "Perturbed" not in n
+    ]
+    # what each entry was judged (flag: count) and the findings: what the verdict rests
+    # on, for comparing two runs pair by pair (numbers may differ in their last bits)
+    row["states"] = {
+        name: {int(k): int(v) for k, v in zip(*np.unique(c.flags, return_counts=True),
+                                               strict=True)}
+        for name, c in value.components.items()
+    }
+    row["findings"] = [f"{f.param}: {f.kind}" for f in value.findings]
     return row
 
 
