@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from gradcheck.core import _edges
 from gradcheck.core._evaluate import SerialEvaluator, Workspace
-from gradcheck.core._noise import _small_noise_level, distinct, noise_level, resolution
+from gradcheck.core._noise import (
+    _numpy_noise_level,
+    _small_noise_level,
+    distinct,
+    noise_level,
+    resolution,
+)
 from gradcheck.core._schemes import derivative_weights, median
 from gradcheck.core._tolerance import analytic_bound
 from gradcheck.core._tree import flatten
@@ -43,32 +49,13 @@ def warned(f: Callable[[np.ndarray], Any], x: np.ndarray) -> tuple[Any, list[typ
     return out, [w.category for w in seen]
 
 
-def numpy_noise_level(values: np.ndarray) -> tuple[float, bool]:
-    """``noise_level`` as it was written in NumPy (the reference)."""
-    f = np.asarray(values, dtype=np.float64).copy()
-    m = f.size - 1
-    levels, sign_change = np.zeros(m), np.zeros(m, dtype=bool)
-    gamma = 1.0
-    for j in range(1, m + 1):
-        f[: m + 1 - j] = f[1 : m + 2 - j] - f[: m + 1 - j]
-        d = f[: m + 1 - j]
-        gamma *= 0.5 * j / (2 * j - 1)
-        levels[j - 1] = math.sqrt(gamma * float(np.mean(d * d)))
-        sign_change[j - 1] = d.min() * d.max() < 0
-    for k in range(m - 2):
-        window = levels[k : k + 3]
-        if window.max() <= 4 * window.min() and sign_change[k]:
-            return float(levels[k]), True
-    return float(np.max(levels[2:])), False
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.lists(FLOATS.map(lambda x: math.fmod(x, 1e6)), min_size=4, max_size=8),
        st.integers(-16, 2))
 def test_noise_level_matches_numpy(noise: list[float], exponent: int) -> None:
     values = 1.0 + 0.01 * np.arange(len(noise)) + np.array(noise) * 10.0**exponent
-    assert _small_noise_level(values.tolist()) == numpy_noise_level(values)
-    assert noise_level(values) == numpy_noise_level(values)
+    assert _small_noise_level(values.tolist()) == _numpy_noise_level(values)
+    assert noise_level(values) == _numpy_noise_level(values)
 
 
 def test_noise_level_leaves_overflow_to_numpy() -> None:

@@ -33,7 +33,13 @@ def noise_level(values: np.ndarray) -> tuple[float, bool]:
         fast = _small_noise_level(f.tolist())
         if fast is not None:
             return fast
-    f = f.copy()
+    return _numpy_noise_level(f)
+
+
+def _numpy_noise_level(values: np.ndarray) -> tuple[float, bool]:
+    """``noise_level`` in NumPy, for any number of values (and the reference that
+    ``_small_noise_level`` matches bit for bit)."""
+    f = np.array(values, dtype=np.float64)  # a copy: the differences are taken in place
     m = f.size - 1
     levels, sign_change = np.zeros(m), np.zeros(m, dtype=bool)
     gamma = 1.0
