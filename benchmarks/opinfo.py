@@ -339,6 +339,26 @@ def _median_p90(values: Any) -> tuple[float, float]:
 SIZES = ((1, 16), (17, 64), (65, 256), (257, math.inf))  # entries checked, for the table
 
 
+def _fast_ops() -> set[str]:
+    """The OpInfo names whose op asks PyTorch's suite for gradcheck's fast mode."""
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    return {f"{op.name}.{op.variant_test_name}".rstrip(".") for op in op_db
+            if op.gradcheck_fast_mode}
+
+
+def _fast_mode_lines(both: list[dict[str, Any]]) -> list[str]:
+    """The ratios of the pairs whose op asks for fast mode, and of the others (first calls)."""
+    fast = _fast_ops()
+    parts = [[r for r in both if r["op"] in fast], [r for r in both if r["op"] not in fast]]
+    if not all(parts):
+        return []
+    (m1, p1), (m2, p2) = (_median_p90(_ratio(r, False) for r in part) for part in parts)
+    return [f"Ops PyTorch's suite checks in fast mode: {len(parts[0])} pairs, median per-pair "
+            f"ratio {m1:.2f}x, 90th percentile {p1:.2f}x; the other {len(parts[1])} pairs: "
+            f"{m2:.2f}x, {p2:.2f}x (first calls).", ""]
+
+
 def _steady_lines(both: list[dict[str, Any]]) -> list[str]:
     """The steady-state ratios (``--repeat``) and both kinds by the number of entries."""
     repeated = [r for r in both if "ours_min_s" in r]
@@ -394,7 +414,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"{p90:.2f}x ({len(both)} pairs).",
             "",
         ]
-        lines += _steady_lines(both)
+        lines += _fast_mode_lines(both) + _steady_lines(both)
         errors = Counter(r["cause"] for r in rs if r["ours"] in ("error", "timeout"))
         if errors:
             lines += ["| error or timeout (ours) | pairs | ops |", "|---|---|---|"]
