@@ -35,6 +35,10 @@ tests one random projection per input while ours (``coords="auto"``) still judge
 entry up to about 1,700 of them. ``--every-entry`` compares like with like on every pair:
 torch's slow mode (the full Jacobian) against ours with ``coords="all"``.
 
+The summary (``opinfo_summary.py``; ``--summarize OUT.json`` reprints it) also gives the whole
+run's time, how much longer ours took on the pairs above 2x, and the cut of our time on pairs of
+at most 16 entries that would bring the 90th percentile to 2x.
+
 Needs ``pip install "gradcheck[torch,bench]"`` (OpInfo imports expecttest).
 """
 
@@ -42,21 +46,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import signal
-import statistics
+import sys
 import time
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 import gradcheck.torch as gt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported
+from opinfo_summary import JUDGED, summary  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,6 @@ class Timing:
 
 
 REPEAT_UNDER = 1.0  # seconds: pairs whose first calls both took less are repeated (--repeat)
-JUDGED = ("pass", "fail", "incomplete", "nothing")  # our outcomes that are a finished check
 
 
 class _TimeUp(Exception):
@@ -319,126 +324,6 @@ def _steady(calls: tuple[Any, Any], firsts: tuple[float, float],
                 return None
             best[who] = min(best[who], seconds)
     return best[0], best[1]
-
-
-def _ratio(row: dict[str, Any], steady: bool) -> float:
-    """Our time over torch's on one pair: first calls, or (``steady``) the minima where the
-    pair was repeated (its first calls otherwise)."""
-    if steady and "ours_min_s" in row:
-        return row["ours_min_s"] / max(row["torch_min_s"], 1e-9)
-    return row["ours_s"] / max(row["torch_s"], 1e-9)
-
-
-def _median_p90(values: Any) -> tuple[float, float]:
-    ratios = sorted(values)
-    if not ratios:
-        return math.nan, math.nan
-    return statistics.median(ratios), ratios[min(len(ratios) - 1, int(0.9 * len(ratios)))]
-
-
-SIZES = ((1, 16), (17, 64), (65, 256), (257, math.inf))  # entries checked, for the table
-
-
-def _fast_ops() -> set[str]:
-    """The OpInfo names whose op asks PyTorch's suite for gradcheck's fast mode."""
-    from torch.testing._internal.common_methods_invocations import op_db
-
-    return {f"{op.name}.{op.variant_test_name}".rstrip(".") for op in op_db
-            if op.gradcheck_fast_mode}
-
-
-def _fast_mode_lines(both: list[dict[str, Any]]) -> list[str]:
-    """The ratios of the pairs whose op asks for fast mode, and of the others (first calls)."""
-    fast = _fast_ops()
-    parts = [[r for r in both if r["op"] in fast], [r for r in both if r["op"] not in fast]]
-    if not all(parts):
-        return []
-    (m1, p1), (m2, p2) = (_median_p90(_ratio(r, False) for r in part) for part in parts)
-    return [f"Ops PyTorch's suite checks in fast mode: {len(parts[0])} pairs, median per-pair "
-            f"ratio {m1:.2f}x, 90th percentile {p1:.2f}x; the other {len(parts[1])} pairs: "
-            f"{m2:.2f}x, {p2:.2f}x (first calls).", ""]
-
-
-def _steady_lines(both: list[dict[str, Any]]) -> list[str]:
-    """The steady-state ratios (``--repeat``) and both kinds by the number of entries."""
-    repeated = [r for r in both if "ours_min_s" in r]
-    if not repeated:
-        return []
-    ratio, p90 = _median_p90(_ratio(r, steady=True) for r in both)
-    lines = [
-        f"Steady state (each checker's minimum over its repeated calls on {len(repeated)} "
-        f"pairs, the first call on the others): median per-pair ratio {ratio:.2f}x, 90th "
-        f"percentile {p90:.2f}x.",
-        "",
-        "| entries | pairs | first call: median, p90 | steady: median, p90 | torch's median ms |",
-        "|---|---|---|---|---|",
-    ]
-    for lo, hi in SIZES:
-        rs = [r for r in both if lo <= sum(sum(c.values()) for c in r["states"].values()) <= hi]
-        if rs:
-            first, steady = _median_p90(_ratio(r, False) for r in rs), \
-                _median_p90(_ratio(r, True) for r in rs)
-            label = f"{lo}-{hi}" if hi != math.inf else f"{lo} and more"
-            lines.append(f"| {label} | {len(rs)} | {first[0]:.2f}x, {first[1]:.2f}x | "
-                         f"{steady[0]:.2f}x, {steady[1]:.2f}x | "
-                         f"{1e3 * statistics.median(r['torch_s'] for r in rs):.2f} |")
-    return [*lines, ""]
-
-
-def summary(rows: list[dict[str, Any]]) -> str:
-    lines = []
-    for dtype in sorted({r["dtype"] for r in rows}, reverse=True):
-        rs = [
-            r
-            for r in rows
-            if r["dtype"] == dtype and r.get("sample", 0) >= 0 and r.get("ours") != "no-input"
-        ]
-        counts = Counter(r["ours"] for r in rs)
-        torch_counts = Counter(r["torch"] for r in rs)
-        both = [r for r in rs if r["ours"] in JUDGED and r["torch"] in ("pass", "fail")]
-        ours_t = statistics.median(r["ours_s"] for r in both) if both else float("nan")
-        torch_t = statistics.median(r["torch_s"] for r in both) if both else float("nan")
-        ratio, p90 = _median_p90(_ratio(r, steady=False) for r in both)
-        n = len(rs)
-        lines += [
-            f"### {dtype}: {n} pairs ({len({r['op'] for r in rs})} ops)",
-            "",
-            f"gradcheck: {counts['pass']} pass, {counts['nothing']} nothing to check (every input "
-            f"empty), {counts['fail']} fail, {counts['incomplete']} incomplete, "
-            f"{counts['error']} adapter errors ({100 * counts['error'] / max(n, 1):.1f}%), "
-            f"{counts['timeout']} timeouts.",
-            f"torch.autograd.gradcheck: {torch_counts['pass']} pass, {torch_counts['fail']} fail, "
-            f"{torch_counts['raised']} raised, {torch_counts['timeout']} timeouts.",
-            f"Median time per pair (both ran): gradcheck {1e3 * ours_t:.1f} ms, torch "
-            f"{1e3 * torch_t:.1f} ms; median per-pair ratio {ratio:.2f}x, 90th percentile "
-            f"{p90:.2f}x ({len(both)} pairs).",
-            "",
-        ]
-        lines += _fast_mode_lines(both) + _steady_lines(both)
-        errors = Counter(r["cause"] for r in rs if r["ours"] in ("error", "timeout"))
-        if errors:
-            lines += ["| error or timeout (ours) | pairs | ops |", "|---|---|---|"]
-            for c, k in errors.most_common():
-                names = sorted({r["op"] for r in rs if r.get("cause") == c})
-                lines.append(f"| {c.replace('|', '/')} | {k} | {', '.join(names[:6])} |")
-            lines.append("")
-        fails = [r for r in rs if r["ours"] == "fail"]
-        if fails:
-            lines += ["| failing pair | torch says | suspects |", "|---|---|---|"]
-            for r in fails:
-                lines.append(
-                    f"| {r['op']} #{r['sample']} | {r['torch']} | "
-                    f"{', '.join(r.get('suspects', []))[:80]} |"
-                )
-            lines.append("")
-        disagree = [r for r in rs if r["ours"] == "pass" and r["torch"] == "fail"]
-        if disagree:
-            lines.append(
-                "gradcheck passed where torch failed: "
-                + ", ".join(f"{r['op']} #{r['sample']}" for r in disagree)
-            )
-            lines.append("")
-    return "\n".join(lines)
 
 
 def main() -> None:
