@@ -105,7 +105,8 @@ def _steady_lines(both: list[dict[str, Any]]) -> list[str]:
         f"pairs, the first call on the others): median per-pair ratio {ratio:.2f}x, 90th "
         f"percentile {p90:.2f}x.",
         "",
-        "| entries | pairs | first call: median, p90 | steady: median, p90 | torch's median ms |",
+        "| entries | pairs | first call: median, p90 | steady: median, p90 | median ms, ours and "
+        "torch's (first call) |",
         "|---|---|---|---|---|",
     ]
     for lo, hi in SIZES:
@@ -116,6 +117,7 @@ def _steady_lines(both: list[dict[str, Any]]) -> list[str]:
             label = f"{lo}-{hi}" if hi != math.inf else f"{lo} and more"
             lines.append(f"| {label} | {len(rs)} | {first[0]:.2f}x, {first[1]:.2f}x | "
                          f"{steady[0]:.2f}x, {steady[1]:.2f}x | "
+                         f"{1e3 * statistics.median(r['ours_s'] for r in rs):.2f}, "
                          f"{1e3 * statistics.median(r['torch_s'] for r in rs):.2f} |")
     return [*lines, ""]
 
