@@ -62,22 +62,23 @@ def _gap_lines(both: list[dict[str, Any]]) -> list[str]:
     ours took on the pairs above 2x, by how many entries they check."""
     ours, theirs = sum(r["ours_s"] for r in both), sum(r["torch_s"] for r in both)
     slow = [r for r in both if _ratio(r, False) > 2]
-    small = [r for r in slow if _entries(r) <= SIZES[0][1]]
+    few = f"at most {SIZES[0][1]} entries"
     lines = [f"All {len(both)} pairs together: gradcheck {ours:.1f} s, torch {theirs:.1f} s "
              f"({ours / max(theirs, 1e-9):.2f}x)."]
     if slow:
-        extra = sorted(1e3 * (r["ours_s"] - r["torch_s"]) for r in slow)
+        median, p90 = _median_p90(1e3 * (r["ours_s"] - r["torch_s"]) for r in slow)
         lines.append(
-            f"Pairs above 2x: {len(slow)}, of which {len(small)} check at most "
-            f"{SIZES[0][1]} entries; ours took {statistics.median(extra):.2f} ms longer at the "
-            f"median of those pairs, {extra[min(len(extra) - 1, int(0.9 * len(extra)))]:.2f} ms "
-            "at their 90th percentile.")
-    cut, small = _cut_for_p90(both, 2.0), f"every pair of at most {SIZES[0][1]} entries"
+            f"Pairs above 2x: {len(slow)}, of which "
+            f"{sum(_entries(r) <= SIZES[0][1] for r in slow)} check {few}; ours took "
+            f"{median:.2f} ms longer at the median of those pairs, {p90:.2f} ms at their 90th "
+            "percentile.")
+    cut = _cut_for_p90(both, 2.0)
     if 0 < cut < 1:
-        lines.append(f"Cutting our time on {small} by {100 * cut:.0f}% (the others as they "
-                     "are) would bring the 90th percentile to 2x or below.")
+        lines.append(f"Cutting our time on every pair of {few} by {100 * cut:.0f}% (the others "
+                     "as they are) would bring the 90th percentile to 2x or below.")
     elif cut == 1:
-        lines.append(f"No cut of our time on {small} alone brings the 90th percentile to 2x.")
+        lines.append(f"No cut of our time on every pair of {few} alone brings the 90th "
+                     "percentile to 2x.")
     return [*lines, ""]
 
 
@@ -85,11 +86,10 @@ def _cut_for_p90(both: list[dict[str, Any]], target: float) -> float:
     """The smallest cut (in steps of 5%) of our first-call time on the pairs of at most 16
     entries that brings the 90th percentile ratio to ``target`` (0: it is there; 1: no cut
     of those pairs alone does)."""
+    ratios = [(_ratio(r, False), _entries(r) <= SIZES[0][1]) for r in both]
     for step in range(20):
         cut = step / 20
-        ratios = ((1 - cut) * r["ours_s"] / max(r["torch_s"], 1e-9)
-                  if _entries(r) <= SIZES[0][1] else _ratio(r, False) for r in both)
-        if _median_p90(ratios)[1] <= target:
+        if _median_p90((1 - cut) * x if few else x for x, few in ratios)[1] <= target:
             return cut
     return 1.0
 
